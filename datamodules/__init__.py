@@ -1,0 +1,5 @@
+"""What feeds: LightningDataModules."""
+
+from datamodules.mnist import MNISTDataModule
+
+__all__ = ["MNISTDataModule"]

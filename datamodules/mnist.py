@@ -1,0 +1,105 @@
+"""MNIST digits through torchvision, decoded once into tensors and served by the fast batch path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from torchvision.datasets import MNIST
+
+from datamodules.batches import TensorDataModule, TensorTable
+
+MEAN, STD = 0.1307, 0.3081  # of the 60,000 training images, on the 0-1 scale
+
+
+class Normalize:
+    """uint8 pixels to floats with MNIST's mean and standard deviation; runs once per batch."""
+
+    def __call__(self, pixels: Tensor) -> Tensor:
+        return pixels.float().sub_(MEAN * 255).div_(STD * 255)
+
+
+class MNISTDataModule(TensorDataModule):
+    """The 70,000 MNIST digits: a seeded train/validation split of the 60,000 training
+    images and the official 10,000 test images.
+
+    `torchvision.datasets.MNIST` downloads and reads the IDX files; each split is
+    then kept as one uint8 tensor and normalised a batch at a time.
+
+    Args:
+        data_dir: holds (or receives) `MNIST/raw/` with the four IDX files.
+        batch_size: images per batch.
+        val_size: training images held out for validation.
+        flatten: hand out 784-vectors (for MLPs); False keeps 1x28x28 images.
+        download: download the files into `data_dir` when they are missing.
+        seed: seeds the train/validation split and the shuffle of every epoch.
+        num_workers: worker processes per data loader (0 is fastest here).
+        pin_memory: page-locked batches, for faster copies to a GPU.
+    """
+
+    num_features = 28 * 28
+    num_classes = 10
+    class_names = [str(digit) for digit in range(10)]
+
+    def __init__(
+        self,
+        data_dir: str | Path = "data",
+        batch_size: int = 128,
+        val_size: int = 5000,
+        flatten: bool = True,
+        download: bool = True,
+        seed: int = 42,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+    ) -> None:
+        data_dir = str(data_dir)  # saved hyperparameters stay plain data: checkpoints load with weights_only=True
+        super().__init__(batch_size, seed=seed, num_workers=num_workers, pin_memory=pin_memory)
+        self.save_hyperparameters()
+        self.data_dir = Path(data_dir)
+        if self.data_dir.exists() and not self.data_dir.is_dir():
+            raise ValueError(f"data_dir '{self.data_dir}' is a file: pass the folder that holds MNIST/raw")
+        if val_size < 1:
+            raise ValueError(f"val_size must be at least 1 image, got {val_size}")
+        self.val_size = val_size
+        self.flatten = flatten
+        self.download = download
+
+    @property
+    def raw_dir(self) -> Path:
+        return self.data_dir / "MNIST" / "raw"
+
+    def prepare_data(self) -> None:
+        if not self.download:
+            return
+        try:
+            for train in (True, False):
+                MNIST(self.data_dir, train=train, download=True)
+        except (OSError, RuntimeError) as error:
+            raise FileNotFoundError(
+                f"MNIST not found under {self.raw_dir} and the download failed ({error}): "
+                "put the four IDX files there or pass --data.data_dir"
+            ) from error
+
+    def _read(self, train: bool) -> tuple[Tensor, Tensor]:
+        try:
+            mnist = MNIST(self.data_dir, train=train)
+        except RuntimeError as error:  # torchvision: "Dataset not found"
+            raise FileNotFoundError(
+                f"MNIST not found under {self.raw_dir}: put the four IDX files there, "
+                "pass --data.data_dir, or allow download=True"
+            ) from error
+        images = mnist.data.reshape(len(mnist.data), -1) if self.flatten else mnist.data.unsqueeze(1)
+        return images, mnist.targets
+
+    def setup(self, stage: str | None = None) -> None:
+        if stage in ("fit", "validate", None) and "train" not in self.tables:
+            images, labels = self._read(train=True)
+            if self.val_size >= len(images):
+                raise ValueError(f"val_size {self.val_size} leaves no training images: there are {len(images)}")
+            order = torch.randperm(len(images), generator=torch.Generator().manual_seed(self.seed))
+            val, train = order[: self.val_size], order[self.val_size :]
+            self.tables["train"] = TensorTable(images[train], labels[train], transform=Normalize())
+            self.tables["val"] = TensorTable(images[val], labels[val], transform=Normalize())
+        if stage in ("test", "predict", None) and "test" not in self.tables:
+            self.tables["test"] = TensorTable(*self._read(train=False), transform=Normalize())
