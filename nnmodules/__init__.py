@@ -1,0 +1,5 @@
+"""What learns: LightningModules."""
+
+from nnmodules.mlp import MLPClassifier
+
+__all__ = ["MLPClassifier"]
