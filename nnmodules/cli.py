@@ -1,0 +1,123 @@
+"""The command line (`litmodules`, `python -m nnmodules`) and the project's Trainer defaults.
+
+The defaults live here once and serve both ways of running: `LitCLI` for the
+command line and YAML configs, `make_trainer` for scripts that call
+`Trainer.fit` themselves.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from jsonargparse import lazy_instance
+from lightning.pytorch.callbacks import BasePredictionWriter, LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities.rank_zero import rank_zero_info
+
+from nnmodules.heads import MONITOR
+
+SEED = 42
+TRAINER_DEFAULTS: dict[str, Any] = {"accelerator": "auto", "devices": "auto", "max_epochs": 10}
+# TensorBoard runs under lightning_logs/<name>/version_<n>/, checkpoints in its checkpoints/
+LOGGER_DEFAULTS: dict[str, Any] = {
+    "save_dir": "lightning_logs",
+    "name": "",
+    "log_graph": True,  # the model's graph, from its example_input_array
+    "default_hp_metric": False,  # no placeholder hp_metric = -1 in the HParams tab
+}
+CHECKPOINT_DEFAULTS: dict[str, Any] = {
+    "monitor": MONITOR,
+    "mode": "min",
+    "save_last": True,
+    "filename": "epoch{epoch:02d}-val_loss{val/loss:.4f}",
+    "auto_insert_metric_name": False,  # the metric names hold "/", which would make folders
+}
+
+
+class PredictionWriter(BasePredictionWriter):
+    """Writes the class probabilities that `predict` returns to a CSV file in the run's folder.
+
+    One row per example, in the data's order: the predicted class, then one
+    probability per class (named by the data module's `class_names` when it has them).
+
+    Args:
+        filename: the file's name, inside the run's log folder (a new folder for every run).
+    """
+
+    def __init__(self, filename: str = "predictions.csv") -> None:
+        super().__init__(write_interval="epoch")
+        self.filename = filename
+
+    def write_on_epoch_end(self, trainer: L.Trainer, module: L.LightningModule, predictions: Any, batch_indices: Any):
+        probabilities = torch.cat(predictions).cpu()
+        names = getattr(trainer.datamodule, "class_names", None) or range(probabilities.shape[1])
+        path = Path(trainer.log_dir or ".") / self.filename
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("x") as file:  # "x": never overwrite an earlier file
+            file.write(",".join(["prediction", *(f"p_{name}" for name in names)]) + "\n")
+            for label, row in zip(probabilities.argmax(dim=1).tolist(), probabilities.tolist(), strict=True):
+                file.write(",".join([str(label), *(f"{p:.6g}" for p in row)]) + "\n")
+        rank_zero_info(f"predictions of {len(probabilities)} examples written to {path}")
+
+
+def make_trainer(name: str = "", **overrides: Any) -> L.Trainer:
+    """A Trainer with the project's defaults (the CLI's too); keyword arguments override them.
+
+    Args:
+        name: the run's folder under `lightning_logs/`.
+        **overrides: any `Trainer` argument.
+    """
+    defaults = {
+        **TRAINER_DEFAULTS,
+        "logger": TensorBoardLogger(**{**LOGGER_DEFAULTS, "name": name}),
+        "callbacks": [ModelCheckpoint(**CHECKPOINT_DEFAULTS), LearningRateMonitor()],
+    }
+    return L.Trainer(**{**defaults, **overrides})
+
+
+class LitCLI(LightningCLI):
+    """LightningCLI with the project's defaults, callbacks and argument links.
+
+    Data modules expose `num_features` and `num_classes`; they are linked to the
+    model's `input_dim` and `num_classes`, so no one types them twice.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        logger = lazy_instance(TensorBoardLogger, **LOGGER_DEFAULTS)
+        kwargs.setdefault("trainer_defaults", {**TRAINER_DEFAULTS, "logger": logger})
+        kwargs.setdefault("seed_everything_default", SEED)
+        super().__init__(**kwargs)
+
+    def add_arguments_to_parser(self, parser: Any) -> None:
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.set_defaults({f"checkpoint.{key}": value for key, value in CHECKPOINT_DEFAULTS.items()})
+        parser.add_lightning_class_args(LearningRateMonitor, "lr_monitor")
+        parser.add_lightning_class_args(PredictionWriter, "prediction_writer")  # acts in `predict` only
+        parser.link_arguments("data.num_features", "model.init_args.input_dim", apply_on="instantiate")
+        parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
+        parser.add_argument("--test_after_fit", type=bool, default=False, help="after fit, test the best checkpoint")
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config.get(str(self.subcommand), self.config)
+        if config.get("lr_scheduler") and not config.get("optimizer"):
+            raise ValueError("--lr_scheduler needs --optimizer as well, e.g. --optimizer Adam --optimizer.lr 0.001")
+
+    def after_fit(self) -> None:
+        if not self.config.fit.test_after_fit or self.trainer.fast_dev_run:
+            return
+        results = self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path="best")
+        log_dir = self.trainer.log_dir
+        lines = [f"best checkpoint: {self.trainer.checkpoint_callback.best_model_path}"]
+        lines += [f"{name}: {value:.4f}" for name, value in results[0].items()]
+        if log_dir:
+            lines.append(f"TensorBoard: tensorboard --logdir {log_dir}")
+        rank_zero_info("\n".join(lines))
+
+
+def main() -> None:
+    """The `litmodules` console script."""
+    LitCLI()
