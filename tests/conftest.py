@@ -1,0 +1,53 @@
+"""Shared fixtures: tiny MNIST files in the real IDX format, read by the real torchvision code."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+from datamodules import MNISTDataModule
+
+TRAIN_IMAGES, TEST_IMAGES, VAL_SIZE = 320, 80, 64
+
+
+def fake_digits(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Noisy 28x28 images whose label is where a bright block sits: learnable, not trivial."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(count) % 10
+    rng.shuffle(labels)
+    images = rng.integers(0, 60, size=(count, 28, 28), dtype=np.uint8)
+    for image, label in zip(images, labels, strict=True):
+        row, col = divmod(int(label), 5)
+        image[4 + 10 * row : 12 + 10 * row, 1 + 5 * col : 6 + 5 * col] = 255
+    return images, labels.astype(np.uint8)
+
+
+def write_idx(raw_dir: Path, prefix: str, images: np.ndarray, labels: np.ndarray) -> None:
+    """Write images and labels as MNIST's IDX files (big-endian magic number and sizes, then bytes)."""
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    image_header = struct.pack(">IIII", 2051, len(images), 28, 28)
+    (raw_dir / f"{prefix}-images-idx3-ubyte").write_bytes(image_header + images.tobytes())
+    (raw_dir / f"{prefix}-labels-idx1-ubyte").write_bytes(struct.pack(">II", 2049, len(labels)) + labels.tobytes())
+
+
+@pytest.fixture(scope="session")
+def mnist_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data_dir holding MNIST/raw with 320 training and 80 test images."""
+    root = tmp_path_factory.mktemp("data")
+    write_idx(root / "MNIST" / "raw", "train", *fake_digits(TRAIN_IMAGES, seed=0))
+    write_idx(root / "MNIST" / "raw", "t10k", *fake_digits(TEST_IMAGES, seed=1))
+    return root
+
+
+@pytest.fixture
+def mnist(mnist_dir: Path) -> MNISTDataModule:
+    return MNISTDataModule(mnist_dir, batch_size=32, val_size=VAL_SIZE, download=False)
+
+
+def best_checkpoint(trainer) -> Path:
+    callback = next(c for c in trainer.callbacks if isinstance(c, ModelCheckpoint))
+    return Path(callback.best_model_path)

@@ -1,0 +1,140 @@
+"""The command line: LightningCLI with the project's config, links and defaults; and the plain script."""
+
+from __future__ import annotations
+
+import functools
+import re
+import runpy
+import subprocess
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import TEST_IMAGES, VAL_SIZE
+
+import datamodules
+from datamodules import MNISTDataModule
+from nnmodules.cli import LitCLI
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = str(ROOT / "configs" / "mnist_mlp.yaml")
+
+
+class ThreeClassMNIST(MNISTDataModule):
+    """Stands for any data module whose dimensions differ from the model's defaults."""
+
+    num_features = 100
+    num_classes = 3
+
+
+def fake_data_args(mnist_dir: Path) -> list[str]:
+    return [f"--data.data_dir={mnist_dir}", f"--data.val_size={VAL_SIZE}", "--data.download=false"]
+
+
+@pytest.fixture
+def in_tmp(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # lightning_logs/ goes there, not into the repo
+    return tmp_path
+
+
+@pytest.fixture(scope="module")
+def cli_run(mnist_dir, tmp_path_factory):
+    """`python -m nnmodules fit` with the main config, in a subprocess, as a person runs it: (folder, output)."""
+    folder = tmp_path_factory.mktemp("cli")
+    command = [sys.executable, "-m", "nnmodules", "fit", "--config", CONFIG, *fake_data_args(mnist_dir)]
+    command += ["--data.batch_size=16", "--trainer.max_epochs=3", "--trainer.enable_progress_bar=false"]
+    result = subprocess.run(command, cwd=folder, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return folder, result.stdout + result.stderr
+
+
+def test_fit_leaves_checkpoints_tensorboard_events_and_its_config(cli_run):
+    folder, _ = cli_run
+    run = folder / "lightning_logs" / "mnist_mlp" / "version_0"
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    assert len(list((run / "checkpoints").glob("epoch*-val_loss*.ckpt"))) == 1
+    assert list(run.glob("events.out.tfevents.*"))
+    assert (run / "config.yaml").is_file()  # the full config of the run, for repeating it
+
+
+def test_fit_tests_the_best_checkpoint_and_prints_a_summary(cli_run, mnist_dir, monkeypatch):
+    folder, output = cli_run
+    assert "TensorBoard: tensorboard --logdir lightning_logs/mnist_mlp/version_0" in output
+    best = re.search(r"^best checkpoint: (\S+)$", output, re.MULTILINE).group(1)
+    test_acc = float(re.search(r"^test/acc: ([0-9.]+)$", output, re.MULTILINE).group(1))
+    assert test_acc >= 0.9  # the fake digits are easy; chance is 0.1
+
+    monkeypatch.chdir(folder)  # `litmodules test` on that checkpoint gives the same figure
+    cli = LitCLI(args=["test", "--config", CONFIG, *fake_data_args(mnist_dir), f"--ckpt_path={best}"])
+    assert cli.trainer.callback_metrics["test/acc"].item() == pytest.approx(test_acc, abs=1e-4)
+
+
+def test_predict_writes_probabilities_to_a_csv_in_a_new_run_folder(cli_run, mnist_dir, monkeypatch):
+    folder, _ = cli_run
+    monkeypatch.chdir(folder)
+    checkpoint = "lightning_logs/mnist_mlp/version_0/checkpoints/last.ckpt"
+    LitCLI(args=["predict", "--config", CONFIG, *fake_data_args(mnist_dir), f"--ckpt_path={checkpoint}"])
+    (written,) = (folder / "lightning_logs" / "mnist_mlp").glob("version_*/predictions.csv")
+    assert written.parent.name != "version_0"  # the fit's folder is left as it was
+    lines = written.read_text().splitlines()
+    assert lines[0] == "prediction," + ",".join(f"p_{digit}" for digit in range(10))
+    assert len(lines) == 1 + TEST_IMAGES
+    label, *probabilities = lines[1].split(",")
+    assert int(label) == max(range(10), key=lambda digit: float(probabilities[digit]))
+    assert sum(map(float, probabilities)) == pytest.approx(1, abs=1e-4)
+
+
+def test_console_script_is_the_cli():
+    (script,) = entry_points(group="console_scripts", name="litmodules")
+    assert script.value == "nnmodules.cli:main"
+
+
+def test_data_dimensions_are_linked_to_the_model(mnist_dir, in_tmp):
+    args = ["--config", CONFIG, *fake_data_args(mnist_dir), f"--data.class_path={__name__}.ThreeClassMNIST"]
+    cli = LitCLI(args=args, run=False)
+    assert cli.model.hparams.input_dim == 100 and cli.model.hparams.num_classes == 3
+    assert cli.model(torch.zeros(2, 100)).shape == (2, 3)
+
+
+def test_optimizer_and_scheduler_can_be_replaced(mnist_dir, in_tmp):
+    args = ["fit", "--config", CONFIG, *fake_data_args(mnist_dir), "--trainer.fast_dev_run=true"]
+    args += ["--optimizer=SGD", "--optimizer.lr=0.05", "--lr_scheduler=StepLR", "--lr_scheduler.step_size=1"]
+    cli = LitCLI(args=args)
+    (optimizer,) = cli.trainer.optimizers
+    assert isinstance(optimizer, torch.optim.SGD) and optimizer.defaults["lr"] == 0.05
+    assert isinstance(cli.trainer.lr_scheduler_configs[0].scheduler, torch.optim.lr_scheduler.StepLR)
+
+
+def test_default_optimizer_without_flags(mnist_dir, in_tmp):
+    cli = LitCLI(args=["fit", "--config", CONFIG, *fake_data_args(mnist_dir), "--trainer.fast_dev_run=true"])
+    (optimizer,) = cli.trainer.optimizers
+    assert isinstance(optimizer, torch.optim.Adam)
+    assert isinstance(cli.trainer.lr_scheduler_configs[0].scheduler, torch.optim.lr_scheduler.OneCycleLR)
+
+
+def test_scheduler_without_optimizer_is_refused_before_training(mnist_dir, in_tmp):
+    args = [
+        "fit",
+        "--config",
+        CONFIG,
+        *fake_data_args(mnist_dir),
+        "--lr_scheduler=StepLR",
+        "--lr_scheduler.step_size=1",
+    ]
+    with pytest.raises(ValueError, match="--lr_scheduler needs --optimizer as well"):
+        LitCLI(args=args)
+    assert not (in_tmp / "lightning_logs").exists()
+
+
+def test_plain_script_trains_tests_and_checks_its_floor(mnist_dir, in_tmp, monkeypatch, capsys):
+    script = str(ROOT / "scripts" / "train_mnist.py")
+    small_mnist = functools.partial(MNISTDataModule, val_size=VAL_SIZE, download=False)  # 5,000 is the real default
+    monkeypatch.setattr(datamodules, "MNISTDataModule", small_mnist)
+    monkeypatch.setattr(sys, "argv", [script, f"--data-dir={mnist_dir}", "--max-epochs=1", "--min-test-acc=1.01"])
+    with pytest.raises(SystemExit, match=r"test accuracy 0\.\d{4} is below --min-test-acc 1.01"):
+        runpy.run_path(script, run_name="__main__")
+    assert re.search(
+        r"test accuracy: 0\.\d{4} \(best checkpoint: lightning_logs/mnist_mlp_script/", capsys.readouterr().out
+    )

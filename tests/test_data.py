@@ -1,0 +1,144 @@
+"""MNISTDataModule and the batch path, on tiny IDX files read by the real torchvision code."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import TEST_IMAGES, TRAIN_IMAGES, VAL_SIZE
+from torchvision.datasets import MNIST
+
+from datamodules import MNISTDataModule
+from datamodules.mnist import MEAN, STD
+
+
+def epoch_batches(loader, epoch: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    loader.sampler.set_epoch(epoch)  # what Lightning does at the start of every epoch
+    return list(loader)
+
+
+def rows(images: torch.Tensor) -> set[bytes]:
+    return {bytes(row.numpy()) for row in images.reshape(len(images), -1)}
+
+
+def test_splits_shapes_dtypes_and_normalisation(mnist):
+    mnist.prepare_data()
+    mnist.setup("fit")
+    mnist.setup("test")
+    assert {split: len(table) for split, table in mnist.tables.items()} == {
+        "train": TRAIN_IMAGES - VAL_SIZE,
+        "val": VAL_SIZE,
+        "test": TEST_IMAGES,
+    }
+    images, labels = next(iter(mnist.train_dataloader()))
+    assert images.shape == (32, 784) and images.dtype == torch.float32
+    assert labels.shape == (32,) and labels.dtype == torch.int64
+    raw = mnist.tables["train"].tensors[0][:1].float()  # uint8 pixels as stored
+    expected = (raw / 255 - MEAN) / STD  # ToTensor + Normalize((0.1307,), (0.3081,))
+    first = mnist.tables["train"][0][0]
+    torch.testing.assert_close(first, expected[0])
+
+
+def test_train_and_val_split_the_training_images(mnist, mnist_dir):
+    mnist.setup("fit")
+    train, val = mnist.tables["train"].tensors[0], mnist.tables["val"].tensors[0]
+    assert rows(train).isdisjoint(rows(val))
+    assert rows(train) | rows(val) == rows(MNIST(mnist_dir, train=True).data)
+
+
+def test_every_epoch_hands_out_every_row_once_including_a_short_last_batch(mnist_dir):
+    data = MNISTDataModule(mnist_dir, batch_size=100, val_size=VAL_SIZE, download=False)
+    data.setup("fit")
+    batches = epoch_batches(data.train_dataloader())
+    assert [len(labels) for _, labels in batches] == [100, 100, 56]
+    assert sorted(torch.cat([labels for _, labels in batches]).tolist()) == sorted(
+        data.tables["train"].tensors[1].tolist()
+    )
+
+
+def test_order_depends_on_seed_and_epoch_only(mnist_dir):
+    def first_epochs(seed: int) -> list[torch.Tensor]:
+        data = MNISTDataModule(mnist_dir, batch_size=32, val_size=VAL_SIZE, download=False, seed=seed)
+        data.setup("fit")
+        loader = data.train_dataloader()
+        return [torch.cat([labels for _, labels in epoch_batches(loader, epoch)]) for epoch in (0, 1, 0)]
+
+    epoch0, epoch1, epoch0_again = first_epochs(seed=7)
+    assert torch.equal(epoch0, epoch0_again)
+    assert not torch.equal(epoch0, epoch1)
+    assert all(torch.equal(a, b) for a, b in zip(first_epochs(seed=7), (epoch0, epoch1, epoch0), strict=True))
+    assert not torch.equal(first_epochs(seed=8)[0], epoch0)
+
+
+def test_evaluation_keeps_order(mnist):
+    mnist.setup("test")
+    labels = torch.cat([labels for _, labels in epoch_batches(mnist.test_dataloader(), epoch=3)])
+    assert torch.equal(labels, mnist.tables["test"].tensors[1])
+
+
+def test_images_kept_as_1x28x28_when_not_flattened(mnist_dir):
+    data = MNISTDataModule(mnist_dir, batch_size=8, val_size=VAL_SIZE, download=False, flatten=False)
+    data.setup("fit")
+    images, _ = next(iter(data.train_dataloader()))
+    assert images.shape == (8, 1, 28, 28)
+
+
+def test_batches_never_go_through_per_sample_pil(mnist, monkeypatch):
+    def per_sample(*args):
+        raise AssertionError("MNIST.__getitem__ (one PIL image per sample) was called")
+
+    monkeypatch.setattr(MNIST, "__getitem__", per_sample)
+    mnist.setup(None)
+    for loader in (mnist.train_dataloader(), mnist.val_dataloader(), mnist.test_dataloader()):
+        assert sum(len(labels) for _, labels in loader) == len(loader.dataset)
+
+
+def test_workers_hand_out_the_same_batches(mnist_dir):
+    def batches(num_workers: int) -> list[torch.Tensor]:
+        data = MNISTDataModule(mnist_dir, batch_size=64, val_size=VAL_SIZE, download=False, num_workers=num_workers)
+        data.setup("fit")
+        return [images for images, _ in epoch_batches(data.train_dataloader(), epoch=2)]
+
+    assert all(torch.equal(a, b) for a, b in zip(batches(0), batches(1), strict=True))
+
+
+def test_missing_files_and_failed_download_give_one_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(MNIST, "mirrors", ["http://127.0.0.1:9/"])  # refused at once, with or without a network
+    data = MNISTDataModule(tmp_path / "nothing_here", batch_size=32)
+    expected = r"(?s)MNIST not found under \S*nothing_here/MNIST/raw and the download failed \(.*127.0.0.1.*\): "
+    with pytest.raises(FileNotFoundError, match=expected + "put the four IDX files there or pass --data.data_dir"):
+        data.prepare_data()
+
+
+def test_missing_files_without_download(tmp_path):
+    data = MNISTDataModule(tmp_path, batch_size=32, download=False)
+    data.prepare_data()  # downloads nothing
+    with pytest.raises(FileNotFoundError, match=r"MNIST not found under .*MNIST/raw: put the four IDX files there"):
+        data.setup("fit")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"batch_size": 0}, "batch_size must be at least 1, got 0"),
+        ({"batch_size": -5}, "batch_size must be at least 1, got -5"),
+        ({"val_size": 0}, "val_size must be at least 1 image, got 0"),
+        ({"num_workers": -1}, "num_workers must be 0 or more, got -1"),
+    ],
+)
+def test_bad_arguments(mnist_dir, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        MNISTDataModule(mnist_dir, **{"batch_size": 32, **kwargs})
+
+
+def test_data_dir_that_is_a_file(tmp_path):
+    file = tmp_path / "mnist.zip"
+    file.write_bytes(b"not a folder")
+    with pytest.raises(ValueError, match=r"data_dir '.*mnist.zip' is a file: pass the folder that holds MNIST/raw"):
+        MNISTDataModule(file)
+
+
+def test_val_size_larger_than_the_training_images(mnist_dir):
+    data = MNISTDataModule(mnist_dir, val_size=TRAIN_IMAGES, download=False)
+    message = f"val_size {TRAIN_IMAGES} leaves no training images: there are {TRAIN_IMAGES}"
+    with pytest.raises(ValueError, match=message):
+        data.setup("fit")

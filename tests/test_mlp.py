@@ -1,0 +1,140 @@
+"""MLPClassifier through the Lightning Trainer, on tiny MNIST files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+
+from nnmodules import MLPClassifier
+from nnmodules.cli import make_trainer
+
+QUIET = {"enable_progress_bar": False, "enable_model_summary": False, "accelerator": "cpu"}
+
+
+class FirstBatches(L.Callback):
+    """Records the sampler's epoch and the first batch's labels of every training epoch."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[int, torch.Tensor]] = []
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        if batch_idx == 0:
+            self.seen.append((trainer.train_dataloader.sampler.epoch, batch[1]))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def in_tmp_dir(tmp_path_factory):
+    """Runs this module's tests in a temporary folder: their lightning_logs/ go there, not into the repo."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path_factory.mktemp("run"))
+        yield
+
+
+@pytest.fixture(scope="module")
+def fitted(mnist_dir):
+    """One short run shared by the tests below: fit 3 epochs, then test the best checkpoint."""
+    from datamodules import MNISTDataModule
+
+    L.seed_everything(0)
+    data = MNISTDataModule(mnist_dir, batch_size=32, val_size=64, download=False)
+    model = MLPClassifier(hidden_dims=(32,), lr=3e-3)
+    trainer = make_trainer(max_epochs=3, log_every_n_steps=4, **QUIET)
+    trainer.callbacks.append(FirstBatches())
+    trainer.fit(model, data)
+    metrics = dict(trainer.callback_metrics)
+    metrics |= trainer.test(ckpt_path="best", datamodule=data, verbose=False)[0]
+    return trainer, model, data, metrics
+
+
+def test_fit_logs_the_design_metric_names_and_learns(fitted):
+    *_, metrics = fitted
+    names = {
+        "train/loss",
+        "train/loss_epoch",
+        "train/acc",
+        "val/loss",
+        "val/acc",
+        "val/acc_best",
+        "test/loss",
+        "test/acc",
+    }
+    assert names <= set(metrics)
+    assert metrics["test/acc"] >= 0.9  # the fake digits are easy; chance is 0.1
+    assert metrics["val/acc_best"] >= metrics["val/acc"]
+
+
+def test_every_epoch_is_shuffled_anew(fitted):
+    trainer, *_ = fitted
+    (first_batches,) = (c for c in trainer.callbacks if isinstance(c, FirstBatches))
+    assert [epoch for epoch, _ in first_batches.seen] == [0, 1, 2]
+    labels = [labels for _, labels in first_batches.seen]
+    assert not torch.equal(labels[0], labels[1]) and not torch.equal(labels[1], labels[2])
+
+
+def test_checkpoint_alone_rebuilds_the_model(fitted):
+    trainer, model, data, _ = fitted
+    path = trainer.checkpoint_callback.last_model_path
+    restored = MLPClassifier.load_from_checkpoint(path)
+    assert restored.hparams == model.hparams
+    images, _ = next(iter(data.test_dataloader()))
+    model.eval()
+    restored.eval()
+    with torch.no_grad():
+        assert torch.equal(restored(images), model(images))
+
+
+def test_checkpoint_and_event_files_are_written(fitted):
+    trainer, *_ = fitted
+    assert trainer.checkpoint_callback.best_model_path.endswith(".ckpt")
+    assert trainer.checkpoint_callback.last_model_path.endswith("last.ckpt")
+    assert list(Path(trainer.log_dir).glob("events.out.tfevents.*"))
+
+
+def test_predict_returns_class_probabilities(fitted):
+    trainer, model, data, _ = fitted
+    batches = trainer.predict(model, datamodule=data)
+    probabilities = torch.cat(batches)
+    assert probabilities.shape == (len(data.tables["test"]), 10)
+    torch.testing.assert_close(probabilities.sum(dim=1), torch.ones(len(probabilities)))
+
+
+def test_fast_dev_run(mnist):
+    trainer = L.Trainer(fast_dev_run=True, **QUIET)
+    trainer.fit(MLPClassifier(), mnist)
+    assert trainer.state.finished
+
+
+def test_overfits_one_batch(mnist):
+    L.seed_everything(0)
+    model = MLPClassifier(hidden_dims=(64,), lr=1e-2)
+    trainer = L.Trainer(overfit_batches=1, max_epochs=40, logger=False, enable_checkpointing=False, **QUIET)
+    trainer.fit(model, mnist)
+    assert trainer.callback_metrics["train/acc"] == 1.0
+    assert trainer.callback_metrics["train/loss_epoch"] < 0.05
+
+
+def test_takes_1x28x28_images(mnist_dir):
+    from datamodules import MNISTDataModule
+
+    data = MNISTDataModule(mnist_dir, batch_size=16, val_size=64, download=False, flatten=False)
+    trainer = L.Trainer(fast_dev_run=True, **QUIET)
+    trainer.fit(MLPClassifier(), data)
+    assert trainer.state.finished
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"hidden_dims": (128, 0)}, r"layer widths must be positive: input_dim=784, hidden_dims=\[128, 0\]"),
+        ({"input_dim": -1}, r"layer widths must be positive: input_dim=-1"),
+        ({"num_classes": 1}, "num_classes must be at least 2, got 1"),
+        ({"dropout": 1.0}, r"dropout must be in \[0, 1\), got 1.0"),
+        ({"lr": 0}, "lr must be positive, got 0"),
+    ],
+)
+def test_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        MLPClassifier(**kwargs)
