@@ -109,12 +109,12 @@ class LitCLI(LightningCLI):
     def after_fit(self) -> None:
         if not self.config.fit.test_after_fit or self.trainer.fast_dev_run:
             return
-        results = self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path="best")
-        log_dir = self.trainer.log_dir
-        lines = [f"best checkpoint: {self.trainer.checkpoint_callback.best_model_path}"]
+        best = self.trainer.checkpoint_callback.best_model_path if self.trainer.checkpoint_callback else ""
+        results = self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path="best" if best else None)
+        lines = [f"best checkpoint: {best}" if best else "no checkpoint: tested the final weights"]
         lines += [f"{name}: {value:.4f}" for name, value in results[0].items()]
-        if log_dir:
-            lines.append(f"TensorBoard: tensorboard --logdir {log_dir}")
+        if self.trainer.log_dir:
+            lines.append(f"TensorBoard: tensorboard --logdir {self.trainer.log_dir}")
         rank_zero_info("\n".join(lines))
 
 

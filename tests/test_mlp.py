@@ -7,6 +7,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+from lightning.pytorch.tuner import Tuner
 
 from nnmodules import MLPClassifier
 from nnmodules.cli import make_trainer
@@ -138,3 +139,11 @@ def test_takes_1x28x28_images(mnist_dir):
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         MLPClassifier(**kwargs)
+
+
+def test_batch_size_finder_sets_the_data_modules_batch_size(mnist):
+    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, **QUIET)
+    Tuner(trainer).scale_batch_size(MLPClassifier(), datamodule=mnist, init_val=8, max_trials=3, steps_per_trial=1)
+    assert mnist.batch_size > 8  # doubled while nothing ran out of memory
+    _, labels = next(iter(mnist.train_dataloader()))
+    assert len(labels) == mnist.batch_size
