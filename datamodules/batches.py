@@ -105,7 +105,8 @@ class TensorDataModule(L.LightningDataModule):
     """Base of the project's data modules: each split held as a `TensorTable`.
 
     Subclasses fill `self.tables` ("train", "val", "test", optionally "predict")
-    in `setup`; this class turns them into data loaders.
+    in `setup`, or override `table`; this class turns them into data loaders.
+    The class attributes below are what the CLI links to a model's arguments.
 
     Args:
         batch_size: rows per batch; a plain attribute, so `Tuner.scale_batch_size` can change it.
@@ -114,6 +115,9 @@ class TensorDataModule(L.LightningDataModule):
             in-memory tables.
         pin_memory: hand out batches in page-locked memory, for faster copies to a GPU.
     """
+
+    task = "multiclass"
+    class_weights: list[float] | None = None
 
     def __init__(self, batch_size: int, seed: int = 42, num_workers: int = 0, pin_memory: bool = False) -> None:
         super().__init__()
@@ -127,11 +131,15 @@ class TensorDataModule(L.LightningDataModule):
         self.pin_memory = pin_memory
         self.tables: dict[str, TensorTable] = {}
 
-    def _loader(self, split: str, train: bool = False) -> DataLoader:
+    def table(self, split: str) -> TensorTable:
+        """One split's table; subclasses that build tables on demand override this."""
         if split not in self.tables:
             raise RuntimeError(f"{type(self).__name__} has no {split!r} split yet: call setup() first")
+        return self.tables[split]
+
+    def _loader(self, split: str, train: bool = False) -> DataLoader:
         return batch_loader(
-            self.tables[split],
+            self.table(split),
             self.batch_size,
             train=train,
             seed=self.seed,

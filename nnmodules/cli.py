@@ -82,8 +82,10 @@ def make_trainer(name: str = "", **overrides: Any) -> L.Trainer:
 class LitCLI(LightningCLI):
     """LightningCLI with the project's defaults, callbacks and argument links.
 
-    Data modules expose `num_features` and `num_classes`; they are linked to the
-    model's `input_dim` and `num_classes`, so no one types them twice.
+    Data modules expose `num_features`, `num_classes` and `class_weights`; they are
+    linked to the model's `input_dim`, `num_classes` and `class_weights`, so no one
+    types them twice. Every model takes all three: a link to an argument a model
+    lacks ends up in its checkpoint's hyperparameters, and `--ckpt_path` then fails.
     """
 
     def __init__(self, **kwargs: Any) -> None:
@@ -99,6 +101,7 @@ class LitCLI(LightningCLI):
         parser.add_lightning_class_args(PredictionWriter, "prediction_writer")  # acts in `predict` only
         parser.link_arguments("data.num_features", "model.init_args.input_dim", apply_on="instantiate")
         parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
+        parser.link_arguments("data.class_weights", "model.init_args.class_weights", apply_on="instantiate")
         parser.add_argument("--test_after_fit", type=bool, default=False, help="after fit, test the best checkpoint")
 
     def before_instantiate_classes(self) -> None:

@@ -22,6 +22,7 @@ class MLPClassifier(ClassifierModule):
         input_dim: features per example (linked from the data module by the CLI).
         hidden_dims: width of each hidden layer; empty for logistic regression.
         num_classes: classes to tell apart (linked from the data module by the CLI).
+        class_weights: a loss weight per class (linked from the data module by the CLI).
         dropout: dropout probability after each hidden layer.
         lr: peak learning rate of the default optimizer (Adam, one-cycle schedule).
         weight_decay: L2 penalty of the default optimizer.
@@ -33,12 +34,15 @@ class MLPClassifier(ClassifierModule):
         input_dim: int = 784,
         hidden_dims: Sequence[int] = (128, 128),
         num_classes: int = 10,
+        class_weights: Sequence[float] | None = None,
         dropout: float = 0.1,
         lr: float = 3e-3,
         weight_decay: float = 0.0,
         lr_schedule: Literal["one_cycle", "constant"] = "one_cycle",
     ) -> None:
-        super().__init__(num_classes, lr=lr, weight_decay=weight_decay, lr_schedule=lr_schedule)
+        super().__init__(
+            num_classes, class_weights=class_weights, lr=lr, weight_decay=weight_decay, lr_schedule=lr_schedule
+        )
         self.save_hyperparameters()
         widths = [input_dim, *hidden_dims]
         if any(width < 1 for width in widths):
