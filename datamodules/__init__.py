@@ -1,5 +1,6 @@
 """What feeds: LightningDataModules."""
 
 from datamodules.mnist import MNISTDataModule
+from datamodules.tabular import TabularDataModule
 
-__all__ = ["MNISTDataModule"]
+__all__ = ["MNISTDataModule", "TabularDataModule"]

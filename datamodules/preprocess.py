@@ -1,0 +1,132 @@
+"""A table's preprocessing, fitted on the training split only and kept as plain data.
+
+`TablePreprocessing.fit` learns, from the training rows alone: medians for
+missing numbers, optional `log1p`, means and standard deviations, and the
+categories to one-hot encode. `transform` turns any rows (validation, test, a
+new CSV at predict time) into one float tensor. Its `state_dict` is made of
+strings, numbers and lists, so it travels inside a checkpoint and loads with
+`torch.load(weights_only=True)`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+MISSING = "<missing>"  # a missing category is a category of its own
+OTHER = "<other>"  # rare categories, past `max_categories`
+
+
+def to_numbers(column: pd.Series) -> pd.Series:
+    """The column as floats; a value that is not a number is an error naming it, missing stays missing."""
+    numbers = pd.to_numeric(column, errors="coerce")
+    bad = column.notna() & numbers.isna()
+    if bad.any():
+        value = column[bad].iloc[0]
+        raise ValueError(
+            f"column {column.name!r} is treated as numeric but holds {value!r} (and {bad.sum() - 1} more such values): "
+            "name it in categorical=[...] or clean the data"
+        )
+    return numbers.astype("float64")
+
+
+def to_categories(column: pd.Series) -> pd.Series:
+    """The column as strings, missing values as the category MISSING."""
+    return column.astype(str).where(column.notna(), MISSING)
+
+
+@dataclasses.dataclass
+class TablePreprocessing:
+    """What was learnt from the training split; see the module's docstring."""
+
+    numeric: list[str]
+    categorical: list[str]
+    log1p: list[str]
+    medians: dict[str, float]
+    means: dict[str, float]
+    stds: dict[str, float]
+    indicators: list[str]  # numeric columns that get a was-missing column
+    categories: dict[str, list[str]]  # each categorical column's one-hot values, in order
+
+    @classmethod
+    def fit(
+        cls,
+        train: pd.DataFrame,
+        numeric: list[str],
+        categorical: list[str],
+        log1p: list[str],
+        missing_indicators: bool = False,
+        max_categories: int = 20,
+    ) -> TablePreprocessing:
+        """Learn the preprocessing from the training rows."""
+        medians, means, stds = {}, {}, {}
+        for name in numeric:
+            numbers = cls._numbers(train[name], name in log1p)
+            median = numbers.median()
+            medians[name] = float(median) if pd.notna(median) else 0.0  # an all-missing column becomes constant
+            filled = numbers.fillna(medians[name])
+            means[name] = float(filled.mean())
+            std = float(filled.std(ddof=0))
+            stds[name] = std if std > 0 else 1.0
+        indicators = [name for name in numeric if missing_indicators and train[name].isna().any()]
+        categories = {}
+        for name in categorical:
+            counts = to_categories(train[name]).value_counts()
+            ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))  # ties: alphabetical, repeatable
+            if len(ranked) > max_categories:
+                warnings.warn(
+                    f"column {name!r} has {len(ranked)} distinct values in the training split: keeping the "
+                    f"{max_categories} most frequent, the rest go to {OTHER!r} (raise max_categories to keep more)",
+                    stacklevel=3,
+                )
+                categories[name] = sorted(value for value, _ in ranked[:max_categories]) + [OTHER]
+            else:
+                categories[name] = sorted(value for value, _ in ranked)
+        return cls(numeric, categorical, log1p, medians, means, stds, indicators, categories)
+
+    @staticmethod
+    def _numbers(column: pd.Series, log1p: bool) -> pd.Series:
+        numbers = to_numbers(column)
+        if log1p:
+            if (numbers < -1).any():
+                raise ValueError(f"log1p column {column.name!r} has values below -1 (min {numbers.min()})")
+            numbers = np.log1p(numbers)
+        return numbers
+
+    @property
+    def feature_names(self) -> list[str]:
+        names = [*self.numeric, *(f"{name}_missing" for name in self.indicators)]
+        return names + [f"{name}={value}" for name in self.categorical for value in self.categories[name]]
+
+    def transform(self, frame: pd.DataFrame) -> Tensor:
+        """The rows as one float32 tensor, one column per feature name."""
+        missing = [name for name in (*self.numeric, *self.categorical) if name not in frame.columns]
+        if missing:
+            raise ValueError(f"columns {missing} were used in training but are not in the data")
+        blocks = []
+        for name in self.numeric:
+            numbers = self._numbers(frame[name], name in self.log1p).fillna(self.medians[name])
+            blocks.append(((numbers - self.means[name]) / self.stds[name]).to_numpy()[:, None])
+        blocks += [frame[name].isna().to_numpy()[:, None] for name in self.indicators]
+        for name in self.categorical:
+            known = self.categories[name]
+            values = to_categories(frame[name])
+            if known[-1] == OTHER:  # anything not kept, seen in training or not, is "other"
+                values = values.where(values.isin(known), OTHER)
+            codes = pd.Categorical(values, categories=known).codes  # -1: never seen, encoded as all zeros
+            blocks.append(np.eye(len(known) + 1)[codes][:, : len(known)])
+        features = np.concatenate(blocks, axis=1) if blocks else np.zeros((len(frame), 0))
+        return torch.from_numpy(features.astype(np.float32))
+
+    def state_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, Any]) -> TablePreprocessing:
+        return cls(**state)

@@ -1,0 +1,333 @@
+"""Any table (a CSV file or a pandas DataFrame) split into train/validation/test, preprocessed on train only."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
+from datamodules.batches import TensorDataModule, TensorTable
+from datamodules.preprocess import TablePreprocessing
+
+Task = Literal["binary", "multiclass", "regression"]
+SPLITS = ("train", "val", "test")
+MAX_CLASSES = 20  # an integer target with more distinct values than this is taken as a number
+
+
+def read_table(source: str | Path | pd.DataFrame, what: str) -> pd.DataFrame:
+    """A CSV file's or a DataFrame's rows, with one clear error for a missing, empty or ambiguous table."""
+    if isinstance(source, pd.DataFrame):
+        frame, name = source, "the DataFrame"
+    else:
+        name = f"{what} {str(source)!r}"
+        if not Path(source).is_file():
+            raise FileNotFoundError(f"{name} not found: pass the path of a CSV file")
+        try:
+            frame = pd.read_csv(source)
+        except pd.errors.EmptyDataError:
+            raise ValueError(f"{name} is empty: it needs a header row and data rows") from None
+    if frame.columns.duplicated().any():
+        raise ValueError(f"{name} repeats column names: {sorted(set(frame.columns[frame.columns.duplicated()]))}")
+    if frame.empty:
+        raise ValueError(f"{name} has no data rows")
+    frame.attrs["name"] = name
+    return frame
+
+
+def detect_task(target: pd.Series) -> Task:
+    """Words or booleans: classes. Whole numbers with at most MAX_CLASSES values: classes. Otherwise: regression."""
+    values = target.dropna()
+    if is_numeric_dtype(values) and not is_bool_dtype(values):
+        if not (values % 1 == 0).all() or values.nunique() > MAX_CLASSES:
+            return "regression"
+    return "binary" if values.nunique() == 2 else "multiclass"
+
+
+class TabularDataModule(TensorDataModule):
+    """A table with a target column, as train/validation/test splits and one tensor per split.
+
+    Features are every column but the target, `drop` and `split_column`: numbers
+    (missing ones filled with the training median, optionally `log1p`'d, then
+    standardised) and categories (one-hot, missing as a category of its own, unseen
+    ones as all zeros). Everything is learnt from the training split only, and
+    travels in checkpoints as plain data (`state_dict`), so predicting on a new CSV
+    with `TabularDataModule.load_from_checkpoint(path, predict_csv=...)` reuses it.
+
+    Args:
+        csv: the table: a CSV file's path or a pandas DataFrame. May be None when the
+            preprocessing comes from a checkpoint and only `predict_csv` is used.
+        target: the column to predict. Rows where it is missing are dropped, with a warning.
+        drop: columns that are not features (names, ids).
+        categorical: columns to one-hot encode whatever their type.
+        numeric: columns to treat as numbers whatever their type.
+        log1p: numeric columns to pass through log(1 + x), for long tails.
+        missing_indicators: add a 0/1 column per numeric column with missing training values.
+        max_categories: one-hot columns per categorical column at most; rarer values go to "<other>".
+        task: "binary", "multiclass" or "regression"; detected from the target when None.
+        class_weights: "balanced" (inverse training-split frequency), one weight per class, or None.
+        val_fraction: share of the rows for validation.
+        test_fraction: share of the rows for testing (unused with `test_csv` or `split_column`).
+        split_column: a column of "train"/"val"/"test" that says where each row goes.
+        test_csv: a separate table to test on, instead of `test_fraction` of this one.
+        predict_csv: a table without (or with) the target, for `predict`.
+        batch_size: rows per batch.
+        seed: seeds the split (stratified by class for classification) and the shuffle.
+        num_workers: worker processes per data loader (0 is fastest for in-memory tables).
+        pin_memory: page-locked batches, for faster copies to a GPU.
+    """
+
+    def __init__(
+        self,
+        csv: str | Path | pd.DataFrame | None,
+        target: str,
+        drop: Sequence[str] = (),
+        categorical: Sequence[str] = (),
+        numeric: Sequence[str] = (),
+        log1p: Sequence[str] = (),
+        missing_indicators: bool = False,
+        max_categories: int = 20,
+        task: Task | None = None,
+        class_weights: Literal["balanced"] | list[float] | None = None,
+        val_fraction: float = 0.2,
+        test_fraction: float = 0.2,
+        split_column: str | None = None,
+        test_csv: str | Path | None = None,
+        predict_csv: str | Path | None = None,
+        batch_size: int = 64,
+        seed: int = 42,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+    ) -> None:
+        # saved hyperparameters stay plain data, so checkpoints load with weights_only=True
+        csv, test_csv, predict_csv = (str(p) if isinstance(p, Path) else p for p in (csv, test_csv, predict_csv))
+        super().__init__(batch_size, seed=seed, num_workers=num_workers, pin_memory=pin_memory)
+        # A DataFrame is data, not a hyperparameter (it would need pickle in the checkpoint). The task and
+        # class weights in effect travel in state_dict, and the model logs them under the same names.
+        self.save_hyperparameters(ignore=["task", "class_weights", *(["csv"] if isinstance(csv, pd.DataFrame) else [])])
+        if not 0 < val_fraction < 1 or not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
+            raise ValueError(
+                f"val_fraction ({val_fraction}) must be above 0 and, with test_fraction ({test_fraction}), "
+                "leave some rows for training: the two must sum below 1"
+            )
+        if max_categories < 1:
+            raise ValueError(f"max_categories must be at least 1, got {max_categories}")
+        if task not in (None, "binary", "multiclass", "regression"):
+            raise ValueError(f"task must be 'binary', 'multiclass', 'regression' or None (detect), got {task!r}")
+        self.csv, self.target, self.task_override = csv, target, task
+        self.drop, self.categorical, self.numeric, self.log1p = (
+            list(drop),
+            list(categorical),
+            list(numeric),
+            list(log1p),
+        )
+        self.missing_indicators, self.max_categories = missing_indicators, max_categories
+        self.class_weights_option = class_weights
+        self.val_fraction, self.test_fraction, self.split_column = val_fraction, test_fraction, split_column
+        self.test_csv, self.predict_csv = test_csv, predict_csv
+        self.frames: dict[str, pd.DataFrame] = {}  # the raw rows of each split
+        self.fitted: dict[str, Any] | None = None  # preprocessing, target encoding, class weights
+
+    # -- what a model needs to be built (the CLI links these to the model's arguments) --
+
+    @property
+    def task(self) -> Task:
+        return self._state()["task"]
+
+    @property
+    def num_features(self) -> int:
+        return len(self.feature_names)
+
+    @property
+    def feature_names(self) -> list[str]:
+        return TablePreprocessing.from_state_dict(self._state()["preprocessing"]).feature_names
+
+    @property
+    def class_names(self) -> list[str] | None:
+        return self._state()["class_names"]
+
+    @property
+    def num_classes(self) -> int | None:
+        return None if self.class_names is None else len(self.class_names)
+
+    @property
+    def class_weights(self) -> list[float] | None:
+        return self._state()["class_weights"]
+
+    # -- reading, splitting and fitting, once, on first use --
+
+    def _state(self) -> dict[str, Any]:
+        if self.fitted is None:
+            self.fitted = self._fit()
+        return self.fitted
+
+    def _fit(self) -> dict[str, Any]:
+        frames = self._frames()
+        train, task = frames["train"], frames["train"].attrs["task"]
+        features = [c for c in train.columns if c not in {self.target, self.split_column, *self.drop}]
+        numeric = [c for c in features if c in self.numeric or (c not in self.categorical and _is_number(train[c]))]
+        categorical = [c for c in features if c not in numeric]
+        if bad := [c for c in self.log1p if c not in numeric]:
+            raise ValueError(f"log1p columns {bad} are not numeric features: name them in numeric=[...] too")
+        preprocessing = TablePreprocessing.fit(
+            train, numeric, categorical, self.log1p, self.missing_indicators, self.max_categories
+        )
+        class_names = None
+        if task != "regression":
+            class_names = [_name(value) for value in sorted(train[self.target].unique())]
+            if len(class_names) < 2:
+                raise ValueError(
+                    f"target column {self.target!r} has a single class ({class_names[0]!r}) in the training rows: "
+                    "classification needs two or more"
+                )
+        return {
+            "task": task,
+            "class_names": class_names,
+            "class_weights": self._class_weights(train[self.target], class_names),
+            "preprocessing": preprocessing.state_dict(),
+        }
+
+    def _frames(self) -> dict[str, pd.DataFrame]:
+        """Each split's raw rows, read and split once."""
+        if self.frames:
+            return self.frames
+        if self.csv is None:
+            raise ValueError(
+                "TabularDataModule needs csv=... to train, validate or test; predict_csv alone works "
+                "with preprocessing loaded from a checkpoint"
+            )
+        frame = read_table(self.csv, "data file")
+        self._check_columns(frame)
+        missing = frame[self.target].isna()
+        if missing.all():
+            raise ValueError(f"target column {self.target!r} in {frame.attrs['name']} has no values")
+        if missing.any():
+            warnings.warn(
+                f"dropped {missing.sum()} rows of {frame.attrs['name']} whose target is missing", stacklevel=2
+            )
+            frame = frame[~missing]
+        task = self.task_override or (self.fitted or {}).get("task") or detect_task(frame[self.target])
+        frames = self._split(frame, task)
+        if self.test_csv is not None:
+            frames["test"] = read_table(self.test_csv, "test_csv")
+            self._check_columns(frames["test"])
+        for rows in frames.values():
+            rows.attrs["task"] = task
+        self.frames = frames
+        return frames
+
+    def _check_columns(self, frame: pd.DataFrame) -> None:
+        columns, name = list(frame.columns), frame.attrs["name"]
+        if self.target not in columns:
+            raise ValueError(f"target column {self.target!r} not in {name}; columns are: {columns}")
+        options = {"drop": self.drop, "categorical": self.categorical, "numeric": self.numeric, "log1p": self.log1p}
+        options["split_column"] = [self.split_column] if self.split_column else []
+        for option, names in options.items():
+            if missing := [c for c in names if c not in columns]:
+                raise ValueError(f"columns {missing} (in {option}) not in {name}; columns are: {columns}")
+        if both := sorted(set(self.categorical) & set(self.numeric)):
+            raise ValueError(f"columns {both} are in both categorical=[...] and numeric=[...]: choose one")
+
+    def _split(self, frame: pd.DataFrame, task: Task) -> dict[str, pd.DataFrame]:
+        if self.split_column:
+            where = frame[self.split_column]
+            if not where.isin(SPLITS).all():
+                bad = sorted(map(str, where[~where.isin(SPLITS)].unique()))[:5]
+                raise ValueError(
+                    f"split column {self.split_column!r} must say 'train', 'val' or 'test' in every row; "
+                    f"it also holds {bad}"
+                )
+            frames = {split: frame[where == split] for split in SPLITS}
+        else:
+            test_fraction = 0.0 if self.test_csv is not None else self.test_fraction
+            groups = [np.arange(len(frame))]
+            if task != "regression":  # stratified: every class in the same shares
+                groups = list(frame.groupby(self.target, sort=True).indices.values())
+            rng = np.random.default_rng(self.seed)
+            parts: dict[str, list[np.ndarray]] = {split: [] for split in SPLITS}
+            for rows in groups:
+                rows = rng.permutation(rows)
+                n_test, n_val = round(len(rows) * test_fraction), round(len(rows) * self.val_fraction)
+                parts["test"].append(rows[:n_test])
+                parts["val"].append(rows[n_test : n_test + n_val])
+                parts["train"].append(rows[n_test + n_val :])
+            frames = {split: frame.iloc[np.sort(np.concatenate(rows))] for split, rows in parts.items()}
+        wanted = ["train", "val"] + (
+            ["test"] if self.test_csv is None and (self.split_column or self.test_fraction) else []
+        )
+        if empty := [split for split in wanted if frames[split].empty]:
+            sizes = {split: len(rows) for split, rows in frames.items()}
+            raise ValueError(
+                f"{len(frame)} rows are too few for the splits asked (val_fraction={self.val_fraction}, "
+                f"test_fraction={self.test_fraction}): {empty} would be empty {sizes}"
+            )
+        return {split: rows.copy() for split, rows in frames.items()}
+
+    def _class_weights(self, targets: pd.Series, class_names: list[str] | None) -> list[float] | None:
+        option = self.class_weights_option
+        if option is None:
+            return None
+        if class_names is None:
+            raise ValueError("class_weights is for classification; this target is a number (regression)")
+        if option == "balanced":  # as scikit-learn: rows / (classes * rows of the class)
+            counts = targets.map(_name).value_counts()
+            return [len(targets) / (len(class_names) * int(counts[name])) for name in class_names]
+        if isinstance(option, str) or len(option) != len(class_names):
+            raise ValueError(f"class_weights must be 'balanced' or one number per class {class_names}, got {option!r}")
+        return [float(weight) for weight in option]
+
+    # -- tensors for the batch path, from the current preprocessing --
+
+    def table(self, split: str) -> TensorTable:
+        if split not in self.tables:
+            state = self._state()
+            preprocessing = TablePreprocessing.from_state_dict(state["preprocessing"])
+            if split == "predict":
+                self.tables[split] = TensorTable(preprocessing.transform(read_table(self.predict_csv, "predict_csv")))
+            else:
+                rows = self._frames()[split]
+                self.tables[split] = TensorTable(preprocessing.transform(rows), self._targets(rows[self.target], state))
+        return self.tables[split]
+
+    def _targets(self, target: pd.Series, state: dict[str, Any]) -> torch.Tensor:
+        if state["task"] == "regression":
+            return torch.tensor(pd.to_numeric(target).to_numpy(dtype=np.float32))
+        codes = {name: code for code, name in enumerate(state["class_names"])}
+        names = target.map(_name)
+        if unknown := sorted(set(names) - set(codes)):
+            raise ValueError(f"target values {unknown[:5]} are not among the training classes {state['class_names']}")
+        return torch.tensor(names.map(codes).to_numpy(dtype=np.int64))
+
+    def setup(self, stage: str | None = None) -> None:
+        """Read, split and fit now, so that bad input fails before training starts."""
+        if stage != "predict":
+            self._state()
+        splits = {"fit": ["train", "val"], "validate": ["val"], "test": ["test"]}.get(stage or "", [])
+        for split in splits:
+            self.table(split)
+
+    def predict_dataloader(self):
+        return self._loader("predict" if self.predict_csv is not None else "test")
+
+    def state_dict(self) -> dict[str, Any]:
+        return dict(self.fitted or {})
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.fitted = dict(state_dict)
+        self.tables = {}  # rebuilt from the loaded preprocessing when next asked for
+
+
+def _is_number(column: pd.Series) -> bool:
+    return is_numeric_dtype(column) and not is_bool_dtype(column)
+
+
+def _name(value: Any) -> str:
+    """A class label as text: 1.0 and 1 are both "1"."""
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) and value % 1 == 0:
+        return str(int(value))
+    return str(value)
