@@ -1,5 +1,6 @@
 """What learns: LightningModules."""
 
 from nnmodules.mlp import MLPClassifier
+from nnmodules.scratch import ScratchDeepNet
 
-__all__ = ["MLPClassifier"]
+__all__ = ["MLPClassifier", "ScratchDeepNet"]

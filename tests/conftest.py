@@ -12,6 +12,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from datamodules import MNISTDataModule
 
 TRAIN_IMAGES, TEST_IMAGES, VAL_SIZE = 320, 80, 64
+ROOT = Path(__file__).resolve().parents[1]  # the repository
 
 
 def fake_digits(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

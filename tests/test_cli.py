@@ -12,13 +12,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import TEST_IMAGES, VAL_SIZE
+from conftest import ROOT, TEST_IMAGES, VAL_SIZE
 
 import datamodules
 from datamodules import MNISTDataModule
 from nnmodules.cli import LitCLI
 
-ROOT = Path(__file__).resolve().parents[1]
 CONFIG = str(ROOT / "configs" / "mnist_mlp.yaml")
 
 

@@ -1,0 +1,163 @@
+"""The "from scratch" deep net: raw weight and bias tensors, the tutorials' functions as methods.
+
+The tutorials behind it train with six functions: `init_coeffs`, `calc_preds`,
+`calc_loss`, `update_coeffs`, `execute_epoch` and `train_model`, plus
+`model_accuracy`. Here the first four are methods of the same names; Lightning's
+loop stands in for `execute_epoch` and `train_model`, and torchmetrics for
+`model_accuracy`. A training step reads as in the tutorials: predictions,
+loss, backward, `update_coeffs`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from itertools import pairwise
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.loggers import TensorBoardLogger
+from torch import Tensor, nn
+from torchmetrics import MeanMetric
+
+from nnmodules.heads import ClassifierModule, Task
+
+
+class ScratchDeepNet(ClassifierModule):
+    """A deep net whose every parameter and update is visible.
+
+    Each layer is a weight matrix and a bias, plain `nn.Parameter`s (no `nn.Linear`);
+    ReLU between layers. "binary": one sigmoid output, loss mean absolute error
+    (the tutorial) or binary cross-entropy. "multiclass": log-softmax and
+    negative log-likelihood. Training uses Lightning's manual optimization and
+    the tutorial's SGD step (`update_coeffs`), unless an optimizer is configured
+    (e.g. `--optimizer Adam` on the command line). Each epoch logs weight and bias
+    histograms and the mean gradient norm (`train/grad_norm`) to TensorBoard.
+
+    Args:
+        input_dim: features per example (linked from the data module by the CLI).
+        hidden_dims: width of each hidden layer, any depth.
+        num_classes: classes (linked from the data module); 2 for "binary".
+        task: "binary" or "multiclass" (linked from the data module by the CLI).
+        loss: "mae" (the tutorial) or "bce"; for "binary" only.
+        init: "kaiming" (weights scaled by sqrt(2 / inputs), zero biases) or "tutorial"
+            (weights `(rand - 0.3) / n_out * 4`, one random scalar bias per layer).
+        lr: step size of `update_coeffs`.
+        lr_schedule: "constant" (the tutorials) or "cosine" (from `lr` down to 0 over the run).
+        class_weights: a loss weight per class (linked from the data module by the CLI).
+    """
+
+    def __init__(
+        self,
+        input_dim: int = 784,
+        hidden_dims: Sequence[int] = (20,),
+        num_classes: int = 10,
+        task: Task = "multiclass",
+        loss: Literal["mae", "bce"] = "mae",
+        init: Literal["kaiming", "tutorial"] = "kaiming",
+        lr: float = 0.1,
+        lr_schedule: Literal["constant", "cosine"] = "constant",
+        class_weights: Sequence[float] | None = None,
+    ) -> None:
+        super().__init__(num_classes, task=task, class_weights=class_weights, lr=lr, lr_schedule="constant")
+        self.save_hyperparameters()
+        self.automatic_optimization = False  # update_coeffs does the step
+        if any(width < 1 for width in (input_dim, *hidden_dims)):
+            raise ValueError(f"layer widths must be positive: input_dim={input_dim}, hidden_dims={list(hidden_dims)}")
+        if loss not in ("mae", "bce"):
+            raise ValueError(f"loss must be 'mae' or 'bce', got {loss!r}")
+        if lr_schedule not in ("constant", "cosine"):
+            raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {lr_schedule!r}")
+        if init not in ("kaiming", "tutorial"):
+            raise ValueError(f"init must be 'kaiming' or 'tutorial', got {init!r}")
+        self.sizes = [input_dim, *hidden_dims, 1 if task == "binary" else num_classes]
+        self.weights, self.biases = self.init_coeffs(init)
+        self.train_grad_norm = MeanMetric()
+        self.optimizers_configured = True  # until configure_optimizers, unless replaced, says otherwise
+        self.example_input_array = torch.zeros(1, input_dim)  # for the TensorBoard graph
+
+    def init_coeffs(self, init: str) -> tuple[nn.ParameterList, nn.ParameterList]:
+        """A weight matrix and a bias for each layer, drawn from the global torch generator."""
+        weights, biases = [], []
+        for n_in, n_out in pairwise(self.sizes):
+            if init == "tutorial":
+                weights.append((torch.rand(n_in, n_out) - 0.3) / n_out * 4)
+                biases.append((torch.rand(1)[0] - 0.5) * 0.1)
+            else:
+                weights.append(torch.randn(n_in, n_out) * math.sqrt(2 / n_in))
+                biases.append(torch.zeros(n_out))
+        return nn.ParameterList(weights), nn.ParameterList(biases)
+
+    def calc_preds(self, inputs: Tensor) -> Tensor:
+        """Binary: the probability of class 1, shape (N,); multiclass: log-probabilities, shape (N, C)."""
+        res = inputs.flatten(1)
+        for i, (layer, const) in enumerate(zip(self.weights, self.biases, strict=True)):
+            res = res @ layer + const
+            if i != len(self.weights) - 1:
+                res = F.relu(res)
+        if self.task == "binary":
+            return torch.sigmoid(res).squeeze(1)
+        return F.log_softmax(res, dim=1)
+
+    def forward(self, inputs: Tensor) -> Tensor:
+        return self.calc_preds(inputs)
+
+    def calc_loss(self, preds: Tensor, targets: Tensor) -> Tensor:
+        """Mean absolute error or cross-entropy (binary), negative log-likelihood (multiclass)."""
+        if self.task == "binary" and self.hparams.loss == "mae":
+            errors = torch.abs(preds - targets.to(preds.dtype))
+            if self.class_weights is None:
+                return errors.mean()
+            weight = self.class_weights[targets]
+            return (errors * weight).sum() / weight.sum()
+        if self.task == "binary":
+            return super().compute_loss(preds, targets)
+        return F.nll_loss(preds, targets, weight=self.class_weights)
+
+    def compute_loss(self, scores: Tensor, targets: Tensor) -> Tensor:
+        return self.calc_loss(scores, targets)
+
+    @torch.no_grad()
+    def update_coeffs(self) -> None:
+        """The tutorial's SGD step: each parameter moves against its gradient, then the gradient is cleared."""
+        lr = self.step_size()
+        for layer in [*self.weights, *self.biases]:
+            layer.sub_(layer.grad * lr)
+            layer.grad.zero_()
+
+    def step_size(self) -> float:
+        """`lr`, or with the cosine schedule `lr` scaled by 0.5 * (1 + cos(pi * step / steps of the run))."""
+        if self.hparams.lr_schedule == "constant" or not math.isfinite(self.trainer.estimated_stepping_batches):
+            return self.lr
+        return self.lr * 0.5 * (1 + math.cos(math.pi * self.global_step / self.trainer.estimated_stepping_batches))
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        inputs, targets = batch
+        preds = self.calc_preds(inputs)
+        loss = self.calc_loss(preds, targets)
+        self.manual_backward(loss)
+        self.train_grad_norm.update(torch.nn.utils.get_total_norm([p.grad for p in self.parameters()]))
+        if not self.optimizers_configured:
+            self.update_coeffs()
+        optimizer = self.optimizers()  # with none configured, Lightning's placeholder: its step only counts steps
+        optimizer.step()
+        optimizer.zero_grad()
+        self.track_training(loss, preds, targets)
+        return loss
+
+    def on_train_epoch_end(self) -> None:
+        super().on_train_epoch_end()
+        self.log("train/grad_norm", self.train_grad_norm)
+        scheduler = self.lr_schedulers()
+        if scheduler:  # manual optimization: a configured schedule steps once per epoch here
+            scheduler.step()
+        if isinstance(self.logger, TensorBoardLogger):
+            for i, (layer, const) in enumerate(zip(self.weights, self.biases, strict=True)):
+                self.logger.experiment.add_histogram(f"weights/layer{i}", layer, self.current_epoch)
+                self.logger.experiment.add_histogram(f"biases/layer{i}", const, self.current_epoch)
+
+    def configure_optimizers(self) -> None:
+        """No optimizer: `update_coeffs` is the update. `--optimizer` on the command line replaces this."""
+        self.optimizers_configured = False
+        return None

@@ -1,0 +1,214 @@
+"""TabularDataModule: reading, splitting, preprocessing fitted on train only, errors, checkpoints."""
+
+from __future__ import annotations
+
+import lightning as L
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from datamodules import TabularDataModule
+from nnmodules import MLPClassifier, ScratchDeepNet
+
+QUIET = {"enable_progress_bar": False, "enable_model_summary": False, "accelerator": "cpu", "logger": False}
+
+
+def rule_table(rows: int = 400, seed: int = 0) -> pd.DataFrame:
+    """A known rule: y = 1 when x + 2 * (colour == "red") > 1; with noise columns and missing values."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "x": rng.normal(0, 1, rows),
+            "colour": rng.choice(["red", "green", "blue"], rows),
+            "noise": rng.normal(0, 1, rows),
+            "name": [f"person {i}" for i in range(rows)],
+        }
+    )
+    frame["y"] = ((frame["x"] + 2 * (frame["colour"] == "red")) > 1).astype(int)
+    frame.loc[rng.random(rows) < 0.05, "noise"] = np.nan
+    frame.loc[rng.random(rows) < 0.05, "colour"] = np.nan
+    return frame
+
+
+def fit(model, data, epochs=15, **trainer_args):
+    trainer = L.Trainer(max_epochs=epochs, enable_checkpointing=False, **QUIET, **trainer_args)
+    trainer.fit(model, data)
+    return trainer, trainer.test(model, datamodule=data, verbose=False)[0]
+
+
+@pytest.mark.parametrize(
+    "model_class, model_args",
+    [
+        (ScratchDeepNet, {"hidden_dims": [10, 10], "task": "binary", "loss": "bce", "lr": 0.5}),
+        (MLPClassifier, {"hidden_dims": [16], "lr": 0.03}),
+    ],
+)
+def test_models_learn_a_known_rule(model_class, model_args):
+    L.seed_everything(0)
+    data = TabularDataModule(rule_table(), target="y", drop=["name"], batch_size=32)
+    assert data.task == "binary" and data.num_classes == 2 and data.class_names == ["0", "1"]
+    model = model_class(input_dim=data.num_features, num_classes=2, **model_args)
+    _, metrics = fit(model, data)
+    assert metrics["test/acc"] >= 0.9
+
+
+def test_features_types_and_names():
+    data = TabularDataModule(rule_table(), target="y", drop=["name"], missing_indicators=True)
+    assert data.feature_names == [
+        "x", "noise", "noise_missing", "colour=<missing>", "colour=blue", "colour=green", "colour=red",
+    ]  # fmt: skip
+    features, targets = data.table("train").tensors
+    assert features.shape == (len(data.frames["train"]), 7) and features.dtype == torch.float32
+    assert targets.dtype == torch.int64
+
+
+def test_statistics_come_from_the_training_split_only():
+    # training rows hold 0..9 and the colours red/blue; val and test rows hold 1000 and a colour of their own
+    frame = pd.DataFrame(
+        {
+            "x": [*range(10), 1000, 1000, 1000, 1000],
+            "colour": ["red", "blue"] * 5 + ["gold"] * 4,
+            "y": [0, 1] * 7,
+            "split": ["train"] * 10 + ["val", "val", "test", "test"],
+        }
+    )
+    frame.loc[0, "x"] = np.nan  # the training median of 1..9 fills it: 5
+    data = TabularDataModule(frame, target="y", split_column="split")
+    data.setup("fit")
+    state = data.state_dict()["preprocessing"]
+    assert state["medians"] == {"x": 5.0}
+    assert state["means"]["x"] == pytest.approx(np.mean([5, *range(1, 10)]))
+    assert state["categories"] == {"colour": ["blue", "red"]}
+    test_features, _ = data.table("test").tensors
+    assert test_features[:, 1:].sum() == 0  # "gold" was never seen in training: all zeros, not an error
+
+
+def test_new_rows_with_unseen_categories_and_new_missing_values(tmp_path):
+    data = TabularDataModule(rule_table(), target="y", drop=["name", "noise"])
+    new = pd.DataFrame({"x": [np.nan, 0.5], "colour": ["purple", "red"], "name": ["a", "b"]})
+    new.to_csv(tmp_path / "new.csv", index=False)  # no target column, a missing x that training never had
+    data.predict_csv = tmp_path / "new.csv"
+    (features,) = data.table("predict").tensors
+    assert torch.isfinite(features).all()
+    assert features[0, 1:].sum() == 0 and features[1, 1:].sum() == 1  # purple: no colour column set
+
+
+def test_stratified_seeded_split():
+    frame = rule_table(500)
+    data = TabularDataModule(frame, target="y", drop=["name"], val_fraction=0.2, test_fraction=0.2, seed=3)
+    shares = {split: rows["y"].mean() for split, rows in data._frames().items()}
+    assert max(shares.values()) - min(shares.values()) < 0.02
+    assert {split: len(rows) for split, rows in data.frames.items()} == {"train": 300, "val": 100, "test": 100}
+    again = TabularDataModule(frame, target="y", drop=["name"], seed=3)._frames()
+    other = TabularDataModule(frame, target="y", drop=["name"], seed=4)._frames()
+    assert again["test"].index.equals(data.frames["test"].index)
+    assert not other["test"].index.equals(data.frames["test"].index)
+    assert set(data.frames["train"].index).isdisjoint(data.frames["test"].index)
+
+
+def test_multiclass_labels_regression_targets_and_separate_test_file(tmp_path):
+    frame = rule_table()
+    frame["grade"] = np.where(frame["x"] > 0.5, "high", np.where(frame["x"] < -0.5, "low", "mid"))
+    frame.iloc[300:].to_csv(tmp_path / "test.csv", index=False)
+    data = TabularDataModule(frame.iloc[:300], target="grade", drop=["name", "y", "x"], test_csv=tmp_path / "test.csv")
+    assert data.task == "multiclass" and data.class_names == ["high", "low", "mid"]
+    assert len(data.table("test")) == 100
+    frame["price"] = frame["x"] * 3.7
+    regression = TabularDataModule(frame, target="price", drop=["name", "grade"])
+    assert regression.task == "regression" and regression.num_classes is None
+    assert regression.table("train").tensors[1].dtype == torch.float32
+
+
+def test_too_many_categories_go_to_other():
+    frame = rule_table()
+    frame["city"] = [f"city {i % 30}" for i in range(len(frame))]
+    with pytest.warns(UserWarning, match="column 'city' has 30 distinct values .* keeping the 5 most frequent"):
+        data = TabularDataModule(frame, target="y", drop=["name"], max_categories=5)
+        names = data.feature_names
+    assert [name for name in names if name.startswith("city=")][-1] == "city=<other>"
+    assert len([name for name in names if name.startswith("city=")]) == 6
+
+
+def test_balanced_class_weights_reach_the_loss():
+    frame = rule_table()
+    data = TabularDataModule(frame, target="y", drop=["name"], class_weights="balanced")
+    weights, train = data.class_weights, data.frames["train"]["y"]
+    assert weights == pytest.approx([len(train) / (2 * (train == c).sum()) for c in (0, 1)])
+    weighted = MLPClassifier(data.num_features, num_classes=2, class_weights=data.class_weights)
+    plain = MLPClassifier(data.num_features, num_classes=2)
+    plain.load_state_dict(weighted.state_dict())
+    features, targets = data.table("train").tensors
+    assert not torch.isclose(
+        weighted.compute_loss(weighted(features), targets), plain.compute_loss(plain(features), targets)
+    )
+
+
+def test_rows_without_target_are_dropped_with_a_warning():
+    frame = rule_table()
+    frame.loc[:9, "y"] = np.nan
+    with pytest.warns(UserWarning, match="dropped 10 rows of the DataFrame whose target is missing"):
+        data = TabularDataModule(frame, target="y", drop=["name"])
+        assert sum(len(rows) for rows in data._frames().values()) == len(frame) - 10
+
+
+def test_checkpoint_restores_model_and_preprocessing_for_new_rows(tmp_path):
+    L.seed_everything(1)
+    csv = tmp_path / "people.csv"
+    rule_table().to_csv(csv, index=False)
+    data = TabularDataModule(csv, target="y", drop=["name"], log1p=[], batch_size=32)
+    model = ScratchDeepNet(data.num_features, hidden_dims=[8], num_classes=2, task="binary", init="tutorial")
+    trainer = L.Trainer(max_epochs=2, default_root_dir=tmp_path, **{**QUIET, "logger": True})
+    trainer.fit(model, data)
+    checkpoint = trainer.checkpoint_callback.best_model_path  # with no monitor: the latest epoch's
+    assert torch.load(checkpoint, weights_only=True)["TabularDataModule"]["preprocessing"]["numeric"] == ["x", "noise"]
+
+    new_rows = tmp_path / "new.csv"
+    rule_table(20, seed=9).drop(columns=["y"]).to_csv(new_rows, index=False)
+    csv.unlink()  # the training table is gone: the checkpoint alone must do
+    restored_data = TabularDataModule.load_from_checkpoint(checkpoint, predict_csv=new_rows)
+    restored = ScratchDeepNet.load_from_checkpoint(checkpoint)
+    predictions = torch.cat(L.Trainer(**QUIET).predict(restored, datamodule=restored_data))
+    data.predict_csv = new_rows
+    data.tables.pop("predict", None)
+    model.eval()
+    with torch.no_grad():
+        expected = model.predict_step(data.table("predict").tensors, 0)
+    assert torch.equal(predictions, expected)
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "message"),
+    [
+        (lambda p: p / "absent.csv", FileNotFoundError, r"data file '.*absent.csv' not found: pass the path of a CSV"),
+        (lambda p: _write(p, ""), ValueError, r"data file '.*t.csv' is empty: it needs a header row and data rows"),
+        (lambda p: _write(p, "a,y\n"), ValueError, r"data file '.*t.csv' has no data rows"),
+        (
+            lambda p: _write(p, "a,b\n1,2\n"),
+            ValueError,
+            r"target column 'y' not in data file '.*'; columns are: \['a', 'b'\]",
+        ),
+        (lambda p: _write(p, "a,y\n1,\n2,\n"), ValueError, r"target column 'y' in data file '.*' has no values"),
+        (lambda p: _write(p, "a,y\n" + "1,1\n" * 20), ValueError, r"target column 'y' has a single class \('1'\)"),
+        (lambda p: _write(p, "a,y\n1,0\n2,1\n3,0\n"), ValueError, r"3 rows are too few for the splits asked"),
+    ],
+)
+def test_bad_tables(tmp_path, make, error, message):
+    with pytest.raises(error, match=message):
+        TabularDataModule(make(tmp_path), target="y").setup("fit")
+
+
+def test_bad_options():
+    frame = rule_table()
+    with pytest.raises(ValueError, match=r"column 'name' is treated as numeric but holds 'person 0'"):
+        TabularDataModule(frame, target="y", numeric=["name"]).setup("fit")
+    with pytest.raises(ValueError, match=r"columns \['nope'\] \(in drop\) not in the DataFrame; columns are: \["):
+        TabularDataModule(frame, target="y", drop=["nope"]).setup("fit")
+    with pytest.raises(ValueError, match=r"with test_fraction \(0.5\), leave some rows for training"):
+        TabularDataModule(frame, target="y", val_fraction=0.5, test_fraction=0.5)
+
+
+def _write(folder, text):
+    path = folder / "t.csv"
+    path.write_text(text)
+    return path
