@@ -97,7 +97,7 @@ def trainer_epoch(data_dir: str, batch_size: int, log_dir: str) -> tuple[int, fl
 def tabular_test_accuracy(model_class: type, model_args: dict, seed: int, log_dir: str) -> float:
     """Fits a model for 30 epochs on people.csv split with `seed`, then tests its best checkpoint."""
     L.seed_everything(seed, verbose=False)
-    data = TabularDataModule(PEOPLE, target="renewed", drop=["id"], log1p=["income"], batch_size=16, seed=seed)
+    data = TabularDataModule(PEOPLE, target="renewed", drop=["id"], log1p=["income"], batch_size=8, seed=seed)
     model = model_class(input_dim=data.num_features, num_classes=data.num_classes, **model_args)
     trainer = make_trainer("benchmark", max_epochs=30, enable_progress_bar=False, enable_model_summary=False)
     cwd = os.getcwd()

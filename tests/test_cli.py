@@ -137,3 +137,23 @@ def test_plain_script_trains_tests_and_checks_its_floor(mnist_dir, in_tmp, monke
     assert re.search(
         r"test accuracy: 0\.\d{4} \(best checkpoint: lightning_logs/mnist_mlp_script/", capsys.readouterr().out
     )
+
+
+@pytest.mark.parametrize("config", sorted(path.name for path in (ROOT / "configs").glob("*.yaml")))
+def test_every_config_runs(config, mnist_dir, in_tmp):
+    args = ["fit", "--config", str(ROOT / "configs" / config), "--trainer.fast_dev_run=true"]
+    if "mnist" in config:
+        args += fake_data_args(mnist_dir)
+    else:
+        args += [f"--data.csv={ROOT / 'examples' / 'people.csv'}"]
+    cli = LitCLI(args=args)
+    assert cli.trainer.state.finished
+
+
+def test_plain_tabular_script(in_tmp, monkeypatch, capsys):
+    script = str(ROOT / "scripts" / "train_tabular.py")
+    monkeypatch.setattr(sys, "argv", [script, f"--csv={ROOT / 'examples' / 'people.csv'}", "--max-epochs=2"])
+    runpy.run_path(script, run_name="__main__")
+    assert re.search(
+        r"test accuracy: 0\.\d{4} \(best checkpoint: lightning_logs/tabular_scratch_script/", capsys.readouterr().out
+    )

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import runpy
+
 import lightning as L
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import ROOT
 
 from datamodules import TabularDataModule
 from nnmodules import MLPClassifier, ScratchDeepNet
@@ -212,3 +215,8 @@ def _write(folder, text):
     path = folder / "t.csv"
     path.write_text(text)
     return path
+
+
+def test_example_csv_is_what_its_script_makes():
+    make_people = runpy.run_path(str(ROOT / "scripts" / "make_people_csv.py"))["make_people"]
+    assert make_people(600).to_csv(index=False) == (ROOT / "examples" / "people.csv").read_text()
