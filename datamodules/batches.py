@@ -106,7 +106,8 @@ class TensorDataModule(L.LightningDataModule):
 
     Subclasses fill `self.tables` ("train", "val", "test", optionally "predict")
     in `setup`, or override `table`; this class turns them into data loaders.
-    The class attributes below are what the CLI links to a model's arguments.
+    Like `num_features` and `num_classes` in subclasses, the attributes below say
+    what a model needs: the task kind, and loss weights per class (linked by the CLI).
 
     Args:
         batch_size: rows per batch; a plain attribute, so `Tuner.scale_batch_size` can change it.
