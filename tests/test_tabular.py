@@ -117,6 +117,10 @@ def test_multiclass_labels_regression_targets_and_separate_test_file(tmp_path):
     data = TabularDataModule(frame.iloc[:300], target="grade", drop=["name", "y", "x"], test_csv=tmp_path / "test.csv")
     assert data.task == "multiclass" and data.class_names == ["high", "low", "mid"]
     assert len(data.table("test")) == 100
+    L.seed_everything(0)
+    with_x = TabularDataModule(frame.iloc[:300], target="grade", drop=["name", "y"], test_csv=tmp_path / "test.csv")
+    _, metrics = fit(MLPClassifier(with_x.num_features, hidden_dims=[16], num_classes=3, lr=0.03), with_x)
+    assert metrics["test/acc"] >= 0.85  # the grade is a function of x
     frame["price"] = frame["x"] * 3.7
     regression = TabularDataModule(frame, target="price", drop=["name", "grade"])
     assert regression.task == "regression" and regression.num_classes is None
