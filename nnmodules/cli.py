@@ -7,6 +7,7 @@ command line and YAML configs, `make_trainer` for scripts that call
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -84,8 +85,8 @@ class LitCLI(LightningCLI):
 
     Data modules expose `num_features`, `num_classes` and `class_weights`; they are
     linked to the model's `input_dim`, `num_classes` and `class_weights`, so no one
-    types them twice. Every model takes all three: a link to an argument a model
-    lacks ends up in its checkpoint's hyperparameters, and `--ckpt_path` then fails.
+    types them twice. A model that lacks one of these arguments simply does not
+    get it.
     """
 
     def __init__(self, **kwargs: Any) -> None:
@@ -108,6 +109,14 @@ class LitCLI(LightningCLI):
         config = self.config.get(str(self.subcommand), self.config)
         if config.get("lr_scheduler") and not config.get("optimizer"):
             raise ValueError("--lr_scheduler needs --optimizer as well, e.g. --optimizer Adam --optimizer.lr 0.001")
+
+    def after_instantiate_classes(self) -> None:
+        # LightningCLI hands the model its whole config section as hyperparameters, link targets included;
+        # one the model does not take would be saved in its checkpoints and break `--ckpt_path` later.
+        accepted = inspect.signature(type(self.model).__init__).parameters
+        for hparams in (self.model.hparams, getattr(self.model, "_hparams_initial", {})):
+            for name in [name for name in hparams if not name.startswith("_") and name not in accepted]:
+                del hparams[name]
 
     def after_fit(self) -> None:
         if not self.config.fit.test_after_fit or self.trainer.fast_dev_run:

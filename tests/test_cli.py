@@ -16,6 +16,7 @@ from conftest import ROOT, TEST_IMAGES, VAL_SIZE
 
 import datamodules
 from datamodules import MNISTDataModule
+from nnmodules import MLPClassifier
 from nnmodules.cli import LitCLI
 
 CONFIG = str(ROOT / "configs" / "mnist_mlp.yaml")
@@ -157,3 +158,19 @@ def test_plain_tabular_script(in_tmp, monkeypatch, capsys):
     assert re.search(
         r"test accuracy: 0\.\d{4} \(best checkpoint: lightning_logs/tabular_scratch_script/", capsys.readouterr().out
     )
+
+
+class PlainMLP(MLPClassifier):
+    """A model that takes fewer arguments than the CLI links (no class_weights)."""
+
+    def __init__(self, input_dim: int = 784, num_classes: int = 10) -> None:
+        super().__init__(input_dim=input_dim, hidden_dims=(8,), num_classes=num_classes)
+
+
+def test_links_a_model_lacks_stay_out_of_its_checkpoint(mnist_dir, in_tmp):
+    args = ["--config", CONFIG, *fake_data_args(mnist_dir), f"--model={__name__}.PlainMLP"]
+    fit = LitCLI(args=["fit", *args, "--trainer.max_epochs=1", "--test_after_fit=false"])
+    checkpoint = fit.trainer.checkpoint_callback.last_model_path
+    assert "class_weights" not in torch.load(checkpoint, weights_only=True)["hyper_parameters"]
+    test = LitCLI(args=["test", *args, f"--ckpt_path={checkpoint}"])  # failed: unexpected keyword 'class_weights'
+    assert "test/acc" in test.trainer.callback_metrics
