@@ -1,11 +1,13 @@
 """Task logic shared by every model: loss, torchmetrics per stage, metric names, predict output.
 
-A model subclasses `ClassifierModule`, builds its network and writes `forward`;
-everything a run logs comes from here, so every model logs the same names
-(DESIGN.md): `train/loss` (every `log_every_n_steps` steps), `train/loss_epoch`,
-`train/acc`, `val/loss`, `val/acc`, `val/acc_best`, `test/loss`, `test/acc`.
+A model subclasses `ClassifierModule` or `RegressorModule`, builds its network
+and writes `forward`; everything a run logs comes from here, so every model logs
+the same names (DESIGN.md): `train/loss` (every `log_every_n_steps` steps),
+`train/loss_epoch`, `val/loss`, `test/loss`; classification adds `train/acc`,
+`val/acc`, `val/acc_best`, `test/acc`; regression adds `val/mse`, `val/mae`,
+`val/r2` and the same for `test/`.
 
-Two task kinds, told apart by what `forward` returns:
+Classification has two kinds, told apart by what `forward` returns:
 
 - "multiclass": one score (logit, or log-probability) per class, shape (N, C);
 - "binary": the probability of the positive class (class 1), shape (N,).
@@ -21,11 +23,12 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torchmetrics import MaxMetric, MeanMetric
+from torchmetrics import MaxMetric, MeanAbsoluteError, MeanMetric, MeanSquaredError, MetricCollection, R2Score
 from torchmetrics.classification import BinaryAccuracy, MulticlassAccuracy
 
 MONITOR = "val/loss"  # what "best" means for checkpoints: lowest validation loss, any task
 Task = Literal["multiclass", "binary"]
+Schedule = Literal["one_cycle", "constant"]
 
 
 def _inputs(batch: Any) -> Tensor:
@@ -33,13 +36,100 @@ def _inputs(batch: Any) -> Tensor:
     return batch[0] if isinstance(batch, (list, tuple)) else batch
 
 
-class ClassifierModule(L.LightningModule):
-    """Base of the classifiers: loss, accuracy per stage, best validation accuracy, predictions.
+class TaskModule(L.LightningModule):
+    """What every model shares: the training and evaluation steps, what they log, the default optimizer.
 
     Per training step it only updates running torchmetrics (no `.item()`, no sync)
     and calls `self.log` only on the steps the logger writes: each call costs
     about a millisecond on a CPU, more than a small model's whole step. Epoch
-    metrics are computed, logged and reset once per epoch.
+    metrics are computed, logged and reset once per epoch. Subclasses give
+    `compute_loss` and one `MetricCollection` per stage.
+
+    Args:
+        metrics: the task's metrics by name (e.g. {"acc": ...}), cloned for each stage.
+        train_metrics: which of them to track on the training split too.
+        lr: learning rate of the default optimizer (Adam); its peak with `lr_schedule="one_cycle"`.
+        weight_decay: L2 penalty of the default optimizer.
+        lr_schedule: "one_cycle" (warm up to `lr`, then anneal to almost 0 by the last
+            step of the run: `OneCycleLR`) or "constant".
+    """
+
+    def __init__(
+        self, metrics: dict, train_metrics: Sequence[str], lr: float, weight_decay: float, lr_schedule: Schedule
+    ) -> None:
+        super().__init__()
+        if lr <= 0:
+            raise ValueError(f"lr must be positive, got {lr}")
+        if weight_decay < 0:
+            raise ValueError(f"weight_decay must be 0 or more, got {weight_decay}")
+        if lr_schedule not in ("one_cycle", "constant"):
+            raise ValueError(f"lr_schedule must be 'one_cycle' or 'constant', got {lr_schedule!r}")
+        self.lr, self.weight_decay, self.lr_schedule = lr, weight_decay, lr_schedule
+        self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
+
+        def collection(stage: str, names: Sequence[str]) -> MetricCollection:
+            return MetricCollection({n: metrics[n].clone() for n in names}, prefix=f"{stage}/", compute_groups=False)
+
+        self.train_metrics = collection("train", train_metrics)
+        self.val_metrics, self.test_metrics = collection("val", list(metrics)), collection("test", list(metrics))
+
+    def compute_loss(self, outputs: Tensor, targets: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        inputs, targets = batch
+        outputs = self(inputs)
+        loss = self.compute_loss(outputs, targets)
+        self.track_training(loss, outputs, targets)
+        return loss
+
+    def track_training(self, loss: Tensor, outputs: Tensor, targets: Tensor) -> None:
+        """Running training metrics; `train/loss` is logged only on the steps the logger writes."""
+        self.train_loss.update(loss.detach(), weight=len(targets))
+        if self.train_metrics:
+            self.train_metrics.update(outputs.detach(), targets)
+        # the condition Lightning's own callbacks use (LearningRateMonitor): no public equivalent
+        if self.trainer._logger_connector.should_update_logs:
+            self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
+
+    def on_train_epoch_end(self) -> None:
+        # Lightning computes logged metric objects over all processes, then resets them
+        self.log("train/loss_epoch", self.train_loss)
+        self.log_dict(self.train_metrics)
+
+    def _evaluation_step(self, batch: tuple[Tensor, Tensor], stage: str) -> None:
+        inputs, targets = batch
+        outputs = self(inputs)
+        getattr(self, f"{stage}_loss").update(self.compute_loss(outputs, targets), weight=len(targets))
+        getattr(self, f"{stage}_metrics").update(outputs, targets)
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._evaluation_step(batch, "val")
+
+    def on_validation_epoch_end(self) -> None:
+        self.log("val/loss", self.val_loss, prog_bar=True)
+        self.log_dict(self.val_metrics, prog_bar=True)
+
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._evaluation_step(batch, "test")
+
+    def on_test_epoch_end(self) -> None:
+        self.log("test/loss", self.test_loss)
+        self.log_dict(self.test_metrics)
+
+    def configure_optimizers(self) -> Any:
+        """Adam, on a one-cycle schedule over the whole run unless "constant"; `--optimizer` / `--lr_scheduler`
+        replace it."""
+        optimizer = torch.optim.Adam(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        total_steps = self.trainer.estimated_stepping_batches
+        if self.lr_schedule == "constant" or not math.isfinite(total_steps):  # no known end: nothing to anneal to
+            return optimizer
+        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=self.lr, total_steps=int(total_steps))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+
+class ClassifierModule(TaskModule):
+    """Base of the classifiers: cross-entropy, accuracy per stage, best validation accuracy, class probabilities.
 
     Args:
         num_classes: number of classes (2 or more).
@@ -47,10 +137,7 @@ class ClassifierModule(L.LightningModule):
             gives the probability of class 1).
         class_weights: one weight per class for the loss (e.g. a data module's
             "balanced" weights); None weighs every example alike.
-        lr: learning rate of the default optimizer (Adam); its peak with `lr_schedule="one_cycle"`.
-        weight_decay: L2 penalty of the default optimizer.
-        lr_schedule: "one_cycle" (warm up to `lr`, then anneal to almost 0 by the last
-            step of the run: `OneCycleLR`) or "constant".
+        lr, weight_decay, lr_schedule: the default optimizer's, see `TaskModule`.
     """
 
     def __init__(
@@ -60,33 +147,22 @@ class ClassifierModule(L.LightningModule):
         class_weights: Sequence[float] | None = None,
         lr: float = 1e-3,
         weight_decay: float = 0.0,
-        lr_schedule: Literal["one_cycle", "constant"] = "one_cycle",
+        lr_schedule: Schedule = "one_cycle",
     ) -> None:
-        super().__init__()
-        if num_classes < 2:
-            raise ValueError(f"num_classes must be at least 2, got {num_classes}")
+        if not isinstance(num_classes, int) or num_classes < 2:
+            raise ValueError(f"num_classes must be at least 2, got {num_classes} (a classifier needs classes)")
         if task not in ("multiclass", "binary") or (task == "binary" and num_classes != 2):
             raise ValueError(f"task must be 'multiclass', or 'binary' with 2 classes; got {task!r}, {num_classes}")
         if class_weights is not None and len(class_weights) != num_classes:
             raise ValueError(f"class_weights needs one weight per class ({num_classes}), got {list(class_weights)}")
-        if lr <= 0:
-            raise ValueError(f"lr must be positive, got {lr}")
-        if weight_decay < 0:
-            raise ValueError(f"weight_decay must be 0 or more, got {weight_decay}")
-        if lr_schedule not in ("one_cycle", "constant"):
-            raise ValueError(f"lr_schedule must be 'one_cycle' or 'constant', got {lr_schedule!r}")
-        self.task = task
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.lr_schedule = lr_schedule
-        weights = None if class_weights is None else torch.tensor(class_weights, dtype=torch.float32)
-        self.register_buffer("class_weights", weights, persistent=False)  # rebuilt from the hyperparameters
         if task == "binary":
             accuracy = BinaryAccuracy(validate_args=False)
         else:
             accuracy = MulticlassAccuracy(num_classes, average="micro", validate_args=False)
-        self.train_acc, self.val_acc, self.test_acc = accuracy.clone(), accuracy.clone(), accuracy.clone()
-        self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
+        super().__init__({"acc": accuracy}, ["acc"], lr, weight_decay, lr_schedule)
+        self.task = task
+        weights = None if class_weights is None else torch.tensor(class_weights, dtype=torch.float32)
+        self.register_buffer("class_weights", weights, persistent=False)  # rebuilt from the hyperparameters
         self.val_acc_best = MaxMetric()
         self.val_acc_best.persistent(True)  # a resumed run keeps its best so far
 
@@ -97,45 +173,11 @@ class ClassifierModule(L.LightningModule):
             return F.binary_cross_entropy(scores, targets.to(scores.dtype), weight=weight)
         return F.cross_entropy(scores, targets, weight=self.class_weights)
 
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        inputs, targets = batch
-        scores = self(inputs)
-        loss = self.compute_loss(scores, targets)
-        self.track_training(loss, scores, targets)
-        return loss
-
-    def track_training(self, loss: Tensor, scores: Tensor, targets: Tensor) -> None:
-        """Running training metrics; `train/loss` is logged only on the steps the logger writes."""
-        self.train_loss.update(loss.detach(), weight=len(targets))
-        self.train_acc.update(scores.detach(), targets)
-        # the condition Lightning's own callbacks use (LearningRateMonitor): no public equivalent
-        if self.trainer._logger_connector.should_update_logs:
-            self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
-
-    def on_train_epoch_end(self) -> None:
-        # Lightning computes logged metric objects over all processes, then resets them
-        self.log_dict({"train/loss_epoch": self.train_loss, "train/acc": self.train_acc})
-
-    def _evaluation_step(self, batch: tuple[Tensor, Tensor], stage: str) -> None:
-        inputs, targets = batch
-        scores = self(inputs)
-        getattr(self, f"{stage}_loss").update(self.compute_loss(scores, targets), weight=len(targets))
-        getattr(self, f"{stage}_acc").update(scores, targets)
-
-    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        self._evaluation_step(batch, "val")
-
     def on_validation_epoch_end(self) -> None:
         if not self.trainer.sanity_checking:  # the sanity check's few batches say nothing about "best"
-            self.val_acc_best.update(self.val_acc.compute())
+            self.val_acc_best.update(self.val_metrics["acc"].compute())
             self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True)
-        self.log_dict({"val/loss": self.val_loss, "val/acc": self.val_acc}, prog_bar=True)
-
-    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        self._evaluation_step(batch, "test")
-
-    def on_test_epoch_end(self) -> None:
-        self.log_dict({"test/loss": self.test_loss, "test/acc": self.test_acc})
+        super().on_validation_epoch_end()
 
     def predict_step(self, batch: Any, batch_idx: int) -> Tensor:
         """Class probabilities, one row per example and one column per class."""
@@ -144,11 +186,23 @@ class ClassifierModule(L.LightningModule):
             return torch.stack([1 - scores, scores], dim=1)
         return scores.softmax(dim=-1)
 
-    def configure_optimizers(self) -> Any:
-        """Adam on a one-cycle schedule over the whole run; `--optimizer` / `--lr_scheduler` replace it."""
-        optimizer = torch.optim.Adam(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        total_steps = self.trainer.estimated_stepping_batches
-        if self.lr_schedule == "constant" or not math.isfinite(total_steps):  # no known end: nothing to anneal to
-            return optimizer
-        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=self.lr, total_steps=int(total_steps))
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+class RegressorModule(TaskModule):
+    """Base of the regressors: mean squared error, MSE/MAE/R² on validation and test, predictions.
+
+    `forward` returns one number per example, shape (N,), as the targets are.
+
+    Args:
+        lr, weight_decay, lr_schedule: the default optimizer's, see `TaskModule`.
+    """
+
+    def __init__(self, lr: float = 1e-3, weight_decay: float = 0.0, lr_schedule: Schedule = "constant") -> None:
+        metrics = {"mse": MeanSquaredError(), "mae": MeanAbsoluteError(), "r2": R2Score()}
+        super().__init__(metrics, [], lr, weight_decay, lr_schedule)
+
+    def compute_loss(self, predictions: Tensor, targets: Tensor) -> Tensor:
+        return F.mse_loss(predictions, targets)
+
+    def predict_step(self, batch: Any, batch_idx: int) -> Tensor:
+        """Predictions, one per example."""
+        return self(_inputs(batch))
