@@ -2,5 +2,6 @@
 
 from datamodules.mnist import MNISTDataModule
 from datamodules.tabular import TabularDataModule
+from datamodules.toy import ToyRegressionDataModule
 
-__all__ = ["MNISTDataModule", "TabularDataModule"]
+__all__ = ["MNISTDataModule", "TabularDataModule", "ToyRegressionDataModule"]

@@ -119,6 +119,7 @@ class TensorDataModule(L.LightningDataModule):
 
     task = "multiclass"
     class_weights: list[float] | None = None
+    target_mean, target_std = 0.0, 1.0  # regression targets are fed as (target - mean) / std
 
     def __init__(self, batch_size: int, seed: int = 42, num_workers: int = 0, pin_memory: bool = False) -> None:
         super().__init__()

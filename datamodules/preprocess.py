@@ -1,8 +1,8 @@
 """A table's preprocessing, fitted on the training split only and kept as plain data.
 
 `TablePreprocessing.fit` learns, from the training rows alone: medians for
-missing numbers, optional `log1p`, means and standard deviations, and the
-categories to one-hot encode. `transform` turns any rows (validation, test, a
+missing numbers, optional `log1p`, means and standard deviations (unless
+`standardize` is off), and the categories to one-hot encode. `transform` turns any rows (validation, test, a
 new CSV at predict time) into one float tensor. Its `state_dict` is made of
 strings, numbers and lists, so it travels inside a checkpoint and loads with
 `torch.load(weights_only=True)`.
@@ -63,6 +63,7 @@ class TablePreprocessing:
         log1p: list[str],
         missing_indicators: bool = False,
         max_categories: int = 20,
+        standardize: bool = True,
     ) -> TablePreprocessing:
         """Learn the preprocessing from the training rows."""
         medians, means, stds = {}, {}, {}
@@ -71,9 +72,9 @@ class TablePreprocessing:
             median = numbers.median()
             medians[name] = float(median) if pd.notna(median) else 0.0  # an all-missing column becomes constant
             filled = numbers.fillna(medians[name])
-            means[name] = float(filled.mean())
             std = float(filled.std(ddof=0))
-            stds[name] = std if std > 0 else 1.0
+            means[name] = float(filled.mean()) if standardize else 0.0
+            stds[name] = std if standardize and std > 0 else 1.0
         indicators = [name for name in numeric if missing_indicators and train[name].isna().any()]
         categories = {}
         for name in categorical:

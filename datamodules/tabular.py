@@ -69,6 +69,9 @@ class TabularDataModule(TensorDataModule):
         log1p: numeric columns to pass through log(1 + x), for long tails.
         missing_indicators: add a 0/1 column per numeric column with missing training values.
         max_categories: one-hot columns per categorical column at most; rarer values go to "<other>".
+        standardize: scale numeric features to the training split's mean 0 and deviation 1.
+        standardize_target: the same for a regression target; models get `target_mean` and
+            `target_std` (linked by the CLI) and report metrics and predictions in the target's units.
         task: "binary", "multiclass" or "regression"; detected from the target when None.
         class_weights: "balanced" (inverse training-split frequency), one weight per class, or None.
         val_fraction: share of the rows for validation.
@@ -92,6 +95,8 @@ class TabularDataModule(TensorDataModule):
         log1p: Sequence[str] = (),
         missing_indicators: bool = False,
         max_categories: int = 20,
+        standardize: bool = True,
+        standardize_target: bool = False,
         task: Task | None = None,
         class_weights: Literal["balanced"] | list[float] | None = None,
         val_fraction: float = 0.2,
@@ -127,6 +132,7 @@ class TabularDataModule(TensorDataModule):
             list(log1p),
         )
         self.missing_indicators, self.max_categories = missing_indicators, max_categories
+        self.standardize, self.standardize_target = standardize, standardize_target
         self.class_weights_option = class_weights
         self.val_fraction, self.test_fraction, self.split_column = val_fraction, test_fraction, split_column
         self.test_csv, self.predict_csv = test_csv, predict_csv
@@ -159,6 +165,14 @@ class TabularDataModule(TensorDataModule):
     def class_weights(self) -> list[float] | None:
         return self._state()["class_weights"]
 
+    @property
+    def target_mean(self) -> float:
+        return self._state()["target_scale"][0]
+
+    @property
+    def target_std(self) -> float:
+        return self._state()["target_scale"][1]
+
     # -- reading, splitting and fitting, once, on first use --
 
     def _state(self) -> dict[str, Any]:
@@ -175,9 +189,12 @@ class TabularDataModule(TensorDataModule):
         if bad := [c for c in self.log1p if c not in numeric]:
             raise ValueError(f"log1p columns {bad} are not numeric features: name them in numeric=[...] too")
         preprocessing = TablePreprocessing.fit(
-            train, numeric, categorical, self.log1p, self.missing_indicators, self.max_categories
+            train, numeric, categorical, self.log1p, self.missing_indicators, self.max_categories, self.standardize
         )
-        class_names = None
+        class_names, target_scale = None, (0.0, 1.0)
+        if task == "regression" and self.standardize_target:
+            values = pd.to_numeric(train[self.target])
+            target_scale = (float(values.mean()), float(values.std(ddof=0)) or 1.0)
         if task != "regression":
             class_names = [_name(value) for value in sorted(train[self.target].unique())]
             if len(class_names) < 2:
@@ -189,6 +206,7 @@ class TabularDataModule(TensorDataModule):
             "task": task,
             "class_names": class_names,
             "class_weights": self._class_weights(train[self.target], class_names),
+            "target_scale": target_scale,  # regression: models see (target - mean) / std
             "preprocessing": preprocessing.state_dict(),
         }
 
@@ -296,7 +314,8 @@ class TabularDataModule(TensorDataModule):
 
     def _targets(self, target: pd.Series, state: dict[str, Any]) -> torch.Tensor:
         if state["task"] == "regression":
-            return torch.tensor(pd.to_numeric(target).to_numpy(dtype=np.float32))
+            mean, std = state["target_scale"]
+            return torch.tensor(((pd.to_numeric(target) - mean) / std).to_numpy(dtype=np.float32))
         codes = {name: code for code, name in enumerate(state["class_names"])}
         names = target.map(_name)
         if unknown := sorted(set(names) - set(codes)):

@@ -83,10 +83,10 @@ def make_trainer(name: str = "", **overrides: Any) -> L.Trainer:
 class LitCLI(LightningCLI):
     """LightningCLI with the project's defaults, callbacks and argument links.
 
-    Data modules expose `num_features`, `num_classes` and `class_weights`; they are
-    linked to the model's `input_dim`, `num_classes` and `class_weights`, so no one
-    types them twice. A model that lacks one of these arguments simply does not
-    get it.
+    Data modules expose `num_features`, `num_classes`, `class_weights`,
+    `target_mean` and `target_std`; they are linked to the model's `input_dim` and
+    the arguments of the same names, so no one types them twice. A model that
+    lacks one of these arguments simply does not get it.
     """
 
     def __init__(self, **kwargs: Any) -> None:
@@ -103,6 +103,8 @@ class LitCLI(LightningCLI):
         parser.link_arguments("data.num_features", "model.init_args.input_dim", apply_on="instantiate")
         parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
         parser.link_arguments("data.class_weights", "model.init_args.class_weights", apply_on="instantiate")
+        parser.link_arguments("data.target_mean", "model.init_args.target_mean", apply_on="instantiate")
+        parser.link_arguments("data.target_std", "model.init_args.target_std", apply_on="instantiate")
         parser.add_argument("--test_after_fit", type=bool, default=False, help="after fit, test the best checkpoint")
 
     def before_instantiate_classes(self) -> None:

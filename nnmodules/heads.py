@@ -101,7 +101,11 @@ class TaskModule(L.LightningModule):
         inputs, targets = batch
         outputs = self(inputs)
         getattr(self, f"{stage}_loss").update(self.compute_loss(outputs, targets), weight=len(targets))
-        getattr(self, f"{stage}_metrics").update(outputs, targets)
+        getattr(self, f"{stage}_metrics").update(*self.metric_inputs(outputs, targets))
+
+    def metric_inputs(self, outputs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+        """What the validation and test metrics compare."""
+        return outputs, targets
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._evaluation_step(batch, "val")
@@ -191,18 +195,38 @@ class RegressorModule(TaskModule):
     """Base of the regressors: mean squared error, MSE/MAE/R² on validation and test, predictions.
 
     `forward` returns one number per example, shape (N,), as the targets are.
+    When the data feeds standardised targets, `(target - target_mean) / target_std`,
+    the loss stays on that scale, while the metrics and predictions are in the
+    target's own units.
 
     Args:
+        target_mean, target_std: how the data scaled the targets (linked from the data module by the CLI).
         lr, weight_decay, lr_schedule: the default optimizer's, see `TaskModule`.
     """
 
-    def __init__(self, lr: float = 1e-3, weight_decay: float = 0.0, lr_schedule: Schedule = "constant") -> None:
+    def __init__(
+        self,
+        target_mean: float = 0.0,
+        target_std: float = 1.0,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        lr_schedule: Schedule = "constant",
+    ) -> None:
+        if not target_std > 0:
+            raise ValueError(f"target_std must be positive, got {target_std}")
         metrics = {"mse": MeanSquaredError(), "mae": MeanAbsoluteError(), "r2": R2Score()}
         super().__init__(metrics, [], lr, weight_decay, lr_schedule)
+        self.target_mean, self.target_std = target_mean, target_std
 
     def compute_loss(self, predictions: Tensor, targets: Tensor) -> Tensor:
         return F.mse_loss(predictions, targets)
 
+    def in_target_units(self, values: Tensor) -> Tensor:
+        return values * self.target_std + self.target_mean
+
+    def metric_inputs(self, outputs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+        return self.in_target_units(outputs), self.in_target_units(targets)
+
     def predict_step(self, batch: Any, batch_idx: int) -> Tensor:
-        """Predictions, one per example."""
-        return self(_inputs(batch))
+        """Predictions in the target's units, one per example."""
+        return self.in_target_units(self(_inputs(batch)))

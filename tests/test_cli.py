@@ -145,7 +145,7 @@ def test_every_config_runs(config, mnist_dir, in_tmp):
     args = ["fit", "--config", str(ROOT / "configs" / config), "--trainer.fast_dev_run=true"]
     if "mnist" in config:
         args += fake_data_args(mnist_dir)
-    else:
+    if "tabular" in config:
         args += [f"--data.csv={ROOT / 'examples' / 'people.csv'}"]
     cli = LitCLI(args=args)
     assert cli.trainer.state.finished

@@ -1,0 +1,90 @@
+"""ToyRegressor, ToyRegressionDataModule, regression on a table, and the regression figures."""
+
+from __future__ import annotations
+
+import lightning as L
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from datamodules import TabularDataModule, ToyRegressionDataModule
+from nnmodules import ToyRegressor
+from nnmodules.cli import make_trainer
+from nnmodules.figures import RegressionFigures
+
+QUIET = {"enable_progress_bar": False, "enable_model_summary": False, "accelerator": "cpu"}
+
+
+@pytest.fixture(autouse=True)
+def in_tmp(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # lightning_logs/ goes there, not into the repo
+
+
+def test_toy_data_is_the_line_split_in_order_and_unscaled():
+    data = ToyRegressionDataModule(n_samples=100, seed=5)
+    assert data.task == "regression" and data.num_features == 1 and data.batch_size == 100
+    assert {split: len(data.table(split)) for split in ("train", "val", "test")} == {"train": 60, "val": 10, "test": 30}
+    x, y = data.table("train").tensors
+    generator = torch.Generator().manual_seed(5)
+    expected_x = torch.randn(100, generator=generator)
+    torch.testing.assert_close(x[:, 0], expected_x[:60])  # the first 60 points, as drawn: not standardised
+    assert (y - (1 + 2 * x[:, 0])).abs().max() < 1.5  # the line plus noise of deviation 0.3
+
+
+def test_toy_fit_recovers_slope_and_intercept():
+    L.seed_everything(3)
+    data = ToyRegressionDataModule(seed=3)
+    model = ToyRegressor()  # the introduction's 1-5-1 net, Adam at 0.1
+    trainer = make_trainer(max_epochs=100, log_every_n_steps=10, **QUIET)
+    trainer.fit(model, data)
+    metrics = trainer.test(model, datamodule=data, verbose=False)[0]
+    assert {"test/mse", "test/mae", "test/r2", "test/loss"} <= set(metrics)
+    assert metrics["test/mse"] < 0.15  # the noise alone gives 0.09
+    with torch.no_grad():
+        at_minus_one, at_zero, at_one = model.eval()(torch.tensor([[-1.0], [0.0], [1.0]])).tolist()
+    assert at_zero == pytest.approx(1, abs=0.1)
+    assert (at_one - at_minus_one) / 2 == pytest.approx(2, abs=0.1)
+
+
+def priced_table(rows: int = 400) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {"a": rng.normal(0, 1, rows), "b": rng.normal(0, 1, rows), "kind": rng.choice(["x", "y"], rows)}
+    )
+    frame["price"] = 500 + 30 * frame["a"] - 20 * frame["b"] + 40 * (frame["kind"] == "y") + rng.normal(0, 3, rows)
+    return frame
+
+
+def test_regression_on_a_csv_with_a_standardised_target(tmp_path):
+    priced_table().to_csv(tmp_path / "prices.csv", index=False)
+    data = TabularDataModule(tmp_path / "prices.csv", target="price", standardize_target=True, batch_size=32)
+    assert data.task == "regression" and data.num_classes is None
+    assert data.target_mean == pytest.approx(data.frames["train"]["price"].mean())
+    _, scaled_targets = data.table("train").tensors
+    assert abs(float(scaled_targets.mean())) < 1e-5  # the model sees (price - mean) / std
+
+    L.seed_everything(0)
+    model = ToyRegressor(
+        data.num_features, hidden_dims=[16], lr=0.01, target_mean=data.target_mean, target_std=data.target_std
+    )
+    trainer = make_trainer(max_epochs=30, **QUIET)
+    trainer.callbacks.append(RegressionFigures())
+    trainer.fit(model, data)
+    metrics = trainer.test(model, datamodule=data, verbose=False)[0]
+    assert metrics["test/r2"] > 0.95 and metrics["test/mae"] < 10  # in the target's units: dollars, not deviations
+    predictions = torch.cat(trainer.predict(model, datamodule=data))
+    assert abs(float(predictions.mean()) - data.target_mean) < 10  # undone: prices around 500, not around 0
+    images = EventAccumulator(trainer.log_dir, size_guidance={"images": 0}).Reload().Tags()["images"]
+    assert set(images) == {"regression/fit", "regression/residuals"}
+
+
+def test_toy_figures_every_n_epochs_and_at_the_end():
+    L.seed_everything(0)
+    trainer = make_trainer(max_epochs=5, **QUIET)
+    trainer.callbacks.append(RegressionFigures(every_n_epochs=2))
+    trainer.fit(ToyRegressor(), ToyRegressionDataModule())
+    events = EventAccumulator(trainer.log_dir, size_guidance={"images": 0}).Reload()
+    assert [image.step for image in events.Images("regression/fit")] == [2, 4, 5]  # epochs 2 and 4, then the end
+    assert [image.step for image in events.Images("regression/residuals")] == [2, 4, 5]
