@@ -2,6 +2,7 @@
 
     python scripts/benchmark.py --data-dir ../shared/data [--batch-size 64] [--json benchmark.json]
     python scripts/benchmark.py --tabular [--seeds 5]
+    python scripts/benchmark.py --toy [--seeds 5]
 
 Default: one MNIST training epoch of the tutorial's loop against our Trainer path.
 
@@ -21,6 +22,11 @@ machine are noisy: the ratio, measured in one run, is the figure to compare.
 --tabular: test accuracy on examples/people.csv of the scratch net with the
 tutorials' recipe (configs/tabular_scratch.yaml) against a logistic regression
 (MLPClassifier without hidden layers), on the same split, for each seed.
+
+--toy: the toy regression's default recipe (configs/toy_regression.yaml: 100
+full-batch epochs, figures every 50): time of Trainer.fit, per epoch, and where
+it goes (Lightning's SimpleProfiler); then test MSE, f(0) and (f(1) - f(-1)) / 2
+for each seed.
 """
 
 from __future__ import annotations
@@ -34,13 +40,16 @@ import time
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.profilers import SimpleProfiler
 from torch import nn
 from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 
-from datamodules import MNISTDataModule, TabularDataModule
-from nnmodules import MLPClassifier, ScratchDeepNet
-from nnmodules.cli import make_trainer
+from datamodules import MNISTDataModule, TabularDataModule, ToyRegressionDataModule
+from nnmodules import MLPClassifier, ScratchDeepNet, ToyRegressor
+from nnmodules.cli import CHECKPOINT_DEFAULTS, make_trainer
+from nnmodules.figures import RegressionFigures
 
 PEOPLE = os.path.join(os.path.dirname(__file__), "..", "examples", "people.csv")
 
@@ -133,16 +142,72 @@ def tabular(seeds: int) -> dict:
     return {"seeds": rows, "scratch_mean": mean_scratch, "logistic_mean": mean_logistic}
 
 
+def toy_fit(seed: int, profiler: SimpleProfiler | None = None) -> tuple[ToyRegressor, L.Trainer, float]:
+    """One fit of configs/toy_regression.yaml's recipe; returns the model, its trainer and Trainer.fit's seconds."""
+    L.seed_everything(seed, verbose=False)
+    data, model = ToyRegressionDataModule(seed=seed), ToyRegressor()
+    # as the config: the latest weights, a checkpoint and a validation every 10 epochs, figures every 50
+    checkpoint = ModelCheckpoint(**{**CHECKPOINT_DEFAULTS, "monitor": None, "every_n_epochs": 10})
+    callbacks = [checkpoint, LearningRateMonitor(), RegressionFigures(every_n_epochs=50)]
+    trainer = make_trainer(
+        "benchmark",
+        max_epochs=100,
+        check_val_every_n_epoch=10,
+        log_every_n_steps=10,
+        callbacks=callbacks,
+        profiler=profiler,
+    )
+    start = time.perf_counter()
+    trainer.fit(model, data)
+    return model, trainer, time.perf_counter() - start
+
+
+def toy(seeds: int) -> dict:
+    """The toy regression's default recipe: fit time and where it goes, then what it learnt, per seed."""
+    rows = []
+    with tempfile.TemporaryDirectory() as log_dir:
+        cwd = os.getcwd()
+        os.chdir(log_dir)
+        try:
+            toy_fit(0)  # warm-up: the first fit also pays for imports, fonts and tracing
+            profiler = SimpleProfiler()
+            toy_fit(0, profiler)
+            where = profiler.summary()
+            for seed in range(seeds):
+                model, trainer, seconds = toy_fit(seed)
+                mse = trainer.test(model, datamodule=trainer.datamodule, verbose=False)[0]["test/mse"]
+                with torch.no_grad():
+                    at_minus_one, at_zero, at_one = model.eval()(torch.tensor([[-1.0], [0.0], [1.0]])).tolist()
+                rows.append((seed, seconds, mse, at_zero, (at_one - at_minus_one) / 2))
+        finally:
+            os.chdir(cwd)
+    print(f"\nWhere a fit's time goes (a separate fit under SimpleProfiler, top actions):\n{_top_lines(where, 14)}")
+    print(f"\nToy regression, default recipe, {seeds} seeds")
+    print(f"{'seed':>4}{'fit s':>7}{'s/epoch':>9}{'test MSE':>10}{'f(0)':>7}{'slope':>7}  (MSE<=0.11, 1+-0.1, 2+-0.1)")
+    for seed, seconds, mse, intercept, slope in rows:
+        met = "met" if mse <= 0.11 and abs(intercept - 1) <= 0.1 and abs(slope - 2) <= 0.1 else "missed"
+        print(f"{seed:>4}{seconds:>7.2f}{seconds / 100:>9.4f}{mse:>10.4f}{intercept:>7.3f}{slope:>7.3f}  {met}")
+    return {"seeds": rows}
+
+
+def _top_lines(summary: str, count: int) -> str:
+    """The profiler table's header and its `count` costliest rows (it lists them costliest first)."""
+    lines = [line for line in summary.splitlines() if line.strip()]
+    header_end = next(i for i, line in enumerate(lines) if line.startswith("|  Action")) + 2
+    return "\n".join(lines[: header_end + count])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", default="data", help="folder holding MNIST/raw")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument("--tabular", action="store_true", help="the table benchmark instead of the MNIST one")
-    parser.add_argument("--seeds", type=int, default=5, help="with --tabular: seeds to average over")
+    parser.add_argument("--toy", action="store_true", help="the toy regression benchmark")
+    parser.add_argument("--seeds", type=int, default=5, help="with --tabular or --toy: seeds to run")
     args = parser.parse_args()
-    if args.tabular:
-        results = tabular(args.seeds)
+    if args.tabular or args.toy:
+        results = tabular(args.seeds) if args.tabular else toy(args.seeds)
         if args.json:
             with open(args.json, "w") as file:
                 json.dump(results, file, indent=2)

@@ -14,10 +14,11 @@ import argparse
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 
 from datamodules import ToyRegressionDataModule
 from nnmodules import ToyRegressor
-from nnmodules.cli import make_trainer
+from nnmodules.cli import CHECKPOINT_DEFAULTS, make_trainer
 from nnmodules.figures import RegressionFigures
 
 
@@ -30,8 +31,17 @@ def main() -> None:
     L.seed_everything(args.seed)
     data = ToyRegressionDataModule(n_samples=100, slope=2.0, intercept=1.0, noise=0.3, seed=args.seed)
     model = ToyRegressor(input_dim=data.num_features, hidden_dims=[5], lr=0.1)
-    trainer = make_trainer("toy_regression_script", max_epochs=args.max_epochs, log_every_n_steps=10)
-    trainer.callbacks.append(RegressionFigures(every_n_epochs=50))
+    # as configs/toy_regression.yaml: the latest weights, a checkpoint and a validation every 10 epochs,
+    # figures every 50
+    checkpoint = ModelCheckpoint(**{**CHECKPOINT_DEFAULTS, "monitor": None, "every_n_epochs": 10})
+    callbacks = [checkpoint, LearningRateMonitor(), RegressionFigures(every_n_epochs=50)]
+    trainer = make_trainer(
+        "toy_regression_script",
+        max_epochs=args.max_epochs,
+        check_val_every_n_epoch=10,
+        log_every_n_steps=10,
+        callbacks=callbacks,
+    )
     trainer.fit(model, datamodule=data)
     # the final weights: ten validation points are too few to pick a "best" epoch by
     test_mse = trainer.test(model, datamodule=data)[0]["test/mse"]
