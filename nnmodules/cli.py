@@ -40,10 +40,10 @@ CHECKPOINT_DEFAULTS: dict[str, Any] = {
 
 
 class PredictionWriter(BasePredictionWriter):
-    """Writes the class probabilities that `predict` returns to a CSV file in the run's folder.
+    """Writes what `predict` returns to a CSV file in the run's folder, one row per example in the data's order.
 
-    One row per example, in the data's order: the predicted class, then one
-    probability per class (named by the data module's `class_names` when it has them).
+    Classification: the predicted class, then one probability per class (named by
+    the data module's `class_names` when it has them). Regression: the prediction.
 
     Args:
         filename: the file's name, inside the run's log folder (a new folder for every run).
@@ -54,15 +54,18 @@ class PredictionWriter(BasePredictionWriter):
         self.filename = filename
 
     def write_on_epoch_end(self, trainer: L.Trainer, module: L.LightningModule, predictions: Any, batch_indices: Any):
-        probabilities = torch.cat(predictions).cpu()
-        names = getattr(trainer.datamodule, "class_names", None) or range(probabilities.shape[1])
+        outputs = torch.cat(predictions).cpu()
         path = Path(trainer.log_dir or ".") / self.filename
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("x") as file:  # "x": never overwrite an earlier file
-            file.write(",".join(["prediction", *(f"p_{name}" for name in names)]) + "\n")
-            for label, row in zip(probabilities.argmax(dim=1).tolist(), probabilities.tolist(), strict=True):
-                file.write(",".join([str(label), *(f"{p:.6g}" for p in row)]) + "\n")
-        rank_zero_info(f"predictions of {len(probabilities)} examples written to {path}")
+            if outputs.dim() == 1:  # regression
+                file.write("prediction\n" + "".join(f"{value:.6g}\n" for value in outputs.tolist()))
+            else:
+                names = getattr(trainer.datamodule, "class_names", None) or range(outputs.shape[1])
+                file.write(",".join(["prediction", *(f"p_{name}" for name in names)]) + "\n")
+                for label, row in zip(outputs.argmax(dim=1).tolist(), outputs.tolist(), strict=True):
+                    file.write(",".join([str(label), *(f"{p:.6g}" for p in row)]) + "\n")
+        rank_zero_info(f"predictions of {len(outputs)} examples written to {path}")
 
 
 def make_trainer(name: str = "", **overrides: Any) -> L.Trainer:

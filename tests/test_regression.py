@@ -7,11 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import ROOT
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from datamodules import TabularDataModule, ToyRegressionDataModule
 from nnmodules import ToyRegressor
-from nnmodules.cli import make_trainer
+from nnmodules.cli import LitCLI, make_trainer
 from nnmodules.figures import RegressionFigures
 
 QUIET = {"enable_progress_bar": False, "enable_model_summary": False, "accelerator": "cpu"}
@@ -88,3 +89,14 @@ def test_toy_figures_every_n_epochs_and_at_the_end():
     events = EventAccumulator(trainer.log_dir, size_guidance={"images": 0}).Reload()
     assert [image.step for image in events.Images("regression/fit")] == [2, 4, 5]  # epochs 2 and 4, then the end
     assert [image.step for image in events.Images("regression/residuals")] == [2, 4, 5]
+
+
+def test_predict_from_the_command_line_writes_predictions(tmp_path):
+    config = ["--config", str(ROOT / "configs" / "toy_regression.yaml")]
+    fit = LitCLI(args=["fit", *config, "--trainer.max_epochs=20", "--test_after_fit=false"])
+    checkpoint = fit.trainer.checkpoint_callback.last_model_path
+    LitCLI(args=["predict", *config, f"--ckpt_path={checkpoint}"])
+    (written,) = (tmp_path / "lightning_logs" / "toy_regression").glob("version_*/predictions.csv")
+    lines = written.read_text().splitlines()
+    assert lines[0] == "prediction" and len(lines) == 1 + 30  # the 30 test points
+    assert all(-10 < float(value) < 10 for value in lines[1:])
