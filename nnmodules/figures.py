@@ -7,6 +7,8 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from matplotlib.figure import Figure  # the object API: no pyplot, no GUI backend
 
+from nnmodules.heads import RegressorModule
+
 
 class RegressionFigures(L.Callback):
     """Draws two figures at the end of fit, and every `every_n_epochs` epochs if that is above 0.
@@ -26,6 +28,10 @@ class RegressionFigures(L.Callback):
             raise ValueError(f"every_n_epochs must be 0 or more, got {every_n_epochs}")
         self.every_n_epochs = every_n_epochs
         self._drawn_at_step = -1
+
+    def setup(self, trainer: L.Trainer, module: L.LightningModule, stage: str) -> None:
+        if not isinstance(module, RegressorModule):
+            raise ValueError(f"RegressionFigures draws regressions; {type(module).__name__} is not a RegressorModule")
 
     def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         if self.every_n_epochs and (trainer.current_epoch + 1) % self.every_n_epochs == 0:

@@ -11,7 +11,7 @@ from conftest import ROOT
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from datamodules import TabularDataModule, ToyRegressionDataModule
-from nnmodules import ToyRegressor
+from nnmodules import MLPClassifier, ToyRegressor
 from nnmodules.cli import LitCLI, make_trainer
 from nnmodules.figures import RegressionFigures
 
@@ -100,3 +100,11 @@ def test_predict_from_the_command_line_writes_predictions(tmp_path):
     lines = written.read_text().splitlines()
     assert lines[0] == "prediction" and len(lines) == 1 + 30  # the 30 test points
     assert all(-10 < float(value) < 10 for value in lines[1:])
+
+
+def test_figures_refuse_a_classifier_before_training(mnist):
+    trainer = make_trainer(max_epochs=1, **QUIET)
+    trainer.callbacks.append(RegressionFigures())
+    with pytest.raises(ValueError, match="RegressionFigures draws regressions; MLPClassifier is not a RegressorModule"):
+        trainer.fit(MLPClassifier(), mnist)
+    assert trainer.global_step == 0
