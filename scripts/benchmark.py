@@ -145,7 +145,8 @@ def tabular(seeds: int) -> dict:
 def toy_fit(seed: int, profiler: SimpleProfiler | None = None) -> tuple[ToyRegressor, L.Trainer, float]:
     """One fit of configs/toy_regression.yaml's recipe; returns the model, its trainer and Trainer.fit's seconds."""
     L.seed_everything(seed, verbose=False)
-    data, model = ToyRegressionDataModule(seed=seed), ToyRegressor()
+    data = ToyRegressionDataModule(seed=seed)
+    model = ToyRegressor(hidden_dims=[5], init="active", optimizer="lbfgs", lr=1.0)
     # as the config: the latest weights, a checkpoint and a validation every 10 epochs, figures every 50
     checkpoint = ModelCheckpoint(**{**CHECKPOINT_DEFAULTS, "monitor": None, "every_n_epochs": 10})
     callbacks = [checkpoint, LearningRateMonitor(), RegressionFigures(every_n_epochs=50)]

@@ -30,7 +30,7 @@ def main() -> None:
 
     L.seed_everything(args.seed)
     data = ToyRegressionDataModule(n_samples=100, slope=2.0, intercept=1.0, noise=0.3, seed=args.seed)
-    model = ToyRegressor(input_dim=data.num_features, hidden_dims=[5], lr=0.1)
+    model = ToyRegressor(input_dim=data.num_features, hidden_dims=[5], init="active", optimizer="lbfgs", lr=1.0)
     # as configs/toy_regression.yaml: the latest weights, a checkpoint and a validation every 10 epochs,
     # figures every 50
     checkpoint = ModelCheckpoint(**{**CHECKPOINT_DEFAULTS, "monitor": None, "every_n_epochs": 10})
