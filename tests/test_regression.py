@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import runpy
+
 import lightning as L
 import numpy as np
 import pandas as pd
@@ -124,3 +127,12 @@ def test_figures_refuse_a_classifier_before_training(mnist):
     with pytest.raises(ValueError, match="RegressionFigures draws regressions; MLPClassifier is not a RegressorModule"):
         trainer.fit(MLPClassifier(), mnist)
     assert trainer.global_step == 0
+
+
+def test_plain_toy_script_prints_what_it_learnt(monkeypatch, capsys):
+    script = str(ROOT / "scripts" / "train_toy_regression.py")
+    monkeypatch.setattr("sys.argv", [script, "--seed=2"])
+    runpy.run_path(script, run_name="__main__")
+    found = re.search(r"test MSE: ([0-9.]+)  intercept f\(0\): ([0-9.]+)  slope .*: ([0-9.]+)", capsys.readouterr().out)
+    mse, intercept, slope = map(float, found.groups())
+    assert mse <= 0.11 and abs(intercept - 1) <= 0.1 and abs(slope - 2) <= 0.1
