@@ -1,27 +1,31 @@
-"""Regression figures in TensorBoard's Images tab: the fitted curve, and the residuals on the test split."""
+"""Figures in TensorBoard's Images tab, drawn every N epochs and at the end of fit.
+
+`EpochFigures` is the one mechanism: when to draw, on which process, in eval
+mode without gradients; each task's figures are a subclass. Figures use
+matplotlib's object API (no pyplot, no GUI backend) and `add_figure`.
+"""
 
 from __future__ import annotations
 
 import lightning as L
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
-from matplotlib.figure import Figure  # the object API: no pyplot, no GUI backend
+from matplotlib.figure import Figure
+from torchmetrics.functional.classification import multiclass_confusion_matrix
 
-from nnmodules.heads import RegressorModule
+from nnmodules.heads import ClassifierModule, RegressorModule, TaskModule
 
 
-class RegressionFigures(L.Callback):
-    """Draws two figures at the end of fit, and every `every_n_epochs` epochs if that is above 0.
+class EpochFigures(L.Callback):
+    """Draws `figures()` after every `every_n_epochs` training epochs (0: never) and at the end of fit.
 
-    `regression/fit`: with one input feature, the training and validation points, the
-    model's curve and, when the data module knows it (`slope`, `intercept`), the true
-    line; with more features, predicted against true values on the test split.
-    `regression/residuals`: true minus predicted against predicted, on the test split.
-    Needs a TensorBoard logger and a data module with `table(split)`; does nothing otherwise.
+    Needs a TensorBoard logger (does nothing without one); draws on rank 0 only.
 
     Args:
-        every_n_epochs: also draw after every this many training epochs (0: only at the end of fit).
+        every_n_epochs: draw after every this many training epochs; 0: only at the end of fit.
     """
+
+    module_type: type[L.LightningModule] = TaskModule
 
     def __init__(self, every_n_epochs: int = 0) -> None:
         if every_n_epochs < 0:
@@ -30,8 +34,10 @@ class RegressionFigures(L.Callback):
         self._drawn_at_step = -1
 
     def setup(self, trainer: L.Trainer, module: L.LightningModule, stage: str) -> None:
-        if not isinstance(module, RegressorModule):
-            raise ValueError(f"RegressionFigures draws regressions; {type(module).__name__} is not a RegressorModule")
+        if not isinstance(module, self.module_type):
+            raise ValueError(
+                f"{type(self).__name__} draws for a {self.module_type.__name__}; {type(module).__name__} is not one"
+            )
 
     def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         if self.every_n_epochs and (trainer.current_epoch + 1) % self.every_n_epochs == 0:
@@ -43,20 +49,104 @@ class RegressionFigures(L.Callback):
 
     @torch.no_grad()
     def draw(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        data = trainer.datamodule
-        if not (isinstance(trainer.logger, TensorBoardLogger) and hasattr(data, "table") and trainer.is_global_zero):
+        if not isinstance(trainer.logger, TensorBoardLogger) or not trainer.is_global_zero:
             return
         was_training = module.training
         module.eval()
+        self._drawn_at_step = trainer.global_step
+        for tag, figure in self.figures(trainer, module).items():
+            trainer.logger.experiment.add_figure(tag, figure, trainer.global_step)
+        module.train(was_training)
+
+    def figures(self, trainer: L.Trainer, module: L.LightningModule) -> dict[str, Figure]:
+        raise NotImplementedError
+
+
+class ClassificationFigures(EpochFigures):
+    """`classification/confusion`: the confusion matrix on the validation split; and, when the
+    data module says its inputs are images (`image_shape`), `classification/misclassified`:
+    a grid of misclassified validation examples titled with predicted and true labels.
+
+    Args:
+        every_n_epochs: draw after every this many training epochs; 0: only at the end of fit.
+        misclassified: how many misclassified examples to show (0: no grid).
+    """
+
+    module_type = ClassifierModule
+
+    def __init__(self, every_n_epochs: int = 1, misclassified: int = 16) -> None:
+        super().__init__(every_n_epochs)
+        self.misclassified = misclassified
+
+    def figures(self, trainer: L.Trainer, module: L.LightningModule) -> dict[str, Figure]:
+        predicted, targets, wrong_inputs = [], [], []
+        for inputs, labels in trainer.val_dataloaders:
+            guesses = module.predict_step((inputs.to(module.device), labels), 0).argmax(dim=1).cpu()
+            predicted.append(guesses)
+            targets.append(labels)
+            if sum(len(x) for x, _, _ in wrong_inputs) < self.misclassified:
+                wrong = guesses != labels
+                wrong_inputs.append((inputs[wrong], guesses[wrong], labels[wrong]))
+        predicted, targets = torch.cat(predicted), torch.cat(targets)
+        names = getattr(trainer.datamodule, "class_names", None) or [str(c) for c in range(module.num_classes)]
+        figures = {"classification/confusion": self._confusion(predicted, targets, names)}
+        shape = getattr(trainer.datamodule, "image_shape", None)
+        if shape and self.misclassified:
+            figures["classification/misclassified"] = self._grid(wrong_inputs, shape, names)
+        return figures
+
+    @staticmethod
+    def _confusion(predicted: torch.Tensor, targets: torch.Tensor, names: list[str]) -> Figure:
+        counts = multiclass_confusion_matrix(predicted, targets, num_classes=len(names))
+        figure = Figure(figsize=(1 + 0.5 * len(names), 1 + 0.5 * len(names)))
+        axes = figure.subplots()
+        axes.imshow(counts, cmap="Blues")
+        for true in range(len(names)):
+            for guess in range(len(names)):
+                axes.text(guess, true, str(int(counts[true, guess])), ha="center", va="center", fontsize=7)
+        axes.set(xticks=range(len(names)), yticks=range(len(names)), xlabel="predicted", ylabel="true")
+        axes.set_xticklabels(names)
+        axes.set_yticklabels(names)
+        return figure
+
+    def _grid(self, wrong_inputs: list, shape: tuple[int, ...], names: list[str]) -> Figure:
+        inputs = torch.cat([x for x, _, _ in wrong_inputs])[: self.misclassified]
+        guesses = torch.cat([g for _, g, _ in wrong_inputs])[: self.misclassified]
+        labels = torch.cat([t for _, _, t in wrong_inputs])[: self.misclassified]
+        columns = 4
+        rows = max(1, -(-len(inputs) // columns))
+        figure = Figure(figsize=(2 * columns, 2.2 * rows))
+        for i, axes in enumerate(figure.subplots(rows, columns, squeeze=False).flat):
+            axes.axis("off")
+            if i < len(inputs):
+                axes.imshow(inputs[i].reshape(shape[-2:]), cmap="gray")
+                axes.set_title(f"predicted {names[guesses[i]]}, true {names[labels[i]]}", fontsize=8)
+        return figure
+
+
+class RegressionFigures(EpochFigures):
+    """`regression/fit`: with one input feature, the training and validation points, the
+    model's curve and, when the data module knows it (`slope`, `intercept`), the true
+    line; with more features, predicted against true values on the test split.
+    `regression/residuals`: true minus predicted against predicted, on the test split.
+    Needs a data module with `table(split)`.
+
+    Args:
+        every_n_epochs: draw after every this many training epochs; 0: only at the end of fit.
+    """
+
+    module_type = RegressorModule
+
+    def figures(self, trainer: L.Trainer, module: L.LightningModule) -> dict[str, Figure]:
+        data = trainer.datamodule
         splits = {}  # split: (inputs, targets in their units, predictions)
         for split in ("train", "val", "test"):
             inputs, targets = data.table(split).tensors
             splits[split] = (inputs, module.in_target_units(targets), self._predict(module, inputs))
-        experiment, step = trainer.logger.experiment, trainer.global_step
-        self._drawn_at_step = step
-        experiment.add_figure("regression/fit", self._fit(splits, data, module), step)
-        experiment.add_figure("regression/residuals", self._residuals(*splits["test"][1:]), step)
-        module.train(was_training)
+        return {
+            "regression/fit": self._fit(splits, data, module),
+            "regression/residuals": self._residuals(*splits["test"][1:]),
+        }
 
     @staticmethod
     def _predict(module: L.LightningModule, inputs: torch.Tensor) -> torch.Tensor:

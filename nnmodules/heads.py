@@ -164,7 +164,7 @@ class ClassifierModule(TaskModule):
         else:
             accuracy = MulticlassAccuracy(num_classes, average="micro", validate_args=False)
         super().__init__({"acc": accuracy}, ["acc"], lr, weight_decay, lr_schedule)
-        self.task = task
+        self.task, self.num_classes = task, num_classes
         weights = None if class_weights is None else torch.tensor(class_weights, dtype=torch.float32)
         self.register_buffer("class_weights", weights, persistent=False)  # rebuilt from the hyperparameters
         self.val_acc_best = MaxMetric()

@@ -8,9 +8,11 @@ import lightning as L
 import pytest
 import torch
 from lightning.pytorch.tuner import Tuner
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from nnmodules import MLPClassifier
 from nnmodules.cli import make_trainer
+from nnmodules.figures import ClassificationFigures
 
 QUIET = {"enable_progress_bar": False, "enable_model_summary": False, "accelerator": "cpu"}
 
@@ -147,3 +149,14 @@ def test_batch_size_finder_sets_the_data_modules_batch_size(mnist):
     assert mnist.batch_size > 8  # doubled while nothing ran out of memory
     _, labels = next(iter(mnist.train_dataloader()))
     assert len(labels) == mnist.batch_size
+
+
+def test_classification_figures_each_epoch(mnist):
+    L.seed_everything(0)
+    trainer = make_trainer(max_epochs=2, **QUIET)
+    trainer.callbacks.append(ClassificationFigures(every_n_epochs=1, misclassified=4))
+    trainer.fit(MLPClassifier(hidden_dims=(8,)), mnist)  # too small to be right about everything
+    events = EventAccumulator(trainer.log_dir, size_guidance={"images": 0}).Reload()
+    steps = [image.step for image in events.Images("classification/confusion")]
+    assert steps == [trainer.global_step // 2, trainer.global_step]  # each epoch; the end of fit is the last
+    assert "classification/misclassified" in events.Tags()["images"]  # MNIST says its inputs are 1x28x28 images

@@ -124,7 +124,7 @@ def test_predict_from_the_command_line_writes_predictions(tmp_path):
 def test_figures_refuse_a_classifier_before_training(mnist):
     trainer = make_trainer(max_epochs=1, **QUIET)
     trainer.callbacks.append(RegressionFigures())
-    with pytest.raises(ValueError, match="RegressionFigures draws regressions; MLPClassifier is not a RegressorModule"):
+    with pytest.raises(ValueError, match="RegressionFigures draws for a RegressorModule; MLPClassifier is not one"):
         trainer.fit(MLPClassifier(), mnist)
     assert trainer.global_step == 0
 
