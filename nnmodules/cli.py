@@ -18,6 +18,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter, LearningRateMonito
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
+from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
 from nnmodules.heads import MONITOR
 
@@ -68,6 +69,42 @@ class PredictionWriter(BasePredictionWriter):
         rank_zero_info(f"predictions of {len(outputs)} examples written to {path}")
 
 
+class HParamsMetrics(L.Callback):
+    """Fills TensorBoard's HParams tab: the run's hyperparameters and, as its metrics, the model's
+    `hparams_metrics` (classifiers: `val/acc_best`, `test/acc`; regressors: `val/mse_best`, `test/mse`).
+
+    The tab shows the last value logged under each name, so nothing is logged twice
+    and no placeholder `hp_metric = -1` appears. One declaration per run folder.
+    """
+
+    def __init__(self) -> None:
+        self._declared: set[str] = set()
+
+    def on_fit_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self._declare(trainer, module)
+
+    def on_test_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self._declare(trainer, module)
+
+    def _declare(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        logger = trainer.logger
+        if not isinstance(logger, TensorBoardLogger) or not trainer.is_global_zero or logger.log_dir in self._declared:
+            return
+        data_hparams = trainer.datamodule.hparams_initial if trainer.datamodule is not None else {}
+        params = {
+            name: value if isinstance(value, (bool, int, float, str)) else str(value)
+            for name, value in {**data_hparams, **module.hparams_initial}.items()
+            if not name.startswith("_")
+        }
+        metrics = dict.fromkeys(
+            getattr(module, "hparams_metrics", ("val/loss",)), 0.0
+        )  # names only: no value is written
+        writer = logger.experiment._get_file_writer()  # as TensorBoardLogger.log_hyperparams does
+        for summary in hparams_summaries(params, metrics):
+            writer.add_summary(summary)
+        self._declared.add(logger.log_dir)
+
+
 def make_trainer(name: str = "", **overrides: Any) -> L.Trainer:
     """A Trainer with the project's defaults (the CLI's too); keyword arguments override them.
 
@@ -78,7 +115,7 @@ def make_trainer(name: str = "", **overrides: Any) -> L.Trainer:
     defaults = {
         **TRAINER_DEFAULTS,
         "logger": TensorBoardLogger(**{**LOGGER_DEFAULTS, "name": name}),
-        "callbacks": [ModelCheckpoint(**CHECKPOINT_DEFAULTS), LearningRateMonitor()],
+        "callbacks": [ModelCheckpoint(**CHECKPOINT_DEFAULTS), LearningRateMonitor(), HParamsMetrics()],
     }
     return L.Trainer(**{**defaults, **overrides})
 
@@ -94,7 +131,8 @@ class LitCLI(LightningCLI):
 
     def __init__(self, **kwargs: Any) -> None:
         logger = lazy_instance(TensorBoardLogger, **LOGGER_DEFAULTS)
-        kwargs.setdefault("trainer_defaults", {**TRAINER_DEFAULTS, "logger": logger})
+        # callbacks here are always present, besides those of a config's trainer.callbacks
+        kwargs.setdefault("trainer_defaults", {**TRAINER_DEFAULTS, "logger": logger, "callbacks": [HParamsMetrics()]})
         kwargs.setdefault("seed_everything_default", SEED)
         super().__init__(**kwargs)
 
@@ -119,9 +157,9 @@ class LitCLI(LightningCLI):
         # LightningCLI hands the model its whole config section as hyperparameters, link targets included;
         # one the model does not take would be saved in its checkpoints and break `--ckpt_path` later.
         accepted = inspect.signature(type(self.model).__init__).parameters
-        for hparams in (self.model.hparams, getattr(self.model, "_hparams_initial", {})):
-            for name in [name for name in hparams if not name.startswith("_") and name not in accepted]:
-                del hparams[name]
+        for saved in (self.model.hparams, getattr(self.model, "_hparams_initial", {})):
+            for name in [name for name in saved if not name.startswith("_") and name not in accepted]:
+                del saved[name]
 
     def after_fit(self) -> None:
         if not self.config.fit.test_after_fit or self.trainer.fast_dev_run:

@@ -23,7 +23,15 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torchmetrics import MaxMetric, MeanAbsoluteError, MeanMetric, MeanSquaredError, MetricCollection, R2Score
+from torchmetrics import (
+    MaxMetric,
+    MeanAbsoluteError,
+    MeanMetric,
+    MeanSquaredError,
+    MetricCollection,
+    MinMetric,
+    R2Score,
+)
 from torchmetrics.classification import BinaryAccuracy, MulticlassAccuracy
 
 MONITOR = "val/loss"  # what "best" means for checkpoints: lowest validation loss, any task
@@ -133,6 +141,8 @@ class TaskModule(L.LightningModule):
 
 
 class ClassifierModule(TaskModule):
+    hparams_metrics = ("val/acc_best", "test/acc")  # what TensorBoard's HParams tab compares runs by
+
     """Base of the classifiers: cross-entropy, accuracy per stage, best validation accuracy, class probabilities.
 
     Args:
@@ -192,6 +202,8 @@ class ClassifierModule(TaskModule):
 
 
 class RegressorModule(TaskModule):
+    hparams_metrics = ("val/mse_best", "test/mse")  # what TensorBoard's HParams tab compares runs by
+
     """Base of the regressors: mean squared error, MSE/MAE/R² on validation and test, predictions.
 
     `forward` returns one number per example, shape (N,), as the targets are.
@@ -223,9 +235,17 @@ class RegressorModule(TaskModule):
         metrics = {"mse": MeanSquaredError(), "mae": MeanAbsoluteError(), "r2": R2Score()}
         super().__init__(metrics, [], lr, weight_decay, lr_schedule)
         self.target_mean, self.target_std, self.optimizer_name = target_mean, target_std, optimizer
+        self.val_mse_best = MinMetric()
+        self.val_mse_best.persistent(True)  # a resumed run keeps its best so far
 
     def compute_loss(self, predictions: Tensor, targets: Tensor) -> Tensor:
         return F.mse_loss(predictions, targets)
+
+    def on_validation_epoch_end(self) -> None:
+        if not self.trainer.sanity_checking:  # the sanity check's few batches say nothing about "best"
+            self.val_mse_best.update(self.val_metrics["mse"].compute())
+            self.log("val/mse_best", self.val_mse_best.compute())
+        super().on_validation_epoch_end()
 
     def in_target_units(self, values: Tensor) -> Tensor:
         return values * self.target_std + self.target_mean

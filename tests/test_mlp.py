@@ -9,6 +9,7 @@ import pytest
 import torch
 from lightning.pytorch.tuner import Tuner
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
 from nnmodules import MLPClassifier
 from nnmodules.cli import make_trainer
@@ -160,3 +161,14 @@ def test_classification_figures_each_epoch(mnist):
     steps = [image.step for image in events.Images("classification/confusion")]
     assert steps == [trainer.global_step // 2, trainer.global_step]  # each epoch; the end of fit is the last
     assert "classification/misclassified" in events.Tags()["images"]  # MNIST says its inputs are 1x28x28 images
+
+
+def test_hparams_tab_has_real_metrics_and_no_placeholder(fitted):
+    trainer, *_ = fitted
+    events = EventAccumulator(trainer.log_dir, size_guidance={"tensors": 0}).Reload()
+    content = events.SummaryMetadata("_hparams_/experiment").plugin_data.content
+    experiment = HParamsPluginData.FromString(content).experiment
+    assert [info.name.tag for info in experiment.metric_infos] == ["val/acc_best", "test/acc"]
+    assert {"hidden_dims", "lr", "batch_size", "val_size"} <= {info.name for info in experiment.hparam_infos}
+    scalars = events.Tags()["scalars"]
+    assert {"val/acc_best", "test/acc"} <= set(scalars) and "hp_metric" not in scalars  # values come from these
