@@ -3,6 +3,7 @@
     python scripts/benchmark.py --data-dir ../shared/data [--batch-size 64] [--json benchmark.json]
     python scripts/benchmark.py --tabular [--seeds 5]
     python scripts/benchmark.py --toy [--seeds 5]
+    python scripts/benchmark.py --summaries --data-dir ../shared/data
 
 Default: one MNIST training epoch of the tutorial's loop against our Trainer path.
 
@@ -22,6 +23,9 @@ machine are noisy: the ratio, measured in one run, is the figure to compare.
 --tabular: test accuracy on examples/people.csv of the scratch net with the
 tutorials' recipe (configs/tabular_scratch.yaml) against a logistic regression
 (MLPClassifier without hidden layers), on the same split, for each seed.
+
+--summaries: what the figure callback at its default frequency (ClassificationFigures:
+confusion matrix and misclassified digits every 2 epochs) adds to MNIST MLP epochs.
 
 --toy: the toy regression's default recipe (configs/toy_regression.yaml: 100
 full-batch epochs, figures every 50): time of Trainer.fit, per epoch, and where
@@ -49,7 +53,7 @@ from torchvision import datasets, transforms
 from datamodules import MNISTDataModule, TabularDataModule, ToyRegressionDataModule
 from nnmodules import MLPClassifier, ScratchDeepNet, ToyRegressor
 from nnmodules.cli import CHECKPOINT_DEFAULTS, make_trainer
-from nnmodules.figures import RegressionFigures
+from nnmodules.figures import ClassificationFigures, RegressionFigures
 
 PEOPLE = os.path.join(os.path.dirname(__file__), "..", "examples", "people.csv")
 
@@ -191,6 +195,35 @@ def toy(seeds: int) -> dict:
     return {"seeds": rows}
 
 
+def summaries(data_dir: str, epochs: int = 6) -> dict:
+    """How much ClassificationFigures at its default frequency adds to the default MNIST MLP's epochs.
+
+    Epoch times of separate runs differ by more than 10% on this shared machine, so the
+    figure is taken inside one run: SimpleProfiler's time in the callback's epoch-end hook
+    against the time of the training epochs (batches and validation; the epoch-end hooks
+    run after, so the share slightly overstates the cost).
+    """
+    with tempfile.TemporaryDirectory() as log_dir:
+        cwd = os.getcwd()
+        os.chdir(log_dir)
+        try:
+            L.seed_everything(0, verbose=False)
+            profiler = SimpleProfiler()
+            trainer = make_trainer("benchmark", max_epochs=epochs, enable_progress_bar=False, profiler=profiler)
+            trainer.callbacks.append(ClassificationFigures())
+            trainer.fit(MLPClassifier(), MNISTDataModule(data_dir, batch_size=128))
+        finally:
+            os.chdir(cwd)
+    durations = profiler.recorded_durations
+    epochs_s = sum(durations["run_training_epoch"])
+    figures_s = sum(durations["[Callback]ClassificationFigures.on_train_epoch_end"])
+    share = figures_s / epochs_s
+    print(f"\nMNIST MLP, default config's recipe, {epochs} epochs, ClassificationFigures every 2 epochs")
+    print(f"training epochs: {epochs_s:.2f} s; drawing figures at their ends: {figures_s:.2f} s")
+    print(f"epochs with figures are slower than without by {100 * share:.1f}%")
+    return {"epochs_s": epochs_s, "figures_s": figures_s, "slower_by": share}
+
+
 def _top_lines(summary: str, count: int) -> str:
     """The profiler table's header and its `count` costliest rows (it lists them costliest first)."""
     lines = [line for line in summary.splitlines() if line.strip()]
@@ -205,10 +238,14 @@ def main() -> None:
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument("--tabular", action="store_true", help="the table benchmark instead of the MNIST one")
     parser.add_argument("--toy", action="store_true", help="the toy regression benchmark")
+    parser.add_argument("--summaries", action="store_true", help="MNIST epochs with and without figures")
     parser.add_argument("--seeds", type=int, default=5, help="with --tabular or --toy: seeds to run")
     args = parser.parse_args()
-    if args.tabular or args.toy:
-        results = tabular(args.seeds) if args.tabular else toy(args.seeds)
+    if args.tabular or args.toy or args.summaries:
+        if args.summaries:
+            results = summaries(os.path.abspath(args.data_dir))
+        else:
+            results = tabular(args.seeds) if args.tabular else toy(args.seeds)
         if args.json:
             with open(args.json, "w") as file:
                 json.dump(results, file, indent=2)

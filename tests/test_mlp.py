@@ -160,6 +160,7 @@ def test_classification_figures_each_epoch(mnist):
     events = EventAccumulator(trainer.log_dir, size_guidance={"images": 0}).Reload()
     steps = [image.step for image in events.Images("classification/confusion")]
     assert steps == [trainer.global_step // 2, trainer.global_step]  # each epoch; the end of fit is the last
+    assert ClassificationFigures().every_n_epochs == 2  # the default: see scripts/benchmark.py --summaries
     assert "classification/misclassified" in events.Tags()["images"]  # MNIST says its inputs are 1x28x28 images
 
 
@@ -172,3 +173,15 @@ def test_hparams_tab_has_real_metrics_and_no_placeholder(fitted):
     assert {"hidden_dims", "lr", "batch_size", "val_size"} <= {info.name for info in experiment.hparam_infos}
     scalars = events.Tags()["scalars"]
     assert {"val/acc_best", "test/acc"} <= set(scalars) and "hp_metric" not in scalars  # values come from these
+
+
+def test_figures_leave_training_unchanged(mnist):
+    def weights(with_figures: bool) -> list[torch.Tensor]:
+        L.seed_everything(0)
+        model = MLPClassifier(hidden_dims=(8,))
+        trainer = make_trainer(max_epochs=2, **QUIET)
+        trainer.callbacks += [ClassificationFigures(every_n_epochs=1)] if with_figures else []
+        trainer.fit(model, mnist)  # dropout draws from the global generator that a figure's DataLoader also uses
+        return [p.detach().clone() for p in model.parameters()]
+
+    assert all(torch.equal(a, b) for a, b in zip(weights(False), weights(True), strict=True))
