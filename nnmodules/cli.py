@@ -165,9 +165,10 @@ class LitCLI(LightningCLI):
         if not self.config.fit.test_after_fit or self.trainer.fast_dev_run:
             return
         best = self.trainer.checkpoint_callback.best_model_path if self.trainer.checkpoint_callback else ""
+        fitted = {name: float(value) for name, value in self.trainer.callback_metrics.items() if name.endswith("_best")}
         results = self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path="best" if best else None)
-        lines = [f"best checkpoint: {best}" if best else "no checkpoint: tested the final weights"]
-        lines += [f"{name}: {value:.4f}" for name, value in results[0].items()]
+        lines = [f"{name}: {value:.4f}" for name, value in {**fitted, **results[0]}.items()]
+        lines.append(f"best checkpoint: {best}" if best else "no checkpoint: tested the final weights")
         if self.trainer.log_dir:
             lines.append(f"TensorBoard: tensorboard --logdir {self.trainer.log_dir}")
         rank_zero_info("\n".join(lines))
