@@ -1,0 +1,137 @@
+"""What a person sees in TensorBoard: the event files of each model, and a real TensorBoard server reading them."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import lightning as L
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
+
+from datamodules import ToyRegressionDataModule
+from nnmodules import MLPClassifier, ScratchDeepNet, ToyRegressor
+from nnmodules.cli import make_trainer
+from nnmodules.figures import ClassificationFigures, LearningCurves, RegressionFigures
+
+QUIET = {"enable_progress_bar": False, "enable_model_summary": False, "accelerator": "cpu", "log_every_n_steps": 2}
+
+
+class ValAccuracy(L.Callback):
+    """What the model logged as val/acc, epoch by epoch, as the trainer saw it."""
+
+    def __init__(self) -> None:
+        self.values: list[float] = []
+
+    def on_train_epoch_end(self, trainer, module):
+        self.values.append(float(trainer.callback_metrics["val/acc"]))
+
+
+def fit(model, data, callbacks, epochs=2):
+    L.seed_everything(0)
+    trainer = make_trainer(max_epochs=epochs, **QUIET)
+    trainer.callbacks += callbacks
+    trainer.fit(model, data)
+    trainer.test(model, datamodule=data, verbose=False)
+    return trainer
+
+
+@pytest.fixture(scope="module")
+def runs(mnist_dir, tmp_path_factory):
+    """One short run of each model, with the figures its config draws, under one logs folder."""
+    from datamodules import MNISTDataModule
+
+    folder = tmp_path_factory.mktemp("tensorboard")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)
+        mnist = MNISTDataModule(mnist_dir, batch_size=32, val_size=64, download=False)
+        val_acc = ValAccuracy()
+        trainers = {
+            "mlp": fit(MLPClassifier(hidden_dims=(16,)), mnist, [ClassificationFigures(every_n_epochs=1), val_acc]),
+            "scratch": fit(ScratchDeepNet(hidden_dims=[16]), mnist, [LearningCurves(), ClassificationFigures()]),
+            "toy": fit(ToyRegressor(), ToyRegressionDataModule(), [RegressionFigures()]),
+        }
+    return folder, trainers, val_acc.values
+
+
+EXPECTED = {
+    "mlp": {
+        "scalars": {"train/loss", "train/loss_epoch", "train/acc", "val/loss", "val/acc", "val/acc_best", "test/acc"},
+        "images": {"classification/confusion", "classification/misclassified"},
+        "hparams": ["val/acc_best", "test/acc"],
+    },
+    "scratch": {
+        "scalars": {"train/loss", "train/acc", "train/grad_norm", "val/acc", "val/acc_best", "test/acc"},
+        "images": {"curves/learning", "classification/confusion"},  # no grid: it gets every fake digit right
+        "histograms": {"weights/layer0", "weights/layer1", "biases/layer0", "biases/layer1"},
+        "hparams": ["val/acc_best", "test/acc"],
+    },
+    "toy": {
+        "scalars": {"train/loss_epoch", "val/mse", "val/mae", "val/r2", "val/mse_best", "test/mse", "lr-Adam"},
+        "images": {"regression/fit", "regression/residuals"},
+        "hparams": ["val/mse_best", "test/mse"],
+    },
+}
+
+
+@pytest.mark.parametrize("model", sorted(EXPECTED))
+def test_event_files_hold_scalars_hparams_figures_histograms_and_graph(runs, model):
+    folder, trainers, _ = runs
+    events = EventAccumulator(str(folder / trainers[model].log_dir), size_guidance={"tensors": 0}).Reload()
+    tags, expected = events.Tags(), EXPECTED[model]
+    assert expected["scalars"] <= set(tags["scalars"])
+    assert expected["images"] <= set(tags["images"])
+    assert expected.get("histograms", set()) <= set(tags["histograms"])
+    assert tags["graph"]  # from the model's example_input_array
+    experiment = HParamsPluginData.FromString(events.SummaryMetadata("_hparams_/experiment").plugin_data.content)
+    assert [info.name.tag for info in experiment.experiment.metric_infos] == expected["hparams"]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def get_json(url: str):
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.load(response)
+
+
+def test_a_real_tensorboard_server_serves_the_logged_values(runs):
+    folder, trainers, logged_val_acc = runs
+    run = trainers["mlp"].log_dir.removeprefix("lightning_logs/")  # runs are named by their folder under --logdir
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tensorboard.main", "--logdir", str(folder / "lightning_logs")]
+        + ["--host", "127.0.0.1", "--port", str(port), "--reload_interval", "1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        query = urllib.parse.urlencode({"run": run, "tag": "val/acc"})
+        url = f"http://127.0.0.1:{port}/data/plugin/scalars/scalars?{query}"  # what the Scalars page asks for
+        deadline, series = time.monotonic() + 60, None
+        while series is None and time.monotonic() < deadline:
+            try:
+                series = get_json(url)
+            except (urllib.error.URLError, ConnectionError):
+                time.sleep(0.5)  # not listening yet, or the run not loaded yet
+        assert series is not None, "TensorBoard did not answer within 60 s"
+        assert run in get_json(f"http://127.0.0.1:{port}/data/runs")
+        served = [value for _wall_time, _step, value in series]
+        assert served == pytest.approx(logged_val_acc, abs=1e-6)  # stored as float32
+        assert len(served) == 2  # one per epoch
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
