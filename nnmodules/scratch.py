@@ -15,12 +15,13 @@ from collections.abc import Sequence
 from itertools import pairwise
 from typing import Literal
 
+import lightning as L
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
+from nnmodules.figures import ParameterHistograms
 from nnmodules.heads import ClassifierModule, Task
 
 
@@ -33,7 +34,8 @@ class ScratchDeepNet(ClassifierModule):
     negative log-likelihood. Training uses Lightning's manual optimization and
     the tutorial's SGD step (`update_coeffs`), unless an optimizer is configured
     (e.g. `--optimizer Adam` on the command line). Each epoch logs weight and bias
-    histograms and the mean gradient norm (`train/grad_norm`) to TensorBoard.
+    histograms, gradient histograms of its last step (`ParameterHistograms`) and the mean
+    gradient norm (`train/grad_norm`) to TensorBoard.
 
     Args:
         input_dim: features per example (linked from the data module by the CLI).
@@ -152,10 +154,10 @@ class ScratchDeepNet(ClassifierModule):
         scheduler = self.lr_schedulers()
         if scheduler:  # manual optimization: a configured schedule steps once per epoch here
             scheduler.step()
-        if isinstance(self.logger, TensorBoardLogger):
-            for i, (layer, const) in enumerate(zip(self.weights, self.biases, strict=True)):
-                self.logger.experiment.add_histogram(f"weights/layer{i}", layer, self.current_epoch)
-                self.logger.experiment.add_histogram(f"biases/layer{i}", const, self.current_epoch)
+
+    def configure_callbacks(self) -> list[L.Callback]:
+        """Weight, bias and gradient histograms every epoch: this net is for watching training happen."""
+        return [ParameterHistograms()]
 
     def configure_optimizers(self) -> None:
         """No optimizer: `update_coeffs` is the update. `--optimizer` on the command line replaces this."""

@@ -62,8 +62,14 @@ def test_logs_histograms_and_gradient_norm_each_epoch(mnist, tmp_path, monkeypat
     trainer.fit(ScratchDeepNet(hidden_dims=[16]), mnist)
     events = EventAccumulator(trainer.log_dir, size_guidance={"histograms": 0}).Reload()
     tags = events.Tags()
-    assert {"weights/layer0", "weights/layer1", "biases/layer0", "biases/layer1"} <= set(tags["histograms"])
-    assert [event.step for event in events.Histograms("weights/layer0")] == [0, 1]
+    layers = {f"{kind}.{i}" for kind in ("weights", "biases") for i in (0, 1)}
+    assert {f"parameters/{name}" for name in layers} | {f"gradients/{name}" for name in layers} <= set(
+        tags["histograms"]
+    )
+    assert [event.step for event in events.Histograms("parameters/weights.0")] == [0, 1]
+    assert [event.step for event in events.Histograms("gradients/weights.0")] == [0, 1]
+    gradient = events.Histograms("gradients/weights.0")[-1].histogram_value
+    assert gradient.max > gradient.min  # a real gradient, not the zeros update_coeffs leaves behind
     assert "train/grad_norm" in tags["scalars"] and "train/acc" in tags["scalars"]
 
 

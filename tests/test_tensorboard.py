@@ -70,7 +70,7 @@ EXPECTED = {
     "scratch": {
         "scalars": {"train/loss", "train/acc", "train/grad_norm", "val/acc", "val/acc_best", "test/acc"},
         "images": {"curves/learning", "classification/confusion"},  # no grid: it gets every fake digit right
-        "histograms": {"weights/layer0", "weights/layer1", "biases/layer0", "biases/layer1"},
+        "histograms": {"parameters/weights.0", "parameters/biases.1", "gradients/weights.0", "gradients/biases.1"},
         "hparams": ["val/acc_best", "test/acc"],
     },
     "toy": {
