@@ -120,7 +120,7 @@ class TablePreprocessing:
             values = to_categories(frame[name])
             if known[-1] == OTHER:  # anything not kept, seen in training or not, is "other"
                 values = values.where(values.isin(known), OTHER)
-            codes = pd.Categorical(values, categories=known).codes  # -1: never seen, encoded as all zeros
+            codes = pd.Index(known).get_indexer(values)  # -1: never seen, encoded as all zeros
             blocks.append(np.eye(len(known) + 1)[codes][:, : len(known)])
         features = np.concatenate(blocks, axis=1) if blocks else np.zeros((len(frame), 0))
         return torch.from_numpy(features.astype(np.float32))

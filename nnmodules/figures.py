@@ -8,6 +8,7 @@ matplotlib's object API (no pyplot, no GUI backend) and `add_figure`.
 from __future__ import annotations
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from matplotlib.figure import Figure
@@ -173,7 +174,7 @@ class ClassificationFigures(EpochFigures):
         counts = multiclass_confusion_matrix(predicted, targets, num_classes=len(names))
         figure = Figure(figsize=(1 + 0.5 * len(names), 1 + 0.5 * len(names)))
         axes = figure.subplots()
-        axes.imshow(counts, cmap="Blues")
+        axes.imshow(counts.numpy(), cmap="Blues")
         for true in range(len(names)):
             for guess in range(len(names)):
                 axes.text(guess, true, str(int(counts[true, guess])), ha="center", va="center", fontsize=7)
@@ -188,7 +189,7 @@ class ClassificationFigures(EpochFigures):
         grid = make_grid(inputs.reshape(-1, *shape), nrow=columns, padding=gap, normalize=True, pad_value=1.0)
         figure = Figure(figsize=(5, 0.8 + 1.2 * -(-len(inputs) // columns)))
         axes = figure.subplots()
-        axes.imshow(grid.permute(1, 2, 0))  # one image: far cheaper to draw than a subplot per digit
+        axes.imshow(grid.permute(1, 2, 0).numpy())  # one image: far cheaper to draw than a subplot per digit
         height, width = shape[-2] + gap, shape[-1] + gap
         for i, (guess, label) in enumerate(zip(guesses.tolist(), labels.tolist(), strict=True)):
             row, column = divmod(i, columns)
@@ -223,7 +224,8 @@ class RegressionFigures(EpochFigures):
         splits = {}  # split: (inputs, targets in their units, predictions)
         for split in ("train", "val", "test"):
             inputs, targets = data.table(split).tensors
-            splits[split] = (inputs, module.in_target_units(targets), self._predict(module, inputs))
+            arrays = (inputs, module.in_target_units(targets), self._predict(module, inputs))
+            splits[split] = tuple(array.numpy() for array in arrays)  # what matplotlib takes without warnings
         return {
             "regression/fit": self._fit(splits, data, module),
             "regression/residuals": self._residuals(*splits["test"][1:]),
@@ -247,15 +249,16 @@ class RegressionFigures(EpochFigures):
             for split, label in (("train", "train"), ("val", "validation")):
                 axes.scatter(splits[split][0][:, 0], splits[split][1], s=12, label=label)
             grid = torch.linspace(float(train_x.min()) - 0.5, float(train_x.max()) + 0.5, 200).unsqueeze(1)
-            axes.plot(grid[:, 0], self._predict(module, grid), color="red", label="model")
+            x = grid[:, 0].numpy()
+            axes.plot(x, self._predict(module, grid).numpy(), color="red", label="model")
             if hasattr(data, "slope"):
-                axes.plot(grid[:, 0], data.intercept + data.slope * grid[:, 0], "k--", label="true line")
+                axes.plot(x, data.intercept + data.slope * x, "k--", label="true line")
             axes.set(xlabel="x", ylabel="y")
         axes.legend()
         return figure
 
     @staticmethod
-    def _residuals(test_y: torch.Tensor, test_predicted: torch.Tensor) -> Figure:
+    def _residuals(test_y: np.ndarray, test_predicted: np.ndarray) -> Figure:
         figure = Figure(figsize=(5, 4))
         axes = figure.subplots()
         axes.scatter(test_predicted, test_y - test_predicted, s=12)
