@@ -4,6 +4,7 @@
     python scripts/benchmark.py --tabular [--seeds 5]
     python scripts/benchmark.py --toy [--seeds 5]
     python scripts/benchmark.py --summaries --data-dir ../shared/data
+    python scripts/benchmark.py --accuracy --data-dir ../shared/data
 
 Default: one MNIST training epoch three ways, at each batch size (64, the
 tutorial's, and 128, our default). All train the tutorial's 784-128-128-10 MLP
@@ -30,6 +31,11 @@ tutorials' recipe (configs/tabular_scratch.yaml) against a logistic regression
 --summaries: what the figure callback at its default frequency (ClassificationFigures:
 confusion matrix and misclassified digits every 2 epochs) adds to MNIST MLP epochs.
 
+--accuracy: the default MNIST config's training time until its test accuracy
+first reaches 98% (the test set is scored after each epoch, off the clock), and
+the peak memory (RSS) of a `litmodules fit` run of that config against the
+raw data's size plus what the interpreter and libraries take by themselves.
+
 --toy: the toy regression's default recipe (configs/toy_regression.yaml: 100
 full-batch epochs, figures every 50): time of Trainer.fit, per epoch, and where
 it goes (Lightning's SimpleProfiler); then test MSE, f(0) and (f(1) - f(-1)) / 2
@@ -42,6 +48,9 @@ import argparse
 import json
 import os
 import platform
+import resource
+import subprocess
+import sys
 import tempfile
 import time
 from functools import partial
@@ -252,6 +261,86 @@ def summaries(data_dir: str, epochs: int = 6) -> dict:
     return {"epochs_s": epochs_s, "figures_s": figures_s, "slower_by": share}
 
 
+class TestAccuracyClock(L.Callback):
+    """Training time per epoch, and the test accuracy after it (scored off the clock)."""
+
+    def __init__(self, test_table) -> None:
+        self.test_table, self.rows, self.seconds = test_table, [], 0.0
+
+    def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self._start = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self.seconds += time.perf_counter() - self._start
+        images, labels = self.test_table.tensors
+        was_training = module.training
+        module.eval()
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            accuracy = float((module(Normalize()(images)).argmax(dim=1) == labels).float().mean())
+        module.train(was_training)
+        self.rows.append((trainer.current_epoch + 1, self.seconds, accuracy))
+
+
+def accuracy(data_dir: str) -> dict:
+    """Training seconds until the default MNIST config first scores 98% on the test set; peak RSS of a CLI fit."""
+    with tempfile.TemporaryDirectory() as log_dir:
+        cwd = os.getcwd()
+        os.chdir(log_dir)
+        try:
+            L.seed_everything(42, verbose=False)  # as configs/mnist_mlp.yaml: defaults of MLPClassifier, batch 128
+            data = MNISTDataModule(data_dir, batch_size=128)
+            data.setup(None)
+            clock = TestAccuracyClock(data.tables["test"])
+            trainer = make_trainer("benchmark", max_epochs=10, enable_progress_bar=False)
+            trainer.callbacks += [clock, ClassificationFigures()]
+            trainer.fit(MLPClassifier(), data)
+        finally:
+            os.chdir(cwd)
+        reached = next(((epoch, seconds) for epoch, seconds, acc in clock.rows if acc >= 0.98), None)
+        config = os.path.join(cwd, "configs", "mnist_mlp.yaml")
+        command = [sys.executable, "-m", "nnmodules", "fit", "--config", config, f"--data.data_dir={data_dir}"]
+        command += ["--trainer.max_epochs=1", "--trainer.enable_progress_bar=false", "--test_after_fit=false"]
+        subprocess.run(command, cwd=log_dir, check=True, capture_output=True)
+        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    imports = "import lightning, torch, torchvision, pandas, matplotlib, nnmodules, datamodules"
+    baseline = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            imports + "; import resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    baseline_mb = int(baseline.stdout.split()[-1]) / 1024
+    raw_mb = (
+        sum(
+            os.path.getsize(os.path.join(data_dir, "MNIST", "raw", name))
+            for name in os.listdir(os.path.join(data_dir, "MNIST", "raw"))
+        )
+        / 2**20
+    )
+    print("\nDefault MNIST config (10 epochs): test accuracy after each epoch, training seconds so far")
+    for epoch, seconds, acc in clock.rows:
+        print(f"epoch {epoch:>2}: {seconds:6.1f} s  {100 * acc:.2f}%")
+    print(
+        "98.0% first reached:",
+        f"epoch {reached[0]}, {reached[1]:.1f} s of training" if reached else "not within 10 epochs",
+    )
+    print(
+        f"peak RSS of a 1-epoch CLI fit: {peak_mb:.0f} MB; interpreter and libraries alone: {baseline_mb:.0f} MB; "
+        f"raw MNIST files: {raw_mb:.0f} MB; budget (libraries + 2 x data): {baseline_mb + 2 * raw_mb:.0f} MB"
+    )
+    return {
+        "epochs": clock.rows,
+        "reached_98": reached,
+        "peak_rss_mb": peak_mb,
+        "baseline_rss_mb": baseline_mb,
+        "raw_data_mb": raw_mb,
+    }
+
+
 def _top_lines(summary: str, count: int) -> str:
     """The profiler table's header and its `count` costliest rows (it lists them costliest first)."""
     lines = [line for line in summary.splitlines() if line.strip()]
@@ -268,11 +357,12 @@ def main() -> None:
     parser.add_argument("--tabular", action="store_true", help="the table benchmark instead of the MNIST one")
     parser.add_argument("--toy", action="store_true", help="the toy regression benchmark")
     parser.add_argument("--summaries", action="store_true", help="MNIST epochs with and without figures")
+    parser.add_argument("--accuracy", action="store_true", help="time to 98%% test accuracy, and peak memory")
     parser.add_argument("--seeds", type=int, default=5, help="with --tabular or --toy: seeds to run")
     args = parser.parse_args()
-    if args.tabular or args.toy or args.summaries:
-        if args.summaries:
-            results = summaries(os.path.abspath(args.data_dir))
+    if args.tabular or args.toy or args.summaries or args.accuracy:
+        if args.summaries or args.accuracy:
+            results = (summaries if args.summaries else accuracy)(os.path.abspath(args.data_dir))
         else:
             results = tabular(args.seeds) if args.tabular else toy(args.seeds)
         if args.json:
