@@ -119,6 +119,7 @@ class LearningCurves(EpochFigures):
         name = "val/acc" if isinstance(module, ClassifierModule) else "val/mse"
         if name in trainer.callback_metrics:  # the latest validation (some runs validate every N epochs)
             self.epochs.append(trainer.current_epoch)
+            module.update_training_metrics()  # callbacks' epoch-end hooks run before the module's
             self.train_loss.append(float(module.train_loss.compute()))  # this epoch's: logged right after this hook
             self.val_metric.append(float(trainer.callback_metrics[name]))
         super().on_train_epoch_end(trainer, module)

@@ -11,7 +11,7 @@ from lightning.pytorch.tuner import Tuner
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
-from nnmodules import MLPClassifier
+from nnmodules import MLPClassifier, heads
 from nnmodules.cli import make_trainer
 from nnmodules.figures import ClassificationFigures
 
@@ -185,3 +185,26 @@ def test_figures_leave_training_unchanged(mnist):
         return [p.detach().clone() for p in model.parameters()]
 
     assert all(torch.equal(a, b) for a, b in zip(weights(False), weights(True), strict=True))
+
+
+def test_epoch_training_metrics_count_every_step_once(mnist, monkeypatch):
+    """The training metrics take a few steps per update (heads.PENDING_STEPS); the epoch's values miss none."""
+    monkeypatch.setattr(heads, "PENDING_STEPS", 3)  # 8 steps an epoch: two full updates and a remainder
+    steps: list[tuple[float, int, int]] = []
+
+    class Recording(MLPClassifier):
+        def training_step(self, batch, batch_idx):
+            loss = super().training_step(batch, batch_idx)
+            inputs, targets = batch
+            correct = int((self(inputs).argmax(dim=1) == targets).sum())  # no dropout: the same outputs
+            steps.append((float(loss), correct, len(targets)))
+            return loss
+
+    L.seed_everything(0)
+    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, **QUIET)
+    trainer.fit(Recording(hidden_dims=(16,), dropout=0.0), mnist)
+    rows = sum(n for *_, n in steps)
+    assert len(steps) == 8 and rows == 256
+    assert float(trainer.callback_metrics["train/acc"]) == pytest.approx(sum(c for _, c, _ in steps) / rows)
+    mean_loss = sum(loss * n for loss, _, n in steps) / rows
+    assert float(trainer.callback_metrics["train/loss_epoch"]) == pytest.approx(mean_loss, rel=1e-5)
