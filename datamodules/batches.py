@@ -8,10 +8,19 @@ are then cut by tensor indexing: the DataLoader hands the batch's indices to
 ranks get disjoint shards. It is an ordinary `DataLoader`, so `num_workers`,
 `pin_memory`, `overfit_batches`, prediction and the rest of what Lightning does
 with data loaders keep working.
+
+On a GPU the tables can live on the device (`device_resident`; automatic when
+they take at most half its free memory). Then `DeviceBatches` permutes the rows
+with `torch.randperm` on the device and hands out whole index tensors, so an
+epoch copies nothing from the host and the host never waits for the device.
+Evaluation uses `eval_batch_size` (by default 4 x `batch_size`): without
+gradients to keep, a larger batch costs no memory worth counting and saves
+steps.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import lightning as L
@@ -42,14 +51,30 @@ class TensorTable(Dataset):
 
     def __getitems__(self, indices: list[int]) -> tuple[Tensor, ...]:
         """One batch: the DataLoader asks for all its rows at once, and gets them by one gather per tensor."""
-        index = torch.tensor(indices)
+        return self[torch.tensor(indices, device=self.device)]
+
+    def __getitem__(self, index: int | Tensor) -> tuple[Tensor, ...]:
+        """One row for an int; one batch for a tensor of row indices (what `DeviceBatches` hands out)."""
+        if not isinstance(index, Tensor):
+            return tuple(column[0] for column in self[torch.tensor([index], device=self.device)])
         first, *rest = (t[index] for t in self.tensors)
         if self.transform is not None:
             first = self.transform(first)
         return (first, *rest)
 
-    def __getitem__(self, index: int) -> tuple[Tensor, ...]:
-        return tuple(column[0] for column in self.__getitems__([index]))
+    @property
+    def device(self) -> torch.device:
+        return self.tensors[0].device
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.nbytes for t in self.tensors)
+
+    def to(self, device: torch.device | str) -> TensorTable:
+        """The same rows on `device` (this table itself when they are there already)."""
+        if self.device == torch.device(device):
+            return self
+        return TensorTable(*(t.to(device) for t in self.tensors), transform=self.transform)
 
 
 def _world() -> tuple[int, int]:
@@ -101,6 +126,52 @@ def batch_loader(
     )
 
 
+class DeviceBatches(DistributedSampler):
+    """Whole batches of row indices, as tensors on the table's device: how a device-resident table is cut.
+
+    A shuffled epoch is `torch.randperm` on the device, seeded by `seed + epoch`
+    (on the CPU this is the very order of the host path's `DistributedSampler`).
+    Under DDP each rank takes every `num_replicas`-th index: in training padded
+    with repeated rows as `DistributedSampler` does, so ranks take as many steps;
+    in evaluation unpadded, so every row counts once. It is the loader's
+    `sampler`, with `batch_size=None`: Lightning leaves it alone under DDP and
+    calls its `set_epoch`.
+
+    Args:
+        table: the split, already on its device.
+        batch_size: rows per batch (per process under DDP).
+        train: shuffle and pad (training) or keep the order (evaluation).
+        seed: base seed of the permutation.
+        num_replicas, rank: the DDP world, (1, 0) in one process.
+    """
+
+    def __init__(self, table: TensorTable, batch_size: int, train: bool, seed: int, num_replicas: int, rank: int):
+        super().__init__(table, num_replicas=num_replicas, rank=rank, shuffle=train, seed=seed)
+        self.batch_size = batch_size
+        if not train:  # this rank's rows, each once: as Lightning's UnrepeatedDistributedSampler
+            self.num_samples = len(range(rank, len(table), num_replicas))
+
+    def __iter__(self):
+        rows, device = len(self.dataset), self.dataset.device
+        if self.shuffle:
+            generator = torch.Generator(device).manual_seed(self.seed + self.epoch)
+            order = torch.randperm(rows, generator=generator, device=device)
+            order = order.repeat(math.ceil(self.total_size / rows))[: self.total_size]  # as DistributedSampler pads
+        else:
+            order = torch.arange(rows, device=device)
+        return iter(order[self.rank :: self.num_replicas].split(self.batch_size))
+
+    def __len__(self) -> int:
+        return math.ceil(self.num_samples / self.batch_size)
+
+
+def device_loader(table: TensorTable, batch_size: int, train: bool = False, seed: int = 0) -> DataLoader:
+    """A `DataLoader` over a table on its device, batches cut by `DeviceBatches` (arguments as `batch_loader`'s)."""
+    num_replicas, rank = _world()
+    sampler = DeviceBatches(table, batch_size, train=train, seed=seed, num_replicas=num_replicas, rank=rank)
+    return DataLoader(table, batch_size=None, sampler=sampler, collate_fn=_batch_as_is)
+
+
 class TensorDataModule(L.LightningDataModule):
     """Base of the project's data modules: each split held as a `TensorTable`.
 
@@ -115,23 +186,45 @@ class TensorDataModule(L.LightningDataModule):
         num_workers: worker processes per data loader; 0 (the default) is fastest for
             in-memory tables.
         pin_memory: hand out batches in page-locked memory, for faster copies to a GPU.
+        eval_batch_size: rows per validation, test and prediction batch; None: 4 x `batch_size`.
+        device_resident: keep the tables on the Trainer's device and cut batches there
+            (`DeviceBatches`); None: yes on a CUDA GPU when all tables take at most half
+            its free memory and `num_workers` is 0. `overfit_batches` runs use the host path.
     """
 
     task = "multiclass"
     class_weights: list[float] | None = None
     target_mean, target_std = 0.0, 1.0  # regression targets are fed as (target - mean) / std
 
-    def __init__(self, batch_size: int, seed: int = 42, num_workers: int = 0, pin_memory: bool = False) -> None:
+    def __init__(
+        self,
+        batch_size: int,
+        seed: int = 42,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        eval_batch_size: int | None = None,
+        device_resident: bool | None = None,
+    ) -> None:
         super().__init__()
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if eval_batch_size is not None and eval_batch_size < 1:
+            raise ValueError(f"eval_batch_size must be at least 1 (or None: 4 x batch_size), got {eval_batch_size}")
         if num_workers < 0:
             raise ValueError(f"num_workers must be 0 or more, got {num_workers}")
+        if device_resident and num_workers:
+            raise ValueError(
+                f"device_resident=True cuts batches on the device, in the main process: num_workers must be 0, "
+                f"got {num_workers}"
+            )
         self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
         self.seed = seed
         self.num_workers = num_workers
         self.pin_memory = pin_memory
+        self.device_resident = device_resident
         self.tables: dict[str, TensorTable] = {}
+        self._on_device: dict[str, tuple[TensorTable, TensorTable]] = {}  # split: (table, its copy on the device)
 
     def table(self, split: str) -> TensorTable:
         """One split's table; subclasses that build tables on demand override this."""
@@ -139,10 +232,30 @@ class TensorDataModule(L.LightningDataModule):
             raise RuntimeError(f"{type(self).__name__} has no {split!r} split yet: call setup() first")
         return self.tables[split]
 
+    def resident_device(self) -> torch.device | None:
+        """Where the tables live while the Trainer runs: its device, or None for the host path."""
+        trainer = self.trainer
+        if self.device_resident is False or trainer is None or trainer.overfit_batches:
+            return None  # (overfit_batches: Lightning swaps in a sampler of its own)
+        device = trainer.strategy.root_device
+        if self.device_resident is None:  # automatic: a CUDA GPU with room to spare
+            tables_bytes = sum(table.nbytes for table in self.tables.values())
+            if device.type != "cuda" or self.num_workers or tables_bytes > torch.cuda.mem_get_info(device)[0] / 2:
+                return None
+        return device
+
     def _loader(self, split: str, train: bool = False) -> DataLoader:
+        table = self.table(split)
+        batch_size = self.batch_size if train else self.eval_batch_size or 4 * self.batch_size
+        device = self.resident_device()
+        if device is not None:
+            host, on_device = self._on_device.get(split, (None, None))
+            if host is not table:  # copied once per table
+                self._on_device[split] = table, table.to(device)
+            return device_loader(self._on_device[split][1], batch_size, train=train, seed=self.seed)
         return batch_loader(
-            self.table(split),
-            self.batch_size,
+            table,
+            batch_size,
             train=train,
             seed=self.seed,
             num_workers=self.num_workers,

@@ -36,6 +36,9 @@ class MNISTDataModule(TensorDataModule):
         seed: seeds the train/validation split and the shuffle of every epoch.
         num_workers: worker processes per data loader (0 is fastest here).
         pin_memory: page-locked batches, for faster copies to a GPU.
+        eval_batch_size: images per validation and test batch; None: 4 x `batch_size`.
+        device_resident: keep the images on the GPU and cut batches there; None: when they fit
+            (see `TensorDataModule`).
     """
 
     num_features = 28 * 28
@@ -53,9 +56,11 @@ class MNISTDataModule(TensorDataModule):
         seed: int = 42,
         num_workers: int = 0,
         pin_memory: bool = False,
+        eval_batch_size: int | None = None,
+        device_resident: bool | None = None,
     ) -> None:
         data_dir = str(data_dir)  # saved hyperparameters stay plain data: checkpoints load with weights_only=True
-        super().__init__(batch_size, seed=seed, num_workers=num_workers, pin_memory=pin_memory)
+        super().__init__(batch_size, seed, num_workers, pin_memory, eval_batch_size, device_resident)
         self.save_hyperparameters()
         self.data_dir = Path(data_dir)
         if self.data_dir.exists() and not self.data_dir.is_dir():

@@ -23,7 +23,7 @@ class ToyRegressionDataModule(TabularDataModule):
         seed: seeds the points and the noise.
         val_fraction, test_fraction: shares of the points, taken in order after the training ones.
         batch_size: points per batch; None for full batches, as in the introduction.
-        num_workers, pin_memory: as for any data module.
+        num_workers, pin_memory, device_resident: as for any data module.
     """
 
     def __init__(
@@ -38,6 +38,7 @@ class ToyRegressionDataModule(TabularDataModule):
         batch_size: int | None = None,
         num_workers: int = 0,
         pin_memory: bool = False,
+        device_resident: bool | None = None,
     ) -> None:
         if n_samples < 3:
             raise ValueError(f"n_samples must be at least 3 (one per split), got {n_samples}")
@@ -59,5 +60,6 @@ class ToyRegressionDataModule(TabularDataModule):
             seed=seed,
             num_workers=num_workers,
             pin_memory=pin_memory,
+            device_resident=device_resident,
         )
         self.slope, self.intercept = slope, intercept

@@ -111,7 +111,7 @@ def test_optimizer_and_scheduler_can_be_replaced(mnist_dir, in_tmp):
 def test_default_optimizer_without_flags(mnist_dir, in_tmp):
     cli = LitCLI(args=["fit", "--config", CONFIG, *fake_data_args(mnist_dir), "--trainer.fast_dev_run=true"])
     (optimizer,) = cli.trainer.optimizers
-    assert isinstance(optimizer, torch.optim.Adam)
+    assert isinstance(optimizer, torch.optim.Adam) and optimizer.defaults["fused"]  # one kernel per step on a CPU
     assert isinstance(cli.trainer.lr_scheduler_configs[0].scheduler, torch.optim.lr_scheduler.OneCycleLR)
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import lightning as L
 import pytest
 import torch
 from conftest import TEST_IMAGES, TRAIN_IMAGES, VAL_SIZE
 from torchvision.datasets import MNIST
 
 from datamodules import MNISTDataModule
+from datamodules.batches import DeviceBatches, TensorTable, device_loader
 from datamodules.mnist import MEAN, STD
 
 
@@ -123,6 +125,8 @@ def test_missing_files_without_download(tmp_path):
         ({"batch_size": -5}, "batch_size must be at least 1, got -5"),
         ({"val_size": 0}, "val_size must be at least 1 image, got 0"),
         ({"num_workers": -1}, "num_workers must be 0 or more, got -1"),
+        ({"eval_batch_size": 0}, r"eval_batch_size must be at least 1 \(or None: 4 x batch_size\), got 0"),
+        ({"device_resident": True, "num_workers": 2}, "device_resident=True cuts batches on the device, in the main"),
     ],
 )
 def test_bad_arguments(mnist_dir, kwargs, message):
@@ -142,3 +146,63 @@ def test_val_size_larger_than_the_training_images(mnist_dir):
     message = f"val_size {TRAIN_IMAGES} leaves no training images: there are {TRAIN_IMAGES}"
     with pytest.raises(ValueError, match=message):
         data.setup("fit")
+
+
+def test_evaluation_batches_are_four_training_batches_unless_set(mnist_dir):
+    data = MNISTDataModule(mnist_dir, batch_size=10, val_size=VAL_SIZE, download=False)
+    data.setup(None)
+    assert [len(labels) for _, labels in data.val_dataloader()] == [40, 24]
+    assert next(iter(data.train_dataloader()))[1].shape == (10,)
+    data.eval_batch_size = 50
+    assert [len(labels) for _, labels in data.test_dataloader()] == [50, 30]
+
+
+def test_device_batches_are_the_host_order_as_index_tensors(mnist_dir):
+    """On the CPU, the device path's permutation is the host path's `DistributedSampler` order, epoch by epoch."""
+    data = MNISTDataModule(mnist_dir, batch_size=48, val_size=VAL_SIZE, download=False, seed=3)
+    data.setup("fit")
+    host = data.train_dataloader()
+    device = device_loader(data.tables["train"], 48, train=True, seed=3)
+    for epoch in (0, 1):
+        device.sampler.set_epoch(epoch)
+        pairs = list(zip(epoch_batches(host, epoch), device, strict=True))
+        assert [len(labels) for _, labels in host] == [48] * 5 + [16]
+        assert all(torch.equal(a, b) for pair in pairs for a, b in zip(*pair, strict=True))
+
+
+def test_device_batches_shard_like_ddp():
+    """Two ranks: training shards are disjoint, equally long and padded; evaluation gives every row once."""
+    table = TensorTable(torch.arange(11))
+    shards = [list(DeviceBatches(table, 4, train=True, seed=0, num_replicas=2, rank=rank)) for rank in (0, 1)]
+    rows = [torch.cat(batches).tolist() for batches in shards]
+    assert [len(batches) for batches in shards] == [2, 2] and [len(r) for r in rows] == [6, 6]
+    assert set(rows[0]) | set(rows[1]) == set(range(11)) and len(set(rows[0]) & set(rows[1])) <= 1
+    evaluation = [torch.cat(list(DeviceBatches(table, 4, False, 0, 2, rank))).tolist() for rank in (0, 1)]
+    assert evaluation == [[0, 2, 4, 6, 8, 10], [1, 3, 5, 7, 9]]
+
+
+def test_resident_training_matches_the_host_path(mnist_dir, tmp_path):
+    """`device_resident=True` (on the CPU here) goes through `DeviceBatches` and trains to the very same weights."""
+    from nnmodules import MLPClassifier
+
+    def fit(device_resident: bool | None) -> tuple[type, torch.Tensor]:
+        L.seed_everything(0)
+        data = MNISTDataModule(mnist_dir, 32, VAL_SIZE, download=False, device_resident=device_resident)
+        model = MLPClassifier(hidden_dims=(16,))
+        quiet = {"enable_progress_bar": False, "enable_model_summary": False, "logger": False}
+        trainer = L.Trainer(max_epochs=2, accelerator="cpu", enable_checkpointing=False, **quiet)
+        trainer.fit(model, data)
+        return type(trainer.train_dataloader.sampler), torch.cat([p.flatten() for p in model.parameters()])
+
+    (host_sampler, host), (auto_sampler, auto), (resident_sampler, resident) = fit(False), fit(None), fit(True)
+    assert resident_sampler is DeviceBatches and host_sampler is auto_sampler is not DeviceBatches  # auto: GPU only
+    assert torch.equal(host, resident) and torch.equal(host, auto)
+
+
+def test_resident_only_with_a_trainer_and_not_when_overfitting(mnist_dir):
+    data = MNISTDataModule(mnist_dir, 32, VAL_SIZE, download=False, device_resident=True)
+    assert data.resident_device() is None  # no Trainer: no device to go to
+    data.trainer = L.Trainer(accelerator="cpu", logger=False, overfit_batches=2)
+    assert data.resident_device() is None  # Lightning replaces the sampler with a sequential one
+    data.trainer = L.Trainer(accelerator="cpu", logger=False)
+    assert data.resident_device() == torch.device("cpu")
