@@ -9,10 +9,12 @@ ranks get disjoint shards. It is an ordinary `DataLoader`, so `num_workers`,
 `pin_memory`, `overfit_batches`, prediction and the rest of what Lightning does
 with data loaders keep working.
 
-On a GPU the tables can live on the device (`device_resident`; automatic when
-they take at most half its free memory). Then `DeviceBatches` permutes the rows
-with `torch.randperm` on the device and hands out whole index tensors, so an
-epoch copies nothing from the host and the host never waits for the device.
+Faster still, the tables can live on the Trainer's device (`device_resident`:
+by default on a CPU, and on a GPU when they take at most half its free memory).
+Then `DeviceBatches` permutes the rows with `torch.randperm` on the device and
+hands out whole index tensors: no lists of indices, and on a GPU an epoch copies
+nothing from the host, which never waits for the device. On a CPU the order is
+the host path's.
 Evaluation uses `eval_batch_size` (by default 4 x `batch_size`): without
 gradients to keep, a larger batch costs no memory worth counting and saves
 steps.
@@ -57,7 +59,7 @@ class TensorTable(Dataset):
         """One row for an int; one batch for a tensor of row indices (what `DeviceBatches` hands out)."""
         if not isinstance(index, Tensor):
             return tuple(column[0] for column in self[torch.tensor([index], device=self.device)])
-        first, *rest = (t[index] for t in self.tensors)
+        first, *rest = (t.index_select(0, index) for t in self.tensors)  # ~5x faster than t[index] on a CPU
         if self.transform is not None:
             first = self.transform(first)
         return (first, *rest)
@@ -187,9 +189,11 @@ class TensorDataModule(L.LightningDataModule):
             in-memory tables.
         pin_memory: hand out batches in page-locked memory, for faster copies to a GPU.
         eval_batch_size: rows per validation, test and prediction batch; None: 4 x `batch_size`.
-        device_resident: keep the tables on the Trainer's device and cut batches there
-            (`DeviceBatches`); None: yes on a CUDA GPU when all tables take at most half
-            its free memory and `num_workers` is 0. `overfit_batches` runs use the host path.
+        device_resident: keep the tables on the Trainer's device and cut training and
+            evaluation batches there (`DeviceBatches`); None: yes with `num_workers` 0 on
+            a CPU (the tables are there already) or on a CUDA GPU where all tables take at
+            most half its free memory. Otherwise, for prediction and for `overfit_batches`
+            runs, the `DataLoader`'s own batching (`batch_loader`).
     """
 
     task = "multiclass"
@@ -238,19 +242,20 @@ class TensorDataModule(L.LightningDataModule):
         if self.device_resident is False or trainer is None or trainer.overfit_batches:
             return None  # (overfit_batches: Lightning swaps in a sampler of its own)
         device = trainer.strategy.root_device
-        if self.device_resident is None:  # automatic: a CUDA GPU with room to spare
+        if self.device_resident is None:  # automatic: the CPU (nothing to copy), or a CUDA GPU with room to spare
+            if self.num_workers or device.type not in ("cpu", "cuda"):
+                return None
             tables_bytes = sum(table.nbytes for table in self.tables.values())
-            if device.type != "cuda" or self.num_workers or tables_bytes > torch.cuda.mem_get_info(device)[0] / 2:
+            if device.type == "cuda" and tables_bytes > torch.cuda.mem_get_info(device)[0] / 2:
                 return None
         return device
 
-    def _loader(self, split: str, train: bool = False) -> DataLoader:
+    def _loader(self, split: str, train: bool = False, host: bool = False) -> DataLoader:
         table = self.table(split)
         batch_size = self.batch_size if train else self.eval_batch_size or 4 * self.batch_size
-        device = self.resident_device()
+        device = None if host else self.resident_device()
         if device is not None:
-            host, on_device = self._on_device.get(split, (None, None))
-            if host is not table:  # copied once per table
+            if self._on_device.get(split, (None,))[0] is not table:  # copied once per table
                 self._on_device[split] = table, table.to(device)
             return device_loader(self._on_device[split][1], batch_size, train=train, seed=self.seed)
         return batch_loader(
@@ -272,4 +277,5 @@ class TensorDataModule(L.LightningDataModule):
         return self._loader("test")
 
     def predict_dataloader(self) -> DataLoader:
-        return self._loader("predict" if "predict" in self.tables else "test")
+        # the host path: Lightning tracks the rows of each prediction batch through its batch sampler
+        return self._loader("predict" if "predict" in self.tables else "test", host=True)

@@ -85,6 +85,15 @@ class TaskModule(L.LightningModule):
         self.val_metrics, self.test_metrics = collection("val", list(metrics)), collection("test", list(metrics))
         self._pending: list[tuple[Tensor, Tensor | None, Tensor]] = []  # training steps not yet in the metrics
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Lightning names the running hook in `_current_fx_name` around every hook call, about 45 times a
+        # training step; `nn.Module.__setattr__` would first look for the name among parameters, buffers and
+        # submodules: 3 us a time on a 2-core CI machine, against 0.3 us. A string is none of those.
+        if name == "_current_fx_name":
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
+
     def compute_loss(self, outputs: Tensor, targets: Tensor) -> Tensor:
         raise NotImplementedError
 

@@ -182,7 +182,7 @@ def test_device_batches_shard_like_ddp():
 
 
 def test_resident_training_matches_the_host_path(mnist_dir, tmp_path):
-    """`device_resident=True` (on the CPU here) goes through `DeviceBatches` and trains to the very same weights."""
+    """On the CPU, the resident path (`DeviceBatches`, the default) trains to the host path's very weights."""
     from nnmodules import MLPClassifier
 
     def fit(device_resident: bool | None) -> tuple[type, torch.Tensor]:
@@ -195,14 +195,17 @@ def test_resident_training_matches_the_host_path(mnist_dir, tmp_path):
         return type(trainer.train_dataloader.sampler), torch.cat([p.flatten() for p in model.parameters()])
 
     (host_sampler, host), (auto_sampler, auto), (resident_sampler, resident) = fit(False), fit(None), fit(True)
-    assert resident_sampler is DeviceBatches and host_sampler is auto_sampler is not DeviceBatches  # auto: GPU only
+    assert resident_sampler is auto_sampler is DeviceBatches and host_sampler is not DeviceBatches
     assert torch.equal(host, resident) and torch.equal(host, auto)
 
 
-def test_resident_only_with_a_trainer_and_not_when_overfitting(mnist_dir):
+def test_resident_only_with_a_trainer_no_workers_and_no_overfitting(mnist_dir):
     data = MNISTDataModule(mnist_dir, 32, VAL_SIZE, download=False, device_resident=True)
     assert data.resident_device() is None  # no Trainer: no device to go to
     data.trainer = L.Trainer(accelerator="cpu", logger=False, overfit_batches=2)
     assert data.resident_device() is None  # Lightning replaces the sampler with a sequential one
     data.trainer = L.Trainer(accelerator="cpu", logger=False)
     assert data.resident_device() == torch.device("cpu")
+    with_workers = MNISTDataModule(mnist_dir, 32, VAL_SIZE, download=False, num_workers=1)
+    with_workers.trainer = data.trainer
+    assert with_workers.resident_device() is None  # batches cut in worker processes: the DataLoader's path
