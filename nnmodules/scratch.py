@@ -76,6 +76,7 @@ class ScratchDeepNet(ClassifierModule):
         self.sizes = [input_dim, *hidden_dims, 1 if task == "binary" else num_classes]
         self.weights, self.biases = self.init_coeffs(init)
         self.train_grad_norm = MeanMetric()
+        self._grad_norms: list[Tensor] = []  # this epoch's, added to train_grad_norm at its end: one update
         self.optimizers_configured = True  # until configure_optimizers, unless replaced, says otherwise
         self.example_input_array = torch.zeros(1, input_dim)  # for the TensorBoard graph
 
@@ -139,7 +140,7 @@ class ScratchDeepNet(ClassifierModule):
         preds = self.calc_preds(inputs)
         loss = self.calc_loss(preds, targets)
         self.manual_backward(loss)
-        self.train_grad_norm.update(torch.nn.utils.get_total_norm([p.grad for p in self.parameters()]))
+        self._grad_norms.append(torch.nn.utils.get_total_norm([p.grad for p in self.parameters()]))
         if not self.optimizers_configured:
             self.update_coeffs()
         optimizer = self.optimizers()  # with none configured, Lightning's placeholder: its step only counts steps
@@ -150,6 +151,9 @@ class ScratchDeepNet(ClassifierModule):
 
     def on_train_epoch_end(self) -> None:
         super().on_train_epoch_end()
+        if self._grad_norms:
+            self.train_grad_norm.update(torch.stack(self._grad_norms))
+            self._grad_norms = []
         self.log("train/grad_norm", self.train_grad_norm)
         scheduler = self.lr_schedulers()
         if scheduler:  # manual optimization: a configured schedule steps once per epoch here
