@@ -97,6 +97,7 @@ def batch_loader(
     seed: int = 0,
     num_workers: int = 0,
     pin_memory: bool = False,
+    drop_last: bool = False,
 ) -> DataLoader:
     """A `DataLoader` that cuts `table` into batches by tensor indexing.
 
@@ -113,6 +114,7 @@ def batch_loader(
         seed: base seed of the permutation.
         num_workers: worker processes (0: batches are cut in the main process).
         pin_memory: page-locked batches, for faster copies to a GPU.
+        drop_last: leave out the last batch when it is shorter than `batch_size`.
     """
     num_replicas, rank = _world()
     sampler_class = DistributedSampler if train else UnrepeatedDistributedSampler
@@ -125,6 +127,7 @@ def batch_loader(
         num_workers=num_workers,
         pin_memory=pin_memory,
         persistent_workers=num_workers > 0,
+        drop_last=drop_last,
     )
 
 
@@ -143,11 +146,21 @@ class DeviceBatches(DistributedSampler):
         train: shuffle and pad (training) or keep the order (evaluation).
         seed: base seed of the permutation.
         num_replicas, rank: the DDP world, (1, 0) in one process.
+        drop_last_batch: leave out the last batch when it is shorter than `batch_size`.
     """
 
-    def __init__(self, table: TensorTable, batch_size: int, train: bool, seed: int, num_replicas: int, rank: int):
+    def __init__(
+        self,
+        table: TensorTable,
+        batch_size: int,
+        train: bool,
+        seed: int,
+        num_replicas: int,
+        rank: int,
+        drop_last_batch: bool = False,
+    ) -> None:
         super().__init__(table, num_replicas=num_replicas, rank=rank, shuffle=train, seed=seed)
-        self.batch_size = batch_size
+        self.batch_size, self.drop_last_batch = batch_size, drop_last_batch
         if not train:  # this rank's rows, each once: as Lightning's UnrepeatedDistributedSampler
             self.num_samples = len(range(rank, len(table), num_replicas))
 
@@ -159,9 +172,11 @@ class DeviceBatches(DistributedSampler):
             order = order.repeat(math.ceil(self.total_size / rows))[: self.total_size]  # as DistributedSampler pads
         else:
             order = torch.arange(rows, device=device)
-        return iter(order[self.rank :: self.num_replicas].split(self.batch_size))
+        return iter(order[self.rank :: self.num_replicas].split(self.batch_size)[: len(self)])
 
     def __len__(self) -> int:
+        if self.drop_last_batch:
+            return self.num_samples // self.batch_size
         return math.ceil(self.num_samples / self.batch_size)
 
 
@@ -185,10 +200,12 @@ class DeviceLoader:
         return len(self.sampler)
 
 
-def device_loader(table: TensorTable, batch_size: int, train: bool = False, seed: int = 0) -> DeviceLoader:
+def device_loader(
+    table: TensorTable, batch_size: int, train: bool = False, seed: int = 0, drop_last: bool = False
+) -> DeviceLoader:
     """Batches of a table on its device, cut by `DeviceBatches` (arguments as `batch_loader`'s)."""
     num_replicas, rank = _world()
-    sampler = DeviceBatches(table, batch_size, train=train, seed=seed, num_replicas=num_replicas, rank=rank)
+    sampler = DeviceBatches(table, batch_size, train, seed, num_replicas, rank, drop_last_batch=drop_last)
     return DeviceLoader(table, sampler)
 
 
@@ -207,6 +224,9 @@ class TensorDataModule(L.LightningDataModule):
             in-memory tables.
         pin_memory: hand out batches in page-locked memory, for faster copies to a GPU.
         eval_batch_size: rows per validation, test and prediction batch; None: 4 x `batch_size`.
+        drop_last: leave out each training epoch's last batch when it is shorter than the
+            others (its rows still train in other epochs: each epoch shuffles anew), so all
+            training batches have one shape, as compiled models and CUDA graphs like.
         device_resident: keep the tables on the Trainer's device and cut training and
             evaluation batches there (`DeviceBatches`); None: yes with `num_workers` 0 on
             a CPU (the tables are there already) or on a CUDA GPU where all tables take at
@@ -225,6 +245,7 @@ class TensorDataModule(L.LightningDataModule):
         num_workers: int = 0,
         pin_memory: bool = False,
         eval_batch_size: int | None = None,
+        drop_last: bool = False,
         device_resident: bool | None = None,
     ) -> None:
         super().__init__()
@@ -241,6 +262,7 @@ class TensorDataModule(L.LightningDataModule):
             )
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
+        self.drop_last = drop_last
         self.seed = seed
         self.num_workers = num_workers
         self.pin_memory = pin_memory
@@ -275,7 +297,7 @@ class TensorDataModule(L.LightningDataModule):
         if device is not None:
             if self._on_device.get(split, (None,))[0] is not table:  # copied once per table
                 self._on_device[split] = table, table.to(device)
-            return device_loader(self._on_device[split][1], batch_size, train=train, seed=self.seed)
+            return device_loader(self._on_device[split][1], batch_size, train, self.seed, train and self.drop_last)
         return batch_loader(
             table,
             batch_size,
@@ -283,6 +305,7 @@ class TensorDataModule(L.LightningDataModule):
             seed=self.seed,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
+            drop_last=train and self.drop_last,
         )
 
     def train_dataloader(self) -> DataLoader | DeviceLoader:

@@ -37,6 +37,7 @@ class MNISTDataModule(TensorDataModule):
         num_workers: worker processes per data loader (0 is fastest here).
         pin_memory: page-locked batches, for faster copies to a GPU.
         eval_batch_size: images per validation and test batch; None: 4 x `batch_size`.
+        drop_last: leave out each training epoch's last, shorter batch (for compiled models).
         device_resident: keep the images on the GPU and cut batches there; None: when they fit
             (see `TensorDataModule`).
     """
@@ -57,10 +58,11 @@ class MNISTDataModule(TensorDataModule):
         num_workers: int = 0,
         pin_memory: bool = False,
         eval_batch_size: int | None = None,
+        drop_last: bool = False,
         device_resident: bool | None = None,
     ) -> None:
         data_dir = str(data_dir)  # saved hyperparameters stay plain data: checkpoints load with weights_only=True
-        super().__init__(batch_size, seed, num_workers, pin_memory, eval_batch_size, device_resident)
+        super().__init__(batch_size, seed, num_workers, pin_memory, eval_batch_size, drop_last, device_resident)
         self.save_hyperparameters()
         self.data_dir = Path(data_dir)
         if self.data_dir.exists() and not self.data_dir.is_dir():

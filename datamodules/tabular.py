@@ -84,6 +84,7 @@ class TabularDataModule(TensorDataModule):
         num_workers: worker processes per data loader (0 is fastest for in-memory tables).
         pin_memory: page-locked batches, for faster copies to a GPU.
         eval_batch_size: rows per validation, test and prediction batch; None: 4 x `batch_size`.
+        drop_last: leave out each training epoch's last, shorter batch (for compiled models).
         device_resident: keep the tables on the GPU and cut batches there; None: when they fit
             (see `TensorDataModule`).
     """
@@ -112,11 +113,12 @@ class TabularDataModule(TensorDataModule):
         num_workers: int = 0,
         pin_memory: bool = False,
         eval_batch_size: int | None = None,
+        drop_last: bool = False,
         device_resident: bool | None = None,
     ) -> None:
         # saved hyperparameters stay plain data, so checkpoints load with weights_only=True
         csv, test_csv, predict_csv = (str(p) if isinstance(p, Path) else p for p in (csv, test_csv, predict_csv))
-        super().__init__(batch_size, seed, num_workers, pin_memory, eval_batch_size, device_resident)
+        super().__init__(batch_size, seed, num_workers, pin_memory, eval_batch_size, drop_last, device_resident)
         # A DataFrame is data, not a hyperparameter (it would need pickle in the checkpoint). The task and
         # class weights in effect travel in state_dict, and the model logs them under the same names.
         self.save_hyperparameters(ignore=["task", "class_weights", *(["csv"] if isinstance(csv, pd.DataFrame) else [])])

@@ -1,45 +1,50 @@
-"""Benchmarks, each measured side by side in one process.
+"""The project's benchmark suite: each comparison measured side by side in one process.
 
-    python scripts/benchmark.py --data-dir ../shared/data [--batch-sizes 64 128] [--json benchmark.json]
-    python scripts/benchmark.py --tabular [--seeds 5]
-    python scripts/benchmark.py --toy [--seeds 5]
-    python scripts/benchmark.py --summaries --data-dir ../shared/data
-    python scripts/benchmark.py --accuracy --data-dir ../shared/data
+    python scripts/benchmark.py --data-dir ../shared/data [--json FILE] [--repeats 5] [--only PART ...]
 
-Default: one MNIST training epoch three ways, at each batch size (64, the
-tutorial's, and 128, our default). All train the tutorial's 784-128-128-10 MLP
-with Adam at a constant 1e-3, in this one process, one after the other:
+Parts (all but the last two by default; --only picks some):
+
+mlp: one MNIST training epoch of the tutorial's 784-128-128-10 MLP (Adam at a
+constant 1e-3), three ways, at batch 64 (the tutorial's) and 128 (our default):
 
   (a) tutorial:    torchvision MNIST + ToTensor + Normalize + DataLoader(shuffle=True),
                    a plain PyTorch loop over the 60,000 training images;
   (b) tensor loop: the practical floor, a hand-written loop over one normalised
                    in-memory tensor of the 55,000 training images (no Lightning,
-                   no DataLoader);
+                   no DataLoader), with the same (fused) Adam as ours;
   (c) trainer:     MLPClassifier + MNISTDataModule through the Trainer with the
-                   project's default logging and checkpointing; its epoch (55,000
-                   images) is timed from epoch start to epoch end, so it includes
-                   the validation pass and the checkpoint write that (a) and (b) skip.
+                   project's default logging and checkpointing (no progress bar);
+                   its epoch (55,000 images) is timed from the model's epoch-start
+                   hook to its epoch-end hook, so it includes the validation pass
+                   and the checkpoint write that (a) and (b) skip.
 
-It prints samples per second of each and the ratios (c)/(a) and (b)/(c). Timings
-on a shared machine are noisy: each path runs `--repeats` times, interleaved, and
-its fastest epoch counts; ratios measured in one run are the figures to compare.
+  Samples per second of each, and the ratios (c)/(a) and (b)/(c).
 
---tabular: test accuracy on examples/people.csv of the scratch net with the
+accuracy: the default MNIST config's training time until its test accuracy
+first reaches 98% (the test set is scored after each epoch, off the clock), and
+the peak memory (RSS) of a `litmodules fit` run of that config against the raw
+data's size plus what the interpreter and libraries take by themselves.
+
+scratch: the same three paths for the scratch net's recipe (configs/mnist_scratch.yaml:
+784-20-10, the hand-written SGD step at 0.2, batch 32): (a) and (b) run the
+tutorials' own functions (matrix products, log-softmax, NLL, `p -= lr * grad`).
+
+toy: the toy regression's default recipe (configs/toy_regression.yaml: 100
+full-batch LBFGS epochs, validation and checkpoint every 10, figures every 50):
+(b) the plain loop of the introduction with that recipe against (c) Trainer.fit,
+per epoch; where (c)'s time goes (Lightning's SimpleProfiler); test MSE, f(0) and
+(f(1) - f(-1)) / 2 for each seed.
+
+tabular: test accuracy on examples/people.csv of the scratch net with the
 tutorials' recipe (configs/tabular_scratch.yaml) against a logistic regression
 (MLPClassifier without hidden layers), on the same split, for each seed.
 
---summaries: what the figure callback at its default frequency (ClassificationFigures:
+summaries: what the figure callback at its default frequency (ClassificationFigures:
 confusion matrix and misclassified digits every 2 epochs) adds to MNIST MLP epochs.
 
---accuracy: the default MNIST config's training time until its test accuracy
-first reaches 98% (the test set is scored after each epoch, off the clock), and
-the peak memory (RSS) of a `litmodules fit` run of that config against the
-raw data's size plus what the interpreter and libraries take by themselves.
-
---toy: the toy regression's default recipe (configs/toy_regression.yaml: 100
-full-batch epochs, figures every 50): time of Trainer.fit, per epoch, and where
-it goes (Lightning's SimpleProfiler); then test MSE, f(0) and (f(1) - f(-1)) / 2
-for each seed.
+Timings on a shared machine are noisy: each path runs `--repeats` times
+(the slow tutorial loops at most twice), interleaved, and its fastest epoch
+counts; ratios measured in one run are the figures to compare.
 """
 
 from __future__ import annotations
@@ -53,10 +58,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from functools import partial
+from itertools import pairwise
 
 import lightning as L
 import torch
+import torch.nn.functional as F
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.profilers import SimpleProfiler
 from torch import nn
@@ -70,77 +78,175 @@ from nnmodules.cli import CHECKPOINT_DEFAULTS, make_trainer
 from nnmodules.figures import ClassificationFigures, RegressionFigures
 
 PEOPLE = os.path.join(os.path.dirname(__file__), "..", "examples", "people.csv")
+Run = tuple[int, float]  # (samples, seconds) of one timed epoch
 
 
-def tutorial_epoch(data_dir: str, batch_size: int) -> tuple[int, float]:
-    """(a): the tutorial's loop, one epoch. Returns (samples, seconds)."""
+def tutorial_mnist(data_dir: str, batch_size: int) -> DataLoader:
     transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
-    train_set = datasets.MNIST(data_dir, train=True, download=True, transform=transform)
-    loader = DataLoader(train_set, batch_size=batch_size, shuffle=True)
-    model = nn.Sequential(
-        nn.Flatten(), nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 128), nn.ReLU(), nn.Linear(128, 10)
-    )
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    loss_fn = nn.CrossEntropyLoss()
-    start = time.perf_counter()
-    for images, labels in loader:
-        optimizer.zero_grad()
-        loss = loss_fn(model(images), labels)
-        loss.backward()
-        optimizer.step()
-    return len(train_set), time.perf_counter() - start
+    return DataLoader(datasets.MNIST(data_dir, train=True, transform=transform), batch_size=batch_size, shuffle=True)
 
 
-def tensor_loop_epoch(data_dir: str, batch_size: int) -> tuple[int, float]:
-    """(b): the same network and optimizer over one in-memory tensor, by hand. Returns (samples, seconds)."""
-    data = MNISTDataModule(data_dir, batch_size=batch_size)
+def in_memory_mnist(data_dir: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The 55,000 training images of MNISTDataModule's split, normalised once as one float tensor."""
+    data = MNISTDataModule(data_dir, download=False)
     data.setup("fit")
-    raw_images, labels = data.tables["train"].tensors
-    images = Normalize()(raw_images)  # once, before the clock starts
-    model = nn.Sequential(
+    images, labels = data.tables["train"].tensors
+    return Normalize()(images), labels
+
+
+def mlp() -> nn.Module:
+    return nn.Sequential(
         nn.Flatten(), nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 128), nn.ReLU(), nn.Linear(128, 10)
     )
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)  # as our default optimizer
-    loss_fn = nn.CrossEntropyLoss()
-    start = time.perf_counter()
+
+
+def timed_epoch(batches, step: Callable) -> Run:
+    samples, start = 0, time.perf_counter()
+    for images, labels in batches:
+        step(images, labels)
+        samples += len(labels)
+    return samples, time.perf_counter() - start
+
+
+def tensor_batches(images: torch.Tensor, labels: torch.Tensor, batch_size: int):
+    """The hand-written loop's batches: a fresh permutation, sliced (inside the timed epoch)."""
     order = torch.randperm(len(images))
     for first in range(0, len(images), batch_size):
         batch = order[first : first + batch_size]
+        yield images[batch], labels[batch]
+
+
+def adam_step(data_dir: str, batch_size: int, tutorial: bool) -> Run:
+    """(a) or (b) for the MLP: the tutorial's network, Adam at 1e-3 (fused in (b), as ours), cross-entropy."""
+    model = mlp()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=not tutorial)
+
+    def step(images: torch.Tensor, labels: torch.Tensor) -> None:
         optimizer.zero_grad()
-        loss = loss_fn(model(images[batch]), labels[batch])
-        loss.backward()
+        F.cross_entropy(model(images), labels).backward()
         optimizer.step()
-    return len(images), time.perf_counter() - start
+
+    if tutorial:
+        return timed_epoch(tutorial_mnist(data_dir, batch_size), step)
+    return timed_epoch(tensor_batches(*in_memory_mnist(data_dir), batch_size), step)
 
 
-class EpochTimer(L.Callback):
-    """Times each training epoch, from its start to its end (validation and checkpoint included)."""
+def scratch_step(data_dir: str, batch_size: int, tutorial: bool, lr: float = 0.2) -> Run:
+    """(a) or (b) for the scratch net: the tutorials' functions, 784-20-10, the hand-written SGD step."""
+    sizes = [784, 20, 10]
+    weights = [(torch.randn(n_in, n_out) * (2 / n_in) ** 0.5).requires_grad_() for n_in, n_out in pairwise(sizes)]
+    biases = [torch.zeros(n_out, requires_grad=True) for n_out in sizes[1:]]
 
-    def __init__(self) -> None:
-        self.seconds: list[float] = []
+    def step(images: torch.Tensor, labels: torch.Tensor) -> None:
+        res = images.flatten(1)
+        for i, (layer, const) in enumerate(zip(weights, biases, strict=True)):
+            res = res @ layer + const
+            if i != len(weights) - 1:
+                res = F.relu(res)
+        F.nll_loss(F.log_softmax(res, dim=1), labels).backward()
+        with torch.no_grad():
+            for layer in [*weights, *biases]:
+                layer.sub_(layer.grad * lr)
+                layer.grad.zero_()
 
-    def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        self._start = time.perf_counter()
-
-    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        self.seconds.append(time.perf_counter() - self._start)
+    if tutorial:
+        return timed_epoch(tutorial_mnist(data_dir, batch_size), step)
+    return timed_epoch(tensor_batches(*in_memory_mnist(data_dir), batch_size), step)
 
 
-def trainer_epoch(data_dir: str, batch_size: int, log_dir: str) -> tuple[int, float]:
-    """(b): our modules through the Trainer with default logging and checkpointing. Returns (samples, seconds)."""
-    L.seed_everything(0, verbose=False)
-    data = MNISTDataModule(data_dir, batch_size=batch_size)
-    model = MLPClassifier(dropout=0.0, lr=1e-3, lr_schedule="constant")  # the tutorial's network and optimizer
-    timer = EpochTimer()
+def clocked(model: L.LightningModule) -> L.LightningModule:
+    """The model, its class extended to time each training epoch from its own hooks (a timing callback
+    would itself add a call to every batch hook)."""
+
+    class Clocked(type(model)):
+        def on_train_epoch_start(self) -> None:
+            super().on_train_epoch_start()
+            self.epoch_started = time.perf_counter()
+
+        def on_train_epoch_end(self) -> None:
+            super().on_train_epoch_end()
+            self.epoch_seconds = time.perf_counter() - self.epoch_started
+
+    model.__class__ = Clocked
+    return model
+
+
+def trainer_epoch(model: L.LightningModule, data: MNISTDataModule, log_dir: str) -> Run:
+    """(c): one epoch of our modules through the Trainer with default logging and checkpointing."""
+    model = clocked(model)
     trainer = make_trainer("benchmark", max_epochs=1, enable_progress_bar=False, enable_model_summary=False)
-    trainer.callbacks.append(timer)
     cwd = os.getcwd()
     os.chdir(log_dir)  # its lightning_logs/ goes to a temporary folder
     try:
         trainer.fit(model, data)
     finally:
         os.chdir(cwd)
-    return len(data.tables["train"]), timer.seconds[0]
+    return len(data.tables["train"]), model.epoch_seconds
+
+
+def mlp_trainer_epoch(data_dir: str, batch_size: int, log_dir: str) -> Run:
+    L.seed_everything(0, verbose=False)
+    model = MLPClassifier(dropout=0.0, lr=1e-3, lr_schedule="constant")  # the tutorial's network and optimizer
+    return trainer_epoch(model, MNISTDataModule(data_dir, batch_size=batch_size, download=False), log_dir)
+
+
+def scratch_trainer_epoch(data_dir: str, batch_size: int, log_dir: str) -> Run:
+    L.seed_everything(0, verbose=False)
+    model = ScratchDeepNet(hidden_dims=[20], lr=0.2, lr_schedule="cosine")  # configs/mnist_scratch.yaml
+    return trainer_epoch(model, MNISTDataModule(data_dir, batch_size=batch_size, download=False), log_dir)
+
+
+def side_by_side(paths: dict[str, Callable[[], Run]], repeats: int) -> dict:
+    """Each path `repeats` times (the tutorial at most twice), interleaved; the fastest epoch of each counts."""
+    runs: dict[str, list[Run]] = {name: [] for name in paths}
+    for repeat in range(repeats):
+        for name, path in paths.items():
+            if name != "a_tutorial" or repeat < 2:
+                runs[name].append(path())
+    rows: dict = {}
+    for name, timings in runs.items():
+        samples, seconds = min(timings, key=lambda run: run[1])
+        rows[name] = {"samples": samples, "seconds": round(seconds, 3), "samples_per_s": round(samples / seconds)}
+        rows[name]["all_seconds"] = [round(run[1], 3) for run in timings]
+    speed = {name: row["samples_per_s"] for name, row in rows.items()}
+    rows["ratio_c_over_a"] = round(speed["c_trainer"] / speed["a_tutorial"], 2)
+    rows["ratio_b_over_c"] = round(speed["b_tensor_loop"] / speed["c_trainer"], 2)
+    return rows
+
+
+def print_rows(title: str, rows: dict) -> None:
+    print(f"\n{title}")
+    print(f"{'path':<15}{'samples':>9}{'seconds':>9}{'samples/s':>11}   all epochs (s)")
+    for name in ("a_tutorial", "b_tensor_loop", "c_trainer"):
+        row = rows[name]
+        print(f"{name:<15}{row['samples']:>9}{row['seconds']:>9.2f}{row['samples_per_s']:>11}   {row['all_seconds']}")
+    print(f"(c)/(a): {rows['ratio_c_over_a']:.2f}x   (b)/(c): {rows['ratio_b_over_c']:.2f}x")
+
+
+def mlp_epochs(data_dir: str, batch_sizes: list[int], repeats: int) -> dict:
+    results = {}
+    with tempfile.TemporaryDirectory() as log_dir:
+        for batch_size in batch_sizes:
+            paths = {
+                "a_tutorial": partial(adam_step, data_dir, batch_size, tutorial=True),
+                "b_tensor_loop": partial(adam_step, data_dir, batch_size, tutorial=False),
+                "c_trainer": partial(mlp_trainer_epoch, data_dir, batch_size, log_dir),
+            }
+            results[batch_size] = side_by_side(paths, repeats)
+            print_rows(f"MLP: one MNIST training epoch, batch {batch_size}", results[batch_size])
+    return results
+
+
+def scratch_epochs(data_dir: str, repeats: int, batch_size: int = 32) -> dict:
+    with tempfile.TemporaryDirectory() as log_dir:
+        paths = {
+            "a_tutorial": partial(scratch_step, data_dir, batch_size, tutorial=True),
+            "b_tensor_loop": partial(scratch_step, data_dir, batch_size, tutorial=False),
+            "c_trainer": partial(scratch_trainer_epoch, data_dir, batch_size, log_dir),
+        }
+        rows = side_by_side(paths, repeats)
+    print_rows(f"Scratch net 784-20-10: one MNIST training epoch, batch {batch_size}", rows)
+    return {batch_size: rows}
 
 
 def tabular_test_accuracy(model_class: type, model_args: dict, seed: int, log_dir: str) -> float:
@@ -203,9 +309,33 @@ def toy_fit(seed: int, profiler: SimpleProfiler | None = None) -> tuple[ToyRegre
     return model, trainer, time.perf_counter() - start
 
 
+def toy_plain_loop(seed: int) -> float:
+    """(b) for the toy: the introduction's plain loop over the training tensors, with the config's recipe
+    (active init, 100 full-batch LBFGS steps). Returns seconds per epoch."""
+    L.seed_everything(seed, verbose=False)
+    data = ToyRegressionDataModule(seed=seed)
+    data.setup("fit")
+    x, y = data.tables["train"].tensors
+    model = ToyRegressor(hidden_dims=[5], init="active", optimizer="lbfgs", lr=1.0)
+    optimizer = torch.optim.LBFGS(model.parameters(), lr=1.0, max_iter=20, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = F.mse_loss(model(x), y)
+        loss.backward()
+        return loss
+
+    start = time.perf_counter()
+    for _ in range(100):
+        optimizer.step(closure)
+    return (time.perf_counter() - start) / 100
+
+
 def toy(seeds: int) -> dict:
-    """The toy regression's default recipe: fit time and where it goes, then what it learnt, per seed."""
+    """The toy regression's default recipe: epoch time against a plain loop, where the Trainer's time goes,
+    what it learnt, per seed."""
     rows = []
+    plain = min(toy_plain_loop(seed) for seed in range(seeds))
     with tempfile.TemporaryDirectory() as log_dir:
         cwd = os.getcwd()
         os.chdir(log_dir)
@@ -228,7 +358,14 @@ def toy(seeds: int) -> dict:
     for seed, seconds, mse, intercept, slope in rows:
         met = "met" if mse <= 0.11 and abs(intercept - 1) <= 0.1 and abs(slope - 2) <= 0.1 else "missed"
         print(f"{seed:>4}{seconds:>7.2f}{seconds / 100:>9.4f}{mse:>10.4f}{intercept:>7.3f}{slope:>7.3f}  {met}")
-    return {"seeds": rows}
+    trainer_epoch_s = min(seconds for _, seconds, *_ in rows) / 100
+    print(f"epoch: (b) plain loop {1000 * plain:.2f} ms, (c) Trainer.fit {1000 * trainer_epoch_s:.2f} ms (fastest)")
+    keys = ("seed", "fit_seconds", "test_mse", "f0", "slope")
+    return {
+        "b_plain_loop_epoch_s": round(plain, 5),
+        "c_trainer_epoch_s": round(trainer_epoch_s, 5),
+        "seeds": [dict(zip(keys, row, strict=True)) for row in rows],
+    }
 
 
 def summaries(data_dir: str, epochs: int = 6) -> dict:
@@ -348,60 +485,36 @@ def _top_lines(summary: str, count: int) -> str:
     return "\n".join(lines[: header_end + count])
 
 
+PARTS = ("mlp", "accuracy", "scratch", "toy", "tabular", "summaries")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", default="data", help="folder holding MNIST/raw")
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 128])
-    parser.add_argument("--repeats", type=int, default=2, help="epochs of each path; the fastest counts")
-    parser.add_argument("--json", help="also write the results to this file")
-    parser.add_argument("--tabular", action="store_true", help="the table benchmark instead of the MNIST one")
-    parser.add_argument("--toy", action="store_true", help="the toy regression benchmark")
-    parser.add_argument("--summaries", action="store_true", help="MNIST epochs with and without figures")
-    parser.add_argument("--accuracy", action="store_true", help="time to 98%% test accuracy, and peak memory")
-    parser.add_argument("--seeds", type=int, default=5, help="with --tabular or --toy: seeds to run")
+    parser.add_argument("--only", nargs="+", choices=PARTS, default=PARTS[:4], help="parts to run (default: first 4)")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 128], help="of the mlp part")
+    parser.add_argument("--repeats", type=int, default=5, help="epochs of each path; the fastest counts")
+    parser.add_argument("--seeds", type=int, default=5, help="of the toy and tabular parts")
+    parser.add_argument("--json", default="lightning_logs/benchmark.json", help="where to write the results")
     args = parser.parse_args()
-    if args.tabular or args.toy or args.summaries or args.accuracy:
-        if args.summaries or args.accuracy:
-            results = (summaries if args.summaries else accuracy)(os.path.abspath(args.data_dir))
-        else:
-            results = tabular(args.seeds) if args.tabular else toy(args.seeds)
-        if args.json:
-            with open(args.json, "w") as file:
-                json.dump(results, file, indent=2)
-        return
     data_dir = os.path.abspath(args.data_dir)
-
+    run = {
+        "mlp": lambda: mlp_epochs(data_dir, args.batch_sizes, args.repeats),
+        "accuracy": lambda: accuracy(data_dir),
+        "scratch": lambda: scratch_epochs(data_dir, args.repeats),
+        "toy": lambda: toy(args.seeds),
+        "tabular": lambda: tabular(args.seeds),
+        "summaries": lambda: summaries(data_dir),
+    }
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
-    results: dict = {"machine": machine, "batch_sizes": {}}
-    with tempfile.TemporaryDirectory() as log_dir:
-        for batch_size in args.batch_sizes:
-            paths = {
-                "a_tutorial": partial(tutorial_epoch, data_dir, batch_size),
-                "b_tensor_loop": partial(tensor_loop_epoch, data_dir, batch_size),
-                "c_trainer": partial(trainer_epoch, data_dir, batch_size, log_dir),
-            }
-            # interleaved repeats, the fastest of each: other load on a shared machine only ever adds time
-            timings = [{name: path() for name, path in paths.items()} for _ in range(args.repeats)]
-            runs = {name: min((timing[name] for timing in timings), key=lambda run: run[1]) for name in paths}
-            rows = {
-                name: {"samples": n, "seconds": round(s, 3), "samples_per_s": round(n / s)}
-                for name, (n, s) in runs.items()
-            }
-            speed = {name: row["samples_per_s"] for name, row in rows.items()}
-            rows["ratio_c_over_a"] = round(speed["c_trainer"] / speed["a_tutorial"], 2)
-            rows["ratio_b_over_c"] = round(speed["b_tensor_loop"] / speed["c_trainer"], 2)
-            results["batch_sizes"][batch_size] = rows
-
-    for batch_size, rows in results["batch_sizes"].items():
-        print(f"\nOne MNIST training epoch, batch {batch_size} ({machine})")
-        print(f"{'path':<15}{'samples':>9}{'seconds':>9}{'samples/s':>11}")
-        for name in ("a_tutorial", "b_tensor_loop", "c_trainer"):
-            row = rows[name]
-            print(f"{name:<15}{row['samples']:>9}{row['seconds']:>9.2f}{row['samples_per_s']:>11}")
-        print(f"(c)/(a): {rows['ratio_c_over_a']:.2f}x   (b)/(c): {rows['ratio_b_over_c']:.2f}x")
-    if args.json:
-        with open(args.json, "w") as file:
-            json.dump(results, file, indent=2)
+    print(f"machine: {machine}; torch threads: {torch.get_num_threads()}")
+    results: dict = {"machine": machine, "command": " ".join(sys.argv)}
+    for part in args.only:
+        results[part] = run[part]()
+    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+    with open(args.json, "w") as file:
+        json.dump(results, file, indent=2)
+    print(f"\nresults written to {args.json}")
 
 
 if __name__ == "__main__":

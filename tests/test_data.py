@@ -209,3 +209,13 @@ def test_resident_only_with_a_trainer_no_workers_and_no_overfitting(mnist_dir):
     with_workers = MNISTDataModule(mnist_dir, 32, VAL_SIZE, download=False, num_workers=1)
     with_workers.trainer = data.trainer
     assert with_workers.resident_device() is None  # batches cut in worker processes: the DataLoader's path
+
+
+@pytest.mark.parametrize("device_resident", [False, True])
+def test_drop_last_leaves_out_the_short_training_batch_only(mnist_dir, device_resident):
+    data = MNISTDataModule(mnist_dir, 48, VAL_SIZE, download=False, drop_last=True, device_resident=device_resident)
+    data.trainer = L.Trainer(accelerator="cpu", logger=False)
+    data.setup(None)
+    train, test = data.train_dataloader(), data.test_dataloader()
+    assert [len(labels) for _, labels in epoch_batches(train, 1)] == [48] * 5 and len(train) == 5  # 256 rows
+    assert sum(len(labels) for _, labels in test) == TEST_IMAGES

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import lightning as L
@@ -208,3 +209,26 @@ def test_epoch_training_metrics_count_every_step_once(mnist, monkeypatch):
     assert float(trainer.callback_metrics["train/acc"]) == pytest.approx(sum(c for _, c, _ in steps) / rows)
     mean_loss = sum(loss * n for loss, _, n in steps) / rows
     assert float(trainer.callback_metrics["train/loss_epoch"]) == pytest.approx(mean_loss, rel=1e-5)
+
+
+@pytest.mark.parametrize(("drop_last", "graphs"), [(True, 2), (False, 3)])
+def test_compiled_training_compiles_once_per_mode_with_drop_last(mnist_dir, drop_last, graphs):
+    """256 training rows in batches of 48: the short last batch compiles a second training graph unless dropped."""
+    from datamodules import MNISTDataModule
+    from nnmodules.compile import Compile
+
+    compiled: list[torch.fx.GraphModule] = []
+
+    def backend(graph: torch.fx.GraphModule, example_inputs: list) -> Callable:
+        compiled.append(graph)
+        return graph.forward  # runs the traced graph as it is
+
+    L.seed_everything(0)
+    data = MNISTDataModule(mnist_dir, batch_size=48, val_size=64, download=False, drop_last=drop_last)
+    model = MLPClassifier(hidden_dims=(16,))
+    trainer = make_trainer(max_epochs=2, callbacks=[Compile(backend=backend)], **QUIET)
+    torch._dynamo.reset()  # no graphs from earlier tests
+    trainer.fit(model, data)
+    assert len(compiled) == graphs  # training (48 rows, and 16 without drop_last) and validation (64 rows)
+    assert "forward" not in vars(model)  # plain again after fit: testing and tracing need no compilation
+    assert trainer.test(model, datamodule=data, verbose=False)[0]["test/acc"] > 0.5
