@@ -78,7 +78,9 @@ class MNISTDataModule(TensorDataModule):
         return self.data_dir / "MNIST" / "raw"
 
     def prepare_data(self) -> None:
-        if not self.download:
+        # constructing torchvision's MNIST reads the files (twice their size in memory at once): not when present
+        files = [Path(url).stem for url, _ in MNIST.resources]  # "train-images-idx3-ubyte", ...
+        if not self.download or all((self.raw_dir / name).is_file() for name in files):
             return
         try:
             for train in (True, False):

@@ -219,3 +219,11 @@ def test_drop_last_leaves_out_the_short_training_batch_only(mnist_dir, device_re
     train, test = data.train_dataloader(), data.test_dataloader()
     assert [len(labels) for _, labels in epoch_batches(train, 1)] == [48] * 5 and len(train) == 5  # 256 rows
     assert sum(len(labels) for _, labels in test) == TEST_IMAGES
+
+
+def test_prepare_data_reads_nothing_when_the_files_are_there(mnist_dir, monkeypatch):
+    def read(*args, **kwargs):
+        raise AssertionError("torchvision's MNIST was constructed: it reads the files into memory")
+
+    monkeypatch.setattr(MNIST, "__init__", read)
+    MNISTDataModule(mnist_dir, download=True).prepare_data()  # every stage calls it, fit and test alike
