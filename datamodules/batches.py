@@ -15,9 +15,10 @@ Then `DeviceBatches` permutes the rows with `torch.randperm` on the device and
 hands out whole index tensors: no lists of indices, and on a GPU an epoch copies
 nothing from the host, which never waits for the device. On a CPU the order is
 the host path's.
-Evaluation uses `eval_batch_size` (by default 4 x `batch_size`): without
-gradients to keep, a larger batch costs no memory worth counting and saves
-steps.
+
+Evaluation uses `eval_batch_size` (by default 4 x `batch_size`): it keeps no
+activations for a backward pass, so larger batches fit, and fewer steps cost
+less.
 """
 
 from __future__ import annotations
