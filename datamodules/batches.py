@@ -129,6 +129,9 @@ def batch_loader(
         pin_memory=pin_memory,
         persistent_workers=num_workers > 0,
         drop_last=drop_last,
+        # each iteration draws a seed for its workers: from a generator of its own, not the global one, so
+        # that data loading leaves the model's random numbers (dropout) alone and a resumed run repeats them
+        generator=torch.Generator().manual_seed(seed),
     )
 
 
@@ -195,7 +198,10 @@ class DeviceLoader:
         self.dataset, self.sampler = table, sampler
 
     def __iter__(self):
-        return (self.dataset[index] for index in self.sampler)
+        # a generator: the order is drawn at the first batch, after Lightning's `set_epoch` (which can come
+        # after `iter()`, as when a run resumes)
+        for index in self.sampler:
+            yield self.dataset[index]
 
     def __len__(self) -> int:
         return len(self.sampler)
