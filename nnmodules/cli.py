@@ -21,6 +21,7 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
 from nnmodules.heads import MONITOR
+from nnmodules.runs import Interruption, LitTrainer
 
 SEED = 42
 TRAINER_DEFAULTS: dict[str, Any] = {"accelerator": "auto", "devices": "auto", "max_epochs": 10}
@@ -47,18 +48,29 @@ class PredictionWriter(BasePredictionWriter):
     the data module's `class_names` when it has them). Regression: the prediction.
 
     Args:
-        filename: the file's name, inside the run's log folder (a new folder for every run).
+        filename: the file's name, inside the run's log folder (a new folder for every run), or a path.
+        overwrite: replace a file of that name; otherwise one that exists stops `predict` before it starts.
     """
 
-    def __init__(self, filename: str = "predictions.csv") -> None:
+    def __init__(self, filename: str = "predictions.csv", overwrite: bool = False) -> None:
         super().__init__(write_interval="epoch")
-        self.filename = filename
+        self.filename, self.overwrite = filename, overwrite
+
+    def path(self, trainer: L.Trainer) -> Path:
+        return Path(trainer.log_dir or ".") / self.filename
+
+    def on_predict_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if self.path(trainer).exists() and not self.overwrite:
+            raise FileExistsError(
+                f"{self.path(trainer)} exists: pass --prediction_writer.overwrite true to replace it, "
+                f"or another --prediction_writer.filename"
+            )
 
     def write_on_epoch_end(self, trainer: L.Trainer, module: L.LightningModule, predictions: Any, batch_indices: Any):
         outputs = torch.cat(predictions).cpu()
-        path = Path(trainer.log_dir or ".") / self.filename
+        path = self.path(trainer)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("x") as file:  # "x": never overwrite an earlier file
+        with path.open("w" if self.overwrite else "x") as file:  # "x": never overwrite an earlier file
             if outputs.dim() == 1:  # regression
                 file.write("prediction\n" + "".join(f"{value:.6g}\n" for value in outputs.tolist()))
             else:
@@ -115,9 +127,9 @@ def make_trainer(name: str = "", **overrides: Any) -> L.Trainer:
     defaults = {
         **TRAINER_DEFAULTS,
         "logger": TensorBoardLogger(**{**LOGGER_DEFAULTS, "name": name}),
-        "callbacks": [ModelCheckpoint(**CHECKPOINT_DEFAULTS), LearningRateMonitor(), HParamsMetrics()],
+        "callbacks": [ModelCheckpoint(**CHECKPOINT_DEFAULTS), LearningRateMonitor(), HParamsMetrics(), Interruption()],
     }
-    return L.Trainer(**{**defaults, **overrides})
+    return LitTrainer(**{**defaults, **overrides})
 
 
 class LitCLI(LightningCLI):
@@ -132,7 +144,11 @@ class LitCLI(LightningCLI):
     def __init__(self, **kwargs: Any) -> None:
         logger = lazy_instance(TensorBoardLogger, **LOGGER_DEFAULTS)
         # callbacks here are always present, besides those of a config's trainer.callbacks
-        kwargs.setdefault("trainer_defaults", {**TRAINER_DEFAULTS, "logger": logger, "callbacks": [HParamsMetrics()]})
+        always = {"logger": logger, "callbacks": [HParamsMetrics(), Interruption()]}
+        kwargs.setdefault("trainer_defaults", {**TRAINER_DEFAULTS, **always})
+        kwargs.setdefault("trainer_class", LitTrainer)
+        # LitTrainer refuses a new run in a used folder: the config is rewritten only by a run continuing itself
+        kwargs.setdefault("save_config_kwargs", {"overwrite": True})
         kwargs.setdefault("seed_everything_default", SEED)
         super().__init__(**kwargs)
 

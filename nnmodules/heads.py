@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 import lightning as L
@@ -33,6 +34,8 @@ from torchmetrics import (
     R2Score,
 )
 from torchmetrics.classification import BinaryAccuracy, MulticlassAccuracy
+
+from nnmodules.runs import read_checkpoint
 
 MONITOR = "val/loss"  # what "best" means for checkpoints: lowest validation loss, any task
 PENDING_STEPS = 32  # training steps gathered into one update of the training metrics
@@ -83,7 +86,8 @@ class TaskModule(L.LightningModule):
 
         self.train_metrics = collection("train", train_metrics)
         self.val_metrics, self.test_metrics = collection("val", list(metrics)), collection("test", list(metrics))
-        self._pending: list[tuple[Tensor, Tensor | None, Tensor]] = []  # training steps not yet in the metrics
+        self._pending: list[tuple[Tensor, Tensor | None, Tensor, tuple[int, int]]] = []  # steps not yet counted
+        self._rng_to_restore: dict[str, Any] | None = None  # from a checkpoint, for the first step after it
 
     def __setattr__(self, name: str, value: Any) -> None:
         # Lightning names the running hook in `_current_fx_name` around every hook call, about 45 times a
@@ -94,6 +98,30 @@ class TaskModule(L.LightningModule):
         else:
             super().__setattr__(name, value)
 
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path: str | Path, *args: Any, **kwargs: Any) -> Any:
+        """Lightning's, with one clear error for a file that is no checkpoint, or one of another model."""
+        if isinstance(checkpoint_path, (str, Path)):
+            read_checkpoint(checkpoint_path)  # loads without pickle too: raises naming the file
+        try:
+            return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
+        except (RuntimeError, TypeError, ValueError) as error:  # its hyperparameters or weights do not fit
+            reason = " ".join(line.strip() for line in str(error).splitlines()[:2])
+            raise ValueError(
+                f"{checkpoint_path} does not load as a {cls.__name__} ({reason}): is it a checkpoint of another "
+                f"model? Load it with the class that wrote it"
+            ) from error
+
+    def setup(self, stage: str) -> None:
+        """Checks, before any step, that the model's input width is the data's."""
+        data = self.trainer.datamodule
+        expected, given = self.hparams.get("input_dim"), getattr(data, "num_features", None)
+        if expected is not None and given is not None and expected != given:
+            raise ValueError(
+                f"the model takes {expected} input features (input_dim) but {type(data).__name__} gives {given} "
+                f"(num_features): build it with input_dim={given}, or leave input_dim to the CLI, which links it"
+            )
+
     def compute_loss(self, outputs: Tensor, targets: Tensor) -> Tensor:
         raise NotImplementedError
 
@@ -101,12 +129,13 @@ class TaskModule(L.LightningModule):
         inputs, targets = batch
         outputs = self(inputs)
         loss = self.compute_loss(outputs, targets)
-        self.track_training(loss, outputs, targets)
+        self.track_training(loss, outputs, targets, batch_idx)
         return loss
 
-    def track_training(self, loss: Tensor, outputs: Tensor, targets: Tensor) -> None:
+    def track_training(self, loss: Tensor, outputs: Tensor, targets: Tensor, batch_idx: int) -> None:
         """Running training metrics; `train/loss` is logged only on the steps the logger writes."""
-        self._pending.append((loss.detach(), outputs.detach() if self.train_metrics else None, targets))
+        step = (self.current_epoch, batch_idx)
+        self._pending.append((loss.detach(), outputs.detach() if self.train_metrics else None, targets, step))
         if len(self._pending) >= PENDING_STEPS:
             self.update_training_metrics()
         # the condition Lightning's own callbacks use (LearningRateMonitor): no public equivalent
@@ -114,15 +143,48 @@ class TaskModule(L.LightningModule):
             self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
 
     def update_training_metrics(self) -> None:
-        """Adds the pending training steps to `train_loss` and `train_metrics`: call it before computing them."""
+        """Adds the pending training steps to `train_loss` and `train_metrics`: call it before computing them.
+
+        Raises:
+            FloatingPointError: a pending loss is NaN or infinite (checked here, not at every step, where it
+                would make the host wait for the device each time); naming its epoch and batch.
+        """
         if not self._pending:
             return
-        losses, outputs, targets = zip(*self._pending, strict=True)
+        losses, outputs, targets, steps = zip(*self._pending, strict=True)
         self._pending = []
-        sizes = torch.tensor([len(batch) for batch in targets], dtype=losses[0].dtype, device=losses[0].device)
-        self.train_loss.update(torch.stack(losses), weight=sizes)
+        losses = torch.stack(losses)
+        finite = torch.isfinite(losses)
+        if not finite.all():
+            first = int((~finite).nonzero()[0])
+            epoch, batch = steps[first]
+            raise FloatingPointError(
+                f"the training loss became {losses[first].item()} at epoch {epoch}, batch {batch}: training stopped, "
+                f"and no checkpoint of the diverged model was written (the run's last.ckpt is the last good state); "
+                f"lower the learning rate, or look for NaN or infinite values in the data"
+            )
+        sizes = torch.tensor([len(batch) for batch in targets], dtype=losses.dtype, device=losses.device)
+        self.train_loss.update(losses, weight=sizes)
         if self.train_metrics:
             self.train_metrics.update(torch.cat(outputs), torch.cat(targets))
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Checks the pending steps (no diverged model is saved) and keeps the random state for an exact resume."""
+        self.update_training_metrics()
+        cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else []
+        checkpoint["rng_states"] = {"torch": torch.get_rng_state(), "cuda": cuda}  # tensors: no pickle needed
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._rng_to_restore = checkpoint.get("rng_states")
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        # the random state of the checkpoint, restored where the interrupted run went on from it: after the
+        # sanity check and the loaders' set-up of the resumed run, which draw nothing from it either
+        if self._rng_to_restore is not None:
+            torch.set_rng_state(self._rng_to_restore["torch"])
+            if self._rng_to_restore["cuda"]:
+                torch.cuda.set_rng_state_all(self._rng_to_restore["cuda"])
+            self._rng_to_restore = None
 
     def on_train_epoch_end(self) -> None:
         self.update_training_metrics()

@@ -146,7 +146,7 @@ class ScratchDeepNet(ClassifierModule):
         optimizer = self.optimizers()  # with none configured, Lightning's placeholder: its step only counts steps
         optimizer.step()
         optimizer.zero_grad()
-        self.track_training(loss, preds, targets)
+        self.track_training(loss, preds, targets, batch_idx)
         return loss
 
     def on_train_epoch_end(self) -> None:

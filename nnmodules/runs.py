@@ -1,0 +1,205 @@
+"""Runs that survive: resume with `ckpt_path="last"`, stop cleanly on Ctrl-C or SIGTERM, read checkpoints safely.
+
+- `LitTrainer` (what `make_trainer` and the CLI build) continues the latest run of a
+  logger's folder with `fit(..., ckpt_path="last")`: the same version folder, its
+  newest checkpoint (`last.ckpt`, or `interrupted.ckpt` when that is newer). A new
+  run never writes into a version folder that already holds a run.
+- `Interruption` turns Ctrl-C into what Lightning does on SIGTERM: the training
+  step under way finishes, the state after it goes to `interrupted.ckpt`, and the
+  process exits (status 130 for SIGINT, 143 for SIGTERM) saying how to continue.
+- `CheckpointIO` loads checkpoints with `torch.load(weights_only=True)` (they hold
+  plain data only) and turns an unreadable file into one error naming it. Saving
+  is Lightning's own: the bytes go to a temporary file that replaces the old
+  checkpoint only once complete, so a crash mid-write leaves the previous one.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import warnings
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.fabric.plugins import CheckpointIO as AnyCheckpointIO
+from lightning.fabric.plugins import TorchCheckpointIO
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+from lightning.pytorch.utilities.rank_zero import rank_zero_info
+
+INTERRUPTED = "interrupted"  # the checkpoint of an interrupted run: <checkpoints dir>/interrupted.ckpt
+RESUME_HINT = 'continue the run with `--ckpt_path last` on the command line, or `trainer.fit(..., ckpt_path="last")`'
+
+
+def read_checkpoint(path: str | Path, map_location: Any = None) -> dict[str, Any]:
+    """A checkpoint's contents, loaded without pickle (`weights_only=True`); a clear error for anything else."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist: pass the path of a .ckpt file")
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # torch raises RuntimeError, UnpicklingError, EOFError... depending on the damage
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(
+            f"{path} is not a readable checkpoint ({reason}): it may be truncated (a copy cut short) or not "
+            f"written by Lightning; use another checkpoint of the run, e.g. its last.ckpt"
+        ) from error
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise ValueError(f"{path} is not a Lightning checkpoint: it holds no state_dict")
+    return checkpoint
+
+
+class CheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint reading and writing, with loads through `read_checkpoint`."""
+
+    def load_checkpoint(self, path: Any, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
+        return read_checkpoint(path, map_location=map_location or (lambda storage, _: storage))
+
+
+def _run_folders(root: Path) -> list[Path]:
+    """The version folders of a logger's root, oldest version first."""
+    versions = [p for p in root.glob("version_*") if p.is_dir() and p.name.removeprefix("version_").isdigit()]
+    return sorted(versions, key=lambda p: int(p.name.removeprefix("version_")))
+
+
+def _resumable(checkpoint_dir: Path) -> Path | None:
+    """The newest of a run's `last.ckpt` and `interrupted.ckpt`, if it has either."""
+    found = [checkpoint_dir / f"{name}.ckpt" for name in (ModelCheckpoint.CHECKPOINT_NAME_LAST, INTERRUPTED)]
+    found = [path for path in found if path.is_file()]
+    return max(found, key=lambda path: path.stat().st_mtime_ns) if found else None
+
+
+class LitTrainer(L.Trainer):
+    """A Lightning `Trainer` that continues runs by name and never mixes two runs in one folder.
+
+    `fit(..., ckpt_path="last")` looks, when the logger's version is not fixed, for
+    the newest version folder under the logger's root that holds a checkpoint, and
+    continues there: the logger writes to that version, the checkpoint callback
+    saves to its `checkpoints/`. With none, it starts a new run (as Lightning does:
+    "last" can be passed on every start of a job that may be preempted).
+    A fixed `version` (e.g. `--trainer.logger.init_args.version 3`) that already
+    holds a run is refused for a new run: continue it with "last" or pick another.
+    Checkpoints are read by `CheckpointIO` unless another checkpoint plugin is given.
+    """
+
+    def __init__(self, *args: Any, plugins: Any = None, **kwargs: Any) -> None:
+        plugins = [] if plugins is None else list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
+        if not any(isinstance(plugin, AnyCheckpointIO) for plugin in plugins):
+            plugins.append(CheckpointIO())  # loads without pickle, with a clear error for a damaged file
+        super().__init__(*args, plugins=plugins, **kwargs)
+        self._version_given = getattr(self.logger, "_version", None) is not None  # before any run resolves it
+
+    def fit(
+        self,
+        model: L.LightningModule,
+        train_dataloaders: Any = None,
+        val_dataloaders: Any = None,
+        datamodule: L.LightningDataModule | None = None,
+        ckpt_path: str | Path | None = None,
+        weights_only: bool | None = None,
+    ) -> None:
+        if ckpt_path == "last":
+            ckpt_path = self._latest_checkpoint()
+        elif ckpt_path is None:
+            self._refuse_used_folder()
+        with warnings.catch_warnings():
+            if ckpt_path is not None:  # continuing a run: its checkpoint folder is meant to hold checkpoints
+                warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")
+            super().fit(model, train_dataloaders, val_dataloaders, datamodule, ckpt_path, weights_only)
+
+    def _versioned_logger(self) -> TensorBoardLogger | CSVLogger | None:
+        """The logger whose version folder holds the checkpoints, unless the checkpoint folder is set by hand."""
+        if self.checkpoint_callback is None or getattr(self.checkpoint_callback, "dirpath", None) is not None:
+            return None
+        logger = self.logger
+        return logger if isinstance(logger, (TensorBoardLogger, CSVLogger)) else None
+
+    def _latest_checkpoint(self) -> str | None:
+        logger = self._versioned_logger()
+        if logger is None:
+            return "last"  # a fixed checkpoint folder: Lightning's own search for last*.ckpt there
+        root = Path(logger.root_dir)
+        if getattr(logger, "_version", None) is not None:  # fixed by the user, or by an earlier fit of this trainer
+            folders = [Path(logger.log_dir)]
+        else:
+            folders = _run_folders(root)[::-1]
+        for folder in folders:
+            if (checkpoint := _resumable(folder / "checkpoints")) is not None:
+                logger._version = int(folder.name.removeprefix("version_"))  # no public setter: as its __init__ does
+                rank_zero_info(f"continuing the run in {folder} from {checkpoint.name}")
+                return str(checkpoint)
+        rank_zero_info(f"no checkpoint to continue under {root}: starting a new run")
+        return None
+
+    def _refuse_used_folder(self) -> None:
+        logger = self._versioned_logger()
+        if logger is None or not self._version_given:
+            return  # a version chosen by the logger is a new folder
+        folder = Path(logger.log_dir)
+        if folder.is_dir() and any(folder.iterdir()):
+            raise ValueError(
+                f"{folder} already holds a run, which a new run would overwrite: continue it with "
+                f'`--ckpt_path last` (`ckpt_path="last"`), or leave the logger\'s version unset for a new folder'
+            )
+
+
+class Interruption(L.Callback):
+    """Ctrl-C or SIGTERM during `fit`: finish the step, save `interrupted.ckpt`, exit saying how to continue.
+
+    Lightning already stops at the end of a training step on SIGTERM (and stops all
+    processes under DDP); Ctrl-C is routed to the same handler. A second Ctrl-C
+    interrupts at once, as Python does. Nothing is saved when the signal lands in
+    validation (the training state of the epoch is then in the last checkpoint).
+    """
+
+    def __init__(self) -> None:
+        self._signal: int | None = None
+        self._previous: Any = None
+
+    def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        # not earlier: Lightning sets its signal handlers after `on_fit_start` and puts back what it found then
+        self._signal = None
+        if _main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._on_sigint)
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        lightning_sigterm = signal.getsignal(signal.SIGTERM)
+        if self._signal is not None or not callable(lightning_sigterm):
+            raise KeyboardInterrupt
+        self._signal = signum
+        rank_zero_info("\nCtrl-C: stopping after this training step (press again to stop at once)")
+        lightning_sigterm(signal.SIGTERM, frame)
+
+    def _restore(self) -> None:
+        if self._previous is not None and _main_thread():
+            signal.signal(signal.SIGINT, self._previous)
+        self._previous = None
+
+    def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self._restore()
+
+    def on_exception(self, trainer: L.Trainer, module: L.LightningModule, exception: BaseException) -> None:
+        self._restore()
+        if not isinstance(exception, SIGTERMException):
+            return
+        signum = self._signal or signal.SIGTERM
+        exception.code = 128 + signum  # the shell's convention for "ended by this signal"
+        where = f"epoch {trainer.current_epoch}, step {trainer.global_step}"
+        checkpoint_dir = getattr(trainer.checkpoint_callback, "dirpath", None)
+        if trainer.sanity_checking or trainer.validating or not checkpoint_dir:
+            rank_zero_info(f"{signal.Signals(signum).name} during {where}: {RESUME_HINT} from its last checkpoint")
+            return
+        path = os.path.join(checkpoint_dir, f"{INTERRUPTED}.ckpt")
+        try:
+            trainer.save_checkpoint(path, weights_only=False)
+        except FloatingPointError as error:  # a diverged model is not worth continuing
+            rank_zero_info(f"{signal.Signals(signum).name} at {where}: nothing saved: {error}")
+            return
+        rank_zero_info(f"{signal.Signals(signum).name} at {where}: saved {path}; {RESUME_HINT}")
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()

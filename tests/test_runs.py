@@ -1,0 +1,299 @@
+"""Runs that survive: exact resume, Ctrl-C and SIGTERM, atomic and safely read checkpoints, no overwriting."""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from conftest import ROOT, VAL_SIZE
+from fsspec.implementations.local import LocalFileOpener
+from lightning.pytorch.loggers import TensorBoardLogger
+
+from datamodules import MNISTDataModule, TabularDataModule
+from nnmodules import MLPClassifier, ScratchDeepNet
+from nnmodules.cli import LOGGER_DEFAULTS, PredictionWriter, make_trainer
+from nnmodules.runs import read_checkpoint
+
+EPOCHS = 4
+QUIET = {"enable_progress_bar": False, "enable_model_summary": False, "accelerator": "cpu", "log_every_n_steps": 3}
+PEOPLE = ROOT / "examples" / "people.csv"
+
+
+def build(kind: str, mnist_dir: Path) -> tuple[L.LightningModule, L.LightningDataModule]:
+    """The three kinds of run the resume guarantee covers: with dropout, manual optimization, a table."""
+    L.seed_everything(0, verbose=False)
+    if kind == "mlp":  # dropout draws from the global generator: its state must travel in the checkpoint
+        return MLPClassifier(dropout=0.2), MNISTDataModule(mnist_dir, batch_size=32, val_size=VAL_SIZE, download=False)
+    if kind == "scratch":  # manual optimization, a cosine step size over the run
+        model = ScratchDeepNet(lr=0.2, lr_schedule="cosine")
+        return model, MNISTDataModule(mnist_dir, batch_size=32, val_size=VAL_SIZE, download=False)
+    data = TabularDataModule(PEOPLE, target="renewed", batch_size=32)
+    data.setup("fit")
+    return MLPClassifier(input_dim=data.num_features, num_classes=2, hidden_dims=[16], dropout=0.1), data
+
+
+def trainer_in(folder: Path, kind: str, **overrides) -> L.Trainer:
+    logger = TensorBoardLogger(**{**LOGGER_DEFAULTS, "save_dir": str(folder), "name": kind, "log_graph": False})
+    return make_trainer(logger=logger, **{"max_epochs": EPOCHS, **QUIET, **overrides})
+
+
+class Crash(Exception):
+    """Stands for the process dying (power cut, OOM killer) at the start of an epoch."""
+
+
+class CrashAtEpoch(L.Callback):
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if trainer.current_epoch == self.epoch:
+            raise Crash
+
+
+def weights(model: L.LightningModule) -> dict[str, torch.Tensor]:
+    return {name: tensor.clone() for name, tensor in model.state_dict().items()}
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(mnist_dir, tmp_path_factory) -> dict:
+    """Each kind trained for EPOCHS epochs without a stop: its trainer, final weights and metrics."""
+    runs = {}
+    for kind in ("mlp", "scratch", "tabular"):
+        model, data = build(kind, mnist_dir)
+        trainer = trainer_in(tmp_path_factory.mktemp(kind), kind)
+        trainer.fit(model, data)
+        runs[kind] = trainer, weights(model), dict(trainer.callback_metrics)
+    return runs
+
+
+@pytest.mark.parametrize("kind", ["mlp", "scratch", "tabular"])
+@pytest.mark.parametrize("stop", [1, 2, 3])
+def test_a_resumed_run_ends_bitwise_like_an_uninterrupted_one(kind, stop, uninterrupted, mnist_dir, tmp_path):
+    full_trainer, full_weights, full_metrics = uninterrupted[kind]
+    model, data = build(kind, mnist_dir)
+    trainer = trainer_in(tmp_path, kind)
+    trainer.callbacks.append(CrashAtEpoch(stop))
+    with pytest.raises(Crash):
+        trainer.fit(model, data)
+
+    model, data = build(kind, mnist_dir)  # a new process: the same config, nothing carried over but the files
+    resumed = trainer_in(tmp_path, kind)
+    resumed.fit(model, data, ckpt_path="last")
+
+    assert Path(resumed.log_dir) == tmp_path / kind / "version_0"  # the same run folder, continued
+    assert resumed.global_step == full_trainer.global_step
+    assert all(torch.equal(full_weights[name], tensor) for name, tensor in weights(model).items())
+    assert dict(resumed.callback_metrics).keys() == full_metrics.keys()
+    assert all(torch.equal(full_metrics[name], value) for name, value in resumed.callback_metrics.items())
+
+
+def test_last_without_an_earlier_run_starts_a_new_one(mnist_dir, tmp_path):
+    model, data = build("mlp", mnist_dir)
+    trainer = trainer_in(tmp_path, "mlp", max_epochs=1)
+    trainer.fit(model, data, ckpt_path="last")  # e.g. a preemptible job that always passes it
+    assert trainer.global_step == 8 and Path(trainer.log_dir).name == "version_0"
+
+
+class SignalAt(L.Callback):
+    """Sends a signal to this very process at the end of one training step."""
+
+    def __init__(self, signum: int, epoch: int, batch: int) -> None:
+        self.signum, self.at = signum, (epoch, batch)
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        if (trainer.current_epoch, batch_idx) == self.at:
+            os.kill(os.getpid(), self.signum)
+
+
+def test_sigterm_saves_the_step_it_ended_and_exits_143(mnist_dir, tmp_path, caplog):
+    model, data = build("mlp", mnist_dir)
+    trainer = trainer_in(tmp_path, "mlp")
+    trainer.callbacks.append(SignalAt(signal.SIGTERM, epoch=1, batch=2))
+    with pytest.raises(SystemExit) as stop:
+        trainer.fit(model, data)
+    assert stop.value.code == 128 + signal.SIGTERM
+    folder = tmp_path / "mlp" / "version_0" / "checkpoints"
+    interrupted, last = read_checkpoint(folder / "interrupted.ckpt"), read_checkpoint(folder / "last.ckpt")
+    assert (interrupted["global_step"], last["global_step"]) == (8 + 3, 8)  # the finished step; the epoch before
+    assert f"SIGTERM at epoch 1, step 11: saved {folder / 'interrupted.ckpt'}" in caplog.text
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C is Python's again
+
+    model, data = build("mlp", mnist_dir)
+    resumed = trainer_in(tmp_path, "mlp")
+    resumed.fit(model, data, ckpt_path="last")
+    assert Path(resumed.log_dir).name == "version_0" and resumed.global_step == EPOCHS * 8
+
+
+PAUSE = """
+import time
+import lightning as L
+
+class PauseForSignal(L.Callback):
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        if (trainer.current_epoch, batch_idx) == (1, 2):
+            print("PAUSED", flush=True)
+            deadline = time.monotonic() + 60
+            while not trainer.received_sigterm and time.monotonic() < deadline:
+                time.sleep(0.01)
+"""
+
+
+def test_ctrl_c_in_a_real_process_then_the_same_command_with_ckpt_path_last(mnist_dir, tmp_path):
+    (tmp_path / "pause.py").write_text(PAUSE)
+    command = [sys.executable, "-m", "nnmodules", "fit", "--config", str(ROOT / "configs" / "mnist_mlp.yaml")]
+    command += [f"--data.data_dir={mnist_dir}", f"--data.val_size={VAL_SIZE}", "--data.download=false"]
+    command += ["--data.batch_size=32", "--trainer.max_epochs=3", "--trainer.enable_progress_bar=false"]
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "PYTHONUNBUFFERED": "1"}
+    run = subprocess.Popen(
+        [*command, "--trainer.callbacks+=pause.PauseForSignal"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    output = []
+    for line in run.stdout:  # mid-epoch: epoch 1, after its third step
+        output.append(line)
+        if line.strip() == "PAUSED":
+            run.send_signal(signal.SIGINT)
+            break
+    started = time.monotonic()
+    output += run.stdout.readlines()
+    assert run.wait(timeout=60) == 130, "".join(output)[-3000:]
+    assert time.monotonic() - started < 30  # prompt: the rest of one step, one checkpoint
+    folder = tmp_path / "lightning_logs" / "mnist_mlp" / "version_0" / "checkpoints"
+    assert f"SIGINT at epoch 1, step 11: saved {folder.relative_to(tmp_path) / 'interrupted.ckpt'}" in "".join(output)
+    assert "--ckpt_path last" in "".join(output)
+    assert read_checkpoint(folder / "last.ckpt")["global_step"] == 8  # the last complete checkpoint, intact
+
+    resumed = subprocess.run([*command, "--ckpt_path=last"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "continuing the run in lightning_logs/mnist_mlp/version_0 from interrupted.ckpt" in resumed.stderr
+    assert read_checkpoint(folder / "last.ckpt")["global_step"] == 3 * 8
+    assert not (folder.parents[1] / "version_1").exists()
+
+
+def test_a_checkpoint_write_that_fails_midway_leaves_the_previous_one(uninterrupted, monkeypatch):
+    trainer = uninterrupted["mlp"][0]
+    path = Path(trainer.checkpoint_callback.last_model_path)
+    before, files = path.read_bytes(), sorted(path.parent.iterdir())
+    real_write = LocalFileOpener.write
+
+    def disk_full_halfway(self, data):
+        real_write(self, data[: len(data) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(LocalFileOpener, "write", disk_full_halfway)
+    with pytest.raises(OSError, match="No space left on device"):
+        trainer.save_checkpoint(path)
+    assert path.read_bytes() == before and sorted(path.parent.iterdir()) == files  # no half file, no leftovers
+
+
+def test_checkpoints_hold_plain_data_only(uninterrupted):
+    for trainer, *_ in uninterrupted.values():
+        checkpoint = torch.load(trainer.checkpoint_callback.last_model_path, weights_only=True)
+        assert set(checkpoint["rng_states"]) == {"torch", "cuda"}
+
+
+def unreadable(folder: Path, good: Path) -> dict[str, Path]:
+    truncated = folder / "truncated.ckpt"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    text = folder / "notes.ckpt"
+    text.write_text("not a checkpoint")
+    pickled = folder / "pickled.ckpt"
+    torch.save({"state_dict": {}, "ratio": Fraction(1, 3)}, pickled)  # needs pickle to load
+    plain = folder / "plain.ckpt"
+    torch.save({"weights": torch.zeros(2)}, plain)
+    return {"truncated": truncated, "text": text, "pickled": pickled, "plain": plain}
+
+
+@pytest.mark.parametrize("kind", ["truncated", "text", "pickled", "plain"])
+def test_a_damaged_or_foreign_file_is_refused_by_name(kind, uninterrupted, mnist_dir, tmp_path):
+    trainer = uninterrupted["mlp"][0]
+    path = unreadable(tmp_path, Path(trainer.checkpoint_callback.last_model_path))[kind]
+    if kind == "plain":
+        expected = re.escape(f"{path} is not a Lightning checkpoint: it holds no state_dict")
+    else:
+        expected = rf"^{re.escape(str(path))} is not a readable checkpoint \(.+\): it may be truncated"
+    with pytest.raises(ValueError, match=expected):
+        MLPClassifier.load_from_checkpoint(path)
+    model, data = build("mlp", mnist_dir)
+    fresh = trainer_in(tmp_path, "mlp")
+    with pytest.raises(ValueError, match=expected):
+        fresh.fit(model, data, ckpt_path=path)
+    assert fresh.global_step == 0
+    with pytest.raises(FileNotFoundError, match=f"checkpoint {tmp_path}/absent.ckpt does not exist"):
+        MLPClassifier.load_from_checkpoint(tmp_path / "absent.ckpt")
+
+
+def test_a_checkpoint_of_another_model_is_refused_by_name(uninterrupted):
+    path = uninterrupted["scratch"][0].checkpoint_callback.last_model_path
+    with pytest.raises(ValueError, match=rf"^{re.escape(path)} does not load as a MLPClassifier \(lr_schedule must be"):
+        MLPClassifier.load_from_checkpoint(path)
+
+
+class PoisonAt(L.Callback):
+    """Turns every weight into NaN after one step, as a diverging run does; remembers last.ckpt before it."""
+
+    def __init__(self, epoch: int, batch: int) -> None:
+        self.at, self.last_before = (epoch, batch), b""
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        if (trainer.current_epoch, batch_idx) == self.at:
+            self.last_before = Path(trainer.checkpoint_callback.last_model_path).read_bytes()
+            with torch.no_grad():
+                for parameter in module.parameters():
+                    parameter.fill_(float("nan"))
+
+
+def test_a_nan_loss_stops_naming_epoch_and_batch_and_keeps_the_last_good_checkpoint(mnist_dir, tmp_path):
+    model, data = build("mlp", mnist_dir)
+    trainer = trainer_in(tmp_path, "mlp")
+    poison = PoisonAt(epoch=1, batch=2)
+    trainer.callbacks.append(poison)
+    with pytest.raises(FloatingPointError, match=r"^the training loss became nan at epoch 1, batch 3: training stop"):
+        trainer.fit(model, data)
+    last = Path(trainer.checkpoint_callback.last_model_path)
+    assert last.read_bytes() == poison.last_before  # not overwritten by the diverged model
+    assert all(torch.isfinite(t).all() for t in read_checkpoint(last)["state_dict"].values())
+    assert not (last.parent / "interrupted.ckpt").exists()
+
+
+def test_a_new_run_never_writes_into_an_earlier_runs_folder(uninterrupted, mnist_dir):
+    trainer = uninterrupted["mlp"][0]
+    folder = Path(trainer.log_dir)
+    logger = TensorBoardLogger(**{**LOGGER_DEFAULTS, "save_dir": str(folder.parents[1]), "name": "mlp", "version": 0})
+    model, data = build("mlp", mnist_dir)
+    again = make_trainer(max_epochs=EPOCHS, logger=logger, **QUIET)
+    expected = f"{folder} already holds a run, which a new run would overwrite: continue it with `--ckpt_path last`"
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        again.fit(model, data)
+    assert again.global_step == 0
+
+
+def test_predictions_never_overwrite_a_file_unless_asked(uninterrupted, mnist_dir, tmp_path):
+    model = uninterrupted["mlp"][0].lightning_module
+    target = tmp_path / "predictions.csv"
+    target.write_text("earlier work\n")
+    data = MNISTDataModule(mnist_dir, batch_size=32, val_size=VAL_SIZE, download=False)
+    for overwrite in (False, True):
+        trainer = L.Trainer(callbacks=[PredictionWriter(str(target), overwrite=overwrite)], logger=False, **QUIET)
+        if not overwrite:
+            message = f"{target} exists: pass --prediction_writer.overwrite true to replace it"
+            with pytest.raises(FileExistsError, match=re.escape(message)):
+                trainer.predict(model, datamodule=data, return_predictions=False)
+            assert target.read_text() == "earlier work\n"
+        else:
+            trainer.predict(model, datamodule=data, return_predictions=False)
+            assert target.read_text().startswith("prediction,p_0,")
