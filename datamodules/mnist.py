@@ -92,15 +92,29 @@ class MNISTDataModule(TensorDataModule):
             ) from error
 
     def _read(self, train: bool) -> tuple[Tensor, Tensor]:
-        try:
-            mnist = MNIST(self.data_dir, train=train)
-        except RuntimeError as error:  # torchvision: "Dataset not found"
+        prefix = "train" if train else "t10k"
+        files = [self.raw_dir / f"{prefix}-{kind}-ubyte" for kind in ("images-idx3", "labels-idx1")]
+        if not all(file.is_file() for file in files):
             raise FileNotFoundError(
                 f"MNIST not found under {self.raw_dir}: put the four IDX files there, "
                 "pass --data.data_dir, or allow download=True"
+            )
+        try:
+            mnist = MNIST(self.data_dir, train=train)
+        except (RuntimeError, AssertionError, ValueError) as error:  # what torchvision's IDX reader raises
+            raise ValueError(
+                f"MNIST files {self.raw_dir}/{prefix}-* cannot be read ({str(error) or 'not in the IDX format'}): "
+                f"cut short or not MNIST; delete them and download them again"
             ) from error
-        images = mnist.data.reshape(len(mnist.data), -1) if self.flatten else mnist.data.unsqueeze(1)
-        return images, mnist.targets
+        images, labels = mnist.data, mnist.targets
+        if len(images) != len(labels) or images.shape[1:] != (28, 28):
+            raise ValueError(
+                f"MNIST files {self.raw_dir}/{prefix}-* do not match: {len(images)} images of "
+                f"{'x'.join(map(str, images.shape[1:]))} pixels and {len(labels)} labels; "
+                f"delete them and download them again"
+            )
+        images = images.reshape(len(images), -1) if self.flatten else images.unsqueeze(1)
+        return images, labels
 
     def setup(self, stage: str | None = None) -> None:
         if stage in ("fit", "validate", None) and "train" not in self.tables:

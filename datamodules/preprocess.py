@@ -23,16 +23,19 @@ MISSING = "<missing>"  # a missing category is a category of its own
 OTHER = "<other>"  # rare categories, past `max_categories`
 
 
-def to_numbers(column: pd.Series) -> pd.Series:
-    """The column as floats; a value that is not a number is an error naming it, missing stays missing."""
+def to_numbers(column: pd.Series, fix: str = "name it in categorical=[...] or clean the data") -> pd.Series:
+    """The column as floats; a value that is not a finite number is an error naming it (and `fix`), missing
+    stays missing."""
     numbers = pd.to_numeric(column, errors="coerce")
     bad = column.notna() & numbers.isna()
     if bad.any():
-        value = column[bad].iloc[0]
-        raise ValueError(
-            f"column {column.name!r} is treated as numeric but holds {value!r} (and {bad.sum() - 1} more such values): "
-            "name it in categorical=[...] or clean the data"
-        )
+        value, more = column[bad].iloc[0], bad.sum() - 1
+        others = f" (and {more} more {'values that are not numbers' if more > 1 else 'value that is not a number'})"
+        others = others if more else ""
+        raise ValueError(f"column {column.name!r} is treated as numeric but holds {value!r}{others}: {fix}")
+    if np.isinf(numbers).any():  # e.g. "inf", or 1e400 in a CSV: no mean, no standard deviation
+        value = column[np.isinf(numbers)].iloc[0]
+        raise ValueError(f"column {column.name!r} holds an infinite number ({value}): clean the data or drop it")
     return numbers.astype("float64")
 
 

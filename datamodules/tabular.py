@@ -13,7 +13,7 @@ import torch
 from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
 from datamodules.batches import TensorDataModule, TensorTable
-from datamodules.preprocess import TablePreprocessing
+from datamodules.preprocess import TablePreprocessing, to_numbers
 
 Task = Literal["binary", "multiclass", "regression"]
 SPLITS = ("train", "val", "test")
@@ -30,10 +30,15 @@ def read_table(source: str | Path | pd.DataFrame, what: str) -> pd.DataFrame:
             raise FileNotFoundError(f"{name} not found: pass the path of a CSV file")
         try:
             frame = pd.read_csv(source)
+            header = pd.read_csv(source, header=None, nrows=1, dtype=str, keep_default_na=False).iloc[0]
         except pd.errors.EmptyDataError:
             raise ValueError(f"{name} is empty: it needs a header row and data rows") from None
+        if len(header) == len(frame.columns):  # pandas renames a repeated name (y, y: y, y.1): not here
+            repeated = (header.duplicated() & (header != "")).to_numpy()
+            frame.columns = frame.columns.where(~repeated, header)
     if frame.columns.duplicated().any():
-        raise ValueError(f"{name} repeats column names: {sorted(set(frame.columns[frame.columns.duplicated()]))}")
+        repeated = sorted(set(frame.columns[frame.columns.duplicated()]))
+        raise ValueError(f"{name} repeats column names {repeated}: give every column its own name")
     if frame.empty:
         raise ValueError(f"{name} has no data rows")
     frame.attrs["name"] = name
@@ -47,6 +52,9 @@ def detect_task(target: pd.Series) -> Task:
         if not (values % 1 == 0).all() or values.nunique() > MAX_CLASSES:
             return "regression"
     return "binary" if values.nunique() == 2 else "multiclass"
+
+
+NOT_A_NUMBER = "a regression target must be numbers: pass task='binary' or 'multiclass' for classes, or clean the data"
 
 
 class TabularDataModule(TensorDataModule):
@@ -200,7 +208,7 @@ class TabularDataModule(TensorDataModule):
         )
         class_names, target_scale = None, (0.0, 1.0)
         if task == "regression" and self.standardize_target:
-            values = pd.to_numeric(train[self.target])
+            values = to_numbers(train[self.target], fix=NOT_A_NUMBER)
             target_scale = (float(values.mean()), float(values.std(ddof=0)) or 1.0)
         if task != "regression":
             class_names = [_name(value) for value in sorted(train[self.target].unique())]
@@ -322,7 +330,7 @@ class TabularDataModule(TensorDataModule):
     def _targets(self, target: pd.Series, state: dict[str, Any]) -> torch.Tensor:
         if state["task"] == "regression":
             mean, std = state["target_scale"]
-            return torch.tensor(((pd.to_numeric(target) - mean) / std).to_numpy(dtype=np.float32))
+            return torch.tensor(((to_numbers(target, fix=NOT_A_NUMBER) - mean) / std).to_numpy(dtype=np.float32))
         codes = {name: code for code, name in enumerate(state["class_names"])}
         names = target.map(_name)
         if unknown := sorted(set(names) - set(codes)):

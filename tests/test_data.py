@@ -111,43 +111,6 @@ def test_missing_files_and_failed_download_give_one_clear_error(tmp_path, monkey
         data.prepare_data()
 
 
-def test_missing_files_without_download(tmp_path):
-    data = MNISTDataModule(tmp_path, batch_size=32, download=False)
-    data.prepare_data()  # downloads nothing
-    with pytest.raises(FileNotFoundError, match=r"MNIST not found under .*MNIST/raw: put the four IDX files there"):
-        data.setup("fit")
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "message"),
-    [
-        ({"batch_size": 0}, "batch_size must be at least 1, got 0"),
-        ({"batch_size": -5}, "batch_size must be at least 1, got -5"),
-        ({"val_size": 0}, "val_size must be at least 1 image, got 0"),
-        ({"num_workers": -1}, "num_workers must be 0 or more, got -1"),
-        ({"eval_batch_size": 0}, r"eval_batch_size must be at least 1 \(or None: 4 x batch_size\), got 0"),
-        ({"device_resident": True, "num_workers": 2}, "device_resident=True cuts batches on the device, in the main"),
-    ],
-)
-def test_bad_arguments(mnist_dir, kwargs, message):
-    with pytest.raises(ValueError, match=message):
-        MNISTDataModule(mnist_dir, **{"batch_size": 32, **kwargs})
-
-
-def test_data_dir_that_is_a_file(tmp_path):
-    file = tmp_path / "mnist.zip"
-    file.write_bytes(b"not a folder")
-    with pytest.raises(ValueError, match=r"data_dir '.*mnist.zip' is a file: pass the folder that holds MNIST/raw"):
-        MNISTDataModule(file)
-
-
-def test_val_size_larger_than_the_training_images(mnist_dir):
-    data = MNISTDataModule(mnist_dir, val_size=TRAIN_IMAGES, download=False)
-    message = f"val_size {TRAIN_IMAGES} leaves no training images: there are {TRAIN_IMAGES}"
-    with pytest.raises(ValueError, match=message):
-        data.setup("fit")
-
-
 def test_evaluation_batches_are_four_training_batches_unless_set(mnist_dir):
     data = MNISTDataModule(mnist_dir, batch_size=10, val_size=VAL_SIZE, download=False)
     data.setup(None)

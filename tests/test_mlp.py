@@ -130,21 +130,6 @@ def test_takes_1x28x28_images(mnist_dir):
     assert trainer.state.finished
 
 
-@pytest.mark.parametrize(
-    ("kwargs", "message"),
-    [
-        ({"hidden_dims": (128, 0)}, r"layer widths must be positive: input_dim=784, hidden_dims=\[128, 0\]"),
-        ({"input_dim": -1}, r"layer widths must be positive: input_dim=-1"),
-        ({"num_classes": 1}, "num_classes must be at least 2, got 1"),
-        ({"dropout": 1.0}, r"dropout must be in \[0, 1\), got 1.0"),
-        ({"lr": 0}, "lr must be positive, got 0"),
-    ],
-)
-def test_bad_arguments(kwargs, message):
-    with pytest.raises(ValueError, match=message):
-        MLPClassifier(**kwargs)
-
-
 def test_batch_size_finder_sets_the_data_modules_batch_size(mnist):
     trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, **QUIET)
     Tuner(trainer).scale_batch_size(MLPClassifier(), datamodule=mnist, init_val=8, max_trials=3, steps_per_trial=1)

@@ -184,43 +184,6 @@ def test_checkpoint_restores_model_and_preprocessing_for_new_rows(tmp_path):
     assert torch.equal(predictions, expected)
 
 
-@pytest.mark.parametrize(
-    ("make", "error", "message"),
-    [
-        (lambda p: p / "absent.csv", FileNotFoundError, r"data file '.*absent.csv' not found: pass the path of a CSV"),
-        (lambda p: _write(p, ""), ValueError, r"data file '.*t.csv' is empty: it needs a header row and data rows"),
-        (lambda p: _write(p, "a,y\n"), ValueError, r"data file '.*t.csv' has no data rows"),
-        (
-            lambda p: _write(p, "a,b\n1,2\n"),
-            ValueError,
-            r"target column 'y' not in data file '.*'; columns are: \['a', 'b'\]",
-        ),
-        (lambda p: _write(p, "a,y\n1,\n2,\n"), ValueError, r"target column 'y' in data file '.*' has no values"),
-        (lambda p: _write(p, "a,y\n" + "1,1\n" * 20), ValueError, r"target column 'y' has a single class \('1'\)"),
-        (lambda p: _write(p, "a,y\n1,0\n2,1\n3,0\n"), ValueError, r"3 rows are too few for the splits asked"),
-    ],
-)
-def test_bad_tables(tmp_path, make, error, message):
-    with pytest.raises(error, match=message):
-        TabularDataModule(make(tmp_path), target="y").setup("fit")
-
-
-def test_bad_options():
-    frame = rule_table()
-    with pytest.raises(ValueError, match=r"column 'name' is treated as numeric but holds 'person 0'"):
-        TabularDataModule(frame, target="y", numeric=["name"]).setup("fit")
-    with pytest.raises(ValueError, match=r"columns \['nope'\] \(in drop\) not in the DataFrame; columns are: \["):
-        TabularDataModule(frame, target="y", drop=["nope"]).setup("fit")
-    with pytest.raises(ValueError, match=r"with test_fraction \(0.5\), leave some rows for training"):
-        TabularDataModule(frame, target="y", val_fraction=0.5, test_fraction=0.5)
-
-
-def _write(folder, text):
-    path = folder / "t.csv"
-    path.write_text(text)
-    return path
-
-
 def test_example_csv_is_what_its_script_makes():
     make_people = runpy.run_path(str(ROOT / "scripts" / "make_people_csv.py"))["make_people"]
     assert make_people(600).to_csv(index=False) == (ROOT / "examples" / "people.csv").read_text()

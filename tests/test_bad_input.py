@@ -1,0 +1,230 @@
+"""Bad input, everywhere: one row per mistake, and the exact message a person gets, before any training.
+
+`{tmp}` in a message is the test's own folder. The numeric case (a loss that turns
+NaN) and damaged checkpoints live in test_runs.py, beside the checkpoints they
+protect; the fuzz test at the end throws random tables at TabularDataModule.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from collections.abc import Callable
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from conftest import TRAIN_IMAGES, fake_digits, write_idx
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from datamodules import MNISTDataModule, TabularDataModule
+from nnmodules import MLPClassifier, ScratchDeepNet
+from nnmodules.cli import LitCLI
+
+QUIET = {"enable_progress_bar": False, "enable_model_summary": False, "accelerator": "cpu", "logger": False}
+CONFIG = str(Path(__file__).resolve().parents[1] / "configs" / "mnist_mlp.yaml")
+
+
+def exactly(message: str) -> str:
+    return f"^{re.escape(message)}$"
+
+
+def table(folder: Path, text: str) -> Path:
+    path = folder / "t.csv"
+    path.write_text(text)
+    return path
+
+
+def mnist_files(folder: Path, images: bytes | None = None, labels: bytes | None = None) -> Path:
+    """A data_dir with MNIST's four files, the training pair replaced by the bytes given."""
+    raw = folder / "MNIST" / "raw"
+    write_idx(raw, "train", *fake_digits(TRAIN_IMAGES, seed=0))
+    write_idx(raw, "t10k", *fake_digits(20, seed=1))
+    if images is not None:
+        (raw / "train-images-idx3-ubyte").write_bytes(images)
+    if labels is not None:
+        (raw / "train-labels-idx1-ubyte").write_bytes(labels)
+    return folder
+
+
+def mnist_setup(folder: Path, **kwargs) -> None:
+    MNISTDataModule(folder, download=False, **kwargs).setup("fit")
+
+
+IMAGES = struct.pack(">IIII", 2051, TRAIN_IMAGES, 28, 28) + bytes(TRAIN_IMAGES * 28 * 28)
+RAW = "{tmp}/MNIST/raw"
+DATA_ROWS: list[tuple[str, Callable[[Path], object], type, str]] = [
+    # tables (the tabular data module's list)
+    ("csv missing", lambda t: TabularDataModule(t / "absent.csv", target="y").setup("fit"), FileNotFoundError,
+     "data file '{tmp}/absent.csv' not found: pass the path of a CSV file"),
+    ("csv empty", lambda t: TabularDataModule(table(t, ""), target="y").setup("fit"), ValueError,
+     "data file '{tmp}/t.csv' is empty: it needs a header row and data rows"),
+    ("csv header only", lambda t: TabularDataModule(table(t, "a,y\n"), target="y").setup("fit"), ValueError,
+     "data file '{tmp}/t.csv' has no data rows"),
+    ("target missing", lambda t: TabularDataModule(table(t, "a,b\n1,2\n"), target="y").setup("fit"), ValueError,
+     "target column 'y' not in data file '{tmp}/t.csv'; columns are: ['a', 'b']"),
+    ("target all missing", lambda t: TabularDataModule(table(t, "a,y\n1,\n2,\n"), target="y").setup("fit"),
+     ValueError, "target column 'y' in data file '{tmp}/t.csv' has no values"),
+    ("single class", lambda t: TabularDataModule(table(t, "a,y\n" + "1,1\n" * 20), target="y").setup("fit"),
+     ValueError, "target column 'y' has a single class ('1') in the training rows: classification needs two or more"),
+    ("too few rows", lambda t: TabularDataModule(table(t, "a,y\n1,0\n2,1\n3,0\n"), target="y").setup("fit"),
+     ValueError, "3 rows are too few for the splits asked (val_fraction=0.2, test_fraction=0.2): ['val', 'test'] "
+     "would be empty {'train': 3, 'val': 0, 'test': 0}"),
+    ("forced numeric", lambda t: TabularDataModule(table(t, "a,y\nx,0\n" + "1,1\n2,0\n" * 5), target="y",
+     numeric=["a"]).setup("fit"), ValueError,
+     "column 'a' is treated as numeric but holds 'x': name it in categorical=[...] or clean the data"),
+    ("repeated names", lambda t: TabularDataModule(table(t, "y,a,y\n1,2,3\n"), target="y").setup("fit"),
+     ValueError, "data file '{tmp}/t.csv' repeats column names ['y']: give every column its own name"),
+    ("infinite number", lambda t: TabularDataModule(table(t, "a,y\n1e400,0\n" + "1,1\n2,0\n" * 5), target="y")
+     .setup("fit"), ValueError, "column 'a' holds an infinite number (inf): clean the data or drop it"),
+    ("regression on words", lambda t: TabularDataModule(table(t, "a,y\n" + "1,low\n2,high\n" * 5), target="y",
+     task="regression").setup("fit"), ValueError, "column 'y' is treated as numeric but holds 'high' (and 5 more "
+     "values that are not numbers): a regression target must be numbers: pass task='binary' or 'multiclass' for "
+     "classes, or clean the data"),
+    ("drop unknown", lambda t: TabularDataModule(table(t, "a,y\n1,0\n"), target="y", drop=["b"]).setup("fit"),
+     ValueError, "columns ['b'] (in drop) not in data file '{tmp}/t.csv'; columns are: ['a', 'y']"),
+    ("fractions sum to 1", lambda t: TabularDataModule(t / "x.csv", target="y", val_fraction=0.5, test_fraction=0.5),
+     ValueError, "val_fraction (0.5) must be above 0 and, with test_fraction (0.5), leave some rows for training: "
+     "the two must sum below 1"),
+    ("table batch size 0", lambda t: TabularDataModule(t / "x.csv", target="y", batch_size=0), ValueError,
+     "batch_size must be at least 1, got 0"),
+    # MNIST
+    ("mnist missing", lambda t: mnist_setup(t), FileNotFoundError,
+     f"MNIST not found under {RAW}: put the four IDX files there, pass --data.data_dir, or allow download=True"),
+    ("mnist truncated", lambda t: mnist_setup(mnist_files(t, images=IMAGES[:5000])), ValueError,
+     f"MNIST files {RAW}/train-* cannot be read (shape '[{TRAIN_IMAGES}, 28, 28]' is invalid for input of size 4984): "
+     "cut short or not MNIST; delete them and download them again"),
+    ("mnist not idx", lambda t: mnist_setup(mnist_files(t, images=b"<html>Not found</html>")), ValueError,
+     f"MNIST files {RAW}/train-* cannot be read (not in the IDX format): cut short or not MNIST; "
+     "delete them and download them again"),
+    ("mnist labels of another set", lambda t: mnist_setup(mnist_files(t, labels=struct.pack(">II", 2049, 10)
+     + bytes(10))), ValueError, f"MNIST files {RAW}/train-* do not match: {TRAIN_IMAGES} images of 28x28 pixels "
+     "and 10 labels; delete them and download them again"),
+    ("data_dir is a file", lambda t: MNISTDataModule(table(t, "x")), ValueError,
+     "data_dir '{tmp}/t.csv' is a file: pass the folder that holds MNIST/raw"),
+    ("batch size 0", lambda t: MNISTDataModule(t, batch_size=0), ValueError, "batch_size must be at least 1, got 0"),
+    ("batch size negative", lambda t: MNISTDataModule(t, batch_size=-5), ValueError,
+     "batch_size must be at least 1, got -5"),
+    ("eval batch size 0", lambda t: MNISTDataModule(t, eval_batch_size=0), ValueError,
+     "eval_batch_size must be at least 1 (or None: 4 x batch_size), got 0"),
+    ("workers negative", lambda t: MNISTDataModule(t, num_workers=-1), ValueError,
+     "num_workers must be 0 or more, got -1"),
+    ("val_size 0", lambda t: MNISTDataModule(t, val_size=0), ValueError, "val_size must be at least 1 image, got 0"),
+    ("val_size all", lambda t: mnist_setup(mnist_files(t), val_size=TRAIN_IMAGES), ValueError,
+     f"val_size {TRAIN_IMAGES} leaves no training images: there are {TRAIN_IMAGES}"),
+    # models
+    ("hidden width 0", lambda t: MLPClassifier(hidden_dims=(128, 0)), ValueError,
+     "layer widths must be positive: input_dim=784, hidden_dims=[128, 0]"),
+    ("one class", lambda t: MLPClassifier(num_classes=1), ValueError,
+     "num_classes must be at least 2, got 1 (a classifier needs classes)"),
+    ("dropout 1", lambda t: MLPClassifier(dropout=1.0), ValueError, "dropout must be in [0, 1), got 1.0"),
+    ("lr 0", lambda t: MLPClassifier(lr=0), ValueError, "lr must be positive, got 0"),
+    ("hidden width negative", lambda t: ScratchDeepNet(hidden_dims=[-3]), ValueError,
+     "layer widths must be positive: input_dim=784, hidden_dims=[-3]"),
+    ("input width", lambda t: L.Trainer(max_steps=1, **QUIET).fit(MLPClassifier(input_dim=784), TabularDataModule(
+     table(t, "a,b,y\n" + "1,2,0\n3,4,1\n" * 10), target="y")), ValueError,
+     "the model takes 784 input features (input_dim) but TabularDataModule gives 2 (num_features): build it with "
+     "input_dim=2, or leave input_dim to the CLI, which links it"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("action", "error", "message"), [row[1:] for row in DATA_ROWS], ids=[r[0] for r in DATA_ROWS])
+def test_data_and_model_mistakes(action, error, message, tmp_path):
+    with pytest.raises(error, match=exactly(message.replace("{tmp}", str(tmp_path)))):
+        action(tmp_path)
+
+
+def test_input_width_is_checked_before_the_first_step(tmp_path):
+    steps = []
+    model = MLPClassifier(input_dim=784)
+    model.training_step = lambda *args: steps.append(args)  # noqa: ARG005
+    data = TabularDataModule(table(tmp_path, "a,b,y\n" + "1,2,0\n3,4,1\n" * 10), target="y")
+    with pytest.raises(ValueError, match="the model takes 784 input features"):
+        L.Trainer(max_steps=1, **QUIET).fit(model, data)
+    assert steps == []
+
+
+CLI_ROWS = [
+    ("unknown model", ["--model", "nnmodules.Nope"],
+     "    - Problem with given class_path 'nnmodules.Nope':\n        module 'nnmodules' has no attribute 'Nope'"),
+    ("unknown data", ["--data", "datamodules.Nope"],
+     "    - Problem with given class_path 'datamodules.Nope':\n        module 'datamodules' has no attribute 'Nope'"),
+    ("unknown argument", ["--trainer.epochs", "3"], "error: unrecognized arguments: --trainer.epochs 3"),
+    ("wrong type", ["--trainer.max_epochs", "ten"],
+     'error: Parser key "trainer.max_epochs":\n  Does not validate against any of the Union subtypes'),
+    ("config missing", ["--config", "{tmp}/nope.yaml"],
+     "error: Parser key \"config\": File does not exist: '{tmp}/nope.yaml'"),
+    ("config not yaml", ["--config", "{tmp}/broken.yaml"],
+     "error: Problems parsing config: while parsing a flow sequence"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("args", "message"), [row[1:] for row in CLI_ROWS], ids=[r[0] for r in CLI_ROWS])
+def test_command_line_mistakes(args, message, tmp_path, capsys):
+    (tmp_path / "broken.yaml").write_text("trainer: [max_epochs: 3\n  bad")
+    args = [arg.replace("{tmp}", str(tmp_path)) for arg in args]
+    with pytest.raises(SystemExit) as stop:
+        LitCLI(args=["fit", "--config", CONFIG, *args])
+    assert stop.value.code == 2
+    assert message.replace("{tmp}", str(tmp_path)) in capsys.readouterr().err
+
+
+def test_command_line_model_value_is_checked_by_the_model(tmp_path):
+    with pytest.raises(ValueError, match=re.escape("- layer widths must be positive: input_dim=784, hidden_dims=[0]")):
+        LitCLI(args=["fit", "--config", CONFIG, "--model.init_args.hidden_dims", "[0]"])
+
+
+NAMES = st.sampled_from(["y", "a", "b", "Größe", "名前", " ", "", "y.1", "1", "nan"])
+CELLS = {  # one kind per column
+    "numbers": st.one_of(st.none(), st.integers(-3, 3), st.floats(-1e6, 1e6)),
+    "odd numbers": st.one_of(st.floats(width=32), st.sampled_from(["1e400", "-inf", "NaN", "1,5", ""])),
+    "categories": st.one_of(st.none(), st.sampled_from(["x", "yes", "no", "€", "名前", " ", "True"])),
+    "anything": st.one_of(st.none(), st.integers(-3, 3), st.floats(width=32), st.text(max_size=3), st.booleans()),
+    "missing": st.none(),
+}
+
+
+@st.composite
+def tables(draw) -> tuple[str, str]:
+    """A small CSV: odd cell types, empty and all-missing columns, unicode and duplicated names; and a target."""
+    names = draw(st.lists(NAMES, min_size=1, max_size=5))
+    rows = draw(st.integers(0, 40))
+    columns = {}
+    for i in range(len(names)):
+        cells = CELLS[draw(st.sampled_from(sorted(CELLS)))]
+        columns[f"c{i}"] = draw(st.lists(cells, min_size=rows, max_size=rows))
+    text = pd.DataFrame(columns).to_csv(index=False, header=False)
+    header = ",".join(f'"{name}"' for name in names)
+    target = draw(st.sampled_from(names) if draw(st.integers(0, 9)) else st.just("absent"))
+    return header + "\n" + text, target
+
+
+@settings(max_examples=500, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(csv_and_target=tables(), task=st.sampled_from([None, "binary", "multiclass", "regression"]))
+def test_random_tables_train_or_say_what_is_wrong(csv_and_target, task, tmp_path_factory):
+    text, target = csv_and_target
+    path = tmp_path_factory.mktemp("fuzz") / "t.csv"
+    path.write_text(text, encoding="utf-8")
+    data = TabularDataModule(path, target=target, task=task, batch_size=4, val_fraction=0.25, test_fraction=0.0)
+    try:
+        data.setup("fit")
+    except (ValueError, FileNotFoundError) as error:
+        assert str(error)  # a message, whatever the mistake
+        event("refused: " + re.sub(r"'.*?'|\[.*?\]|\{.*?\}|\d+", "_", str(error))[:70])
+        return
+    event(f"trains: {data.task}")
+    features, targets = next(iter(data.train_dataloader()))  # it trains: one step of a linear model
+    assert features.shape[1] == data.num_features and torch.isfinite(features).all()
+    outputs = 1 if data.task == "regression" else data.num_classes
+    model = torch.nn.Linear(data.num_features, outputs)
+    scores = model(features)
+    if data.task == "regression":
+        loss = torch.nn.functional.mse_loss(scores.squeeze(1), targets)
+    else:
+        loss = torch.nn.functional.cross_entropy(scores, targets)
+    loss.backward()
+    assert torch.isfinite(loss) and np.isfinite(model.weight.grad.numpy()).all()
