@@ -103,6 +103,8 @@ class TaskModule(L.LightningModule):
         """Lightning's, with one clear error for a file that is no checkpoint, or one of another model."""
         if isinstance(checkpoint_path, (str, Path)):
             read_checkpoint(checkpoint_path)  # loads without pickle too: raises naming the file
+        if not args:
+            kwargs.setdefault("weights_only", True)  # checkpoints hold plain data only
         try:
             return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
         except (RuntimeError, TypeError, ValueError) as error:  # its hyperparameters or weights do not fit
