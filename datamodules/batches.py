@@ -29,7 +29,6 @@ from collections.abc import Callable
 import lightning as L
 import torch
 import torch.distributed as dist
-from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
@@ -110,16 +109,18 @@ def batch_loader(
         batch_size: rows per batch (per process under DDP).
         train: shuffle with a permutation seeded by `seed + epoch`, and under DDP give
             every rank as many batches (`DistributedSampler` pads with a few repeated
-            rows); otherwise keep the order and give every row to exactly one rank,
-            so evaluation metrics are exact.
+            rows); otherwise keep the order and give every batch to exactly one rank
+            (`BatchShards`), so evaluation metrics are exact.
         seed: base seed of the permutation.
         num_workers: worker processes (0: batches are cut in the main process).
         pin_memory: page-locked batches, for faster copies to a GPU.
         drop_last: leave out the last batch when it is shorter than `batch_size`.
     """
     num_replicas, rank = _world()
-    sampler_class = DistributedSampler if train else UnrepeatedDistributedSampler
-    sampler = sampler_class(table, num_replicas=num_replicas, rank=rank, shuffle=train, seed=seed)
+    if train:
+        sampler = DistributedSampler(table, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed)
+    else:
+        sampler = BatchShards(table, batch_size, num_replicas=num_replicas, rank=rank)
     return DataLoader(
         table,
         batch_size=batch_size,
@@ -135,14 +136,46 @@ def batch_loader(
     )
 
 
+def evaluation_rows(rows: int, batch_size: int, num_replicas: int, rank: int) -> Tensor:
+    """One rank's evaluation rows, in order: the one-process batches, every `num_replicas`-th of them.
+
+    Each row is evaluated once, in a batch of exactly the rows it has in a single
+    process, so every rank computes the very outputs one process would (a matrix
+    product's last bits depend on the batch it is part of), and metrics gathered
+    from all ranks equal the one-process metrics exactly. A split of fewer batches
+    than processes is dealt out row by row instead, so that no rank is left
+    without a batch (equal then up to rounding).
+    """
+    order = torch.arange(rows)
+    batches = order.split(batch_size)
+    if len(batches) < num_replicas:
+        return order[rank::num_replicas]
+    return torch.cat(batches[rank::num_replicas])
+
+
+class BatchShards(DistributedSampler):
+    """The host path's evaluation order under DDP: this rank's `evaluation_rows`, each row once."""
+
+    def __init__(self, table: Dataset, batch_size: int, num_replicas: int, rank: int) -> None:
+        super().__init__(table, num_replicas=num_replicas, rank=rank, shuffle=False)
+        self.rows = evaluation_rows(len(table), batch_size, num_replicas, rank).tolist()
+        self.num_samples = self.total_size = len(self.rows)
+
+    def __iter__(self):
+        return iter(self.rows)
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+
 class DeviceBatches(DistributedSampler):
     """Whole batches of row indices, as tensors on the table's device: how a device-resident table is cut.
 
     A shuffled epoch is `torch.randperm` on the device, seeded by `seed + epoch`
     (on the CPU this is the very order of the host path's `DistributedSampler`).
-    Under DDP each rank takes every `num_replicas`-th index: in training padded
+    Under DDP each rank takes every `num_replicas`-th index in training, padded
     with repeated rows as `DistributedSampler` does, so ranks take as many steps;
-    in evaluation unpadded, so every row counts once.
+    in evaluation every `num_replicas`-th batch (`evaluation_rows`).
 
     Args:
         table: the split, already on its device.
@@ -165,20 +198,22 @@ class DeviceBatches(DistributedSampler):
     ) -> None:
         super().__init__(table, num_replicas=num_replicas, rank=rank, shuffle=train, seed=seed)
         self.batch_size, self.drop_last_batch = batch_size, drop_last_batch
-        if not train:  # this rank's rows, each once: as Lightning's UnrepeatedDistributedSampler
-            self.num_samples = len(range(rank, len(table), num_replicas))
 
     def __iter__(self):
         rows, device = len(self.dataset), self.dataset.device
-        if self.shuffle:
-            generator = torch.Generator(device).manual_seed(self.seed + self.epoch)
-            order = torch.randperm(rows, generator=generator, device=device)
-            order = order.repeat(math.ceil(self.total_size / rows))[: self.total_size]  # as DistributedSampler pads
-        else:
-            order = torch.arange(rows, device=device)
+        if not self.shuffle:  # evaluation: this rank's share of the one-process batches
+            return iter(self._evaluation_rows().to(device).split(self.batch_size))
+        generator = torch.Generator(device).manual_seed(self.seed + self.epoch)
+        order = torch.randperm(rows, generator=generator, device=device)
+        order = order.repeat(math.ceil(self.total_size / rows))[: self.total_size]  # as DistributedSampler pads
         return iter(order[self.rank :: self.num_replicas].split(self.batch_size)[: len(self)])
 
+    def _evaluation_rows(self) -> Tensor:
+        return evaluation_rows(len(self.dataset), self.batch_size, self.num_replicas, self.rank)
+
     def __len__(self) -> int:
+        if not self.shuffle:
+            return math.ceil(len(self._evaluation_rows()) / self.batch_size)
         if self.drop_last_batch:
             return self.num_samples // self.batch_size
         return math.ceil(self.num_samples / self.batch_size)

@@ -115,7 +115,14 @@ class TaskModule(L.LightningModule):
             ) from error
 
     def setup(self, stage: str) -> None:
-        """Checks, before any step, that the model's input width is the data's."""
+        """Checks, before any step, that the model's input width is the data's; evaluation sums in float64.
+
+        Evaluation metrics add up their batches in float64, where adding float32 batch sums is exact: their
+        order does not matter, so under DDP (each rank a share of the batches) they equal one process's.
+        """
+        if self.trainer.strategy.root_device.type != "mps":  # MPS has no float64
+            for metric in (self.val_loss, self.test_loss, self.val_metrics, self.test_metrics):
+                metric.set_dtype(torch.float64)
         data = self.trainer.datamodule
         expected, given = self.hparams.get("input_dim"), getattr(data, "num_features", None)
         if expected is not None and given is not None and expected != given:
@@ -281,7 +288,8 @@ class ClassifierModule(TaskModule):
     def on_validation_epoch_end(self) -> None:
         if not self.trainer.sanity_checking:  # the sanity check's few batches say nothing about "best"
             self.val_acc_best.update(self.val_metrics["acc"].compute())
-            self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True)
+            # the same on every rank (val_metrics are gathered): "max" keeps it exact under DDP
+            self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True, sync_dist=True, reduce_fx="max")
         super().on_validation_epoch_end()
 
     def predict_step(self, batch: Any, batch_idx: int) -> Tensor:
@@ -335,7 +343,7 @@ class RegressorModule(TaskModule):
     def on_validation_epoch_end(self) -> None:
         if not self.trainer.sanity_checking:  # the sanity check's few batches say nothing about "best"
             self.val_mse_best.update(self.val_metrics["mse"].compute())
-            self.log("val/mse_best", self.val_mse_best.compute())
+            self.log("val/mse_best", self.val_mse_best.compute(), sync_dist=True, reduce_fx="min")
         super().on_validation_epoch_end()
 
     def in_target_units(self, values: Tensor) -> Tensor:

@@ -9,7 +9,7 @@ from conftest import TEST_IMAGES, TRAIN_IMAGES, VAL_SIZE
 from torchvision.datasets import MNIST
 
 from datamodules import MNISTDataModule
-from datamodules.batches import DeviceBatches, TensorTable, device_loader
+from datamodules.batches import BatchShards, DeviceBatches, TensorTable, device_loader
 from datamodules.mnist import MEAN, STD
 
 
@@ -134,14 +134,18 @@ def test_device_batches_are_the_host_order_as_index_tensors(mnist_dir):
 
 
 def test_device_batches_shard_like_ddp():
-    """Two ranks: training shards are disjoint, equally long and padded; evaluation gives every row once."""
+    """Two ranks: training shards are disjoint, equally long and padded; evaluation gives every batch once."""
     table = TensorTable(torch.arange(11))
     shards = [list(DeviceBatches(table, 4, train=True, seed=0, num_replicas=2, rank=rank)) for rank in (0, 1)]
     rows = [torch.cat(batches).tolist() for batches in shards]
     assert [len(batches) for batches in shards] == [2, 2] and [len(r) for r in rows] == [6, 6]
     assert set(rows[0]) | set(rows[1]) == set(range(11)) and len(set(rows[0]) & set(rows[1])) <= 1
-    evaluation = [torch.cat(list(DeviceBatches(table, 4, False, 0, 2, rank))).tolist() for rank in (0, 1)]
-    assert evaluation == [[0, 2, 4, 6, 8, 10], [1, 3, 5, 7, 9]]
+    # evaluation: the one-process batches [0-3] [4-7] [8-10], dealt out whole, each row once; the host path alike
+    evaluation = [[b.tolist() for b in DeviceBatches(table, 4, False, 0, 2, rank)] for rank in (0, 1)]
+    assert evaluation == [[[0, 1, 2, 3], [8, 9, 10]], [[4, 5, 6, 7]]]
+    assert [list(BatchShards(table, 4, 2, rank)) for rank in (0, 1)] == [[0, 1, 2, 3, 8, 9, 10], [4, 5, 6, 7]]
+    # fewer batches than ranks: dealt out row by row, so that no rank goes without
+    assert [list(BatchShards(table, 16, 2, rank)) for rank in (0, 1)] == [[0, 2, 4, 6, 8, 10], [1, 3, 5, 7, 9]]
 
 
 def test_resident_training_matches_the_host_path(mnist_dir, tmp_path):
