@@ -67,8 +67,16 @@ class PredictionWriter(BasePredictionWriter):
             )
 
     def write_on_epoch_end(self, trainer: L.Trainer, module: L.LightningModule, predictions: Any, batch_indices: Any):
+        path = self.path(trainer)  # on every rank: `trainer.log_dir` is a collective call under DDP
         outputs = torch.cat(predictions).cpu()
-        path = self.path(trainer)
+        if trainer.world_size > 1:  # under DDP each rank predicted a share: rank 0 writes all, in the data's order
+            rows = torch.tensor([row for batch in batch_indices[0] for row in batch], dtype=torch.long)
+            shares: list[Any] = [None] * trainer.world_size
+            torch.distributed.all_gather_object(shares, (rows, outputs))
+            if not trainer.is_global_zero:
+                return
+            rows, outputs = (torch.cat(parts) for parts in zip(*shares, strict=True))
+            outputs = outputs[rows.argsort()]
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("w" if self.overwrite else "x") as file:  # "x": never overwrite an earlier file
             if outputs.dim() == 1:  # regression

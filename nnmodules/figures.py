@@ -155,7 +155,12 @@ class ClassificationFigures(EpochFigures):
 
     def figures(self, trainer: L.Trainer, module: L.LightningModule) -> dict[str, Figure]:
         predicted, targets, wrong_inputs = [], [], []
-        for inputs, labels in trainer.val_dataloaders:
+        batches = trainer.val_dataloaders
+        data = trainer.datamodule
+        if trainer.world_size > 1 and hasattr(data, "table"):  # under DDP rank 0's loader holds its share only
+            table = data.table("val")
+            batches = (table[rows] for rows in torch.arange(len(table), device=table.device).split(256))
+        for inputs, labels in batches:
             guesses = module.predict_step((inputs.to(module.device), labels), 0).argmax(dim=1).cpu()
             predicted.append(guesses)
             targets.append(labels)

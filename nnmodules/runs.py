@@ -136,8 +136,8 @@ class LitTrainer(L.Trainer):
 
     def _refuse_used_folder(self) -> None:
         logger = self._versioned_logger()
-        if logger is None or not self._version_given:
-            return  # a version chosen by the logger is a new folder
+        if logger is None or not self._version_given or self.global_rank != 0:
+            return  # a version chosen by the logger is a new folder; under DDP rank 0 alone writes
         folder = Path(logger.log_dir)
         if folder.is_dir() and any(folder.iterdir()):
             raise ValueError(
