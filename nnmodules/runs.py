@@ -15,8 +15,10 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
+import sys
 import threading
 import warnings
 from pathlib import Path
@@ -86,6 +88,7 @@ class LitTrainer(L.Trainer):
     """
 
     def __init__(self, *args: Any, plugins: Any = None, **kwargs: Any) -> None:
+        _skip_nvml_check_without_nvml()
         plugins = [] if plugins is None else list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
         if not any(isinstance(plugin, AnyCheckpointIO) for plugin in plugins):
             plugins.append(CheckpointIO())  # loads without pickle, with a clear error for a damaged file
@@ -199,6 +202,19 @@ class Interruption(L.Callback):
             rank_zero_info(f"{signal.Signals(signum).name} at {where}: nothing saved: {error}")
             return
         rank_zero_info(f"{signal.Signals(signum).name} at {where}: saved {path}; {RESUME_HINT}")
+
+
+def _skip_nvml_check_without_nvml() -> None:
+    """Lightning asks torch to count GPUs through NVML (PYTORCH_NVML_BASED_CUDA_CHECK=1), which does not start
+    CUDA in a process that may fork. Without NVML (no NVIDIA driver) torch then tries to load it on every
+    call and falls back to the CUDA runtime anyway; Adam's `step` makes that call, about 60 us a step on a
+    2-core CPU. Where NVML cannot load, the variable only costs time: unset it."""
+    if os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK") != "1" or not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL("libnvidia-ml.so.1")  # what torch loads
+    except OSError:
+        os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = "0"
 
 
 def _main_thread() -> bool:

@@ -20,7 +20,7 @@ from fsspec.implementations.local import LocalFileOpener
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from datamodules import MNISTDataModule, TabularDataModule
-from nnmodules import MLPClassifier, ScratchDeepNet
+from nnmodules import MLPClassifier, ScratchDeepNet, runs
 from nnmodules.cli import LOGGER_DEFAULTS, PredictionWriter, make_trainer
 from nnmodules.runs import read_checkpoint
 
@@ -297,3 +297,15 @@ def test_predictions_never_overwrite_a_file_unless_asked(uninterrupted, mnist_di
         else:
             trainer.predict(model, datamodule=data, return_predictions=False)
             assert target.read_text().startswith("prediction,p_0,")
+
+
+@pytest.mark.parametrize(("nvml_loads", "expected"), [(False, "0"), (True, "1")])
+def test_the_nvml_gpu_count_is_skipped_only_where_nvml_cannot_load(nvml_loads, expected, monkeypatch):
+    def load(name):
+        if not nvml_loads:
+            raise OSError(f"{name}: cannot open shared object file")
+
+    monkeypatch.setenv("PYTORCH_NVML_BASED_CUDA_CHECK", "1")  # as importing Lightning sets it
+    monkeypatch.setattr(runs.ctypes, "CDLL", load)
+    make_trainer(logger=False, **{**QUIET, "log_every_n_steps": 1})
+    assert os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] == expected
