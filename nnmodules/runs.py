@@ -208,7 +208,7 @@ def _skip_nvml_check_without_nvml() -> None:
     """Lightning asks torch to count GPUs through NVML (PYTORCH_NVML_BASED_CUDA_CHECK=1), which does not start
     CUDA in a process that may fork. Without NVML (no NVIDIA driver) torch then tries to load it on every
     call and falls back to the CUDA runtime anyway; Adam's `step` makes that call, about 60 us a step on a
-    2-core CPU. Where NVML cannot load, the variable only costs time: unset it."""
+    2-core CPU. Where NVML cannot load, the check only costs time: turn it off (torch checks for "1")."""
     if os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK") != "1" or not sys.platform.startswith("linux"):
         return
     try:
