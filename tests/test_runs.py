@@ -17,12 +17,13 @@ import pytest
 import torch
 from conftest import ROOT, VAL_SIZE
 from fsspec.implementations.local import LocalFileOpener
+from lightning.pytorch.callbacks import ProgressBar, TQDMProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from datamodules import MNISTDataModule, TabularDataModule
 from nnmodules import MLPClassifier, ScratchDeepNet, runs
 from nnmodules.cli import LOGGER_DEFAULTS, PredictionWriter, make_trainer
-from nnmodules.runs import read_checkpoint
+from nnmodules.runs import PROGRESS_BAR_STEPS, read_checkpoint
 
 EPOCHS = 4
 QUIET = {"enable_progress_bar": False, "enable_model_summary": False, "accelerator": "cpu", "log_every_n_steps": 3}
@@ -309,3 +310,12 @@ def test_the_nvml_gpu_count_is_skipped_only_where_nvml_cannot_load(nvml_loads, e
     monkeypatch.setattr(runs.ctypes, "CDLL", load)
     make_trainer(logger=False, **{**QUIET, "log_every_n_steps": 1})
     assert os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] == expected
+
+
+def test_the_progress_bar_redraws_every_few_steps_unless_given_or_off():
+    def bars(trainer: L.Trainer) -> list:
+        return [(type(c).__name__, c.refresh_rate) for c in trainer.callbacks if isinstance(c, ProgressBar)]
+
+    assert bars(make_trainer(logger=False)) == [("TQDMProgressBar", PROGRESS_BAR_STEPS)]
+    assert bars(make_trainer(logger=False, callbacks=[TQDMProgressBar(refresh_rate=1)])) == [("TQDMProgressBar", 1)]
+    assert bars(make_trainer(logger=False, enable_progress_bar=False)) == []
