@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, Literal
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -35,7 +33,7 @@ from torchmetrics import (
 )
 from torchmetrics.classification import BinaryAccuracy, MulticlassAccuracy
 
-from nnmodules.runs import read_checkpoint
+from nnmodules.runs import Resumable
 
 MONITOR = "val/loss"  # what "best" means for checkpoints: lowest validation loss, any task
 PENDING_STEPS = 32  # training steps gathered into one update of the training metrics
@@ -48,7 +46,7 @@ def _inputs(batch: Any) -> Tensor:
     return batch[0] if isinstance(batch, (list, tuple)) else batch
 
 
-class TaskModule(L.LightningModule):
+class TaskModule(Resumable):
     """What every model shares: the training and evaluation steps, what they log, the default optimizer.
 
     A training step keeps its loss and outputs and updates the running
@@ -87,7 +85,6 @@ class TaskModule(L.LightningModule):
         self.train_metrics = collection("train", train_metrics)
         self.val_metrics, self.test_metrics = collection("val", list(metrics)), collection("test", list(metrics))
         self._pending: list[tuple[Tensor, Tensor | None, Tensor, tuple[int, int]]] = []  # steps not yet counted
-        self._rng_to_restore: dict[str, Any] | None = None  # from a checkpoint, for the first step after it
 
     def __setattr__(self, name: str, value: Any) -> None:
         # Lightning names the running hook in `_current_fx_name` around every hook call, about 45 times a
@@ -97,22 +94,6 @@ class TaskModule(L.LightningModule):
             object.__setattr__(self, name, value)
         else:
             super().__setattr__(name, value)
-
-    @classmethod
-    def load_from_checkpoint(cls, checkpoint_path: str | Path, *args: Any, **kwargs: Any) -> Any:
-        """Lightning's, with one clear error for a file that is no checkpoint, or one of another model."""
-        if isinstance(checkpoint_path, (str, Path)):
-            read_checkpoint(checkpoint_path)  # loads without pickle too: raises naming the file
-        if not args:
-            kwargs.setdefault("weights_only", True)  # checkpoints hold plain data only
-        try:
-            return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
-        except (RuntimeError, TypeError, ValueError) as error:  # its hyperparameters or weights do not fit
-            reason = " ".join(line.strip() for line in str(error).splitlines()[:2])
-            raise ValueError(
-                f"{checkpoint_path} does not load as a {cls.__name__} ({reason}): is it a checkpoint of another "
-                f"model? Load it with the class that wrote it"
-            ) from error
 
     def setup(self, stage: str) -> None:
         """Checks, before any step, that the model's input width is the data's; evaluation sums in float64.
@@ -169,7 +150,7 @@ class TaskModule(L.LightningModule):
             epoch, batch = steps[first]
             raise FloatingPointError(
                 f"the training loss became {losses[first].item()} at epoch {epoch}, batch {batch}: training stopped, "
-                f"and no checkpoint of the diverged model was written (the run's last.ckpt is the last good state); "
+                f"and no checkpoint of the diverged model was written (an earlier last.ckpt is the last good state); "
                 f"lower the learning rate, or look for NaN or infinite values in the data"
             )
         sizes = torch.tensor([len(batch) for batch in targets], dtype=losses.dtype, device=losses.device)
@@ -178,22 +159,9 @@ class TaskModule(L.LightningModule):
             self.train_metrics.update(torch.cat(outputs), torch.cat(targets))
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Checks the pending steps (no diverged model is saved) and keeps the random state for an exact resume."""
+        """Checks the pending steps first: no checkpoint of a diverged model is written."""
         self.update_training_metrics()
-        cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else []
-        checkpoint["rng_states"] = {"torch": torch.get_rng_state(), "cuda": cuda}  # tensors: no pickle needed
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self._rng_to_restore = checkpoint.get("rng_states")
-
-    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
-        # the random state of the checkpoint, restored where the interrupted run went on from it: after the
-        # sanity check and the loaders' set-up of the resumed run, which draw nothing from it either
-        if self._rng_to_restore is not None:
-            torch.set_rng_state(self._rng_to_restore["torch"])
-            if self._rng_to_restore["cuda"]:
-                torch.cuda.set_rng_state_all(self._rng_to_restore["cuda"])
-            self._rng_to_restore = None
+        super().on_save_checkpoint(checkpoint)
 
     def on_train_epoch_end(self) -> None:
         self.update_training_metrics()

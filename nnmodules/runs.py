@@ -7,6 +7,8 @@
 - `Interruption` turns Ctrl-C into what Lightning does on SIGTERM: the training
   step under way finishes, the state after it goes to `interrupted.ckpt`, and the
   process exits (status 130 for SIGINT, 143 for SIGTERM) saying how to continue.
+- `Resumable`, the base of every model here: its checkpoints carry the random
+  state (an exact resume), and `load_from_checkpoint` reads without pickle.
 - `CheckpointIO` loads checkpoints with `torch.load(weights_only=True)` (they hold
   plain data only) and turns an unreadable file into one error naming it. Saving
   is Lightning's own: the bytes go to a temporary file that replaces the old
@@ -73,6 +75,44 @@ def _resumable(checkpoint_dir: Path) -> Path | None:
     found = [checkpoint_dir / f"{name}.ckpt" for name in (ModelCheckpoint.CHECKPOINT_NAME_LAST, INTERRUPTED)]
     found = [path for path in found if path.is_file()]
     return max(found, key=lambda path: path.stat().st_mtime_ns) if found else None
+
+
+class Resumable(L.LightningModule):
+    """What a model adds for runs that survive: its random state travels in its checkpoints, and
+    `load_from_checkpoint` reads without pickle and names a file that is no checkpoint of this class."""
+
+    _rng_to_restore: dict[str, Any] | None = None  # from a checkpoint, for the first training step after it
+
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path: str | Path, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(checkpoint_path, (str, Path)):
+            read_checkpoint(checkpoint_path)  # loads without pickle too: raises naming the file
+        if not args:
+            kwargs.setdefault("weights_only", True)  # checkpoints hold plain data only
+        try:
+            return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
+        except (RuntimeError, TypeError, ValueError) as error:  # its hyperparameters or weights do not fit
+            reason = " ".join(line.strip() for line in str(error).splitlines()[:2])
+            raise ValueError(
+                f"{checkpoint_path} does not load as a {cls.__name__} ({reason}): is it a checkpoint of another "
+                f"model? Load it with the class that wrote it"
+            ) from error
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else []
+        checkpoint["rng_states"] = {"torch": torch.get_rng_state(), "cuda": cuda}  # tensors: no pickle needed
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._rng_to_restore = checkpoint.get("rng_states")
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        # restored where the interrupted run went on from this state: after the resumed run's sanity check
+        # and data loader set-up, which draw nothing from the global generator (loaders have their own)
+        if self._rng_to_restore is not None:
+            torch.set_rng_state(self._rng_to_restore["torch"])
+            if self._rng_to_restore["cuda"]:
+                torch.cuda.set_rng_state_all(self._rng_to_restore["cuda"])
+            self._rng_to_restore = None
 
 
 class LitTrainer(L.Trainer):
