@@ -16,7 +16,8 @@ constant 1e-3), three ways, at batch 64 (the tutorial's) and 128 (our default):
                    project's default logging and checkpointing (no progress bar);
                    its epoch (55,000 images) is timed from the model's epoch-start
                    hook to its epoch-end hook, so it includes the validation pass
-                   and the checkpoint write that (a) and (b) skip.
+                   that (a) and (b) skip (not the checkpoint write, which Lightning
+                   runs after the model's epoch-end hook).
 
   Samples per second of each, and the ratios (c)/(a) and (b)/(c).
 
