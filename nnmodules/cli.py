@@ -60,9 +60,10 @@ class PredictionWriter(BasePredictionWriter):
         return Path(trainer.log_dir or ".") / self.filename
 
     def on_predict_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        if self.path(trainer).exists() and not self.overwrite:
+        path = self.path(trainer)
+        if path.exists() and not self.overwrite:
             raise FileExistsError(
-                f"{self.path(trainer)} exists: pass --prediction_writer.overwrite true to replace it, "
+                f"{path} exists: pass --prediction_writer.overwrite true to replace it, "
                 f"or another --prediction_writer.filename"
             )
 

@@ -84,7 +84,8 @@ class TaskModule(Resumable):
 
         self.train_metrics = collection("train", train_metrics)
         self.val_metrics, self.test_metrics = collection("val", list(metrics)), collection("test", list(metrics))
-        self._pending: list[tuple[Tensor, Tensor | None, Tensor, tuple[int, int]]] = []  # steps not yet counted
+        # this epoch's steps not yet in the metrics (flushed at its end at the latest): loss, outputs, targets, batch
+        self._pending: list[tuple[Tensor, Tensor | None, Tensor, int]] = []
 
     def __setattr__(self, name: str, value: Any) -> None:
         # Lightning names the running hook in `_current_fx_name` around every hook call, about 45 times a
@@ -124,8 +125,7 @@ class TaskModule(Resumable):
 
     def track_training(self, loss: Tensor, outputs: Tensor, targets: Tensor, batch_idx: int) -> None:
         """Running training metrics; `train/loss` is logged only on the steps the logger writes."""
-        step = (self.current_epoch, batch_idx)
-        self._pending.append((loss.detach(), outputs.detach() if self.train_metrics else None, targets, step))
+        self._pending.append((loss.detach(), outputs.detach() if self.train_metrics else None, targets, batch_idx))
         if len(self._pending) >= PENDING_STEPS:
             self.update_training_metrics()
         # the condition Lightning's own callbacks use (LearningRateMonitor): no public equivalent
@@ -141,16 +141,16 @@ class TaskModule(Resumable):
         """
         if not self._pending:
             return
-        losses, outputs, targets, steps = zip(*self._pending, strict=True)
+        losses, outputs, targets, batches = zip(*self._pending, strict=True)
         self._pending = []
         losses = torch.stack(losses)
         finite = torch.isfinite(losses)
         if not finite.all():
             first = int((~finite).nonzero()[0])
-            epoch, batch = steps[first]
             raise FloatingPointError(
-                f"the training loss became {losses[first].item()} at epoch {epoch}, batch {batch}: training stopped, "
-                f"and no checkpoint of the diverged model was written (an earlier last.ckpt is the last good state); "
+                f"the training loss became {losses[first].item()} at epoch {self.current_epoch}, "
+                f"batch {batches[first]}: training stopped, and no checkpoint of the diverged model was written "
+                f"(an earlier last.ckpt is the last good state); "
                 f"lower the learning rate, or look for NaN or infinite values in the data"
             )
         sizes = torch.tensor([len(batch) for batch in targets], dtype=losses.dtype, device=losses.device)
