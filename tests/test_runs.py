@@ -19,11 +19,12 @@ from conftest import ROOT, VAL_SIZE
 from fsspec.implementations.local import LocalFileOpener
 from lightning.pytorch.callbacks import ProgressBar, TQDMProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.profilers import SimpleProfiler
 
 from datamodules import MNISTDataModule, TabularDataModule
 from nnmodules import MLPClassifier, ScratchDeepNet, runs
 from nnmodules.cli import LOGGER_DEFAULTS, PredictionWriter, make_trainer
-from nnmodules.runs import PROGRESS_BAR_STEPS, read_checkpoint
+from nnmodules.runs import PROGRESS_BAR_STEPS, NoProfiler, read_checkpoint
 
 EPOCHS = 4
 QUIET = {"enable_progress_bar": False, "enable_model_summary": False, "accelerator": "cpu", "log_every_n_steps": 3}
@@ -319,3 +320,10 @@ def test_the_progress_bar_redraws_every_few_steps_unless_given_or_off():
     assert bars(make_trainer(logger=False)) == [("TQDMProgressBar", PROGRESS_BAR_STEPS)]
     assert bars(make_trainer(logger=False, callbacks=[TQDMProgressBar(refresh_rate=1)])) == [("TQDMProgressBar", 1)]
     assert bars(make_trainer(logger=False, enable_progress_bar=False)) == []
+
+
+def test_without_a_profiler_every_hook_shares_one_do_nothing_context():
+    profiler = make_trainer(logger=False).profiler
+    assert isinstance(profiler, NoProfiler)
+    assert profiler.profile("[Callback]ModelCheckpoint.on_train_batch_start") is profiler.profile("[Strategy]backward")
+    assert isinstance(make_trainer(logger=False, profiler=SimpleProfiler()).profiler, SimpleProfiler)
