@@ -40,6 +40,11 @@ full-batch LBFGS epochs, validation and checkpoint every 10, figures every 50):
 per epoch; where (c)'s time goes (Lightning's SimpleProfiler); test MSE, f(0) and
 (f(1) - f(-1)) / 2 for each seed.
 
+overhead: the training loop's own cost per step, with a 4-4-2 network whose
+arithmetic is next to nothing: the hand-written loop, a plain LightningModule
+through a bare Trainer (Lightning's floor), and our MLPClassifier with the
+project's defaults.
+
 tabular: test accuracy on examples/people.csv of the scratch net with the
 tutorials' recipe (configs/tabular_scratch.yaml) against a logistic regression
 (MLPClassifier without hidden layers), on the same split, for each seed.
@@ -79,6 +84,7 @@ from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 
 from datamodules import MNISTDataModule, TabularDataModule, ToyRegressionDataModule
+from datamodules.batches import TensorDataModule, TensorTable
 from datamodules.mnist import Normalize
 from nnmodules import MLPClassifier, ScratchDeepNet, ToyRegressor
 from nnmodules.cli import CHECKPOINT_DEFAULTS, make_trainer
@@ -422,6 +428,85 @@ def toy(seeds: int) -> dict:
     }
 
 
+class RandomRows(TensorDataModule):
+    """27,520 random rows of 4 features, 2 classes: a data set that costs nothing to cut."""
+
+    num_features, num_classes = 4, 2
+
+    def __init__(self) -> None:
+        super().__init__(batch_size=64)
+        features = torch.randn(27_520, 4, generator=torch.Generator().manual_seed(0))
+        self.tables = {"train": TensorTable(features, (features[:, 0] > 0).long())}  # validation is switched off
+
+
+def tiny_net() -> nn.Module:
+    return nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2))
+
+
+class PlainModule(L.LightningModule):
+    """The least a LightningModule can be: a network, a loss, an optimizer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = tiny_net()
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        inputs, targets = batch
+        return F.cross_entropy(self.net(inputs), targets)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.parameters(), lr=1e-3, fused=True)
+
+
+def overhead(repeats: int) -> dict:
+    """The loop's own cost per training step, with a 4-4-2 network at batch 64 whose arithmetic is next to
+    nothing: (b) the hand-written loop; Lightning's floor: `PlainModule` through a bare Trainer (no callbacks,
+    logger, checkpoints or progress bar); (c) `MLPClassifier` through our default Trainer. No validation."""
+    data = RandomRows()
+
+    def hand_written() -> Run:
+        model = tiny_net()
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
+
+        def step(inputs: Tensor, targets: Tensor) -> None:
+            optimizer.zero_grad()
+            F.cross_entropy(model(inputs), targets).backward()
+            optimizer.step()
+
+        return timed_epoch(tensor_batches(*data.tables["train"].tensors, data.batch_size), step)
+
+    def through(model: L.LightningModule, trainer: L.Trainer) -> Run:
+        model = clocked(model)
+        trainer.fit(model, data)
+        return len(data.tables["train"]), model.step_seconds
+
+    bare = {"logger": False, "enable_checkpointing": False, "enable_progress_bar": False, "callbacks": []}
+    paths = {
+        "b_hand_written": hand_written,
+        "lightning_floor": lambda: through(PlainModule(), L.Trainer(max_epochs=1, limit_val_batches=0, **bare)),
+        "c_ours": lambda: through(
+            MLPClassifier(input_dim=4, hidden_dims=[4], num_classes=2, dropout=0.0, lr=1e-3, lr_schedule="constant"),
+            make_trainer("benchmark", max_epochs=1, limit_val_batches=0, enable_progress_bar=False),
+        ),
+    }
+    runs: dict[str, list[Run]] = {name: [] for name in paths}
+    with tempfile.TemporaryDirectory() as log_dir:
+        cwd = os.getcwd()
+        os.chdir(log_dir)
+        try:
+            for _ in range(repeats):
+                for name, path in paths.items():
+                    runs[name].append(path())
+        finally:
+            os.chdir(cwd)
+    steps = len(runs["b_hand_written"][0][1]) - 1  # less the epoch's end
+    per_step_us = {name: round(1e6 * undisturbed_seconds(timings) / steps) for name, timings in runs.items()}
+    print(f"\nThe loop's own cost: microseconds per training step of a 4-4-2 network, batch 64 ({steps} steps)")
+    for name, us in per_step_us.items():
+        print(f"{name:<16}{us:>6} us   + {us - per_step_us['b_hand_written']} us over the hand-written loop")
+    return per_step_us
+
+
 def summaries(data_dir: str, epochs: int = 6) -> dict:
     """How much ClassificationFigures at its default frequency adds to the default MNIST MLP's epochs.
 
@@ -551,13 +636,13 @@ def _top_lines(summary: str, count: int) -> str:
     return "\n".join(lines[: header_end + count])
 
 
-PARTS = ("mlp", "accuracy", "scratch", "toy", "tabular", "summaries")
+PARTS = ("mlp", "accuracy", "scratch", "toy", "overhead", "tabular", "summaries")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", default="data", help="folder holding MNIST/raw")
-    parser.add_argument("--only", nargs="+", choices=PARTS, default=PARTS[:4], help="parts to run (default: first 4)")
+    parser.add_argument("--only", nargs="+", choices=PARTS, default=PARTS[:5], help="parts to run (default: first 5)")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 128], help="of the mlp part")
     parser.add_argument("--repeats", type=int, default=5, help="epochs of each path (each step's fastest counts)")
     parser.add_argument("--seeds", type=int, default=5, help="of the toy and tabular parts")
@@ -569,6 +654,7 @@ def main() -> None:
         "accuracy": lambda: accuracy(data_dir),
         "scratch": lambda: scratch_epochs(data_dir, args.repeats),
         "toy": lambda: toy(args.seeds),
+        "overhead": lambda: overhead(args.repeats),
         "tabular": lambda: tabular(args.seeds),
         "summaries": lambda: summaries(data_dir),
     }
