@@ -130,7 +130,9 @@ class TaskModule(Resumable):
             self.update_training_metrics()
         # the condition Lightning's own callbacks use (LearningRateMonitor): no public equivalent
         if self.trainer._logger_connector.should_update_logs:
-            self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
+            # not `prog_bar`: Lightning would read it back after every step, waiting for a GPU each time;
+            # the project's progress bar (runs.LitProgressBar) shows it when it redraws
+            self.log("train/loss", loss, on_step=True, on_epoch=False)
 
     def update_training_metrics(self) -> None:
         """Adds the pending training steps to `train_loss` and `train_metrics`: call it before computing them.

@@ -117,6 +117,27 @@ class Resumable(L.LightningModule):
             self._rng_to_restore = None
 
 
+class LitProgressBar(TQDMProgressBar):
+    """Lightning's TQDM bar, redrawn every `refresh_rate` steps, with the last logged `train/loss`.
+
+    The models log `train/loss` without `prog_bar`: Lightning turns every progress-bar
+    metric into a Python number after every training step, shown or not, and on a GPU
+    that makes the host wait for the device at each step (Lightning-AI/pytorch-lightning#21232).
+    This bar reads the loss only when it redraws.
+    """
+
+    def __init__(self, refresh_rate: int = PROGRESS_BAR_STEPS) -> None:
+        super().__init__(refresh_rate=refresh_rate)
+
+    def get_metrics(self, trainer: L.Trainer, module: L.LightningModule) -> dict[str, Any]:
+        items = super().get_metrics(trainer, module)
+        loss = trainer.callback_metrics.get("train/loss")
+        if loss is None:
+            return items
+        version = {"v_num": items.pop("v_num")} if "v_num" in items else {}
+        return {**version, "train/loss": loss.item(), **items}
+
+
 class NoProfiler(PassThroughProfiler):
     """Lightning's default profiler, which records nothing, without its cost: Lightning wraps each of
     the about 80 hook calls of a training step in `profiler.profile(name)`, which builds a generator-based
@@ -139,7 +160,7 @@ class LitTrainer(L.Trainer):
     A fixed `version` (e.g. `--trainer.logger.init_args.version 3`) that already
     holds a run is refused for a new run: continue it with "last" or pick another.
     Checkpoints are read by `CheckpointIO` unless another checkpoint plugin is given;
-    the progress bar redraws every `PROGRESS_BAR_STEPS` steps unless one is given;
+    the progress bar (`LitProgressBar`) redraws every `PROGRESS_BAR_STEPS` steps unless one is given;
     without a `profiler`, `NoProfiler` stands in for Lightning's do-nothing default.
     """
 
@@ -151,7 +172,7 @@ class LitTrainer(L.Trainer):
             plugins.append(CheckpointIO())  # loads without pickle, with a clear error for a damaged file
         if kwargs.get("enable_progress_bar") is not False and not any(isinstance(c, ProgressBar) for c in callbacks):
             # Lightning's bar redraws after every step: 15-20% of a small model's epoch on a 2-core CPU
-            callbacks.append(TQDMProgressBar(refresh_rate=PROGRESS_BAR_STEPS))
+            callbacks.append(LitProgressBar())
         kwargs["plugins"], kwargs["callbacks"] = plugins, callbacks
         if kwargs.get("profiler") is None:
             kwargs["profiler"] = NoProfiler()

@@ -196,6 +196,36 @@ def test_epoch_training_metrics_count_every_step_once(mnist, monkeypatch):
     assert float(trainer.callback_metrics["train/loss_epoch"]) == pytest.approx(mean_loss, rel=1e-5)
 
 
+def test_the_host_reads_device_values_only_on_logging_and_metric_update_steps(mnist, monkeypatch):
+    """Every read of a tensor's value on the host (`.item()`, `bool()`, ...) waits for a GPU to finish its
+    work; a training step does none, except where the logger writes and where the pending steps enter
+    the metrics. Counted on the CPU, where the same calls are made."""
+    monkeypatch.setattr(heads, "PENDING_STEPS", 4)
+    reads: dict[int, int] = {}
+    step: list[int | None] = [None]
+
+    for name in ("item", "tolist", "__bool__", "__float__", "__int__"):
+        read = getattr(torch.Tensor, name)
+
+        def counted(tensor, *args, read=read, **kwargs):
+            if step[0] is not None:
+                reads[step[0]] = reads.get(step[0], 0) + 1
+            return read(tensor, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+
+    class Steps(L.Callback):
+        def on_train_batch_start(self, trainer, module, batch, batch_idx):
+            step[0] = batch_idx  # until the next step starts: Lightning's own bookkeeping after the step counts
+
+        def on_train_epoch_end(self, trainer, module):
+            step[0] = None
+
+    trainer = make_trainer(max_epochs=1, log_every_n_steps=3, limit_val_batches=0, callbacks=[Steps()], **QUIET)
+    trainer.fit(MLPClassifier(hidden_dims=(16,)), mnist)  # 8 steps
+    assert sorted(reads) == [2, 3, 5, 7]  # logged after steps 2 and 5; pending steps entered at steps 3 and 7
+
+
 @pytest.mark.parametrize(("drop_last", "graphs"), [(True, 2), (False, 3)])
 def test_compiled_training_compiles_once_per_mode_with_drop_last(mnist_dir, drop_last, graphs):
     """256 training rows in batches of 48: the short last batch compiles a second training graph unless dropped."""

@@ -24,7 +24,7 @@ from lightning.pytorch.profilers import SimpleProfiler
 from datamodules import MNISTDataModule, TabularDataModule
 from nnmodules import MLPClassifier, ScratchDeepNet, runs
 from nnmodules.cli import LOGGER_DEFAULTS, PredictionWriter, make_trainer
-from nnmodules.runs import PROGRESS_BAR_STEPS, NoProfiler, read_checkpoint
+from nnmodules.runs import PROGRESS_BAR_STEPS, LitProgressBar, NoProfiler, read_checkpoint
 
 EPOCHS = 4
 QUIET = {"enable_progress_bar": False, "enable_model_summary": False, "accelerator": "cpu", "log_every_n_steps": 3}
@@ -317,7 +317,7 @@ def test_the_progress_bar_redraws_every_few_steps_unless_given_or_off():
     def bars(trainer: L.Trainer) -> list:
         return [(type(c).__name__, c.refresh_rate) for c in trainer.callbacks if isinstance(c, ProgressBar)]
 
-    assert bars(make_trainer(logger=False)) == [("TQDMProgressBar", PROGRESS_BAR_STEPS)]
+    assert bars(make_trainer(logger=False)) == [("LitProgressBar", PROGRESS_BAR_STEPS)]
     assert bars(make_trainer(logger=False, callbacks=[TQDMProgressBar(refresh_rate=1)])) == [("TQDMProgressBar", 1)]
     assert bars(make_trainer(logger=False, enable_progress_bar=False)) == []
 
@@ -327,3 +327,14 @@ def test_without_a_profiler_every_hook_shares_one_do_nothing_context():
     assert isinstance(profiler, NoProfiler)
     assert profiler.profile("[Callback]ModelCheckpoint.on_train_batch_start") is profiler.profile("[Strategy]backward")
     assert isinstance(make_trainer(logger=False, profiler=SimpleProfiler()).profiler, SimpleProfiler)
+
+
+def test_the_progress_bar_shows_the_last_logged_loss_which_lightning_never_reads_back(mnist_dir, tmp_path):
+    model, data = build("mlp", mnist_dir)
+    trainer = trainer_in(tmp_path, "mlp", max_epochs=1, enable_progress_bar=True)
+    trainer.fit(model, data)
+    bar = next(c for c in trainer.callbacks if isinstance(c, LitProgressBar))
+    shown = bar.get_metrics(trainer, model)
+    assert list(shown)[:2] == ["v_num", "train/loss"]
+    assert shown["train/loss"] == float(trainer.callback_metrics["train/loss"])
+    assert "train/loss" not in trainer.progress_bar_metrics  # what Lightning turns into a number after every step
