@@ -12,7 +12,7 @@ from lightning.pytorch.tuner import Tuner
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
-from nnmodules import MLPClassifier, heads
+from nnmodules import MLPClassifier, ScratchDeepNet, heads
 from nnmodules.cli import make_trainer
 from nnmodules.figures import ClassificationFigures
 
@@ -196,7 +196,8 @@ def test_epoch_training_metrics_count_every_step_once(mnist, monkeypatch):
     assert float(trainer.callback_metrics["train/loss_epoch"]) == pytest.approx(mean_loss, rel=1e-5)
 
 
-def test_the_host_reads_device_values_only_on_logging_and_metric_update_steps(mnist, monkeypatch):
+@pytest.mark.parametrize("model_class", [MLPClassifier, ScratchDeepNet])
+def test_the_host_reads_device_values_only_on_logging_and_metric_update_steps(model_class, mnist, monkeypatch):
     """Every read of a tensor's value on the host (`.item()`, `bool()`, ...) waits for a GPU to finish its
     work; a training step does none, except where the logger writes and where the pending steps enter
     the metrics. Counted on the CPU, where the same calls are made."""
@@ -222,7 +223,7 @@ def test_the_host_reads_device_values_only_on_logging_and_metric_update_steps(mn
             step[0] = None
 
     trainer = make_trainer(max_epochs=1, log_every_n_steps=3, limit_val_batches=0, callbacks=[Steps()], **QUIET)
-    trainer.fit(MLPClassifier(hidden_dims=(16,)), mnist)  # 8 steps
+    trainer.fit(model_class(hidden_dims=[16]), mnist)  # 8 steps
     assert sorted(reads) == [2, 3, 5, 7]  # logged after steps 2 and 5; pending steps entered at steps 3 and 7
 
 
