@@ -153,16 +153,22 @@ def hand_written_epoch(data_dir: str, batch_size: int, step: Callable, forward: 
     return timed_epoch(tensor_batches(*in_memory_mnist(data_dir), batch_size), step, evaluation)
 
 
+def hand_written_step(model: nn.Module, fused: bool = True) -> Callable[[Tensor, Tensor], None]:
+    """The plain PyTorch training step: Adam at 1e-3 (fused, as ours, unless the tutorial's), cross-entropy."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=fused)
+
+    def step(inputs: Tensor, targets: Tensor) -> None:
+        optimizer.zero_grad()
+        F.cross_entropy(model(inputs), targets).backward()
+        optimizer.step()
+
+    return step
+
+
 def adam_step(data_dir: str, batch_size: int, tutorial: bool) -> Run:
     """(a) or (b) for the MLP: the tutorial's network, Adam at 1e-3 (fused in (b), as ours), cross-entropy."""
     model = mlp()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=not tutorial)
-
-    def step(images: torch.Tensor, labels: torch.Tensor) -> None:
-        optimizer.zero_grad()
-        F.cross_entropy(model(images), labels).backward()
-        optimizer.step()
-
+    step = hand_written_step(model, fused=not tutorial)
     if tutorial:
         return timed_epoch(tutorial_mnist(data_dir, batch_size), step)
     return hand_written_epoch(data_dir, batch_size, step, model)
@@ -466,14 +472,7 @@ def overhead(repeats: int) -> dict:
     data = RandomRows()
 
     def hand_written() -> Run:
-        model = tiny_net()
-        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
-
-        def step(inputs: Tensor, targets: Tensor) -> None:
-            optimizer.zero_grad()
-            F.cross_entropy(model(inputs), targets).backward()
-            optimizer.step()
-
+        step = hand_written_step(tiny_net())
         return timed_epoch(tensor_batches(*data.tables["train"].tensors, data.batch_size), step)
 
     def through(model: L.LightningModule, trainer: L.Trainer) -> Run:
