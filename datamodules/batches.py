@@ -19,18 +19,29 @@ the host path's.
 Evaluation uses `eval_batch_size` (by default 4 x `batch_size`): it keeps no
 activations for a backward pass, so larger batches fit, and fewer steps cost
 less.
+
+A checkpoint written mid-epoch (`interrupted.ckpt`) holds how far the epoch got
+(`TensorDataModule.state_dict`), and the resumed run goes on with the next rows
+of the same epoch's order: the samplers own the order, so they skip what was
+trained. Lightning cannot do this for them: it does not hand a loader its state
+back when `estimated_stepping_batches` was asked first
+(Lightning-AI/pytorch-lightning#20550), and it prefetches a batch ahead.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import lightning as L
+import pandas as pd
 import torch
 import torch.distributed as dist
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from nnmodules._lightning import epoch_position
 
 
 class TensorTable(Dataset):
@@ -86,6 +97,55 @@ def _world() -> tuple[int, int]:
     return 1, 0
 
 
+POSITION = "epoch_position"  # the key of an interrupted epoch's position in a data module's state
+
+
+def epoch_order(rows: int, seed: int, epoch: int, total: int, device: torch.device | str = "cpu") -> Tensor:
+    """An epoch's shuffled row order, `torch.randperm` seeded by `seed + epoch`, repeated from its start up to
+    `total` rows as `DistributedSampler` pads it (so that every DDP rank takes as many rows)."""
+    generator = torch.Generator(device).manual_seed(seed + epoch)
+    order = torch.randperm(rows, generator=generator, device=device)
+    return order.repeat(math.ceil(total / rows))[:total]
+
+
+class Resumption:
+    """Where a resumed run's interrupted epoch goes on: `rows` of its global order were trained, in `batches`.
+
+    The global order is `epoch_order`; rank r of n takes its rows r, r + n, r + 2n, ..., so after k batches of
+    b rows on each of n ranks, the first k * b * n rows of it are done, whatever the number of ranks: a run
+    may go on with another number of processes, or another batch size, from the very row it stopped at.
+    """
+
+    def __init__(self) -> None:
+        self.set()
+
+    def set(self, epoch: int = -1, rows: int = 0, batches: int = 0) -> None:
+        self.epoch, self.rows, self.batches = epoch, rows, batches
+
+    def start(self, epoch: int) -> int:
+        """Rows of `epoch`'s global order to skip: those done before the interruption, in its epoch only."""
+        return self.rows if epoch == self.epoch else 0
+
+    def rows_done(self, epoch: int, batches: int, rows_per_batch: int) -> int:
+        """Rows of `epoch`'s global order done after `batches` batches of it (counted as Lightning counts them,
+        from the epoch's start) of `rows_per_batch` rows on all ranks together."""
+        if epoch != self.epoch:
+            return batches * rows_per_batch
+        return self.rows + (batches - self.batches) * rows_per_batch
+
+
+class TrainSampler(DistributedSampler):
+    """`DistributedSampler`'s shuffled shards (the same order), which can start partway through an epoch."""
+
+    def __init__(self, table: Dataset, num_replicas: int, rank: int, seed: int, resumption: Resumption) -> None:
+        super().__init__(table, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed)
+        self.resumption = resumption
+
+    def __iter__(self):
+        order = epoch_order(len(self.dataset), self.seed, self.epoch, self.total_size)
+        return iter(order[self.resumption.start(self.epoch) + self.rank :: self.num_replicas].tolist())
+
+
 def _batch_as_is(batch: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
     return batch  # `TensorTable.__getitems__` already returns a whole batch: nothing to collate
 
@@ -98,6 +158,7 @@ def batch_loader(
     num_workers: int = 0,
     pin_memory: bool = False,
     drop_last: bool = False,
+    resumption: Resumption | None = None,
 ) -> DataLoader:
     """A `DataLoader` that cuts `table` into batches by tensor indexing.
 
@@ -115,13 +176,14 @@ def batch_loader(
         num_workers: worker processes (0: batches are cut in the main process).
         pin_memory: page-locked batches, for faster copies to a GPU.
         drop_last: leave out the last batch when it is shorter than `batch_size`.
+        resumption: where an interrupted epoch goes on (training only).
     """
     num_replicas, rank = _world()
     if train:
-        sampler = DistributedSampler(table, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed)
+        sampler = TrainSampler(table, num_replicas, rank, seed, resumption or Resumption())
     else:
         sampler = BatchShards(table, batch_size, num_replicas=num_replicas, rank=rank)
-    return DataLoader(
+    return TableLoader(
         table,
         batch_size=batch_size,
         sampler=sampler,
@@ -134,6 +196,18 @@ def batch_loader(
         # that data loading leaves the model's random numbers (dropout) alone and a resumed run repeats them
         generator=torch.Generator().manual_seed(seed),
     )
+
+
+class TableLoader(DataLoader):
+    """A `DataLoader` that says it resumes (see `state_dict`)."""
+
+    def state_dict(self) -> dict:
+        """Nothing: an interrupted epoch's position travels in the data module's state, which Lightning always
+        restores. Having these two methods tells Lightning the loader resumes mid-epoch, as it does."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
 
 
 def evaluation_rows(rows: int, batch_size: int, num_replicas: int, rank: int) -> Tensor:
@@ -184,6 +258,7 @@ class DeviceBatches(DistributedSampler):
         seed: base seed of the permutation.
         num_replicas, rank: the DDP world, (1, 0) in one process.
         drop_last_batch: leave out the last batch when it is shorter than `batch_size`.
+        resumption: where an interrupted epoch goes on (training only).
     """
 
     def __init__(
@@ -195,18 +270,22 @@ class DeviceBatches(DistributedSampler):
         num_replicas: int,
         rank: int,
         drop_last_batch: bool = False,
+        resumption: Resumption | None = None,
     ) -> None:
         super().__init__(table, num_replicas=num_replicas, rank=rank, shuffle=train, seed=seed)
         self.batch_size, self.drop_last_batch = batch_size, drop_last_batch
+        self.resumption = resumption or Resumption()
 
     def __iter__(self):
-        rows, device = len(self.dataset), self.dataset.device
+        device = self.dataset.device
         if not self.shuffle:  # evaluation: this rank's share of the one-process batches
             return iter(self._evaluation_rows().to(device).split(self.batch_size))
-        generator = torch.Generator(device).manual_seed(self.seed + self.epoch)
-        order = torch.randperm(rows, generator=generator, device=device)
-        order = order.repeat(math.ceil(self.total_size / rows))[: self.total_size]  # as DistributedSampler pads
-        return iter(order[self.rank :: self.num_replicas].split(self.batch_size)[: len(self)])
+        order = epoch_order(len(self.dataset), self.seed, self.epoch, self.total_size, device)
+        start = self.resumption.start(self.epoch)
+        batches = order[start + self.rank :: self.num_replicas].split(self.batch_size)
+        if self.drop_last_batch and batches and len(batches[-1]) < self.batch_size:
+            batches = batches[:-1]
+        return iter(batches)
 
     def _evaluation_rows(self) -> Tensor:
         return evaluation_rows(len(self.dataset), self.batch_size, self.num_replicas, self.rank)
@@ -228,6 +307,7 @@ class DeviceLoader:
     """
 
     batch_sampler = None  # Lightning looks for one beside `sampler`: the sampler hands out whole batches
+    state_dict, load_state_dict = TableLoader.state_dict, TableLoader.load_state_dict  # resumes, as TableLoader
 
     def __init__(self, table: TensorTable, sampler: DeviceBatches) -> None:
         self.dataset, self.sampler = table, sampler
@@ -243,11 +323,16 @@ class DeviceLoader:
 
 
 def device_loader(
-    table: TensorTable, batch_size: int, train: bool = False, seed: int = 0, drop_last: bool = False
+    table: TensorTable,
+    batch_size: int,
+    train: bool = False,
+    seed: int = 0,
+    drop_last: bool = False,
+    resumption: Resumption | None = None,
 ) -> DeviceLoader:
     """Batches of a table on its device, cut by `DeviceBatches` (arguments as `batch_loader`'s)."""
     num_replicas, rank = _world()
-    sampler = DeviceBatches(table, batch_size, train, seed, num_replicas, rank, drop_last_batch=drop_last)
+    sampler = DeviceBatches(table, batch_size, train, seed, num_replicas, rank, drop_last, resumption)
     return DeviceLoader(table, sampler)
 
 
@@ -311,6 +396,7 @@ class TensorDataModule(L.LightningDataModule):
         self.device_resident = device_resident
         self.tables: dict[str, TensorTable] = {}
         self._on_device: dict[str, tuple[TensorTable, TensorTable]] = {}  # split: (table, its copy on the device)
+        self.resumption = Resumption()  # shared with the training loaders
 
     def table(self, split: str) -> TensorTable:
         """One split's table; subclasses that build tables on demand override this."""
@@ -339,7 +425,8 @@ class TensorDataModule(L.LightningDataModule):
         if device is not None:
             if self._on_device.get(split, (None,))[0] is not table:  # copied once per table
                 self._on_device[split] = table, table.to(device)
-            return device_loader(self._on_device[split][1], batch_size, train, self.seed, train and self.drop_last)
+            resident = self._on_device[split][1]
+            return device_loader(resident, batch_size, train, self.seed, train and self.drop_last, self.resumption)
         return batch_loader(
             table,
             batch_size,
@@ -348,6 +435,7 @@ class TensorDataModule(L.LightningDataModule):
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             drop_last=train and self.drop_last,
+            resumption=self.resumption,
         )
 
     def train_dataloader(self) -> DataLoader | DeviceLoader:
@@ -361,4 +449,27 @@ class TensorDataModule(L.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         # the host path: Lightning tracks the rows of each prediction batch through its batch sampler
-        return self._loader("predict" if "predict" in self.tables else "test", host=True)
+        return self._loader(self.predict_split, host=True)
+
+    @property
+    def predict_split(self) -> str:
+        """What `predict` predicts: the "predict" table when there is one, else the test split."""
+        return "predict" if "predict" in self.tables else "test"
+
+    def prediction_rows(self) -> pd.DataFrame:
+        """Who each predicted row is, in the order of `predict`: its position in the split it comes from."""
+        return pd.DataFrame({"row": range(len(self.table(self.predict_split)))})
+
+    def state_dict(self) -> dict[str, Any]:
+        """Mid-epoch (the checkpoint of an interrupted run), how far the epoch got; otherwise nothing."""
+        trainer = self.trainer
+        if trainer is None or not trainer.training:
+            return {}
+        epoch, batches = epoch_position(trainer)
+        if not batches:
+            return {}
+        rows = self.resumption.rows_done(epoch, batches, self.batch_size * trainer.world_size)
+        return {POSITION: {"epoch": epoch, "rows": rows, "batches": batches}}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.resumption.set(**state_dict.get(POSITION, {}))

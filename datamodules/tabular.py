@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
-from datamodules.batches import TensorDataModule, TensorTable
+from datamodules.batches import POSITION, TensorDataModule, TensorTable
 from datamodules.preprocess import TablePreprocessing, to_numbers
 
 Task = Literal["binary", "multiclass", "regression"]
@@ -345,14 +345,16 @@ class TabularDataModule(TensorDataModule):
         for split in splits:
             self.table(split)
 
-    def predict_dataloader(self):
-        return self._loader("predict" if self.predict_csv is not None else "test")
+    @property
+    def predict_split(self) -> str:
+        return "predict" if self.predict_csv is not None else "test"
 
     def state_dict(self) -> dict[str, Any]:
-        return dict(self.fitted or {})
+        return {**(self.fitted or {}), **super().state_dict()}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.fitted = dict(state_dict)
+        super().load_state_dict(state_dict)
+        self.fitted = {key: value for key, value in state_dict.items() if key != POSITION}
         self.tables = {}  # rebuilt from the loaded preprocessing when next asked for
 
 

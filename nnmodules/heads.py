@@ -21,21 +21,26 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
+from lightning.fabric.utilities import move_data_to_device
 from torch import Tensor
 from torchmetrics import (
     MaxMetric,
     MeanAbsoluteError,
     MeanMetric,
     MeanSquaredError,
+    Metric,
     MetricCollection,
     MinMetric,
     R2Score,
 )
 from torchmetrics.classification import BinaryAccuracy, MulticlassAccuracy
 
+from nnmodules._lightning import epoch_position
 from nnmodules.runs import Resumable
+from nnmodules.schedules import announce, planned_steps, replan_one_cycle
 
 MONITOR = "val/loss"  # what "best" means for checkpoints: lowest validation loss, any task
+EPOCH_STATE = "epoch_state"  # a mid-epoch checkpoint's running training metrics, for an exact resume
 PENDING_STEPS = 32  # training steps gathered into one update of the training metrics
 Task = Literal["multiclass", "binary"]
 Schedule = Literal["one_cycle", "constant"]
@@ -86,6 +91,7 @@ class TaskModule(Resumable):
         self.val_metrics, self.test_metrics = collection("val", list(metrics)), collection("test", list(metrics))
         # this epoch's steps not yet in the metrics (flushed at its end at the latest): loss, outputs, targets, batch
         self._pending: list[tuple[Tensor, Tensor | None, Tensor, int]] = []
+        self._default_optimizer: torch.optim.Optimizer | None = None  # made by configure_optimizers, not --optimizer
 
     def __setattr__(self, name: str, value: Any) -> None:
         # Lightning names the running hook in `_current_fx_name` around every hook call, about 45 times a
@@ -143,27 +149,70 @@ class TaskModule(Resumable):
         """
         if not self._pending:
             return
-        losses, outputs, targets, batches = zip(*self._pending, strict=True)
+        losses = self.check_finite()
+        _, outputs, targets, _ = zip(*self._pending, strict=True)
         self._pending = []
-        losses = torch.stack(losses)
-        finite = torch.isfinite(losses)
-        if not finite.all():
-            first = int((~finite).nonzero()[0])
-            raise FloatingPointError(
-                f"the training loss became {losses[first].item()} at epoch {self.current_epoch}, "
-                f"batch {batches[first]}: training stopped, and no checkpoint of the diverged model was written "
-                f"(an earlier last.ckpt is the last good state); "
-                f"lower the learning rate, or look for NaN or infinite values in the data"
-            )
         sizes = torch.tensor([len(batch) for batch in targets], dtype=losses.dtype, device=losses.device)
         self.train_loss.update(losses, weight=sizes)
         if self.train_metrics:
             self.train_metrics.update(torch.cat(outputs), torch.cat(targets))
 
+    def check_finite(self) -> Tensor:
+        """The pending steps' losses, stacked; raises FloatingPointError (see `update_training_metrics`)."""
+        losses = torch.stack([loss for loss, *_ in self._pending])
+        finite = torch.isfinite(losses)
+        if not finite.all():
+            first = int((~finite).nonzero()[0])
+            raise FloatingPointError(
+                f"the training loss became {losses[first].item()} at epoch {self.current_epoch}, "
+                f"batch {self._pending[first][3]}: training stopped, and no checkpoint of the diverged model was "
+                f"written (an earlier last.ckpt is the last good state); "
+                f"lower the learning rate, or look for NaN or infinite values in the data"
+            )
+        return losses
+
+    # -- checkpoints and resuming: the epoch under way, and the settings of the resumed run --
+
+    epoch_buffers: tuple[str, ...] = ("_pending",)  # per-step values of the epoch under way, kept in order
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Checks the pending steps first: no checkpoint of a diverged model is written."""
-        self.update_training_metrics()
+        """Checks the pending steps first: no checkpoint of a diverged model is written. Mid-epoch, keeps the
+        epoch's running training metrics and pending steps as they are (not added up early, which would
+        round the sums otherwise), so that a resumed run ends with the very metrics of an uninterrupted one."""
+        if self._pending:
+            self.check_finite()
         super().on_save_checkpoint(checkpoint)
+        if self._trainer is not None and self.trainer.training and epoch_position(self.trainer)[1]:
+            metrics = [(n, m) for n, m in self.named_modules() if isinstance(m, Metric) and n.startswith("train_")]
+            states = {f"{name}.{key}": value for name, metric in metrics for key, value in metric.metric_state.items()}
+            checkpoint[EPOCH_STATE] = {"metrics": states, **{name: getattr(self, name) for name in self.epoch_buffers}}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
+        state = checkpoint.get(EPOCH_STATE)
+        if state:
+            self.load_state_dict(state["metrics"], strict=False)  # the metric objects load their own states
+            for name in self.epoch_buffers:
+                setattr(self, name, [tuple(step) if isinstance(step, list) else step for step in state[name]])
+
+    def on_train_start(self) -> None:
+        """After a resume: the epoch's restored steps to the model's device, and the run's current settings
+        (learning rate, schedule length) applied to the default optimizer, whose state the checkpoint held."""
+        for name in self.epoch_buffers:
+            setattr(self, name, move_data_to_device(getattr(self, name), self.device))
+        step, optimizer = self.trainer.global_step, self._default_optimizer
+        if not step or optimizer is None or self.trainer.optimizers[0] is not optimizer:
+            return  # a new run, or an optimizer of the command line's (--optimizer), restored as it was
+        schedules = [config.scheduler for config in self.trainer.lr_scheduler_configs]
+        if schedules and isinstance(schedules[0], torch.optim.lr_scheduler.OneCycleLR):
+            announce(replan_one_cycle(schedules[0], self.lr, int(planned_steps(self.trainer)), step), step)
+        elif not schedules:
+            before = {(group["lr"], group["weight_decay"]) for group in optimizer.param_groups}
+            for group in optimizer.param_groups:
+                group["lr"], group["weight_decay"] = self.lr, self.weight_decay
+            if before != {(self.lr, self.weight_decay)}:
+                (lr, decay), *_ = before
+                announce(f"learning rate {lr:g} -> {self.lr:g}, weight decay {decay:g} -> {self.weight_decay:g}", step)
 
     def on_train_epoch_end(self) -> None:
         self.update_training_metrics()
@@ -201,7 +250,8 @@ class TaskModule(Resumable):
         per operation and parameter (about half the step on a CPU)."""
         fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in self.parameters())
         optimizer = torch.optim.Adam(self.parameters(), lr=self.lr, weight_decay=self.weight_decay, fused=fused or None)
-        total_steps = self.trainer.estimated_stepping_batches
+        self._default_optimizer = optimizer
+        total_steps = self.trainer.estimated_stepping_batches  # a resumed run's is re-planned in on_train_start
         if self.lr_schedule == "constant" or not math.isfinite(total_steps):  # no known end: nothing to anneal to
             return optimizer
         schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=self.lr, total_steps=int(total_steps))

@@ -37,6 +37,8 @@ from lightning.pytorch.profilers import PassThroughProfiler
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
 
+from nnmodules._lightning import epochs_done
+
 INTERRUPTED = "interrupted"  # the checkpoint of an interrupted run: <checkpoints dir>/interrupted.ckpt
 PROGRESS_BAR_STEPS = 20  # the progress bar redraws every this many steps (and at the end of each epoch)
 RESUME_HINT = 'continue the run with `--ckpt_path last` on the command line, or `trainer.fit(..., ckpt_path="last")`'
@@ -192,6 +194,8 @@ class LitTrainer(L.Trainer):
             ckpt_path = self._latest_checkpoint()
         elif ckpt_path is None:
             self._refuse_used_folder()
+        if ckpt_path is not None and Path(ckpt_path).suffix == ".ckpt":  # not Lightning's "best", "hpc", ...
+            self._refuse_finished_run(ckpt_path)
         with warnings.catch_warnings():
             if ckpt_path is not None:  # continuing a run: its checkpoint folder is meant to hold checkpoints
                 warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")
@@ -220,6 +224,20 @@ class LitTrainer(L.Trainer):
                 return str(checkpoint)
         rank_zero_info(f"no checkpoint to continue under {root}: starting a new run")
         return None
+
+    def _refuse_finished_run(self, ckpt_path: str | Path) -> None:
+        """A checkpoint that has trained as long as this Trainer would is refused before anything is written."""
+        checkpoint = read_checkpoint(ckpt_path)
+        epochs, steps = epochs_done(checkpoint), checkpoint["global_step"]
+        by_epochs = self.max_epochs not in (None, -1) and epochs >= self.max_epochs
+        if by_epochs or (self.max_steps != -1 and steps >= self.max_steps):
+            limit = f"max_epochs={self.max_epochs}" if by_epochs else f"max_steps={self.max_steps}"
+            longer = f"--trainer.max_epochs {2 * epochs}" if by_epochs else f"--trainer.max_steps {2 * steps}"
+            raise ValueError(
+                f"{ckpt_path} has trained {epochs} epoch(s) ({steps} steps), as many as {limit} asks: nothing is left "
+                f"to train. To train longer, ask for more ({longer} with --ckpt_path); to evaluate it, "
+                f"`litmodules test --ckpt_path {ckpt_path}`"
+            )
 
     def _refuse_used_folder(self) -> None:
         logger = self._versioned_logger()

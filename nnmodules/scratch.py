@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from itertools import pairwise
-from typing import Literal
+from typing import Any, Literal
 
 import lightning as L
 import torch
@@ -23,6 +23,7 @@ from torchmetrics import MeanMetric
 
 from nnmodules.figures import ParameterHistograms
 from nnmodules.heads import ClassifierModule, Task
+from nnmodules.schedules import announce, planned_steps
 
 
 class ScratchDeepNet(ClassifierModule):
@@ -49,6 +50,8 @@ class ScratchDeepNet(ClassifierModule):
         lr_schedule: "constant" (the tutorials) or "cosine" (from `lr` down to 0 over the run).
         class_weights: a loss weight per class (linked from the data module by the CLI).
     """
+
+    epoch_buffers = ("_pending", "_grad_norms")  # a mid-epoch checkpoint keeps this epoch's gradient norms too
 
     def __init__(
         self,
@@ -77,6 +80,8 @@ class ScratchDeepNet(ClassifierModule):
         self.weights, self.biases = self.init_coeffs(init)
         self.train_grad_norm = MeanMetric()
         self._grad_norms: list[Tensor] = []  # this epoch's, added to train_grad_norm at its end: one update
+        self._planned_steps: float = math.inf  # the run's optimizer steps, set when training starts
+        self._planned_steps_before: float | None = None  # those of the run a checkpoint continues
         self.optimizers_configured = True  # until configure_optimizers, unless replaced, says otherwise
         self.example_input_array = torch.zeros(1, input_dim)  # for the TensorBoard graph
 
@@ -131,9 +136,29 @@ class ScratchDeepNet(ClassifierModule):
 
     def step_size(self) -> float:
         """`lr`, or with the cosine schedule `lr` scaled by 0.5 * (1 + cos(pi * step / steps of the run))."""
-        if self.hparams.lr_schedule == "constant" or not math.isfinite(self.trainer.estimated_stepping_batches):
+        if self.hparams.lr_schedule == "constant" or not math.isfinite(self._planned_steps):
             return self.lr
-        return self.lr * 0.5 * (1 + math.cos(math.pi * self.global_step / self.trainer.estimated_stepping_batches))
+        return self.lr * 0.5 * (1 + math.cos(math.pi * self.global_step / self._planned_steps))
+
+    def on_train_start(self) -> None:
+        """The cosine's length: the run's steps as now configured, re-planned after a resume with other settings
+        (see `nnmodules.schedules`)."""
+        super().on_train_start()
+        self._planned_steps = planned_steps(self.trainer)
+        before = self._planned_steps_before
+        if self.hparams.lr_schedule == "cosine" and before is not None and before != self._planned_steps:
+            announce(
+                f"cosine step size re-planned for this run's settings: {before} -> {self._planned_steps} steps",
+                self.global_step,
+            )
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
+        checkpoint["planned_steps"] = self._planned_steps
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
+        self._planned_steps_before = checkpoint.get("planned_steps")
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         inputs, targets = batch

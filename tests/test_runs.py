@@ -22,7 +22,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.profilers import SimpleProfiler
 
 from datamodules import MNISTDataModule, TabularDataModule
-from nnmodules import MLPClassifier, ScratchDeepNet, runs
+from nnmodules import MLPClassifier, ScratchDeepNet, heads, runs
 from nnmodules.cli import LOGGER_DEFAULTS, PredictionWriter, make_trainer
 from nnmodules.runs import PROGRESS_BAR_STEPS, LitProgressBar, NoProfiler, read_checkpoint
 
@@ -338,3 +338,49 @@ def test_the_progress_bar_shows_the_last_logged_loss_which_lightning_never_reads
     assert list(shown)[:2] == ["v_num", "train/loss"]
     assert shown["train/loss"] == float(trainer.callback_metrics["train/loss"])
     assert "train/loss" not in trainer.progress_bar_metrics  # what Lightning turns into a number after every step
+
+
+@pytest.mark.parametrize("kind", ["mlp", "scratch", "tabular"])
+@pytest.mark.parametrize("stop", [(0, 4), (3, 5)], ids=["epoch0-batch4", "last-epoch-batch5"])  # metrics: of the last
+def test_a_run_resumed_mid_epoch_goes_on_with_the_next_batch_and_ends_bitwise(
+    kind, stop, uninterrupted, mnist_dir, tmp_path
+):
+    full_trainer, full_weights, full_metrics = uninterrupted[kind]
+    model, data = build(kind, mnist_dir)
+    trainer = trainer_in(tmp_path, kind)
+    trainer.callbacks.append(SignalAt(signal.SIGTERM, *stop))
+    with pytest.raises(SystemExit):
+        trainer.fit(model, data)
+    interrupted = tmp_path / kind / "version_0" / "checkpoints" / "interrupted.ckpt"
+    assert read_checkpoint(interrupted)[type(data).__qualname__]["epoch_position"]["batches"] == stop[1] + 1
+
+    model, data = build(kind, mnist_dir)
+    resumed = trainer_in(tmp_path, kind)
+    resumed.fit(model, data, ckpt_path="last")
+    assert resumed.ckpt_path == str(interrupted)  # the checkpoint it read: the interrupted step, not last.ckpt
+    assert resumed.global_step == full_trainer.global_step
+    assert all(torch.equal(full_weights[name], tensor) for name, tensor in weights(model).items())
+    # the epoch's metrics; those logged by step only where this process reached a logging step
+    assert dict(resumed.callback_metrics).keys() | {"train/loss", "lr-Adam"} >= full_metrics.keys()
+    assert all(torch.equal(full_metrics[name], value) for name, value in resumed.callback_metrics.items())
+
+
+def test_a_mid_epoch_checkpoint_keeps_the_running_training_metrics(mnist_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(heads, "PENDING_STEPS", 2)  # the metrics hold steps of the epoch when it stops
+    runs = []
+    for stop in (None, (3, 5)):
+        model, data = build("mlp", mnist_dir)
+        trainer = trainer_in(tmp_path / str(stop), "mlp")
+        if stop:
+            trainer.callbacks.append(SignalAt(signal.SIGTERM, *stop))
+            with pytest.raises(SystemExit):
+                trainer.fit(model, data)
+            state = read_checkpoint(Path(trainer.log_dir) / "checkpoints" / "interrupted.ckpt")["epoch_state"]
+            assert state["metrics"]["train_loss.weight"] == 6 * 32 and len(state["_pending"]) == 0
+            model, data = build("mlp", mnist_dir)
+            trainer = trainer_in(tmp_path / str(stop), "mlp")
+            trainer.fit(model, data, ckpt_path="last")
+        else:
+            trainer.fit(model, data)
+        runs.append(trainer.callback_metrics)
+    assert runs[0]["train/loss_epoch"] == runs[1]["train/loss_epoch"] and runs[0]["train/acc"] == runs[1]["train/acc"]
