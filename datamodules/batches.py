@@ -456,6 +456,11 @@ class TensorDataModule(L.LightningDataModule):
         """What `predict` predicts: the "predict" table when there is one, else the test split."""
         return "predict" if "predict" in self.tables else "test"
 
+    @property
+    def predict_name(self) -> str:
+        """What `predict` predicts, as a file name: "test" for the test split."""
+        return self.predict_split
+
     def prediction_rows(self) -> pd.DataFrame:
         """Who each predicted row is, in the order of `predict`: its position in the split it comes from."""
         return pd.DataFrame({"row": range(len(self.table(self.predict_split)))})

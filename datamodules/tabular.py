@@ -23,7 +23,7 @@ MAX_CLASSES = 20  # an integer target with more distinct values than this is tak
 def read_table(source: str | Path | pd.DataFrame, what: str) -> pd.DataFrame:
     """A CSV file's or a DataFrame's rows, with one clear error for a missing, empty or ambiguous table."""
     if isinstance(source, pd.DataFrame):
-        frame, name = source, "the DataFrame"
+        frame, name = source.reset_index(drop=True), "the DataFrame"  # rows by position, as in a file
     else:
         name = f"{what} {str(source)!r}"
         if not Path(source).is_file():
@@ -72,6 +72,8 @@ class TabularDataModule(TensorDataModule):
             preprocessing comes from a checkpoint and only `predict_csv` is used.
         target: the column to predict. Rows where it is missing are dropped, with a warning.
         drop: columns that are not features (names, ids).
+        id_column: a column that names each row (e.g. "PassengerId"): not a feature, and copied into every
+            prediction file beside the row's position, so predictions join back to the data.
         categorical: columns to one-hot encode whatever their type.
         numeric: columns to treat as numbers whatever their type.
         log1p: numeric columns to pass through log(1 + x), for long tails.
@@ -102,6 +104,7 @@ class TabularDataModule(TensorDataModule):
         csv: str | Path | pd.DataFrame | None,
         target: str,
         drop: Sequence[str] = (),
+        id_column: str | None = None,
         categorical: Sequence[str] = (),
         numeric: Sequence[str] = (),
         log1p: Sequence[str] = (),
@@ -139,7 +142,7 @@ class TabularDataModule(TensorDataModule):
             raise ValueError(f"max_categories must be at least 1, got {max_categories}")
         if task not in (None, "binary", "multiclass", "regression"):
             raise ValueError(f"task must be 'binary', 'multiclass', 'regression' or None (detect), got {task!r}")
-        self.csv, self.target, self.task_override = csv, target, task
+        self.csv, self.target, self.task_override, self.id_column = csv, target, task, id_column
         self.drop, self.categorical, self.numeric, self.log1p = (
             list(drop),
             list(categorical),
@@ -152,6 +155,7 @@ class TabularDataModule(TensorDataModule):
         self.val_fraction, self.test_fraction, self.split_column = val_fraction, test_fraction, split_column
         self.test_csv, self.predict_csv = test_csv, predict_csv
         self.frames: dict[str, pd.DataFrame] = {}  # the raw rows of each split
+        self.predict_frame: pd.DataFrame | None = None  # the raw rows of predict_csv, once read
         self.fitted: dict[str, Any] | None = None  # preprocessing, target encoding, class weights
 
     # -- what a model needs to be built (the CLI links these to the model's arguments) --
@@ -198,7 +202,7 @@ class TabularDataModule(TensorDataModule):
     def _fit(self) -> dict[str, Any]:
         frames = self._frames()
         train, task = frames["train"], frames["train"].attrs["task"]
-        features = [c for c in train.columns if c not in {self.target, self.split_column, *self.drop}]
+        features = [c for c in train.columns if c not in {self.target, self.split_column, self.id_column, *self.drop}]
         numeric = [c for c in features if c in self.numeric or (c not in self.categorical and _is_number(train[c]))]
         categorical = [c for c in features if c not in numeric]
         if bad := [c for c in self.log1p if c not in numeric]:
@@ -260,6 +264,7 @@ class TabularDataModule(TensorDataModule):
             raise ValueError(f"target column {self.target!r} not in {name}; columns are: {columns}")
         options = {"drop": self.drop, "categorical": self.categorical, "numeric": self.numeric, "log1p": self.log1p}
         options["split_column"] = [self.split_column] if self.split_column else []
+        options["id_column"] = [self.id_column] if self.id_column else []
         for option, names in options.items():
             if missing := [c for c in names if c not in columns]:
                 raise ValueError(f"columns {missing} (in {option}) not in {name}; columns are: {columns}")
@@ -321,11 +326,25 @@ class TabularDataModule(TensorDataModule):
             state = self._state()
             preprocessing = TablePreprocessing.from_state_dict(state["preprocessing"])
             if split == "predict":
-                self.tables[split] = TensorTable(preprocessing.transform(read_table(self.predict_csv, "predict_csv")))
+                self.predict_frame = read_table(self.predict_csv, "predict_csv")
+                self.tables[split] = TensorTable(preprocessing.transform(self.predict_frame))
             else:
                 rows = self._frames()[split]
                 self.tables[split] = TensorTable(preprocessing.transform(rows), self._targets(rows[self.target], state))
         return self.tables[split]
+
+    @property
+    def predict_name(self) -> str:
+        return Path(self.predict_csv).stem if self.predict_csv is not None else "test"
+
+    def prediction_rows(self) -> pd.DataFrame:
+        """`row`, each predicted row's position in its file (data rows counted from 0), and the `id_column`."""
+        self.table(self.predict_split)
+        frame = self.predict_frame if self.predict_split == "predict" else self.frames["test"]
+        rows = pd.DataFrame({"row": frame.index})
+        if self.id_column is not None and self.id_column in frame.columns:
+            rows[self.id_column] = frame[self.id_column].to_numpy()
+        return rows
 
     def _targets(self, target: pd.Series, state: dict[str, Any]) -> torch.Tensor:
         if state["task"] == "regression":

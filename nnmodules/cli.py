@@ -8,22 +8,25 @@ command line and YAML configs, `make_trainer` for scripts that call
 from __future__ import annotations
 
 import inspect
+import json
+import sys
 from pathlib import Path
 from typing import Any
 
 import lightning as L
-import torch
-from jsonargparse import lazy_instance
-from lightning.pytorch.callbacks import BasePredictionWriter, LearningRateMonitor, ModelCheckpoint
+from jsonargparse import Namespace, lazy_instance
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
-from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
+from nnmodules.callbacks import HParamsMetrics, PredictionWriter, RunSummary
 from nnmodules.heads import MONITOR
-from nnmodules.runs import Interruption, LitTrainer
+from nnmodules.run_config import FROM_CHECKPOINT, RunConfig, with_run_config
+from nnmodules.runs import Interruption, LitTrainer, run_folder
 
 SEED = 42
+TENSORBOARD = f"{TensorBoardLogger.__module__}.{TensorBoardLogger.__name__}"
 TRAINER_DEFAULTS: dict[str, Any] = {"accelerator": "auto", "devices": "auto", "max_epochs": 10}
 # TensorBoard runs under lightning_logs/<name>/version_<n>/, checkpoints in its checkpoints/
 LOGGER_DEFAULTS: dict[str, Any] = {
@@ -41,89 +44,9 @@ CHECKPOINT_DEFAULTS: dict[str, Any] = {
 }
 
 
-class PredictionWriter(BasePredictionWriter):
-    """Writes what `predict` returns to a CSV file in the run's folder, one row per example in the data's order.
-
-    Classification: the predicted class, then one probability per class (named by
-    the data module's `class_names` when it has them). Regression: the prediction.
-
-    Args:
-        filename: the file's name, inside the run's log folder (a new folder for every run), or a path.
-        overwrite: replace a file of that name; otherwise one that exists stops `predict` before it starts.
-    """
-
-    def __init__(self, filename: str = "predictions.csv", overwrite: bool = False) -> None:
-        super().__init__(write_interval="epoch")
-        self.filename, self.overwrite = filename, overwrite
-
-    def path(self, trainer: L.Trainer) -> Path:
-        return Path(trainer.log_dir or ".") / self.filename
-
-    def on_predict_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        path = self.path(trainer)
-        if path.exists() and not self.overwrite:
-            raise FileExistsError(
-                f"{path} exists: pass --prediction_writer.overwrite true to replace it, "
-                f"or another --prediction_writer.filename"
-            )
-
-    def write_on_epoch_end(self, trainer: L.Trainer, module: L.LightningModule, predictions: Any, batch_indices: Any):
-        path = self.path(trainer)  # on every rank: `trainer.log_dir` is a collective call under DDP
-        outputs = torch.cat(predictions).cpu()
-        if trainer.world_size > 1:  # under DDP each rank predicted a share: rank 0 writes all, in the data's order
-            rows = torch.tensor([row for batch in batch_indices[0] for row in batch], dtype=torch.long)
-            shares: list[Any] = [None] * trainer.world_size
-            torch.distributed.all_gather_object(shares, (rows, outputs))
-            if not trainer.is_global_zero:
-                return
-            rows, outputs = (torch.cat(parts) for parts in zip(*shares, strict=True))
-            outputs = outputs[rows.argsort()]
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w" if self.overwrite else "x") as file:  # "x": never overwrite an earlier file
-            if outputs.dim() == 1:  # regression
-                file.write("prediction\n" + "".join(f"{value:.6g}\n" for value in outputs.tolist()))
-            else:
-                names = getattr(trainer.datamodule, "class_names", None) or range(outputs.shape[1])
-                file.write(",".join(["prediction", *(f"p_{name}" for name in names)]) + "\n")
-                for label, row in zip(outputs.argmax(dim=1).tolist(), outputs.tolist(), strict=True):
-                    file.write(",".join([str(label), *(f"{p:.6g}" for p in row)]) + "\n")
-        rank_zero_info(f"predictions of {len(outputs)} examples written to {path}")
-
-
-class HParamsMetrics(L.Callback):
-    """Fills TensorBoard's HParams tab: the run's hyperparameters and, as its metrics, the model's
-    `hparams_metrics` (classifiers: `val/acc_best`, `test/acc`; regressors: `val/mse_best`, `test/mse`).
-
-    The tab shows the last value logged under each name, so nothing is logged twice
-    and no placeholder `hp_metric = -1` appears. One declaration per run folder.
-    """
-
-    def __init__(self) -> None:
-        self._declared: set[str] = set()
-
-    def on_fit_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        self._declare(trainer, module)
-
-    def on_test_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        self._declare(trainer, module)
-
-    def _declare(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        logger = trainer.logger
-        if not isinstance(logger, TensorBoardLogger) or not trainer.is_global_zero or logger.log_dir in self._declared:
-            return
-        data_hparams = trainer.datamodule.hparams_initial if trainer.datamodule is not None else {}
-        params = {
-            name: value if isinstance(value, (bool, int, float, str)) else str(value)
-            for name, value in {**data_hparams, **module.hparams_initial}.items()
-            if not name.startswith("_")
-        }
-        metrics = dict.fromkeys(
-            getattr(module, "hparams_metrics", ("val/loss",)), 0.0
-        )  # names only: no value is written
-        writer = logger.experiment._get_file_writer()  # as TensorBoardLogger.log_hyperparams does
-        for summary in hparams_summaries(params, metrics):
-            writer.add_summary(summary)
-        self._declared.add(logger.log_dir)
+def default_callbacks() -> list[L.Callback]:
+    """The callbacks of every run, besides the checkpoints and learning-rate monitor a config may set up."""
+    return [HParamsMetrics(), Interruption(), RunSummary()]
 
 
 def make_trainer(name: str = "", **overrides: Any) -> L.Trainer:
@@ -136,7 +59,7 @@ def make_trainer(name: str = "", **overrides: Any) -> L.Trainer:
     defaults = {
         **TRAINER_DEFAULTS,
         "logger": TensorBoardLogger(**{**LOGGER_DEFAULTS, "name": name}),
-        "callbacks": [ModelCheckpoint(**CHECKPOINT_DEFAULTS), LearningRateMonitor(), HParamsMetrics(), Interruption()],
+        "callbacks": [ModelCheckpoint(**CHECKPOINT_DEFAULTS), LearningRateMonitor(), *default_callbacks()],
     }
     return LitTrainer(**{**defaults, **overrides})
 
@@ -150,16 +73,17 @@ class LitCLI(LightningCLI):
     lacks one of these arguments simply does not get it.
     """
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, args: list[str] | None = None, **kwargs: Any) -> None:
         logger = lazy_instance(TensorBoardLogger, **LOGGER_DEFAULTS)
         # callbacks here are always present, besides those of a config's trainer.callbacks
-        always = {"logger": logger, "callbacks": [HParamsMetrics(), Interruption()]}
+        always = {"logger": logger, "callbacks": default_callbacks()}
         kwargs.setdefault("trainer_defaults", {**TRAINER_DEFAULTS, **always})
         kwargs.setdefault("trainer_class", LitTrainer)
+        kwargs.setdefault("save_config_callback", RunConfig)
         # LitTrainer refuses a new run in a used folder: the config is rewritten only by a run continuing itself
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
         kwargs.setdefault("seed_everything_default", SEED)
-        super().__init__(**kwargs)
+        super().__init__(args=with_run_config(sys.argv[1:] if args is None else args), **kwargs)
 
     def add_arguments_to_parser(self, parser: Any) -> None:
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
@@ -177,6 +101,12 @@ class LitCLI(LightningCLI):
         config = self.config.get(str(self.subcommand), self.config)
         if config.get("lr_scheduler") and not config.get("optimizer"):
             raise ValueError("--lr_scheduler needs --optimizer as well, e.g. --optimizer Adam --optimizer.lr 0.001")
+        run = run_folder(config.get("ckpt_path")) if self.subcommand in FROM_CHECKPOINT else None
+        if run is not None:  # evaluating or predicting a run's checkpoint: into that run's folder, not a new one
+            config.trainer.logger = False
+            if self.subcommand != "predict":  # its metrics as events of their own, <run>/test/ or <run>/validate/
+                folder = {**LOGGER_DEFAULTS, "save_dir": str(run), "version": self.subcommand, "log_graph": False}
+                config.trainer.logger = Namespace(class_path=TENSORBOARD, init_args=Namespace(**folder))
 
     def after_instantiate_classes(self) -> None:
         # LightningCLI hands the model its whole config section as hyperparameters, link targets included;
@@ -190,13 +120,33 @@ class LitCLI(LightningCLI):
         if not self.config.fit.test_after_fit or self.trainer.fast_dev_run:
             return
         best = self.trainer.checkpoint_callback.best_model_path if self.trainer.checkpoint_callback else ""
-        fitted = {name: float(value) for name, value in self.trainer.callback_metrics.items() if name.endswith("_best")}
         results = self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path="best" if best else None)
-        lines = [f"{name}: {value:.4f}" for name, value in {**fitted, **results[0]}.items()]
-        lines.append(f"best checkpoint: {best}" if best else "no checkpoint: tested the final weights")
-        if self.trainer.log_dir:
-            lines.append(f"TensorBoard: tensorboard --logdir {self.trainer.log_dir}")
+        lines = [f"{name}: {value:.4f}" for name, value in results[0].items()]
+        lines.append(f"(tested {best or 'the final weights: no checkpoint'})")
         rank_zero_info("\n".join(lines))
+        self._record("test")
+
+    def after_test(self) -> None:
+        self._record("test")
+
+    def after_validate(self) -> None:
+        self._record("validate")
+
+    def _record(self, stage: str) -> None:
+        """Adds the metrics of a checkpoint's evaluation to `<run>/<stage>_metrics.json`, by checkpoint name."""
+        ckpt_path = self.trainer.ckpt_path
+        run = run_folder(ckpt_path)
+        if run is None or not self.trainer.is_global_zero:
+            return
+        path = run / f"{stage}_metrics.json"
+        records = json.loads(path.read_text()) if path.is_file() else {}
+        prefix = "val/" if stage == "validate" else "test/"
+        metrics = {
+            name: float(value) for name, value in self.trainer.callback_metrics.items() if name.startswith(prefix)
+        }
+        records[Path(ckpt_path).name] = metrics
+        path.write_text(json.dumps(records, indent=2) + "\n")
+        rank_zero_info(f"{stage} metrics of {Path(ckpt_path).name} added to {path}")
 
 
 def main() -> None:

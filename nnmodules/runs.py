@@ -61,6 +61,22 @@ def read_checkpoint(path: str | Path, map_location: Any = None) -> dict[str, Any
     return checkpoint
 
 
+def run_folder(ckpt_path: str | Path | None) -> Path | None:
+    """The run folder a checkpoint belongs to (`<run>/checkpoints/<name>.ckpt`), or None for one elsewhere."""
+    if not ckpt_path or Path(ckpt_path).suffix != ".ckpt" or Path(ckpt_path).parent.name != "checkpoints":
+        return None
+    return Path(ckpt_path).parent.parent
+
+
+def keep_earlier(path: Path, text: str) -> Path:
+    """Writes `text`, what `path` held before, to the next free `<stem>.<n><suffix>` beside it."""
+    number = 1
+    while (kept := path.with_name(f"{path.stem}.{number}{path.suffix}")).exists():
+        number += 1
+    kept.write_text(text)
+    return kept
+
+
 class CheckpointIO(TorchCheckpointIO):
     """Lightning's checkpoint reading and writing, with loads through `read_checkpoint`."""
 
@@ -194,12 +210,44 @@ class LitTrainer(L.Trainer):
             ckpt_path = self._latest_checkpoint()
         elif ckpt_path is None:
             self._refuse_used_folder()
+        else:
+            self._continue_in_its_folder(ckpt_path)
         if ckpt_path is not None and Path(ckpt_path).suffix == ".ckpt":  # not Lightning's "best", "hpc", ...
             self._refuse_finished_run(ckpt_path)
-        with warnings.catch_warnings():
-            if ckpt_path is not None:  # continuing a run: its checkpoint folder is meant to hold checkpoints
-                warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")
-            super().fit(model, train_dataloaders, val_dataloaders, datamodule, ckpt_path, weights_only)
+        hparams = self._hparams_file(ckpt_path) if ckpt_path is not None else None
+        earlier = hparams.read_text() if hparams is not None and hparams.is_file() else None
+        if earlier is not None:
+            hparams.unlink()  # Lightning writes hparams.yaml only where there is none: this run's settings
+        try:
+            with warnings.catch_warnings():
+                if ckpt_path is not None:  # continuing a run: its checkpoint folder is meant to hold checkpoints
+                    warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")
+                super().fit(model, train_dataloaders, val_dataloaders, datamodule, ckpt_path, weights_only)
+        finally:
+            if earlier is not None and not hparams.is_file():
+                hparams.write_text(earlier)  # the run stopped before writing its own
+            elif earlier is not None and hparams.read_text() != earlier:
+                rank_zero_info(
+                    f"this run's settings differ from its earlier ones, kept in {keep_earlier(hparams, earlier)}"
+                )
+
+    def _hparams_file(self, ckpt_path: str | Path) -> Path | None:
+        """The hparams.yaml of the run folder a fit continues in, on rank 0."""
+        logger, run = self._versioned_logger(), run_folder(ckpt_path)
+        if logger is None or run is None or not self.is_global_zero or run.resolve() != Path(logger.log_dir).resolve():
+            return None
+        return run / "hparams.yaml"
+
+    def _continue_in_its_folder(self, ckpt_path: str | Path) -> None:
+        """The newest checkpoint of a run under the logger's root goes on in that run's folder, as "last" does;
+        any other checkpoint starts a new folder (its run's later checkpoints stay as they are)."""
+        logger, run = self._versioned_logger(), run_folder(ckpt_path)
+        if logger is None or getattr(logger, "_version", None) is not None or run is None:
+            return
+        newest = _resumable(run / "checkpoints")
+        ours = run in _run_folders(run.parent) and run.parent.resolve() == Path(logger.root_dir).resolve()
+        if ours and newest is not None and newest.resolve() == Path(ckpt_path).resolve():
+            logger._version = int(run.name.removeprefix("version_"))  # no public setter: as its __init__ does
 
     def _versioned_logger(self) -> TensorBoardLogger | CSVLogger | None:
         """The logger whose version folder holds the checkpoints, unless the checkpoint folder is set by hand."""

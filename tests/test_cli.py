@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import re
 import runpy
 import subprocess
@@ -59,30 +60,43 @@ def test_fit_leaves_checkpoints_tensorboard_events_and_its_config(cli_run):
     assert (run / "config.yaml").is_file()  # the full config of the run, for repeating it
 
 
-def test_fit_tests_the_best_checkpoint_and_prints_a_summary(cli_run, mnist_dir, monkeypatch):
+def test_fit_ends_saying_where_things_are_then_tests_the_best_checkpoint(cli_run, mnist_dir, monkeypatch):
     folder, output = cli_run
-    assert "TensorBoard: tensorboard --logdir lightning_logs/mnist_mlp/version_0" in output
-    assert re.search(r"^val/acc_best: [01]\.\d{4}$", output, re.MULTILINE)
-    best = re.search(r"^best checkpoint: (\S+)$", output, re.MULTILINE).group(1)
-    test_acc = float(re.search(r"^test/acc: ([0-9.]+)$", output, re.MULTILINE).group(1))
+    run = "lightning_logs/mnist_mlp/version_0"
+    summary = re.search(
+        rf"^val/acc_best: [01]\.\d{{4}}\nbest checkpoint: ({run}/checkpoints/epoch\d\d-val_loss[0-9.]+\.ckpt) "
+        rf"\(val/loss ([0-9.]+)\)\nlast checkpoint: {run}/checkpoints/last\.ckpt\n"
+        rf"TensorBoard: tensorboard --logdir {run}$",
+        output,
+        re.MULTILINE,
+    )
+    assert summary, output[-2000:]
+    best, best_loss = summary.groups()
+    assert f"val_loss{best_loss}.ckpt" in best  # the score printed is the checkpoint's
+    test_acc = float(re.search(r"^test/acc: ([0-9.]+)\n", output, re.MULTILINE).group(1))
+    assert f"(tested {best})" in output
     assert test_acc >= 0.9  # the fake digits are easy; chance is 0.1
+    recorded = json.loads((folder / run / "test_metrics.json").read_text())
+    assert list(recorded) == [Path(best).name]
+    assert recorded[Path(best).name]["test/acc"] == pytest.approx(test_acc, abs=1e-4)
 
     monkeypatch.chdir(folder)  # `litmodules test` on that checkpoint gives the same figure
     cli = LitCLI(args=["test", "--config", CONFIG, *fake_data_args(mnist_dir), f"--ckpt_path={best}"])
     assert cli.trainer.callback_metrics["test/acc"].item() == pytest.approx(test_acc, abs=1e-4)
 
 
-def test_predict_writes_probabilities_to_a_csv_in_a_new_run_folder(cli_run, mnist_dir, monkeypatch):
+def test_predict_writes_labels_and_probabilities_into_the_checkpoints_run(cli_run, mnist_dir, monkeypatch):
     folder, _ = cli_run
     monkeypatch.chdir(folder)
+    run = folder / "lightning_logs" / "mnist_mlp" / "version_0"
     checkpoint = "lightning_logs/mnist_mlp/version_0/checkpoints/last.ckpt"
     LitCLI(args=["predict", "--config", CONFIG, *fake_data_args(mnist_dir), f"--ckpt_path={checkpoint}"])
-    (written,) = (folder / "lightning_logs" / "mnist_mlp").glob("version_*/predictions.csv")
-    assert written.parent.name != "version_0"  # the fit's folder is left as it was
-    lines = written.read_text().splitlines()
-    assert lines[0] == "prediction," + ",".join(f"p_{digit}" for digit in range(10))
+    assert sorted(p.name for p in run.parent.iterdir()) == ["version_0"]  # no new run folder
+    lines = (run / "predictions" / "test.csv").read_text().splitlines()
+    assert lines[0] == "row,prediction," + ",".join(f"p_{digit}" for digit in range(10))
     assert len(lines) == 1 + TEST_IMAGES
-    label, *probabilities = lines[1].split(",")
+    assert [int(line.split(",")[0]) for line in lines[1:]] == list(range(TEST_IMAGES))
+    _, label, *probabilities = lines[1].split(",")
     assert int(label) == max(range(10), key=lambda digit: float(probabilities[digit]))
     assert sum(map(float, probabilities)) == pytest.approx(1, abs=1e-4)
 

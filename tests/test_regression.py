@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import runpy
+from pathlib import Path
 
 import lightning as L
 import numpy as np
@@ -114,11 +115,16 @@ def test_predict_from_the_command_line_writes_predictions(tmp_path):
     config = ["--config", str(ROOT / "configs" / "toy_regression.yaml")]
     fit = LitCLI(args=["fit", *config, "--trainer.max_epochs=20", "--test_after_fit=false"])
     checkpoint = fit.trainer.checkpoint_callback.last_model_path
-    LitCLI(args=["predict", *config, f"--ckpt_path={checkpoint}"])
-    (written,) = (tmp_path / "lightning_logs" / "toy_regression").glob("version_*/predictions.csv")
-    lines = written.read_text().splitlines()
-    assert lines[0] == "prediction" and len(lines) == 1 + 30  # the 30 test points
-    assert all(-10 < float(value) < 10 for value in lines[1:])
+    LitCLI(args=["predict", f"--ckpt_path={checkpoint}"])  # the run's own config
+    written = pd.read_csv(Path(checkpoint).parents[1] / "predictions" / "test.csv")
+    assert list(written.columns) == ["row", "prediction"]
+    assert written["row"].tolist() == list(range(70, 100))  # the last 30 of the 100 points, by position
+    data = ToyRegressionDataModule()
+    data.setup("test")
+    inputs, model = data.table("test")[torch.arange(30)][0], ToyRegressor.load_from_checkpoint(checkpoint)
+    with torch.no_grad():
+        expected = model.eval().in_target_units(model(inputs))
+    assert torch.allclose(torch.tensor(written["prediction"].to_numpy(), dtype=torch.float32), expected, rtol=1e-5)
 
 
 def test_figures_refuse_a_classifier_before_training(mnist):

@@ -23,7 +23,8 @@ from lightning.pytorch.profilers import SimpleProfiler
 
 from datamodules import MNISTDataModule, TabularDataModule
 from nnmodules import MLPClassifier, ScratchDeepNet, heads, runs
-from nnmodules.cli import LOGGER_DEFAULTS, PredictionWriter, make_trainer
+from nnmodules.callbacks import PredictionWriter
+from nnmodules.cli import LOGGER_DEFAULTS, make_trainer
 from nnmodules.runs import PROGRESS_BAR_STEPS, LitProgressBar, NoProfiler, read_checkpoint
 
 EPOCHS = 4
@@ -298,7 +299,7 @@ def test_predictions_never_overwrite_a_file_unless_asked(uninterrupted, mnist_di
             assert target.read_text() == "earlier work\n"
         else:
             trainer.predict(model, datamodule=data, return_predictions=False)
-            assert target.read_text().startswith("prediction,p_0,")
+            assert target.read_text().startswith("row,prediction,p_0,")
 
 
 @pytest.mark.parametrize(("nvml_loads", "expected"), [(False, "0"), (True, "1")])

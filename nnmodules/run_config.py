@@ -1,0 +1,101 @@
+"""A run's saved config: written once by the run itself, and enough to test or predict from its checkpoints.
+
+`litmodules fit` saves the run's full config as `<run>/config.yaml`, with a first
+line naming the folder it ran in. `litmodules test|validate|predict --ckpt_path
+<run>/checkpoints/X.ckpt` without `--config` reads that file, with the data's and
+model's relative paths taken from that folder, as they were when the run trained
+(paths given on the command line stay relative to where it is typed). A run
+continued with other settings rewrites its config.yaml, and keeps the earlier one
+as `config.<n>.yaml`.
+"""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import Sequence
+from importlib import import_module
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import yaml
+from lightning.pytorch.cli import SaveConfigCallback
+
+from nnmodules.runs import keep_earlier, run_folder
+
+TRAINED_IN = "# trained in: "  # the first line of a run's config.yaml, then the folder the run started from
+FROM_CHECKPOINT = ("validate", "test", "predict")  # the subcommands that can take their config from a run
+
+
+class RunConfig(SaveConfigCallback):
+    """Saves `config.yaml` into a fitting run's folder, headed by the folder it ran in; an earlier, different
+    config of the same run (continued with other settings) is kept as `config.<n>.yaml`. Evaluating and
+    predicting write no config: they change nothing of the run."""
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage != "fit" or self.already_saved:
+            return
+        path = Path(trainer.log_dir or ".") / self.config_filename
+        earlier = path.read_text() if trainer.is_global_zero and path.is_file() else None
+        super().setup(trainer, pl_module, stage)
+        if trainer.is_global_zero:
+            text = path.read_text()
+            if earlier is not None and _settings(earlier) != text:
+                keep_earlier(path, earlier)
+            path.write_text(f"{TRAINED_IN}{Path.cwd()}\n{text}")
+
+
+def _settings(config_text: str) -> str:
+    """A saved config without its first line (where it ran)."""
+    return config_text.split("\n", 1)[1] if config_text.startswith(TRAINED_IN) else config_text
+
+
+def with_run_config(args: Sequence[str]) -> list[str]:
+    """The command line, with `--config <the run's config>` first for `test`, `validate` or `predict` given
+    `--ckpt_path` and no `--config`."""
+    args = list(args)
+    if (
+        not args
+        or args[0] not in FROM_CHECKPOINT
+        or any(a in ("-c", "--config") or a.startswith("--config=") for a in args)
+    ):
+        return args
+    ckpt_path = _value(args, "--ckpt_path")
+    if ckpt_path is None:
+        return args
+    run = run_folder(ckpt_path)
+    config = run / "config.yaml" if run else None
+    if config is None or not config.is_file():
+        raise ValueError(
+            f"{ckpt_path} is not in the checkpoints/ folder of a run with its config.yaml: pass the config it was "
+            f"trained with too (`litmodules {args[0]} --config CONFIG --ckpt_path {ckpt_path}`)"
+        )
+    text = config.read_text()
+    trained_in = Path(text.split("\n", 1)[0].removeprefix(TRAINED_IN)) if text.startswith(TRAINED_IN) else Path.cwd()
+    settings = yaml.safe_load(text)
+    for section in ("data", "model"):
+        if isinstance(settings.get(section), dict):
+            _absolute_paths(settings[section], trained_in)
+    return [args[0], "--config", yaml.safe_dump(settings), *args[1:]]
+
+
+def _value(args: list[str], option: str) -> str | None:
+    for index, arg in enumerate(args):
+        if arg == option and index + 1 < len(args):
+            return args[index + 1]
+        if arg.startswith(option + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def _absolute_paths(section: dict[str, Any], folder: Path) -> None:
+    """Makes the relative paths among a class's arguments (those typed as `Path`) relative to `folder`."""
+    module, _, name = str(section.get("class_path", "")).rpartition(".")
+    try:
+        hints = typing.get_type_hints(getattr(import_module(module), name).__init__)
+    except (ImportError, AttributeError, NameError, ValueError):
+        return  # LightningCLI names the class that does not import, when it parses the config
+    arguments = section.get("init_args") or {}
+    for key, value in arguments.items():
+        if isinstance(value, str) and value and "Path" in str(hints.get(key)) and not Path(value).is_absolute():
+            arguments[key] = str(folder / value)
