@@ -33,3 +33,23 @@ def epochs_done(checkpoint: dict[str, Any]) -> int:
     finished one at an epoch's end and the unfinished one mid-epoch; the fit loop's saved progress tells.
     """
     return checkpoint["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"]
+
+
+def is_last_batch(trainer: L.Trainer) -> bool:
+    """Whether the training step under way is its epoch's last (Lightning knows from its prefetched batch).
+
+    Why private: `epoch_loop.batch_progress.is_last_batch` is the loop's own flag; `num_training_batches` can
+    differ from the batches an epoch resumed mid-way with another batch size hands out.
+    """
+    return trainer.fit_loop.epoch_loop.batch_progress.is_last_batch
+
+
+def stop_after_this_step(trainer: L.Trainer) -> None:
+    """Has Lightning stop at the end of the training step under way, as on SIGTERM: it raises its
+    `SIGTERMException` there, which the callbacks' `on_exception` receive.
+
+    Why private: the flag Lightning's SIGTERM handler sets is the connector's `received_sigterm`; the
+    Trainer's `received_sigterm` property has no setter, and calling the handler itself would, under DDP,
+    start a collective operation inside a signal handler (a deadlock when every process gets the signal).
+    """
+    trainer._signal_connector.received_sigterm = True

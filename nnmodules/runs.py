@@ -37,8 +37,9 @@ from lightning.pytorch.profilers import PassThroughProfiler
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
 
-from nnmodules._lightning import epochs_done
+from nnmodules._lightning import epochs_done, is_last_batch, stop_after_this_step
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # what stops a fit cleanly (Interruption)
 INTERRUPTED = "interrupted"  # the checkpoint of an interrupted run: <checkpoints dir>/interrupted.ckpt
 PROGRESS_BAR_STEPS = 20  # the progress bar redraws every this many steps (and at the end of each epoch)
 RESUME_HINT = 'continue the run with `--ckpt_path last` on the command line, or `trainer.fit(..., ckpt_path="last")`'
@@ -302,34 +303,49 @@ class LitTrainer(L.Trainer):
 class Interruption(L.Callback):
     """Ctrl-C or SIGTERM during `fit`: finish the step, save `interrupted.ckpt`, exit saying how to continue.
 
-    Lightning already stops at the end of a training step on SIGTERM (and stops all
-    processes under DDP); Ctrl-C is routed to the same handler. A second Ctrl-C
-    interrupts at once, as Python does. Nothing is saved when the signal lands in
-    validation (the training state of the epoch is then in the last checkpoint).
+    The signal only sets a flag; at the end of the training step under way, every
+    process learns of it (under DDP, from any of them: one `max` reduction a step)
+    and Lightning stops them all there, as it does on SIGTERM, after the same step.
+    A second Ctrl-C interrupts at once, as Python does. A signal during validation
+    takes effect after the next training step; one on an epoch's last step, after
+    that epoch's validation and checkpoints.
+
+    Lightning's own SIGTERM handler is replaced for the training loop: under DDP it
+    calls a collective operation inside the handler, which deadlocks when every
+    process gets the signal (torchrun, SLURM, or Lightning forwarding it).
     """
 
     def __init__(self) -> None:
         self._signal: int | None = None
-        self._previous: Any = None
+        self._previous: dict[int, Any] = {}
 
     def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         # not earlier: Lightning sets its signal handlers after `on_fit_start` and puts back what it found then
         self._signal = None
         if _main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._on_sigint)
+            self._previous = {signum: signal.signal(signum, self._on_signal) for signum in STOP_SIGNALS}
 
-    def _on_sigint(self, signum: int, frame: Any) -> None:
-        lightning_sigterm = signal.getsignal(signal.SIGTERM)
-        if self._signal is not None or not callable(lightning_sigterm):
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if self._signal is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt
-        self._signal = signum
-        rank_zero_info("\nCtrl-C: stopping after this training step (press again to stop at once)")
-        lightning_sigterm(signal.SIGTERM, frame)
+        if self._signal is None and signum == signal.SIGINT:
+            rank_zero_info("\nCtrl-C: stopping after this training step (press again to stop at once)")
+        self._signal = self._signal or signum
+
+    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, *args: Any) -> None:
+        signum = self._signal or 0
+        if trainer.world_size > 1:  # every process stops after the same step, whichever got the signal
+            flag = torch.tensor(float(signum), device=trainer.strategy.root_device)
+            signum = int(trainer.strategy.reduce(flag, reduce_op="max").item())
+        if signum and not is_last_batch(trainer):  # on the last, after the epoch's validation and checkpoints
+            self._signal = signum
+            stop_after_this_step(trainer)
 
     def _restore(self) -> None:
-        if self._previous is not None and _main_thread():
-            signal.signal(signal.SIGINT, self._previous)
-        self._previous = None
+        if _main_thread():
+            for signum, handler in self._previous.items():
+                signal.signal(signum, handler)
+        self._previous = {}
 
     def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         self._restore()
