@@ -12,6 +12,7 @@ from types import SimpleNamespace
 
 import lightning as L
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import torch.distributed as dist
@@ -104,41 +105,50 @@ DDP_RUNS = {
     ),
     "tabular": ("tabular_scratch.yaml", ["--data.eval_batch_size=16"], ScratchDeepNet),
 }
+TWO_PROCESSES = ["--trainer.strategy", "ddp", "--trainer.devices", "2"]
+ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}  # Lightning's own choice on a 2-core machine; fixed here
+
+
+def fit_command(kind: str, mnist_dir: Path, epochs: int = 2) -> list[str]:
+    config, data_args, _ = DDP_RUNS[kind]
+    command = [sys.executable, "-m", "nnmodules", "fit", "--config", str(ROOT / "configs" / config), *data_args]
+    command.append(f"--data.data_dir={mnist_dir}" if kind == "mlp" else f"--data.csv={PEOPLE}")
+    return command + [f"--trainer.max_epochs={epochs}", "--trainer.enable_progress_bar=false"]
+
+
+def run_cli(command: list[str], cwd: Path, expected: int = 0, env: dict | None = None) -> str:
+    result = subprocess.run(command, cwd=cwd, env=env or ONE_THREAD, capture_output=True, text=True, timeout=300)
+    assert result.returncode == expected, result.stderr[-3000:]
+    return result.stderr
+
+
+@pytest.fixture(scope="module")
+def ddp_fit(mnist_dir, tmp_path_factory):
+    """`litmodules fit ... --trainer.strategy ddp --trainer.devices 2` of each kind, run once: its run folder."""
+    folders = {}
+
+    def fit(kind: str) -> Path:
+        if kind not in folders:
+            folder = tmp_path_factory.mktemp(f"ddp_{kind}")
+            output = run_cli([*fit_command(kind, mnist_dir), *TWO_PROCESSES], folder)  # the two flags, nothing else
+            assert "distributed_backend=gloo" in output and "All distributed processes registered" in output
+            (folders[kind],) = list((folder / "lightning_logs").glob("*/version_*"))  # rank 1 writes none
+        return folders[kind]
+
+    return fit
 
 
 @pytest.mark.parametrize("kind", ["mlp", "tabular"])
-def test_two_process_fit_from_the_command_line(kind, mnist_dir, tmp_path):
-    config, data_args, model_class = DDP_RUNS[kind]
-    command = [sys.executable, "-m", "nnmodules", "fit", "--config", str(ROOT / "configs" / config), *data_args]
-    if kind == "mlp":
-        command.append(f"--data.data_dir={mnist_dir}")
-    else:
-        command.append(f"--data.csv={PEOPLE}")
-    command += ["--trainer.max_epochs=2", "--trainer.enable_progress_bar=false"]
-    result = subprocess.run(
-        [*command, "--trainer.strategy", "ddp", "--trainer.devices", "2"],  # the two flags, nothing else
-        cwd=tmp_path,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},  # Lightning's own choice on a 2-core machine; fixed here
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "distributed_backend=gloo" in result.stderr and "All distributed processes registered" in result.stderr
-
-    runs = list((tmp_path / "lightning_logs").glob("*/version_*"))
-    assert len(runs) == 1  # one run folder: rank 1 writes nothing of its own
-    run = runs[0]
+def test_two_process_fit_from_the_command_line(kind, ddp_fit, mnist_dir):
+    _, _, model_class = DDP_RUNS[kind]
+    run = ddp_fit(kind)
     pids = {re.search(r"\.(\d+)\.\d+$", p.name).group(1) for p in run.glob("events.out.tfevents.*")}
     assert len(pids) == 1  # every event file from one process, rank 0
     checkpoints = sorted(p.name for p in (run / "checkpoints").iterdir())
     assert len(checkpoints) == 2 and checkpoints[1] == "last.ckpt"
 
     logged = scalars(run)
-    if kind == "mlp":
-        data = MNISTDataModule(mnist_dir, batch_size=16, eval_batch_size=16, val_size=VAL_SIZE, download=False)
-    else:  # the same split and preprocessing, from the checkpoint
-        data = TabularDataModule.load_from_checkpoint(run / "checkpoints" / "last.ckpt", csv=str(PEOPLE))
+    data = ddp_data(kind, mnist_dir, run)
     last = one_process(model_class.load_from_checkpoint(run / "checkpoints" / "last.ckpt"), data, "validate")
     best_model = model_class.load_from_checkpoint(run / "checkpoints" / checkpoints[0])
     best = one_process(best_model, data, "test")
@@ -148,18 +158,88 @@ def test_two_process_fit_from_the_command_line(kind, mnist_dir, tmp_path):
     states = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["callbacks"]
     best_score = next(state["best_model_score"] for key, state in states.items() if key.startswith("ModelCheckpoint"))
     assert one_process(best_model, data, "validate", exact=True)["val/loss"] == best_score.item()
-    if kind == "mlp":  # predict under DDP: each rank a share, one file in the data's order
-        predict = [sys.executable, "-m", "nnmodules", "predict", "--config", str(ROOT / "configs" / config)]
-        predict += [*data_args, f"--data.data_dir={mnist_dir}", f"--ckpt_path={run / 'checkpoints' / checkpoints[0]}"]
-        predict += ["--trainer.enable_progress_bar=false", "--trainer.strategy", "ddp", "--trainer.devices", "2"]
-        result = subprocess.run(predict, cwd=tmp_path, capture_output=True, text=True, timeout=300)
-        assert result.returncode == 0, result.stderr[-3000:]
-        written = (run.parent / "version_1" / "predictions.csv").read_text().splitlines()
-        data.setup("test")
-        inputs, _ = data.table("test")[torch.arange(len(data.table("test")))]
-        with torch.no_grad():
-            expected = best_model.eval()(inputs).argmax(dim=1).tolist()
-        assert [int(line.split(",")[0]) for line in written[1:]] == expected
+
+
+def ddp_data(kind: str, mnist_dir: Path, run: Path) -> L.LightningDataModule:
+    """The data of a DDP run: its split and, for the table, its preprocessing, from the checkpoint."""
+    if kind == "mlp":
+        return MNISTDataModule(mnist_dir, batch_size=16, eval_batch_size=16, val_size=VAL_SIZE, download=False)
+    return TabularDataModule.load_from_checkpoint(run / "checkpoints" / "last.ckpt", csv=str(PEOPLE))
+
+
+@pytest.mark.parametrize("kind", ["mlp", "tabular"])
+def test_two_process_predict_writes_every_row_once_in_order(kind, ddp_fit, mnist_dir, tmp_path):
+    run, model_class = ddp_fit(kind), DDP_RUNS[kind][2]
+    best = next((run / "checkpoints").glob("epoch*.ckpt"))
+    output = run_cli([sys.executable, "-m", "nnmodules", "predict", f"--ckpt_path={best}", *TWO_PROCESSES], tmp_path)
+    written = pd.read_csv(run / "predictions" / "test.csv")
+    assert f"predictions of {len(written)} examples written to {run / 'predictions' / 'test.csv'}" in output
+    data = ddp_data(kind, mnist_dir, run)
+    data.setup("test")
+    expected_rows = data.prediction_rows()["row"].tolist()
+    assert written["row"].tolist() == expected_rows and len(set(expected_rows)) == len(data.table("test")) > 16
+    inputs = data.table("test")[torch.arange(len(data.table("test")))][0]
+    with torch.no_grad():
+        probabilities = model_class.load_from_checkpoint(best).eval().predict_step(inputs, 0)
+    labels = [data.class_names[index] for index in probabilities.argmax(dim=1).tolist()]
+    assert written["prediction"].astype(str).tolist() == labels
+    assert list(written.columns) == ["row", "prediction", *(f"p_{name}" for name in data.class_names)]
+
+
+SIGTERM_AT = """
+import os
+import signal
+import lightning as L
+
+class SigtermAt(L.Callback):
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        if trainer.is_global_zero and (trainer.current_epoch, batch_idx) == (1, 2):
+            os.kill(os.getpid(), signal.SIGTERM)  # to rank 0 alone, as a scheduler's preemption of the main process
+"""
+
+
+def final_weights(run: Path) -> dict[str, torch.Tensor]:
+    return torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+
+
+def test_sigterm_stops_both_processes_and_last_continues_to_the_uninterrupted_weights(ddp_fit, mnist_dir, tmp_path):
+    (tmp_path / "sigterm_at.py").write_text(SIGTERM_AT)
+    command = [*fit_command("mlp", mnist_dir), *TWO_PROCESSES, "--test_after_fit=false"]
+    env = {**ONE_THREAD, "PYTHONPATH": str(tmp_path)}
+    output = run_cli([*command, "--trainer.callbacks+=sigterm_at.SigtermAt"], tmp_path, expected=143, env=env)
+    folder = tmp_path / "lightning_logs" / "mnist_mlp" / "version_0"
+    assert f"SIGTERM at epoch 1, step 11: saved {folder.relative_to(tmp_path)}/checkpoints/interrupted.ckpt" in output
+
+    output = run_cli([*command, "--ckpt_path=last"], tmp_path)
+    assert "continuing the run in lightning_logs/mnist_mlp/version_0 from interrupted.ckpt" in output
+    uninterrupted, resumed = final_weights(ddp_fit("mlp")), final_weights(folder)
+    assert uninterrupted.keys() == resumed.keys()
+    assert all(torch.equal(uninterrupted[name], resumed[name]) for name in uninterrupted)
+
+
+def test_the_readme_multi_node_command_as_two_nodes_of_one_process(ddp_fit, mnist_dir, tmp_path):
+    """README's torchrun line, run as 2 "machines" of 1 process each on this one, with c10d on 127.0.0.1."""
+    port = free_port()
+    nodes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "1"]
+            + ["--node_rank", str(node), "--rdzv_backend", "c10d", "--rdzv_endpoint", f"127.0.0.1:{port}"]
+            + ["--rdzv_id", "readme", "-m", "nnmodules", *fit_command("mlp", mnist_dir)[3:], "--test_after_fit=false"]
+            + ["--trainer.strategy", "ddp", "--trainer.devices", "1", "--trainer.num_nodes", "2"],
+            cwd=tmp_path,
+            env=ONE_THREAD,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for node in (0, 1)
+    ]
+    outputs = [node.communicate(timeout=300)[0] for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
+    assert any("All distributed processes registered. Starting with 2 processes" in out for out in outputs)
+    (folder,) = list((tmp_path / "lightning_logs").glob("*/version_*"))  # one run, written by global rank 0
+    two_nodes, one_node = final_weights(folder), final_weights(ddp_fit("mlp"))
+    assert all(torch.equal(two_nodes[name], one_node[name]) for name in one_node)  # 2 nodes x 1 = 1 node x 2
 
 
 def test_figures_under_ddp_draw_the_whole_validation_split(mnist_dir, monkeypatch):
