@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -473,8 +474,24 @@ class TensorDataModule(L.LightningDataModule):
         epoch, batches = epoch_position(trainer)
         if not batches:
             return {}
-        rows = self.resumption.rows_done(epoch, batches, self.batch_size * trainer.world_size)
-        return {POSITION: {"epoch": epoch, "rows": rows, "batches": batches}}
+        rows_per_step = self.batch_size * trainer.world_size
+        rows = self.resumption.rows_done(epoch, batches, rows_per_step)
+        return {POSITION: {"epoch": epoch, "rows": rows, "batches": batches, "rows_per_step": rows_per_step}}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.resumption.set(**state_dict.get(POSITION, {}))
+        """Where an interrupted epoch goes on. It goes on in the steps it began with: Lightning counts an
+        epoch's batches, and ends it at the count it expects. A mid-epoch checkpoint with other steps than
+        this run's (another batch size or number of processes) is refused, before any training step."""
+        position = dict(state_dict.get(POSITION, {}))
+        before = position.pop("rows_per_step", None)
+        trainer = self.trainer
+        if before is not None and trainer is not None and before != self.batch_size * trainer.world_size:
+            last = Path(trainer.ckpt_path or ".").with_name("last.ckpt")
+            raise ValueError(
+                f"{trainer.ckpt_path} stopped in the middle of epoch {position['epoch']}, after "
+                f"{position['batches']} steps of {before} rows (batch_size x processes), and this run takes "
+                f"{self.batch_size} x {trainer.world_size}: an epoch goes on in the steps it began with. Finish it "
+                f"with the batch size and processes it had, then change them at the next `--ckpt_path last`; "
+                f"or go on from the end of the epoch before, in a new run folder, with `--ckpt_path {last}`"
+            )
+        self.resumption.set(**position)

@@ -28,16 +28,20 @@ FROM_CHECKPOINT = ("validate", "test", "predict")  # the subcommands that can ta
 
 
 class RunConfig(SaveConfigCallback):
-    """Saves `config.yaml` into a fitting run's folder, headed by the folder it ran in; an earlier, different
-    config of the same run (continued with other settings) is kept as `config.<n>.yaml`. Evaluating and
-    predicting write no config: they change nothing of the run."""
+    """Saves `config.yaml` into a fitting run's folder when training starts (not before: a run refused
+    before its first step leaves its folder as it was), headed by the folder it ran in; an earlier,
+    different config of the same run (continued with other settings) is kept as `config.<n>.yaml`.
+    Evaluating and predicting write no config: they change nothing of the run."""
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if stage != "fit" or self.already_saved:
+        pass
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.already_saved:
             return
         path = Path(trainer.log_dir or ".") / self.config_filename
         earlier = path.read_text() if trainer.is_global_zero and path.is_file() else None
-        super().setup(trainer, pl_module, stage)
+        super().setup(trainer, pl_module, "fit")
         if trainer.is_global_zero:
             text = path.read_text()
             if earlier is not None and _settings(earlier) != text:

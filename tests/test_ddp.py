@@ -210,6 +210,14 @@ def test_sigterm_stops_both_processes_and_last_continues_to_the_uninterrupted_we
     folder = tmp_path / "lightning_logs" / "mnist_mlp" / "version_0"
     assert f"SIGTERM at epoch 1, step 11: saved {folder.relative_to(tmp_path)}/checkpoints/interrupted.ckpt" in output
 
+    checkpoints = {path: path.read_bytes() for path in (folder / "checkpoints").iterdir()}
+    one_process = [arg for arg in command if arg not in TWO_PROCESSES]  # mid-epoch: refused, named, untouched
+    output = run_cli([*one_process, "--trainer.devices=1", "--ckpt_path=last"], tmp_path, expected=1)
+    assert "in the middle of epoch 1, after 3 steps of 32 rows (batch_size x processes), and this run takes 16 x 1" in (
+        output
+    )
+    assert {path: path.read_bytes() for path in (folder / "checkpoints").iterdir()} == checkpoints
+
     output = run_cli([*command, "--ckpt_path=last"], tmp_path)
     assert "continuing the run in lightning_logs/mnist_mlp/version_0 from interrupted.ckpt" in output
     uninterrupted, resumed = final_weights(ddp_fit("mlp")), final_weights(folder)

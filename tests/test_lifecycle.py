@@ -1,0 +1,298 @@
+"""The life of a run after `fit`, one row each: train longer or shorter, other settings, finished runs,
+test and predict from a checkpoint alone; and the guards of the Lightning internals these rely on.
+
+(Mid-epoch resumes, bitwise: tests/test_runs.py; several processes: tests/test_ddp.py.)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import signal
+from pathlib import Path
+
+import lightning as L
+import pandas as pd
+import pytest
+import torch
+from conftest import ROOT, VAL_SIZE
+from lightning.pytorch.core.saving import load_hparams_from_yaml
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+from test_runs import PEOPLE, QUIET, Crash, CrashAtEpoch, SignalAt
+
+from datamodules import MNISTDataModule, TabularDataModule
+from nnmodules import MLPClassifier, ScratchDeepNet
+from nnmodules._lightning import epoch_position, epochs_done, is_last_batch, stop_after_this_step
+from nnmodules.cli import LOGGER_DEFAULTS, LitCLI, make_trainer
+from nnmodules.runs import read_checkpoint
+
+STEPS = 8  # per epoch: 256 fake training images in batches of 32
+CONFIG = str(ROOT / "configs" / "mnist_mlp.yaml")
+
+
+def mnist(mnist_dir: Path, batch_size: int = 32) -> MNISTDataModule:
+    return MNISTDataModule(mnist_dir, batch_size=batch_size, val_size=VAL_SIZE, download=False)
+
+
+def trainer_in(folder: Path, epochs: int, **overrides) -> L.Trainer:
+    logger = TensorBoardLogger(**{**LOGGER_DEFAULTS, "save_dir": str(folder), "name": "run", "log_graph": False})
+    return make_trainer(logger=logger, max_epochs=epochs, **{**QUIET, **overrides})
+
+
+def fit(folder: Path, model: L.LightningModule, data: L.LightningDataModule, epochs: int, **kwargs) -> L.Trainer:
+    L.seed_everything(0, verbose=False)
+    ckpt_path = kwargs.pop("ckpt_path", None)
+    trainer = trainer_in(folder, epochs, **kwargs)
+    trainer.fit(model, data, ckpt_path=ckpt_path)
+    return trainer
+
+
+def one_cycle(trainer: L.Trainer) -> torch.optim.lr_scheduler.OneCycleLR:
+    (config,) = trainer.lr_scheduler_configs
+    return config.scheduler
+
+
+def digests(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.rglob("*.*")}
+
+
+# -- train longer, shorter, with other settings --
+
+
+def one_cycle_plan(peak: float, steps: int) -> list[float]:
+    """The learning rate of each step of a new one-cycle run of `steps` steps."""
+    schedule = torch.optim.lr_scheduler.OneCycleLR(torch.optim.Adam([torch.zeros(1)]), max_lr=peak, total_steps=steps)
+    return [schedule.get_last_lr()[0]] + [schedule.step() or schedule.get_last_lr()[0] for _ in range(steps - 1)]
+
+
+def recording_rates(model: L.LightningModule) -> list[float]:
+    """The learning rate of every training step the model takes from now on."""
+    rates: list[float] = []
+    model.on_train_batch_start = lambda batch, batch_idx: rates.append(model.optimizers().param_groups[0]["lr"])
+    return rates
+
+
+def test_train_longer_with_one_cycle_replans_it_to_the_new_end(mnist_dir, tmp_path, caplog):
+    fit(tmp_path, MLPClassifier(), mnist(mnist_dir), epochs=1)
+    rates = recording_rates(model := MLPClassifier())
+    longer = fit(tmp_path, model, mnist(mnist_dir), epochs=3, ckpt_path="last")  # crashed at step 9
+    assert longer.global_step == 3 * STEPS and Path(longer.log_dir).name == "version_0"
+    assert one_cycle(longer).total_steps == 3 * STEPS
+    assert rates == pytest.approx(one_cycle_plan(3e-3, 3 * STEPS)[STEPS:], rel=1e-6)  # down to its minimum
+    line = "one-cycle schedule re-planned for this run's settings: 8 steps, peak 0.003 -> 24 steps, peak 0.003"
+    assert f"{line}; going on from step 8" in caplog.text
+
+
+def test_train_shorter_than_planned_replans_one_cycle_to_the_earlier_end(mnist_dir, tmp_path):
+    trainer = trainer_in(tmp_path, epochs=4)
+    trainer.callbacks.append(CrashAtEpoch(2))
+    with pytest.raises(Crash):
+        trainer.fit(MLPClassifier(), mnist(mnist_dir))
+    rates = recording_rates(model := MLPClassifier())
+    shorter = fit(tmp_path, model, mnist(mnist_dir), epochs=3, ckpt_path="last")
+    assert shorter.global_step == 3 * STEPS and one_cycle(shorter).total_steps == 3 * STEPS
+    assert rates == pytest.approx(one_cycle_plan(3e-3, 3 * STEPS)[2 * STEPS :], rel=1e-6)
+
+
+def test_train_longer_at_a_constant_rate_keeps_the_rate(mnist_dir, tmp_path, caplog):
+    fit(tmp_path, MLPClassifier(lr_schedule="constant"), mnist(mnist_dir), epochs=1)
+    longer = fit(tmp_path, MLPClassifier(lr_schedule="constant"), mnist(mnist_dir), epochs=2, ckpt_path="last")
+    assert longer.global_step == 2 * STEPS and longer.optimizers[0].param_groups[0]["lr"] == 3e-3
+    assert "re-planned" not in caplog.text and "learning rate" not in caplog.text  # nothing changed
+
+
+def test_train_longer_replans_the_scratch_nets_cosine_step(mnist_dir, tmp_path, caplog):
+    fit(tmp_path, ScratchDeepNet(lr=0.2, lr_schedule="cosine"), mnist(mnist_dir), epochs=1)
+    model = ScratchDeepNet(lr=0.2, lr_schedule="cosine")
+    longer = fit(tmp_path, model, mnist(mnist_dir), epochs=3, ckpt_path="last")
+    assert longer.global_step == 3 * STEPS
+    assert model.step_size() == pytest.approx(0.0)  # at the new end: the cosine reached 0 there, not at step 8
+    assert "cosine step size re-planned for this run's settings: 8 -> 24 steps; going on from step 8" in caplog.text
+
+
+def test_another_batch_size_from_an_epochs_end_goes_on_at_that_size(mnist_dir, tmp_path):
+    fit(tmp_path, MLPClassifier(), mnist(mnist_dir, batch_size=32), epochs=1)
+    data = mnist(mnist_dir, batch_size=16)
+    resumed = fit(tmp_path, MLPClassifier(), data, epochs=2, ckpt_path="last")
+    assert resumed.global_step == STEPS + 2 * STEPS  # the second epoch in 16 steps of 16
+    assert one_cycle(resumed).total_steps == resumed.global_step
+    run = Path(resumed.log_dir)  # config and hparams agree: this run's settings, the earlier ones kept
+    assert load_hparams_from_yaml(run / "hparams.yaml")["batch_size"] == 16
+    assert load_hparams_from_yaml(run / "hparams.1.yaml")["batch_size"] == 32
+
+
+def test_a_run_continued_with_another_batch_size_says_so_in_config_and_hparams(mnist_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = ["fit", "--config", CONFIG, f"--data.data_dir={mnist_dir}", f"--data.val_size={VAL_SIZE}"]
+    args += ["--data.download=false", "--trainer.enable_progress_bar=false", "--test_after_fit=false"]
+    LitCLI(args=[*args, "--data.batch_size=32", "--trainer.max_epochs=1"])
+    LitCLI(args=[*args, "--data.batch_size=16", "--trainer.max_epochs=2", "--ckpt_path=last"])
+    run = tmp_path / "lightning_logs" / "mnist_mlp" / "version_0"
+    config, config_before = (load_hparams_from_yaml(run / name) for name in ("config.yaml", "config.1.yaml"))
+    assert (config["data"]["init_args"]["batch_size"], config_before["data"]["init_args"]["batch_size"]) == (16, 32)
+    hparams, hparams_before = (load_hparams_from_yaml(run / name) for name in ("hparams.yaml", "hparams.1.yaml"))
+    assert (hparams["batch_size"], hparams_before["batch_size"]) == (16, 32)
+
+
+def test_another_batch_size_mid_epoch_is_refused_naming_what_works(mnist_dir, tmp_path):
+    trainer = trainer_in(tmp_path, epochs=2)
+    trainer.callbacks.insert(0, SignalAt(signal.SIGTERM, epoch=1, batch=2))
+    with pytest.raises(SystemExit):
+        trainer.fit(MLPClassifier(), mnist(mnist_dir))
+    run = tmp_path / "run" / "version_0"
+    before = digests(run)
+    checkpoints = run / "checkpoints"
+    expected = (
+        f"{checkpoints / 'interrupted.ckpt'} stopped in the middle of epoch 1, after 3 steps of 32 rows "
+        f"(batch_size x processes), and this run takes 16 x 1: an epoch goes on in the steps it began with. "
+        f"Finish it with the batch size and processes it had, then change them at the next `--ckpt_path last`; "
+        f"or go on from the end of the epoch before, in a new run folder, with `--ckpt_path {checkpoints}/last.ckpt`"
+    )
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        fit(tmp_path, MLPClassifier(), mnist(mnist_dir, batch_size=16), epochs=2, ckpt_path="last")
+    after = digests(run)
+    assert {name: after[name] for name in before} == before  # nothing it had changed
+    last = checkpoints / "last.ckpt"
+    both = fit(tmp_path, MLPClassifier(), mnist(mnist_dir, batch_size=16), epochs=2, ckpt_path=last)
+    assert both.global_step == STEPS + 2 * STEPS and Path(both.log_dir).name == "version_1"  # the second command
+
+
+@pytest.mark.parametrize("schedule", ["constant", "one_cycle"])
+def test_another_learning_rate_takes_effect_from_the_resume(schedule, mnist_dir, tmp_path, caplog):
+    fit(tmp_path, MLPClassifier(lr=1e-3, lr_schedule=schedule), mnist(mnist_dir), epochs=1)
+    rates = recording_rates(model := MLPClassifier(lr=1e-2, lr_schedule=schedule))
+    fit(tmp_path, model, mnist(mnist_dir), epochs=2, ckpt_path="last")
+    if schedule == "constant":
+        assert rates == [1e-2] * STEPS
+        assert "learning rate 0.001 -> 0.01, weight decay 0 -> 0; going on from step 8" in caplog.text
+    else:  # the one-cycle schedule of a 16-step run peaking at 0.01, from its step 8 on
+        assert rates == pytest.approx(one_cycle_plan(1e-2, 2 * STEPS)[STEPS:], rel=1e-6)
+        assert "-> 16 steps, peak 0.01; going on from step 8" in caplog.text
+
+
+def test_a_finished_run_is_refused_and_left_as_it_was(mnist_dir, tmp_path):
+    done = fit(tmp_path, MLPClassifier(), mnist(mnist_dir), epochs=2)
+    run, last = Path(done.log_dir), done.checkpoint_callback.last_model_path
+    before = digests(run)
+    expected = (
+        f"{last} has trained 2 epoch(s) ({2 * STEPS} steps), as many as max_epochs=2 asks: nothing is left to train. "
+        f"To train longer, ask for more (--trainer.max_epochs 4 with --ckpt_path); to evaluate it, "
+        f"`litmodules test --ckpt_path {last}`"
+    )
+    for epochs in (2, 1):  # the same length, and a shorter one
+        with pytest.raises(ValueError, match=re.escape(expected.replace("max_epochs=2", f"max_epochs={epochs}"))):
+            fit(tmp_path, MLPClassifier(), mnist(mnist_dir), epochs=epochs, ckpt_path="last")
+    assert digests(run) == before  # every checkpoint and file byte-identical
+
+
+def test_a_runs_newest_checkpoint_goes_on_in_its_folder_and_an_older_one_starts_another(mnist_dir, tmp_path):
+    first = fit(tmp_path, MLPClassifier(), mnist(mnist_dir), epochs=2)
+    run = Path(first.log_dir)
+    (best,) = (run / "checkpoints").glob("epoch*.ckpt")
+    before = digests(run)
+    branch = fit(tmp_path, MLPClassifier(), mnist(mnist_dir), epochs=3, ckpt_path=best)  # not the newest: a branch
+    assert Path(branch.log_dir).name == "version_1" and digests(run) == before
+    again = fit(tmp_path, MLPClassifier(), mnist(mnist_dir), epochs=3, ckpt_path=run / "checkpoints" / "last.ckpt")
+    assert Path(again.log_dir) == run and again.global_step == 3 * STEPS
+
+
+# -- test and predict from a checkpoint alone --
+
+
+def test_test_and_predict_from_a_checkpoint_alone_from_another_folder(mnist_dir, tmp_path, monkeypatch):
+    (tmp_path / "data").symlink_to(mnist_dir, target_is_directory=True)  # the config's relative data_dir
+    monkeypatch.chdir(tmp_path)
+    args = [f"--data.val_size={VAL_SIZE}", "--data.download=false", "--data.batch_size=32", "--trainer.max_epochs=1"]
+    LitCLI(args=["fit", "--config", CONFIG, "--data.data_dir=data", *args, "--trainer.enable_progress_bar=false"])
+    run = tmp_path / "lightning_logs" / "mnist_mlp" / "version_0"
+    before = digests(run)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # data/ is not here: only the config's first line says where the run trained
+    checkpoint = "../lightning_logs/mnist_mlp/version_0/checkpoints/last.ckpt"
+    test = LitCLI(args=["test", f"--ckpt_path={checkpoint}"])
+    LitCLI(args=["predict", f"--ckpt_path={checkpoint}"])
+    assert list(elsewhere.iterdir()) == [] and sorted(p.name for p in run.parent.iterdir()) == ["version_0"]
+    after = digests(run)
+    kept = {name for name in before if name != "test_metrics.json"}  # that one gains a row
+    assert {name: after[name] for name in kept} == {name: before[name] for name in kept}  # config, hparams, ...
+    added = sorted(set(after) - set(before))
+    assert [name for name in added if not name.startswith("test/events")] == [
+        "predictions/test.csv",
+        "test/hparams.yaml",
+    ]
+    recorded = json.loads((run / "test_metrics.json").read_text())
+    assert len(recorded) == 2  # the best checkpoint, tested by the fit, and last.ckpt now
+    assert recorded["last.ckpt"]["test/acc"] == pytest.approx(test.trainer.callback_metrics["test/acc"].item())
+    assert len(pd.read_csv(run / "predictions" / "test.csv")) == 80
+
+
+def test_test_from_a_checkpoint_outside_a_run_asks_for_its_config(tmp_path):
+    stray = tmp_path / "model.ckpt"
+    stray.write_bytes(b"")
+    message = f"{stray} is not in the checkpoints/ folder of a run with its config.yaml: pass the config it was"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        LitCLI(args=["test", f"--ckpt_path={stray}"])
+
+
+def test_predict_a_new_table_with_its_id_column(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    people = pd.read_csv(PEOPLE)
+    people.to_csv("people.csv", index=False)
+    config = ["--config", str(ROOT / "configs" / "tabular_scratch.yaml"), "--data.csv=people.csv"]
+    LitCLI(args=["fit", *config, "--data.init_args.id_column=id", "--data.drop=[]", "--trainer.max_epochs=2"])
+    new = people.drop(columns="renewed").iloc[[5, 3, 11]]
+    new.to_csv("new.csv", index=False)
+    run = tmp_path / "lightning_logs" / "tabular_scratch" / "version_0"
+    LitCLI(args=["predict", f"--ckpt_path={run}/checkpoints/last.ckpt", "--data.init_args.predict_csv=new.csv"])
+    written = pd.read_csv(run / "predictions" / "new.csv")
+    assert list(written.columns) == ["row", "id", "prediction", "p_0", "p_1"]
+    assert written["row"].tolist() == [0, 1, 2] and written["id"].tolist() == new["id"].tolist()
+    assert set(written["prediction"]) <= {0, 1}
+    model = ScratchDeepNet.load_from_checkpoint(run / "checkpoints" / "last.ckpt")
+    data = TabularDataModule.load_from_checkpoint(run / "checkpoints" / "last.ckpt", predict_csv="new.csv")
+    with torch.no_grad():
+        expected = model.eval()(data.table("predict").tensors[0])
+    assert torch.allclose(torch.tensor(written["p_1"].to_numpy(), dtype=torch.float32), expected, atol=1e-5)
+
+
+# -- guards: the Lightning internals of nnmodules/_lightning.py still mean what they meant --
+
+
+class Positions(L.Callback):
+    def __init__(self) -> None:
+        self.seen: list[tuple[int, int, bool]] = []
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        self.seen.append((*epoch_position(trainer), is_last_batch(trainer)))
+
+
+def test_guard_lightnings_loop_counters_say_where_training_stands(mnist_dir, tmp_path):
+    positions = Positions()
+    trainer = trainer_in(tmp_path, epochs=2)
+    trainer.callbacks.append(positions)
+    trainer.fit(MLPClassifier(), mnist(mnist_dir))
+    # at a step's end (before Lightning counts it): the steps before it; on the epoch's last, a finished epoch
+    expected = [(epoch, batch, False) for epoch in (0, 1) for batch in range(STEPS - 1)]
+    expected[STEPS - 1 : STEPS - 1] = [(0, 0, True)]
+    assert positions.seen == [*expected, (1, 0, True)], (
+        f"Lightning's loop counters changed meaning (see nnmodules/_lightning.py): {positions.seen}"
+    )
+    checkpoint = read_checkpoint(trainer.checkpoint_callback.last_model_path)
+    assert epochs_done(checkpoint) == 2, "Lightning's saved fit-loop progress changed (see nnmodules/_lightning.py)"
+
+
+class StopAt(L.Callback):
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        if (trainer.current_epoch, batch_idx) == (0, 2):
+            stop_after_this_step(trainer)
+
+
+def test_guard_lightning_stops_after_the_step_its_sigterm_flag_is_set_in(mnist_dir, tmp_path):
+    trainer = trainer_in(tmp_path, epochs=2)
+    trainer.callbacks.append(StopAt())
+    with pytest.raises(SIGTERMException):
+        trainer.fit(MLPClassifier(), mnist(mnist_dir))
+    assert trainer.global_step == 3, "Lightning's SIGTERM flag changed (see nnmodules/_lightning.py)"
