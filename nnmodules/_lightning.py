@@ -1,6 +1,6 @@
 """Where the project reads Lightning's loop state that has no public accessor: one place, each with a guard test.
 
-Checked on Lightning 2.4-2.6 (tests/test_lifecycle.py fails with a clear message when one of them changes).
+Checked on Lightning 2.6.6; the guard tests in tests/test_lifecycle.py fail with a clear message when one changes.
 """
 
 from __future__ import annotations

@@ -141,10 +141,8 @@ class LitCLI(LightningCLI):
         path = run / f"{stage}_metrics.json"
         records = json.loads(path.read_text()) if path.is_file() else {}
         prefix = "val/" if stage == "validate" else "test/"
-        metrics = {
-            name: float(value) for name, value in self.trainer.callback_metrics.items() if name.startswith(prefix)
-        }
-        records[Path(ckpt_path).name] = metrics
+        metrics = self.trainer.callback_metrics.items()  # not the "_best" so far: a figure of the fit
+        records[Path(ckpt_path).name] = {n: float(v) for n, v in metrics if n.startswith(prefix) and "_best" not in n}
         path.write_text(json.dumps(records, indent=2) + "\n")
         rank_zero_info(f"{stage} metrics of {Path(ckpt_path).name} added to {path}")
 

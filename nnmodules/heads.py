@@ -2,7 +2,7 @@
 
 A model subclasses `ClassifierModule` or `RegressorModule`, builds its network
 and writes `forward`; everything a run logs comes from here, so every model logs
-the same names (DESIGN.md): `train/loss` (every `log_every_n_steps` steps),
+the same names (docs/design.md): `train/loss` (every `log_every_n_steps` steps),
 `train/loss_epoch`, `val/loss`, `test/loss`; classification adds `train/acc`,
 `val/acc`, `val/acc_best`, `test/acc`; regression adds `val/mse`, `val/mae`,
 `val/r2` and the same for `test/`.

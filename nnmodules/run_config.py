@@ -67,6 +67,8 @@ def with_run_config(args: Sequence[str]) -> list[str]:
     ckpt_path = _value(args, "--ckpt_path")
     if ckpt_path is None:
         return args
+    if not Path(ckpt_path).is_file():
+        raise FileNotFoundError(f"checkpoint {ckpt_path} does not exist: pass the path of a .ckpt file")
     run = run_folder(ckpt_path)
     config = run / "config.yaml" if run else None
     if config is None or not config.is_file():

@@ -235,6 +235,9 @@ def test_test_from_a_checkpoint_outside_a_run_asks_for_its_config(tmp_path):
     message = f"{stray} is not in the checkpoints/ folder of a run with its config.yaml: pass the config it was"
     with pytest.raises(ValueError, match=re.escape(message)):
         LitCLI(args=["test", f"--ckpt_path={stray}"])
+    absent = tmp_path / "checkpoints" / "absent.ckpt"
+    with pytest.raises(FileNotFoundError, match=re.escape(f"checkpoint {absent} does not exist: pass the path of")):
+        LitCLI(args=["predict", f"--ckpt_path={absent}"])
 
 
 def test_predict_a_new_table_with_its_id_column(tmp_path, monkeypatch):
