@@ -1,10 +1,11 @@
-"""A run's saved config: written once by the run itself, and enough to test or predict from its checkpoints.
+"""A run's saved config: written by the run itself, and enough to test or predict from its checkpoints.
 
 `litmodules fit` saves the run's full config as `<run>/config.yaml`, with a first
 line naming the folder it ran in. `litmodules test|validate|predict --ckpt_path
 <run>/checkpoints/X.ckpt` without `--config` reads that file, with the data's and
 model's relative paths taken from that folder, as they were when the run trained
-(paths given on the command line stay relative to where it is typed). A run
+(paths given on the command line stay relative to where it is typed); so does
+`--config <run>/config.yaml`, from any folder and with any subcommand. A run
 continued with other settings rewrites its config.yaml, and keeps the earlier one
 as `config.<n>.yaml`.
 """
@@ -12,7 +13,6 @@ as `config.<n>.yaml`.
 from __future__ import annotations
 
 import typing
-from collections.abc import Sequence
 from importlib import import_module
 from pathlib import Path
 from typing import Any
@@ -54,18 +54,22 @@ def _settings(config_text: str) -> str:
     return config_text.split("\n", 1)[1] if config_text.startswith(TRAINED_IN) else config_text
 
 
-def with_run_config(args: Sequence[str]) -> list[str]:
-    """The command line, with `--config <the run's config>` first for `test`, `validate` or `predict` given
-    `--ckpt_path` and no `--config`."""
+def with_run_config(args: Any) -> Any:
+    """The command line, with a run's config read as it was written: `--config <the run's config.yaml>` put
+    first for `test`, `validate` or `predict` given a run's `--ckpt_path` and no `--config`; and the relative
+    paths of any run's config.yaml (its first line says where it ran) taken from the folder it ran in.
+    Arguments given as a dict or Namespace (LightningCLI takes those too) are left as they are."""
+    if not isinstance(args, (list, tuple)) or not args:
+        return args
     args = list(args)
-    if (
-        not args
-        or args[0] not in FROM_CHECKPOINT
-        or any(a in ("-c", "--config") or a.startswith("--config=") for a in args)
-    ):
+    configs = [index + 1 for index, arg in enumerate(args[:-1]) if arg in ("-c", "--config")]
+    if configs:
+        for index in configs:
+            if Path(args[index]).is_file() and (text := Path(args[index]).read_text()).startswith(TRAINED_IN):
+                args[index] = _as_it_ran(text)
         return args
     ckpt_path = _value(args, "--ckpt_path")
-    if ckpt_path is None:
+    if args[0] not in FROM_CHECKPOINT or ckpt_path is None or any(a.startswith("--config=") for a in args):
         return args
     if not Path(ckpt_path).is_file():
         raise FileNotFoundError(f"checkpoint {ckpt_path} does not exist: pass the path of a .ckpt file")
@@ -76,13 +80,19 @@ def with_run_config(args: Sequence[str]) -> list[str]:
             f"{ckpt_path} is not in the checkpoints/ folder of a run with its config.yaml: pass the config it was "
             f"trained with too (`litmodules {args[0]} --config CONFIG --ckpt_path {ckpt_path}`)"
         )
-    text = config.read_text()
-    trained_in = Path(text.split("\n", 1)[0].removeprefix(TRAINED_IN)) if text.startswith(TRAINED_IN) else Path.cwd()
-    settings = yaml.safe_load(text)
+    return [args[0], "--config", _as_it_ran(config.read_text()), *args[1:]]
+
+
+def _as_it_ran(config_text: str) -> str:
+    """A run's saved config as YAML text, its data's and model's relative paths made absolute from the folder
+    the run ran in (its first line), or from here when it does not say."""
+    first = config_text.split("\n", 1)[0]
+    trained_in = Path(first.removeprefix(TRAINED_IN)) if first.startswith(TRAINED_IN) else Path.cwd()
+    settings = yaml.safe_load(config_text)
     for section in ("data", "model"):
         if isinstance(settings.get(section), dict):
             _absolute_paths(settings[section], trained_in)
-    return [args[0], "--config", yaml.safe_dump(settings), *args[1:]]
+    return yaml.safe_dump(settings)
 
 
 def _value(args: list[str], option: str) -> str | None:

@@ -227,6 +227,9 @@ def test_test_and_predict_from_a_checkpoint_alone_from_another_folder(mnist_dir,
     assert len(recorded) == 2  # the best checkpoint, tested by the fit, and last.ckpt now
     assert recorded["last.ckpt"]["test/acc"] == pytest.approx(test.trainer.callback_metrics["test/acc"].item())
     assert len(pd.read_csv(run / "predictions" / "test.csv")) == 80
+    config = "../lightning_logs/mnist_mlp/version_0/config.yaml"  # given by hand: read the same way
+    validate = LitCLI(args=["validate", "--config", config, f"--ckpt_path={checkpoint}"])
+    assert validate.trainer.callback_metrics["val/acc"] > 0.5 and (run / "validate_metrics.json").is_file()
 
 
 def test_test_from_a_checkpoint_outside_a_run_asks_for_its_config(tmp_path):
