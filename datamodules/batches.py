@@ -110,29 +110,21 @@ def epoch_order(rows: int, seed: int, epoch: int, total: int, device: torch.devi
 
 
 class Resumption:
-    """Where a resumed run's interrupted epoch goes on: `rows` of its global order were trained, in `batches`.
+    """Where a resumed run's interrupted epoch goes on: `rows` of its global order were trained already.
 
-    The global order is `epoch_order`; rank r of n takes its rows r, r + n, r + 2n, ..., so after k batches of
-    b rows on each of n ranks, the first k * b * n rows of it are done, whatever the number of ranks: a run
-    may go on with another number of processes, or another batch size, from the very row it stopped at.
+    The global order is `epoch_order`; rank r of n takes its rows r, r + n, r + 2n, ..., so after k steps of
+    b rows on each of n ranks, the first k * b * n rows of it are done.
     """
 
     def __init__(self) -> None:
         self.set()
 
-    def set(self, epoch: int = -1, rows: int = 0, batches: int = 0) -> None:
-        self.epoch, self.rows, self.batches = epoch, rows, batches
+    def set(self, epoch: int = -1, rows: int = 0) -> None:
+        self.epoch, self.rows = epoch, rows
 
     def start(self, epoch: int) -> int:
         """Rows of `epoch`'s global order to skip: those done before the interruption, in its epoch only."""
         return self.rows if epoch == self.epoch else 0
-
-    def rows_done(self, epoch: int, batches: int, rows_per_batch: int) -> int:
-        """Rows of `epoch`'s global order done after `batches` batches of it (counted as Lightning counts them,
-        from the epoch's start) of `rows_per_batch` rows on all ranks together."""
-        if epoch != self.epoch:
-            return batches * rows_per_batch
-        return self.rows + (batches - self.batches) * rows_per_batch
 
 
 class TrainSampler(DistributedSampler):
@@ -474,18 +466,19 @@ class TensorDataModule(L.LightningDataModule):
         epoch, batches = epoch_position(trainer)
         if not batches:
             return {}
-        rows_per_step = self.batch_size * trainer.world_size
-        rows = self.resumption.rows_done(epoch, batches, rows_per_step)
-        return {POSITION: {"epoch": epoch, "rows": rows, "batches": batches, "rows_per_step": rows_per_step}}
+        rows_per_step = self.batch_size * trainer.world_size  # the same in every step of an epoch (see below)
+        return {POSITION: {"epoch": epoch, "batches": batches, "rows_per_step": rows_per_step}}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Where an interrupted epoch goes on. It goes on in the steps it began with: Lightning counts an
         epoch's batches, and ends it at the count it expects. A mid-epoch checkpoint with other steps than
         this run's (another batch size or number of processes) is refused, before any training step."""
-        position = dict(state_dict.get(POSITION, {}))
-        before = position.pop("rows_per_step", None)
-        trainer = self.trainer
-        if before is not None and trainer is not None and before != self.batch_size * trainer.world_size:
+        position = state_dict.get(POSITION)
+        if position is None:
+            self.resumption.set()
+            return
+        before, trainer = position["rows_per_step"], self.trainer
+        if trainer is not None and before != self.batch_size * trainer.world_size:
             last = Path(trainer.ckpt_path or ".").with_name("last.ckpt")
             raise ValueError(
                 f"{trainer.ckpt_path} stopped in the middle of epoch {position['epoch']}, after "
@@ -494,4 +487,4 @@ class TensorDataModule(L.LightningDataModule):
                 f"with the batch size and processes it had, then change them at the next `--ckpt_path last`; "
                 f"or go on from the end of the epoch before, in a new run folder, with `--ckpt_path {last}`"
             )
-        self.resumption.set(**position)
+        self.resumption.set(position["epoch"], position["batches"] * before)

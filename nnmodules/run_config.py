@@ -21,7 +21,7 @@ import lightning as L
 import yaml
 from lightning.pytorch.cli import SaveConfigCallback
 
-from nnmodules.runs import keep_earlier, run_folder
+from nnmodules.runs import earlier_name, run_folder
 
 TRAINED_IN = "# trained in: "  # the first line of a run's config.yaml, then the folder the run started from
 FROM_CHECKPOINT = ("validate", "test", "predict")  # the subcommands that can take their config from a run
@@ -45,7 +45,7 @@ class RunConfig(SaveConfigCallback):
         if trainer.is_global_zero:
             text = path.read_text()
             if earlier is not None and _settings(earlier) != text:
-                keep_earlier(path, earlier)
+                earlier_name(path).write_text(earlier)
             path.write_text(f"{TRAINED_IN}{Path.cwd()}\n{text}")
 
 

@@ -69,12 +69,11 @@ def run_folder(ckpt_path: str | Path | None) -> Path | None:
     return Path(ckpt_path).parent.parent
 
 
-def keep_earlier(path: Path, text: str) -> Path:
-    """Writes `text`, what `path` held before, to the next free `<stem>.<n><suffix>` beside it."""
+def earlier_name(path: Path) -> Path:
+    """The next free `<stem>.<n><suffix>` beside `path`: where an earlier version of it is kept."""
     number = 1
     while (kept := path.with_name(f"{path.stem}.{number}{path.suffix}")).exists():
         number += 1
-    kept.write_text(text)
     return kept
 
 
@@ -216,21 +215,20 @@ class LitTrainer(L.Trainer):
         if ckpt_path is not None and Path(ckpt_path).suffix == ".ckpt":  # not Lightning's "best", "hpc", ...
             self._refuse_finished_run(ckpt_path)
         hparams = self._hparams_file(ckpt_path) if ckpt_path is not None else None
-        earlier = hparams.read_text() if hparams is not None and hparams.is_file() else None
-        if earlier is not None:
-            hparams.unlink()  # Lightning writes hparams.yaml only where there is none: this run's settings
+        kept = hparams.rename(earlier_name(hparams)) if hparams is not None and hparams.is_file() else None
+        # moved aside: Lightning writes hparams.yaml only where there is none, and so writes this run's settings
         try:
             with warnings.catch_warnings():
                 if ckpt_path is not None:  # continuing a run: its checkpoint folder is meant to hold checkpoints
                     warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")
                 super().fit(model, train_dataloaders, val_dataloaders, datamodule, ckpt_path, weights_only)
         finally:
-            if earlier is not None and not hparams.is_file():
-                hparams.write_text(earlier)  # the run stopped before writing its own
-            elif earlier is not None and hparams.read_text() != earlier:
-                rank_zero_info(
-                    f"this run's settings differ from its earlier ones, kept in {keep_earlier(hparams, earlier)}"
-                )
+            if kept is not None and not hparams.is_file():
+                kept.rename(hparams)  # the run stopped before writing its own
+            elif kept is not None and hparams.read_bytes() == kept.read_bytes():
+                kept.unlink()
+            elif kept is not None:
+                rank_zero_info(f"this run's settings differ from its earlier ones, which are kept in {kept}")
 
     def _hparams_file(self, ckpt_path: str | Path) -> Path | None:
         """The hparams.yaml of the run folder a fit continues in, on rank 0."""
