@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from conftest import ROOT, TEST_IMAGES, VAL_SIZE
 
 import datamodules
@@ -163,7 +164,15 @@ def test_every_config_runs(config, mnist_dir, in_tmp):
     if "tabular" in config:
         args += [f"--data.csv={ROOT / 'examples' / 'people.csv'}"]
     cli = LitCLI(args=args)
-    assert cli.trainer.state.finished
+    settings = yaml.safe_load((ROOT / "configs" / config).read_text())
+    model = settings["model"]  # built as the recipe says, with every callback it names
+    assert f"{type(cli.model).__module__.split('.')[0]}.{type(cli.model).__name__}" == model["class_path"]
+    for name, value in model["init_args"].items():
+        given = cli.model.hparams[name]
+        assert (list(given) if isinstance(given, (list, tuple)) else given) == value, name
+    named = {callback["class_path"].rsplit(".", 1)[1] for callback in settings["trainer"].get("callbacks", [])}
+    assert named <= {type(callback).__name__ for callback in cli.trainer.callbacks}
+    assert cli.trainer.global_step == 1 and torch.isfinite(cli.trainer.callback_metrics["train/loss_epoch"])
 
 
 def test_plain_tabular_script(in_tmp, monkeypatch, capsys):

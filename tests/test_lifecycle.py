@@ -187,6 +187,16 @@ def test_a_finished_run_is_refused_and_left_as_it_was(mnist_dir, tmp_path):
     assert digests(run) == before  # every checkpoint and file byte-identical
 
 
+def test_last_continues_the_newest_of_several_runs(mnist_dir, tmp_path):
+    first = fit(tmp_path, MLPClassifier(), mnist(mnist_dir), epochs=1)
+    second = fit(tmp_path, MLPClassifier(), mnist(mnist_dir), epochs=1)
+    assert [Path(t.log_dir).name for t in (first, second)] == ["version_0", "version_1"]
+    older = digests(Path(first.log_dir))
+    resumed = fit(tmp_path, MLPClassifier(), mnist(mnist_dir), epochs=2, ckpt_path="last")
+    assert resumed.ckpt_path == second.checkpoint_callback.last_model_path and resumed.log_dir == second.log_dir
+    assert digests(Path(first.log_dir)) == older
+
+
 def test_a_runs_newest_checkpoint_goes_on_in_its_folder_and_an_older_one_starts_another(mnist_dir, tmp_path):
     first = fit(tmp_path, MLPClassifier(), mnist(mnist_dir), epochs=2)
     run = Path(first.log_dir)

@@ -106,10 +106,15 @@ def test_predict_returns_class_probabilities(fitted):
     torch.testing.assert_close(probabilities.sum(dim=1), torch.ones(len(probabilities)))
 
 
-def test_fast_dev_run(mnist):
-    trainer = L.Trainer(fast_dev_run=True, **QUIET)
-    trainer.fit(MLPClassifier(), mnist)
-    assert trainer.state.finished
+def test_fast_dev_run_takes_one_step_and_one_validation_batch(mnist, tmp_path):
+    model = MLPClassifier()
+    before = [parameter.clone() for parameter in model.parameters()]
+    trainer = L.Trainer(fast_dev_run=True, default_root_dir=tmp_path, **QUIET)
+    trainer.fit(model, mnist)
+    assert trainer.global_step == 1 and trainer.num_val_batches == [1]
+    assert all(not torch.equal(b, a) for b, a in zip(before, model.parameters(), strict=True))  # it stepped
+    assert {"train/loss_epoch", "train/acc", "val/loss", "val/acc"} <= set(trainer.callback_metrics)
+    assert list(tmp_path.iterdir()) == []  # a dry run writes no checkpoint and no log
 
 
 def test_overfits_one_batch(mnist):
@@ -125,9 +130,12 @@ def test_takes_1x28x28_images(mnist_dir):
     from datamodules import MNISTDataModule
 
     data = MNISTDataModule(mnist_dir, batch_size=16, val_size=64, download=False, flatten=False)
+    model, shapes = MLPClassifier(), []
+    model.register_forward_hook(lambda module, inputs, output: shapes.append((inputs[0].shape, output.shape)))
     trainer = L.Trainer(fast_dev_run=True, **QUIET)
-    trainer.fit(MLPClassifier(), data)
-    assert trainer.state.finished
+    trainer.fit(model, data)
+    assert shapes[0] == ((16, 1, 28, 28), (16, 10))  # images in, one score per class out
+    assert torch.isfinite(trainer.callback_metrics["train/loss_epoch"])
 
 
 def test_batch_size_finder_sets_the_data_modules_batch_size(mnist):

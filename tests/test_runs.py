@@ -134,6 +134,7 @@ def test_sigterm_saves_the_step_it_ended_and_exits_143(mnist_dir, tmp_path, capl
     model, data = build("mlp", mnist_dir)
     resumed = trainer_in(tmp_path, "mlp")
     resumed.fit(model, data, ckpt_path="last")
+    assert resumed.ckpt_path == str(folder / "interrupted.ckpt")  # the step it ended, not the epoch before
     assert Path(resumed.log_dir).name == "version_0" and resumed.global_step == EPOCHS * 8
 
 

@@ -146,9 +146,12 @@ def test_balanced_class_weights_reach_the_loss():
     plain = MLPClassifier(data.num_features, num_classes=2)
     plain.load_state_dict(weighted.state_dict())
     features, targets = data.table("train").tensors
-    assert not torch.isclose(
-        weighted.compute_loss(weighted(features), targets), plain.compute_loss(plain(features), targets)
-    )
+    with torch.no_grad():
+        scores = weighted.eval()(features)  # evaluation mode: no dropout, so only the weights differ
+        assert torch.equal(scores, plain.eval()(features))
+    by_hand = torch.nn.functional.cross_entropy(scores, targets, weight=torch.tensor(weights, dtype=torch.float32))
+    assert weighted.compute_loss(scores, targets) == pytest.approx(by_hand.item())
+    assert not torch.isclose(weighted.compute_loss(scores, targets), plain.compute_loss(scores, targets))
 
 
 def test_rows_without_target_are_dropped_with_a_warning():

@@ -1,0 +1,127 @@
+"""The task logic every model shares (nnmodules/heads.py): losses, the loss check, best-so-far metrics."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from conftest import VAL_SIZE
+from lightning.pytorch.loggers import TensorBoardLogger
+from test_runs import QUIET, Crash, CrashAtEpoch
+
+from datamodules import MNISTDataModule, ToyRegressionDataModule
+from nnmodules import MLPClassifier, ScratchDeepNet, ToyRegressor
+from nnmodules.cli import LOGGER_DEFAULTS, make_trainer
+
+SCORES = torch.tensor([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0], [0.0, 0.0, 3.0], [1.0, 2.0, 0.5]])
+TARGETS = torch.tensor([0, 2, 2, 1])
+WEIGHTS = [1.0, 2.0, 0.5]
+
+
+def cross_entropy_by_hand(scores: torch.Tensor, targets: torch.Tensor, weights: list[float] | None) -> float:
+    """-sum(w_y log softmax(s)_y) / sum(w_y), written out."""
+    total = weight_sum = 0.0
+    for row, target in zip(scores.tolist(), targets.tolist(), strict=True):
+        log_probability = row[target] - math.log(sum(math.exp(s) for s in row))
+        weight = 1.0 if weights is None else weights[target]
+        total, weight_sum = total - weight * log_probability, weight_sum + weight
+    return total / weight_sum
+
+
+@pytest.mark.parametrize("weights", [None, WEIGHTS], ids=["plain", "weighted"])
+def test_the_mlps_loss_is_cross_entropy_weighted_by_class(weights):
+    model = MLPClassifier(input_dim=3, hidden_dims=[], num_classes=3, class_weights=weights)
+    assert model.compute_loss(SCORES, TARGETS).item() == pytest.approx(cross_entropy_by_hand(SCORES, TARGETS, weights))
+
+
+def test_the_binary_loss_is_cross_entropy_on_the_probability_weighted_by_class():
+    model = MLPClassifier(input_dim=3, hidden_dims=[], num_classes=2, class_weights=[1.0, 3.0])
+    model.task = "binary"
+    probabilities, targets = torch.tensor([0.9, 0.2, 0.6]), torch.tensor([1, 0, 0])
+    # -(3 log 0.9 + 1 log 0.8 + 1 log 0.4) / 3: torch's binary cross-entropy takes the mean, weights and all
+    expected = -(3 * math.log(0.9) + math.log(0.8) + math.log(0.4)) / 3
+    assert model.compute_loss(probabilities, targets).item() == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("weights", [None, WEIGHTS], ids=["plain", "weighted"])
+def test_the_scratch_nets_multiclass_loss_is_weighted_nll_of_its_log_probabilities(weights):
+    model = ScratchDeepNet(input_dim=3, hidden_dims=[2], num_classes=3, class_weights=weights)
+    log_probabilities = SCORES.log_softmax(dim=1)
+    expected = cross_entropy_by_hand(SCORES, TARGETS, weights)
+    assert model.calc_loss(log_probabilities, TARGETS).item() == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(("weights", "expected"), [(None, (0.1 + 0.2 + 0.6) / 3), ([1.0, 3.0], (0.3 + 0.2 + 0.6) / 5)])
+def test_the_scratch_nets_binary_loss_is_the_tutorials_mean_absolute_error_weighted_by_class(weights, expected):
+    model = ScratchDeepNet(
+        input_dim=3, hidden_dims=[2], num_classes=2, task="binary", loss="mae", class_weights=weights
+    )
+    probabilities, targets = torch.tensor([0.9, 0.2, 0.6]), torch.tensor([1, 0, 0])
+    assert model.calc_loss(probabilities, targets).item() == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_a_loss_that_is_not_finite_stops_training_naming_its_batch(bad):
+    model = MLPClassifier(input_dim=3, hidden_dims=[], num_classes=3)
+    finite = (torch.tensor(0.5), None, TARGETS, 6)
+    model._pending = [finite, (torch.tensor(bad), None, TARGETS, 7), finite]
+    with pytest.raises(FloatingPointError, match=rf"^the training loss became {bad} at epoch 0, batch 7: training"):
+        model.update_training_metrics()
+
+
+class WorseFrom(L.Callback):
+    """Scrambles the weights at the start of one epoch: its validation is worse than any before."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch, self.seen = epoch, []
+
+    def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if trainer.current_epoch == self.epoch:
+            with torch.no_grad():
+                for parameter in module.parameters():
+                    parameter.copy_(torch.randn_like(parameter) * 5)
+
+    def on_validation_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self.seen.append({name: float(value) for name, value in trainer.callback_metrics.items()})
+
+
+def classifier_run(mnist_dir: Path) -> tuple[L.LightningModule, L.LightningDataModule, str, str, type]:
+    data = MNISTDataModule(mnist_dir, batch_size=32, val_size=VAL_SIZE, download=False)
+    return MLPClassifier(hidden_dims=[32], lr_schedule="constant"), data, "val/acc", "val/acc_best", max
+
+
+def regressor_run(mnist_dir: Path) -> tuple[L.LightningModule, L.LightningDataModule, str, str, type]:
+    data = ToyRegressionDataModule(n_samples=200, batch_size=20)
+    return ToyRegressor(hidden_dims=[8], lr=0.05), data, "val/mse", "val/mse_best", min
+
+
+@pytest.mark.parametrize("resumed", [False, True], ids=["straight", "resumed-before-it"])
+@pytest.mark.parametrize("kind", [classifier_run, regressor_run], ids=["classifier", "regressor"])
+def test_the_best_so_far_keeps_the_best_epoch_through_a_worse_one_and_a_resume(kind, resumed, mnist_dir, tmp_path):
+    L.seed_everything(0)
+    model, data, metric, best, better = kind(mnist_dir)
+    logger = TensorBoardLogger(**{**LOGGER_DEFAULTS, "save_dir": str(tmp_path), "log_graph": False})
+    worse = WorseFrom(epoch=2)
+    trainer = make_trainer(logger=logger, max_epochs=3, **QUIET)
+    trainer.callbacks.append(worse)
+    seen = []
+    if resumed:  # stopped at the start of the worse epoch: the best so far must come back from the checkpoint
+        trainer.callbacks.append(CrashAtEpoch(2))
+        with pytest.raises(Crash):
+            trainer.fit(model, data)
+        seen = worse.seen
+        model, data, *_ = kind(mnist_dir)
+        trainer = make_trainer(logger=logger, max_epochs=3, **QUIET)
+        worse = WorseFrom(epoch=2)
+        trainer.callbacks.append(worse)
+        trainer.fit(model, data, ckpt_path="last")
+    else:
+        trainer.fit(model, data)
+    epochs = seen + worse.seen
+    values = [epoch[metric] for epoch in epochs]
+    assert len(values) == 3 and better(values) == better(values[:2]) != values[2]  # the scrambled epoch is worse
+    assert [epoch[best] for epoch in epochs] == pytest.approx([better(values[: i + 1]) for i in range(3)])
