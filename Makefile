@@ -10,7 +10,7 @@ DATA_DIR ?= data
 TORCH := torch==2.14.1 torchvision==0.29.1
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install train test lint smoke benchmark clean
+.PHONY: install train test lint smoke benchmark mutation clean
 
 install: $(INSTALLED)
 
@@ -38,5 +38,13 @@ smoke: $(INSTALLED)
 benchmark: $(INSTALLED)
 	$(BIN)/python scripts/benchmark.py --data-dir $(DATA_DIR)
 
+# mutation testing (slow: not in CI): pyproject.toml's [tool.mutmut] names the modules and tests;
+# `make mutation MUTANTS='nnmodules.heads*'` tests the mutants of one module only
+MUTANTS ?=
+mutation: $(INSTALLED)
+	rm -rf mutants
+	$(BIN)/mutmut run $(MUTANTS) || true
+	$(BIN)/python scripts/mutation_report.py
+
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache mutants

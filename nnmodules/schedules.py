@@ -24,19 +24,18 @@ from nnmodules._lightning import epoch_position
 def planned_steps(trainer: L.Trainer) -> float:
     """The optimizer steps of the whole run, the steps a resumed run took before included; inf without an end.
 
-    For a new run, Lightning's `estimated_stepping_batches`. For a resumed one, the steps taken, plus those
-    left in the interrupted epoch, plus the remaining epochs at the current epoch length; at most `max_steps`.
+    The steps taken (by a resumed run), plus those left in the epoch under way, plus the remaining epochs at
+    the current epoch length; at most `max_steps`. For a new run: Lightning's `estimated_stepping_batches`.
     Valid from `on_train_start` on (Lightning restores the loops after `configure_optimizers`).
     """
-    estimated = trainer.estimated_stepping_batches
-    epoch, batches_done = epoch_position(trainer)
-    if not math.isfinite(estimated) or (trainer.global_step == 0 and epoch == 0 and batches_done == 0):
+    estimated = trainer.estimated_stepping_batches  # for a new run, what the count below comes to
+    if not math.isfinite(estimated):
         return estimated
+    epoch, batches_done = epoch_position(trainer)
     batches = trainer.num_training_batches
     steps_per_epoch = math.ceil(batches / trainer.accumulate_grad_batches)
-    # an epoch resumed with another batch size may hold more or fewer batches: Lightning ends it at the
-    # epoch's length at the latest, so this counts no fewer steps than are taken
-    left = batches - batches_done if batches_done < batches else batches
+    # an epoch resumed past a smaller limit_train_batches: Lightning takes one more step of it, then ends it
+    left = batches - batches_done if batches_done <= batches else 1
     total = trainer.global_step + math.ceil(left / trainer.accumulate_grad_batches)
     total += max(trainer.max_epochs - epoch - 1, 0) * steps_per_epoch
     return min(total, trainer.max_steps) if trainer.max_steps != -1 else total

@@ -85,6 +85,54 @@ def test_train_longer_with_one_cycle_replans_it_to_the_new_end(mnist_dir, tmp_pa
     assert f"{line}; going on from step 8" in caplog.text
 
 
+def test_train_longer_with_gradient_accumulation_counts_optimizer_steps(mnist_dir, tmp_path):
+    fit(tmp_path, MLPClassifier(), mnist(mnist_dir), epochs=1, accumulate_grad_batches=2)
+    rates = recording_rates(model := MLPClassifier())
+    longer = fit(tmp_path, model, mnist(mnist_dir), epochs=3, ckpt_path="last", accumulate_grad_batches=2)
+    assert longer.global_step == one_cycle(longer).total_steps == 3 * STEPS // 2
+    assert rates[1::2] == pytest.approx(one_cycle_plan(3e-3, 3 * STEPS // 2)[STEPS // 2 :], rel=1e-6)
+
+
+def interrupted_in_epoch_1(folder: Path, mnist_dir: Path, batch: int) -> None:
+    trainer = trainer_in(folder, epochs=2)
+    trainer.callbacks.insert(0, SignalAt(signal.SIGTERM, epoch=1, batch=batch))
+    with pytest.raises(SystemExit):
+        trainer.fit(MLPClassifier(), mnist(mnist_dir))
+
+
+def test_an_interrupted_epoch_resumed_for_longer_follows_the_longer_plan_from_its_step(mnist_dir, tmp_path, caplog):
+    interrupted_in_epoch_1(tmp_path, mnist_dir, batch=2)
+    rates = recording_rates(model := MLPClassifier())
+    longer = fit(tmp_path, model, mnist(mnist_dir), epochs=3, ckpt_path="last")
+    assert longer.global_step == one_cycle(longer).total_steps == 3 * STEPS
+    assert rates == pytest.approx(one_cycle_plan(3e-3, 3 * STEPS)[STEPS + 3 :], rel=1e-6)
+    assert "16 steps, peak 0.003 -> 24 steps, peak 0.003; going on from step 11" in caplog.text
+
+
+def test_an_interrupted_epoch_resumed_as_it_was_keeps_its_schedule_and_says_nothing(mnist_dir, tmp_path, caplog):
+    interrupted_in_epoch_1(tmp_path, mnist_dir, batch=2)
+    same = fit(tmp_path, MLPClassifier(), mnist(mnist_dir), epochs=2, ckpt_path="last")
+    assert same.global_step == one_cycle(same).total_steps == 2 * STEPS and "re-planned" not in caplog.text
+
+
+@pytest.mark.parametrize(("done", "more"), [(4, 0), (5, 1)])
+def test_an_epoch_resumed_past_a_smaller_limit_ends_as_lightning_ends_it_and_so_does_the_plan(
+    done, more, mnist_dir, tmp_path
+):
+    interrupted_in_epoch_1(tmp_path, mnist_dir, batch=done - 1)  # `done` of the epoch's 8 steps taken
+    shorter = fit(tmp_path, MLPClassifier(), mnist(mnist_dir), epochs=3, ckpt_path="last", limit_train_batches=4)
+    # at the limit Lightning ends the interrupted epoch at once; past it, after one more step
+    assert shorter.global_step == one_cycle(shorter).total_steps == STEPS + done + more + 4
+
+
+def test_a_resumed_run_with_max_steps_plans_for_that_many(mnist_dir, tmp_path):
+    fit(tmp_path, MLPClassifier(), mnist(mnist_dir), epochs=1)
+    rates = recording_rates(model := MLPClassifier())
+    capped = fit(tmp_path, model, mnist(mnist_dir), epochs=10, ckpt_path="last", max_steps=20)
+    assert capped.global_step == one_cycle(capped).total_steps == 20
+    assert rates == pytest.approx(one_cycle_plan(3e-3, 20)[STEPS:], rel=1e-6)
+
+
 def test_train_shorter_than_planned_replans_one_cycle_to_the_earlier_end(mnist_dir, tmp_path):
     trainer = trainer_in(tmp_path, epochs=4)
     trainer.callbacks.append(CrashAtEpoch(2))
