@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import math
+import re
 from pathlib import Path
 
 import lightning as L
@@ -15,6 +17,7 @@ from test_runs import QUIET, Crash, CrashAtEpoch
 from datamodules import MNISTDataModule, ToyRegressionDataModule
 from nnmodules import MLPClassifier, ScratchDeepNet, ToyRegressor
 from nnmodules.cli import LOGGER_DEFAULTS, make_trainer
+from nnmodules.heads import ClassifierModule, RegressorModule
 
 SCORES = torch.tensor([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0], [0.0, 0.0, 3.0], [1.0, 2.0, 0.5]])
 TARGETS = torch.tensor([0, 2, 2, 1])
@@ -125,3 +128,60 @@ def test_the_best_so_far_keeps_the_best_epoch_through_a_worse_one_and_a_resume(k
     values = [epoch[metric] for epoch in epochs]
     assert len(values) == 3 and better(values) == better(values[:2]) != values[2]  # the scrambled epoch is worse
     assert [epoch[best] for epoch in epochs] == pytest.approx([better(values[: i + 1]) for i in range(3)])
+
+
+def test_binary_predictions_are_the_probabilities_of_class_0_then_class_1():
+    model = MLPClassifier(input_dim=3, hidden_dims=[], num_classes=2)
+    model.task = "binary"
+    model.forward = lambda inputs: torch.tensor([0.9, 0.25])  # the probability of class 1
+    expected = torch.tensor([[0.1, 0.9], [0.75, 0.25]])
+    torch.testing.assert_close(model.predict_step(torch.zeros(2, 3), 0), expected)
+
+
+def test_regression_metrics_and_predictions_are_in_the_targets_units():
+    model = ToyRegressor(target_mean=5.0, target_std=2.0)
+    torch.testing.assert_close(model.in_target_units(torch.tensor([-1.0, 0.0, 1.5])), torch.tensor([3.0, 5.0, 8.0]))
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"target_std": 0.0}, "target_std must be positive, got 0.0"),
+        ({"optimizer": "sgd"}, "optimizer must be 'adam' or 'lbfgs', got 'sgd'"),
+    ],
+)
+def test_a_regressors_bad_settings_are_refused_by_name(arguments, message):
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        ToyRegressor(**arguments)
+
+
+def test_the_regressors_lbfgs_takes_line_searched_steps_of_lr():
+    model = ToyRegressor(optimizer="lbfgs", lr=0.5)
+    optimizer = model.configure_optimizers()
+    assert isinstance(optimizer, torch.optim.LBFGS)
+    assert (optimizer.defaults["lr"], optimizer.defaults["max_iter"], optimizer.defaults["line_search_fn"]) == (
+        0.5,
+        20,
+        "strong_wolfe",
+    )
+
+
+def test_the_task_bases_defaults_are_the_documented_ones():
+    regressor = inspect.signature(RegressorModule.__init__).parameters
+    defaults = {name: parameter.default for name, parameter in regressor.items() if name != "self"}
+    assert defaults == {
+        "target_mean": 0.0,
+        "target_std": 1.0,
+        "optimizer": "adam",
+        "lr": 1e-3,
+        "weight_decay": 0.0,
+        "lr_schedule": "constant",
+    }
+    classifier = inspect.signature(ClassifierModule.__init__).parameters
+    assert {name: p.default for name, p in classifier.items() if name not in ("self", "num_classes")} == {
+        "task": "multiclass",
+        "class_weights": None,
+        "lr": 1e-3,
+        "weight_decay": 0.0,
+        "lr_schedule": "one_cycle",
+    }
