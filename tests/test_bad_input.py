@@ -39,6 +39,15 @@ def table(folder: Path, text: str) -> Path:
     return path
 
 
+def predict_table(folder: Path, text: str) -> None:
+    """Predict on a table of `text` with the preprocessing of a small training table with columns a, b, y."""
+    (folder / "new.csv").write_text(text)
+    data = TabularDataModule(
+        table(folder, "a,b,y\n" + "1,2,0\n3,4,1\n" * 10), target="y", predict_csv=folder / "new.csv"
+    )
+    data.table("predict")
+
+
 def mnist_files(folder: Path, images: bytes | None = None, labels: bytes | None = None) -> Path:
     """A data_dir with MNIST's four files, the training pair replaced by the bytes given."""
     raw = folder / "MNIST" / "raw"
@@ -90,6 +99,8 @@ DATA_ROWS: list[tuple[str, Callable[[Path], object], type, str]] = [
     ("fractions sum to 1", lambda t: TabularDataModule(t / "x.csv", target="y", val_fraction=0.5, test_fraction=0.5),
      ValueError, "val_fraction (0.5) must be above 0 and, with test_fraction (0.5), leave some rows for training: "
      "the two must sum below 1"),
+    ("predict csv lacks a column", lambda t: predict_table(t, "a\n1\n"), ValueError,
+     "columns ['b'] were used in training but are not in the data"),
     ("table batch size 0", lambda t: TabularDataModule(t / "x.csv", target="y", batch_size=0), ValueError,
      "batch_size must be at least 1, got 0"),
     # MNIST

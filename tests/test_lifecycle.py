@@ -11,6 +11,7 @@ import json
 import re
 import signal
 from pathlib import Path
+from types import SimpleNamespace
 
 import lightning as L
 import pandas as pd
@@ -25,6 +26,7 @@ from test_runs import PEOPLE, QUIET, Crash, CrashAtEpoch, SignalAt
 from datamodules import MNISTDataModule, TabularDataModule
 from nnmodules import MLPClassifier, ScratchDeepNet
 from nnmodules._lightning import epoch_position, epochs_done, is_last_batch, stop_after_this_step
+from nnmodules.callbacks import PredictionWriter
 from nnmodules.cli import LOGGER_DEFAULTS, LitCLI, make_trainer
 from nnmodules.runs import read_checkpoint
 
@@ -320,6 +322,87 @@ def test_predict_a_new_table_with_its_id_column(tmp_path, monkeypatch):
         expected = model.eval()(data.table("predict").tensors[0])
     assert torch.allclose(torch.tensor(written["p_1"].to_numpy(), dtype=torch.float32), expected, atol=1e-5)
     assert written["prediction"].tolist() == (expected > 0.5).long().tolist()  # the label of the likelier class
+
+
+# -- the prediction file, column by column (PredictionWriter with a stand-in trainer: no training) --
+
+
+class Labelled:
+    """A data module as PredictionWriter reads one: its rows' identities and its class names."""
+
+    class_names = ["no", "yes"]
+    predict_name = "new"
+
+    def prediction_rows(self) -> pd.DataFrame:
+        return pd.DataFrame({"row": [0, 1], "id": ["b", "a"]}, index=[7, 3])  # the index is not written
+
+
+def stand_in_trainer(log_dir: Path | None, datamodule=None, **overrides) -> SimpleNamespace:
+    return SimpleNamespace(
+        **{"ckpt_path": None, "log_dir": log_dir, "datamodule": datamodule, "world_size": 1, "is_global_zero": True}
+        | overrides
+    )
+
+
+def write(writer: PredictionWriter, trainer: SimpleNamespace, outputs: list[torch.Tensor], rows=None) -> None:
+    writer.write_on_epoch_end(trainer, None, outputs, [rows or []])
+
+
+def test_predictions_of_data_without_rows_or_labels_number_both(tmp_path, caplog):
+    writer, run = PredictionWriter(), tmp_path / "run"
+    with caplog.at_level("INFO"):
+        write(writer, stand_in_trainer(run), [torch.tensor([[0.75, 0.25], [1 / 3, 2 / 3]]), torch.tensor([[0.5, 0.5]])])
+    path = run / "predictions" / "predictions.csv"  # no ckpt_path, no predict_name: the log folder, a plain name
+    assert path.read_text() == "row,prediction,p_0,p_1\n0,0,0.75,0.25\n1,1,0.333333,0.666667\n2,0,0.5,0.5\n"
+    assert f"predictions of 3 examples written to {path}" in caplog.text
+
+
+def test_predictions_name_rows_and_labels_as_the_data_has_them(tmp_path):
+    run = tmp_path / "run"
+    write(PredictionWriter(), stand_in_trainer(run, Labelled()), [torch.tensor([[0.9, 0.1], [2e-7, 1 - 2e-7]])])
+    written = (run / "predictions" / "new.csv").read_text()
+    assert written == "row,id,prediction,p_no,p_yes\n0,b,no,0.9,0.1\n1,a,yes,2e-07,1\n"
+
+
+def test_predictions_in_target_units_and_a_file_in_a_new_subfolder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no log folder at all: the working directory
+    write(PredictionWriter("deeper/still/out.csv"), stand_in_trainer(None), [torch.tensor([1.5, -1 / 3])])
+    assert (tmp_path / "deeper" / "still" / "out.csv").read_text() == "row,prediction\n0,1.5\n1,-0.333333\n"
+
+
+def test_predictions_for_fewer_rows_than_the_data_has_are_refused(tmp_path):
+    with pytest.raises(RuntimeError, match=re.escape("3 predictions for 2 rows: the data changed while predicting")):
+        write(PredictionWriter(), stand_in_trainer(tmp_path, Labelled()), [torch.rand(3, 2)])
+
+
+def test_predictions_never_replace_a_file_that_appeared_while_predicting(tmp_path):
+    target = tmp_path / "predictions" / "predictions.csv"
+    target.parent.mkdir()
+    target.write_text("earlier work\n")  # after on_predict_start looked: "x" still refuses it
+    with pytest.raises(FileExistsError):
+        write(PredictionWriter(), stand_in_trainer(tmp_path), [torch.tensor([1.0])])
+    assert target.read_text() == "earlier work\n"
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_predictions_of_several_processes_are_written_once_in_the_datas_order(rank, tmp_path, monkeypatch):
+    """Two ranks, each given every other row (as DistributedSampler does); rank 0 writes them all."""
+    mine, theirs = (torch.tensor([0, 2, 4]), torch.tensor([1, 3])) if rank == 0 else (torch.tensor([1, 3]), None)
+
+    def all_gather_object(shares, share):
+        rows, outputs = share
+        assert rows.dtype == torch.long and torch.equal(rows, mine) and torch.equal(outputs, mine * 10.0)
+        shares[:] = [share, (theirs, theirs * 10.0)] if rank == 0 else [(torch.tensor([0, 2, 4]),) * 2, share]
+
+    monkeypatch.setattr(torch.distributed, "all_gather_object", all_gather_object)
+    trainer = stand_in_trainer(tmp_path, world_size=2, is_global_zero=rank == 0)
+    batches = [mine[:2].tolist(), mine[2:].tolist()]
+    write(PredictionWriter(), trainer, [mine[:2] * 10.0, mine[2:] * 10.0], rows=batches)
+    written = tmp_path / "predictions" / "predictions.csv"
+    if rank == 0:
+        assert written.read_text() == "row,prediction\n0,0\n1,10\n2,20\n3,30\n4,40\n"
+    else:
+        assert not written.exists()
 
 
 # -- guards: the Lightning internals of nnmodules/_lightning.py still mean what they meant --
