@@ -38,13 +38,11 @@ smoke: $(INSTALLED)
 benchmark: $(INSTALLED)
 	$(BIN)/python scripts/benchmark.py --data-dir $(DATA_DIR)
 
-# mutation testing (slow: not in CI): pyproject.toml's [tool.mutmut] names the modules and tests;
-# `make mutation MUTANTS='nnmodules.heads*'` tests the mutants of one module only
-MUTANTS ?=
+# mutation testing (slow: not in CI): scripts/mutation.py names the modules and the tests of each;
+# `make mutation MODULES=preprocess` tests one of them, `make mutation MODULES='heads runs'` two
+MODULES ?=
 mutation: $(INSTALLED)
-	rm -rf mutants
-	$(BIN)/mutmut run $(MUTANTS) || true
-	$(BIN)/python scripts/mutation_report.py
+	$(BIN)/python scripts/mutation.py $(MODULES)
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache mutants
+	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache build/mutation

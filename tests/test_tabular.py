@@ -12,6 +12,7 @@ import torch
 from conftest import ROOT
 
 from datamodules import TabularDataModule
+from datamodules.preprocess import TablePreprocessing
 from nnmodules import MLPClassifier, ScratchDeepNet
 
 QUIET = {"enable_progress_bar": False, "enable_model_summary": False, "accelerator": "cpu", "logger": False}
@@ -64,6 +65,34 @@ def test_features_types_and_names():
     features, targets = data.table("train").tensors
     assert features.shape == (len(data.frames["train"]), 7) and features.dtype == torch.float32
     assert targets.dtype == torch.int64
+
+
+def test_preprocessing_by_hand():
+    """Each step on numbers worked out by hand: median fill, log1p, standardising, indicators, one-hot, other."""
+    e = np.e
+    train = pd.DataFrame({"a": [1, 2, 3, np.nan], "b": [0, e - 1, e**2 - 1, e**3 - 1], "c": ["x", "y", "x", None]})
+    with pytest.warns(UserWarning, match="column 'c' has 3 distinct values"):
+        fitted = TablePreprocessing.fit(train, ["a", "b"], ["c"], ["b"], missing_indicators=True, max_categories=2)
+    # a: median 2 fills the gap, then mean 2 and deviation sqrt(1/2); b: log1p gives 0..3, mean 1.5, deviation
+    # sqrt(5/4); c: x (twice), then <missing> before y (alphabetical among ties) are kept, y goes to <other>
+    assert fitted.feature_names == ["a", "b", "a_missing", "c=<missing>", "c=x", "c=<other>"]
+    new = pd.DataFrame({"a": [4, np.nan], "b": [e - 1, 0], "c": ["y", None]})
+    expected = [[2 / 0.5**0.5, -0.5 / 1.25**0.5, 0, 0, 0, 1], [0, -1.5 / 1.25**0.5, 1, 1, 0, 0]]
+    assert torch.allclose(fitted.transform(new), torch.tensor(expected))
+    raw = TablePreprocessing.fit(train, ["a", "b"], ["c"], [], standardize=False)  # plain numbers, all of c kept
+    assert torch.allclose(raw.transform(new), torch.tensor([[4, e - 1, 0, 0, 1], [2, 0, 1, 0, 0]]))
+
+
+def test_preprocessing_of_columns_without_spread():
+    """A column missing in every training row, or constant, passes through finite: filled with 0, divided by 1."""
+    train = pd.DataFrame({"empty": [np.nan] * 4, "same": [7.0] * 4})
+    fitted = TablePreprocessing.fit(train, ["empty", "same"], [], [])
+    assert (fitted.medians, fitted.means, fitted.stds) == (
+        {"empty": 0, "same": 7},
+        {"empty": 0, "same": 7},
+        {"empty": 1, "same": 1},
+    )
+    assert fitted.transform(pd.DataFrame({"empty": [5, np.nan], "same": [9, 7]})).tolist() == [[5, 2], [0, 0]]
 
 
 def test_statistics_come_from_the_training_split_only():

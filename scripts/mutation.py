@@ -1,0 +1,142 @@
+"""`make mutation`: mutmut over the modules where a silent bug costs users most, each against its own tests.
+
+    python scripts/mutation.py [MODULE ...] [--fresh]
+
+Each module (a key of MODULES, e.g. `preprocess`) is mutated in its own copy of the working tree,
+`build/mutation/<module>/`, where mutmut runs, for each mutant, those of the module's test files that
+call the function it changed. A second run keeps the verdicts of functions and tests that did not change,
+and runs again the mutants that survived (the tests may have changed since) and any new ones; `--fresh`
+starts over. Then it prints each module's kill rate and every survivor with its change.
+
+Mutants listed in tests/mutation_equivalents.txt (one `name  reason` a line) change no behaviour a user
+could see: they are left out of the kill rate and printed apart with their reasons.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+EQUIVALENTS = ROOT / "tests" / "mutation_equivalents.txt"
+MUTMUT = [sys.executable, "-m", "mutmut"]
+
+# module -> (its file, the in-process test files that exercise it; mutmut cannot follow a test into a
+# subprocess, so tests/test_ddp.py and the command-line subprocess tests do not count)
+MODULES = {
+    "batches": ("datamodules/batches.py", ["tests/test_data.py", "tests/test_runs.py"]),
+    "preprocess": ("datamodules/preprocess.py", ["tests/test_tabular.py", "tests/test_bad_input.py"]),
+    "tabular": ("datamodules/tabular.py", ["tests/test_tabular.py", "tests/test_bad_input.py"]),
+    "heads": (
+        "nnmodules/heads.py",
+        ["tests/test_tasks.py", "tests/test_mlp.py", "tests/test_scratch.py", "tests/test_regression.py"],
+    ),
+    "schedules": ("nnmodules/schedules.py", ["tests/test_lifecycle.py"]),
+    "runs": ("nnmodules/runs.py", ["tests/test_runs.py", "tests/test_lifecycle.py"]),
+    "callbacks": ("nnmodules/callbacks.py", ["tests/test_lifecycle.py", "tests/test_tensorboard.py"]),
+}
+
+
+def working_copy(module: str, fresh: bool) -> Path:
+    """build/mutation/<module>: the working tree's files (committed or not), and pyproject.toml's mutmut settings
+    with the module and its tests; mutmut's results of an earlier run stay unless `fresh`."""
+    copy = ROOT / "build" / "mutation" / module
+    if fresh:
+        shutil.rmtree(copy, ignore_errors=True)
+    listed = ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"]
+    files = subprocess.run(listed, cwd=ROOT, capture_output=True, check=True).stdout.decode().split("\0")
+    for name in filter(None, files):
+        source, target = ROOT / name, copy / name
+        if source.is_file() and (not target.exists() or target.read_bytes() != source.read_bytes()):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    path, tests = MODULES[module]
+    settings = f"only_mutate = [{path!r}]\npytest_add_cli_args_test_selection = {tests!r}\n".replace("'", '"')
+    pyproject = (ROOT / "pyproject.toml").read_text().replace("[tool.mutmut]\n", "[tool.mutmut]\n" + settings)
+    (copy / "pyproject.toml").write_text(pyproject)
+    return copy
+
+
+def results(copy: Path) -> dict[str, str]:
+    """Every mutant's name and status, as `mutmut results --all true` prints them."""
+    output = mutmut(copy, "results", "--all", "true").stdout
+    return dict(re.findall(r"^\s*(\S+): (.+)$", output, re.MULTILINE))
+
+
+def change(copy: Path, name: str) -> str:
+    """The lines a mutant changes, from `mutmut show`."""
+    diff = mutmut(copy, "show", name).stdout
+    return "\n".join(line for line in diff.splitlines() if re.match(r"^[-+](?![-+])", line))
+
+
+def mutmut(copy: Path, *args: str, capture: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run([*MUTMUT, *args], cwd=copy, capture_output=capture, text=True)
+
+
+def run(module: str, fresh: bool) -> None:
+    copy = working_copy(module, fresh)
+    if not fresh and (copy / "mutants").is_dir():
+        survivors = [name for name, status in results(copy).items() if status not in ("killed", "not checked")]
+        if survivors:  # a test written since may kill them: mutmut keeps a verdict unless a mutant is named
+            print(f"{module}: running the {len(survivors)} earlier survivors again", flush=True)
+            mutmut(copy, "run", *survivors, capture=False)
+    print(f"{module}: running the mutants not yet checked", flush=True)
+    mutmut(copy, "run", capture=False)
+
+
+def equivalents() -> dict[str, str]:
+    found = {}
+    for line in EQUIVALENTS.read_text().splitlines() if EQUIVALENTS.is_file() else []:
+        if line.strip() and not line.startswith("#"):
+            name, _, reason = line.partition(" ")
+            found[name] = reason.strip()
+    return found
+
+
+def report(modules: list[str]) -> None:
+    """The kill rate of each module (equivalent mutants left out), then every survivor with its change."""
+    equivalent = equivalents()
+    print(f"\n{'module':12} {'mutants':>8} {'killed':>7} {'equivalent':>11} {'other':>6} {'kill rate':>10}")
+    survivors = []
+    for module in modules:
+        copy = ROOT / "build" / "mutation" / module
+        statuses = results(copy) if (copy / "mutants").is_dir() else {}
+        counts = Counter("equivalent" if name in equivalent else status for name, status in statuses.items())
+        counted = sum(counts.values()) - counts["equivalent"] - counts["not checked"]
+        rate = f"{counts['killed'] / counted:10.1%}" if counted else f"{'-':>10}"
+        unchecked = f"  ({counts['not checked']} not checked)" if counts["not checked"] else ""
+        print(
+            f"{module:12} {sum(counts.values()):8} {counts['killed']:7} {counts['equivalent']:11} "
+            f"{counted - counts['killed']:6} {rate}{unchecked}"
+        )
+        survivors += [
+            (copy, name, status)
+            for name, status in sorted(statuses.items())
+            if status not in ("killed", "not checked") and name not in equivalent
+        ]
+    for copy, name, status in survivors:
+        print(f"\n{status}: {name}\n{change(copy, name)}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("modules", nargs="*", help=f"some of {', '.join(MODULES)} (default: all)")
+    parser.add_argument("--fresh", action="store_true", help="forget earlier results")
+    parser.add_argument("--report", action="store_true", help="only print the figures of earlier runs")
+    options = parser.parse_args()
+    modules = options.modules or list(MODULES)
+    if unknown := [module for module in modules if module not in MODULES]:
+        parser.error(f"no module {', '.join(unknown)}: choose from {', '.join(MODULES)}")
+    if not options.report:
+        for module in modules:
+            run(module, options.fresh)
+    report(modules)
+
+
+if __name__ == "__main__":
+    main()
