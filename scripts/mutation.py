@@ -29,7 +29,7 @@ MUTMUT = [sys.executable, "-m", "mutmut"]
 # module -> (its file, the in-process test files that exercise it; mutmut cannot follow a test into a
 # subprocess, so tests/test_ddp.py and the command-line subprocess tests do not count)
 MODULES = {
-    "batches": ("datamodules/batches.py", ["tests/test_data.py", "tests/test_runs.py"]),
+    "batches": ("datamodules/batches.py", ["tests/test_data.py", "tests/test_runs.py", "tests/test_lifecycle.py"]),
     "preprocess": ("datamodules/preprocess.py", ["tests/test_tabular.py", "tests/test_bad_input.py"]),
     "tabular": ("datamodules/tabular.py", ["tests/test_tabular.py", "tests/test_bad_input.py"]),
     "heads": (

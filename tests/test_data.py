@@ -9,7 +9,15 @@ from conftest import TEST_IMAGES, TRAIN_IMAGES, VAL_SIZE
 from torchvision.datasets import MNIST
 
 from datamodules import MNISTDataModule
-from datamodules.batches import BatchShards, DeviceBatches, TensorTable, device_loader
+from datamodules.batches import (
+    BatchShards,
+    DeviceBatches,
+    Resumption,
+    TensorTable,
+    TrainSampler,
+    device_loader,
+    epoch_order,
+)
 
 
 def epoch_batches(loader, epoch: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -146,6 +154,41 @@ def test_device_batches_shard_like_ddp():
     assert [list(BatchShards(table, 4, 2, rank)) for rank in (0, 1)] == [[0, 1, 2, 3, 8, 9, 10], [4, 5, 6, 7]]
     # fewer batches than ranks: dealt out row by row, so that no rank goes without
     assert [list(BatchShards(table, 16, 2, rank)) for rank in (0, 1)] == [[0, 2, 4, 6, 8, 10], [1, 3, 5, 7, 9]]
+
+
+def test_an_interrupted_epoch_goes_on_with_the_rows_after_those_done():
+    """Both samplers, rank 1 of 2, 4 rows of epoch 1 done: that epoch's global order without them; epoch 2 whole."""
+    table, resumption = TensorTable(torch.arange(10)), Resumption()
+    resumption.set(epoch=1, rows=4)
+    host = TrainSampler(table, num_replicas=2, rank=1, seed=7, resumption=resumption)
+    device = DeviceBatches(table, 2, train=True, seed=7, num_replicas=2, rank=1, resumption=resumption)
+    for epoch, done in ((1, 4), (2, 0)):
+        host.set_epoch(epoch)
+        device.set_epoch(epoch)
+        order = torch.randperm(10, generator=torch.Generator().manual_seed(7 + epoch))  # seeded by seed + epoch
+        assert list(host) == torch.cat(list(device)).tolist() == order[done + 1 :: 2].tolist()
+    # 11 rows for 2 ranks: the order is padded with its own first row, as DistributedSampler pads
+    first = torch.randperm(11, generator=torch.Generator().manual_seed(7))
+    assert torch.equal(epoch_order(11, seed=7, epoch=0, total=12), torch.cat([first, first[:1]]))
+
+
+def test_device_batches_count_their_batches_as_they_hand_them_out():
+    table = TensorTable(torch.arange(10))
+    for train in (True, False):
+        for drop_last in (False, True):
+            batches = DeviceBatches(table, 3, train, seed=0, num_replicas=1, rank=0, drop_last_batch=drop_last)
+            batches.set_epoch(0)
+            expected = [3, 3, 3] if train and drop_last else [3, 3, 3, 1]  # evaluation never drops a row
+            assert [len(batch) for batch in batches] == expected and len(batches) == len(expected)
+
+
+def test_tensor_tables_rows_and_mistakes(mnist_dir):
+    table = TensorTable(torch.arange(4), torch.arange(4) * 10, transform=lambda t: t + 100)
+    assert table[2] == (102, 20) and len(table) == 4 and table.to("cpu") is table
+    with pytest.raises(ValueError, match=r"^TensorTable needs tensors of equal length, got \[3, 2\]$"):
+        TensorTable(torch.zeros(3), torch.zeros(2))
+    with pytest.raises(RuntimeError, match=r"^MNISTDataModule has no 'train' split yet: call setup\(\) first$"):
+        MNISTDataModule(mnist_dir, download=False).train_dataloader()
 
 
 def test_resident_training_matches_the_host_path(mnist_dir, tmp_path):
