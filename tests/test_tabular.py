@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import runpy
 
 import lightning as L
@@ -12,7 +13,7 @@ import torch
 from conftest import ROOT
 
 from datamodules import TabularDataModule
-from datamodules.preprocess import TablePreprocessing
+from datamodules.preprocess import TablePreprocessing, to_numbers
 from nnmodules import MLPClassifier, ScratchDeepNet
 
 QUIET = {"enable_progress_bar": False, "enable_model_summary": False, "accelerator": "cpu", "logger": False}
@@ -70,17 +71,39 @@ def test_features_types_and_names():
 def test_preprocessing_by_hand():
     """Each step on numbers worked out by hand: median fill, log1p, standardising, indicators, one-hot, other."""
     e = np.e
-    train = pd.DataFrame({"a": [1, 2, 3, np.nan], "b": [0, e - 1, e**2 - 1, e**3 - 1], "c": ["x", "y", "x", None]})
+    train = pd.DataFrame({"a": [1, 2, 3, np.nan], "b": [0, e - 1, e**2 - 1, e**3 - 1], "c": ["y", "x", "y", None]})
     with pytest.warns(UserWarning, match="column 'c' has 3 distinct values"):
         fitted = TablePreprocessing.fit(train, ["a", "b"], ["c"], ["b"], missing_indicators=True, max_categories=2)
     # a: median 2 fills the gap, then mean 2 and deviation sqrt(1/2); b: log1p gives 0..3, mean 1.5, deviation
-    # sqrt(5/4); c: x (twice), then <missing> before y (alphabetical among ties) are kept, y goes to <other>
-    assert fitted.feature_names == ["a", "b", "a_missing", "c=<missing>", "c=x", "c=<other>"]
-    new = pd.DataFrame({"a": [4, np.nan], "b": [e - 1, 0], "c": ["y", None]})
+    # sqrt(5/4); c: the most frequent y, then <missing> before x (alphabetical among ties) are kept, x goes to <other>
+    assert fitted.feature_names == ["a", "b", "a_missing", "c=<missing>", "c=y", "c=<other>"]
+    new = pd.DataFrame({"a": [4, np.nan], "b": [e - 1, 0], "c": ["x", None]})
     expected = [[2 / 0.5**0.5, -0.5 / 1.25**0.5, 0, 0, 0, 1], [0, -1.5 / 1.25**0.5, 1, 1, 0, 0]]
     assert torch.allclose(fitted.transform(new), torch.tensor(expected))
     raw = TablePreprocessing.fit(train, ["a", "b"], ["c"], [], standardize=False)  # plain numbers, all of c kept
-    assert torch.allclose(raw.transform(new), torch.tensor([[4, e - 1, 0, 0, 1], [2, 0, 1, 0, 0]]))
+    assert torch.allclose(raw.transform(new), torch.tensor([[4, e - 1, 0, 1, 0], [2, 0, 1, 0, 0]]))
+
+
+def test_categories_are_kept_up_to_max_categories_then_go_to_other():
+    twenty = pd.DataFrame({"c": [f"v{i:02}" for i in range(20)]})
+    assert TablePreprocessing.fit(twenty, [], ["c"], []).categories["c"] == sorted(twenty["c"])  # default 20: all
+    three = pd.DataFrame({"c": ["a", "b", "c"]})
+    assert TablePreprocessing.fit(three, [], ["c"], [], max_categories=3).categories["c"] == ["a", "b", "c"]
+    with pytest.warns(UserWarning, match="column 'c' has 21 distinct values in the training split: keeping the 20"):
+        kept = TablePreprocessing.fit(pd.DataFrame({"c": [f"v{i:02}" for i in range(21)]}), [], ["c"], [])
+    assert kept.categories["c"] == [f"v{i:02}" for i in range(20)] + ["<other>"]
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (["1", "x", "y"], "holds 'x' (and 1 more value that is not a number)"),
+        (["x", "y", "z"], "holds 'x' (and 2 more values that are not numbers)"),
+    ],
+)
+def test_a_column_of_words_treated_as_numbers_names_the_first_and_counts_the_rest(values, message):
+    with pytest.raises(ValueError, match=re.escape(f"column 'a' is treated as numeric but {message}: name it in")):
+        to_numbers(pd.Series(values, name="a"))
 
 
 def test_preprocessing_of_columns_without_spread():
