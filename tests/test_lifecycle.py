@@ -384,6 +384,20 @@ def test_predictions_never_replace_a_file_that_appeared_while_predicting(tmp_pat
     assert target.read_text() == "earlier work\n"
 
 
+def test_predictions_replace_an_earlier_file_only_when_asked(tmp_path):
+    target = tmp_path / "predictions" / "predictions.csv"
+    target.parent.mkdir()
+    target.write_text("earlier work\n")
+    trainer = stand_in_trainer(tmp_path)
+    message = f"{target} exists: pass --prediction_writer.overwrite true to replace it, or another"
+    with pytest.raises(FileExistsError, match=re.escape(message)):
+        PredictionWriter().on_predict_start(trainer, None)
+    replacing = PredictionWriter(overwrite=True)
+    replacing.on_predict_start(trainer, None)
+    write(replacing, trainer, [torch.tensor([2.0])])
+    assert target.read_text() == "row,prediction\n0,2\n"
+
+
 @pytest.mark.parametrize("rank", [0, 1])
 def test_predictions_of_several_processes_are_written_once_in_the_datas_order(rank, tmp_path, monkeypatch):
     """Two ranks, each given every other row (as DistributedSampler does); rank 0 writes them all."""
