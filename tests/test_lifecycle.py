@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 import torch
 from conftest import ROOT, VAL_SIZE
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.core.saving import load_hparams_from_yaml
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
@@ -26,7 +27,7 @@ from test_runs import PEOPLE, QUIET, Crash, CrashAtEpoch, SignalAt
 from datamodules import MNISTDataModule, TabularDataModule
 from nnmodules import MLPClassifier, ScratchDeepNet
 from nnmodules._lightning import epoch_position, epochs_done, is_last_batch, stop_after_this_step
-from nnmodules.callbacks import PredictionWriter
+from nnmodules.callbacks import PredictionWriter, RunSummary
 from nnmodules.cli import LOGGER_DEFAULTS, LitCLI, make_trainer
 from nnmodules.runs import read_checkpoint
 
@@ -417,6 +418,27 @@ def test_predictions_of_several_processes_are_written_once_in_the_datas_order(ra
         assert written.read_text() == "row,prediction\n0,0\n1,10\n2,20\n3,30\n4,40\n"
     else:
         assert not written.exists()
+
+
+def test_a_fit_ends_saying_where_its_best_and_last_checkpoints_are(tmp_path, caplog):
+    checkpoint = ModelCheckpoint(monitor="val/loss")
+    checkpoint.best_model_path, checkpoint.best_model_score = "run/checkpoints/epoch03.ckpt", torch.tensor(0.123456)
+    checkpoint.last_model_path = "run/checkpoints/last.ckpt"
+    logger = TensorBoardLogger(tmp_path, name="run", version=0)
+    metrics = {"val/acc": torch.tensor(0.25), "val/acc_best": torch.tensor(0.5)}
+    trainer = SimpleNamespace(
+        fast_dev_run=False, callback_metrics=metrics, checkpoint_callback=checkpoint, logger=logger
+    )
+    with caplog.at_level("INFO"):
+        RunSummary().on_fit_end(trainer, None)
+        checkpoint.best_model_score = None  # no score to name (nothing monitored): no best checkpoint either
+        RunSummary().on_fit_end(trainer, None)
+        RunSummary().on_fit_end(SimpleNamespace(fast_dev_run=True), None)  # a trial run: nothing to point to
+    board = f"TensorBoard: tensorboard --logdir {tmp_path}/run/version_0"
+    best = "best checkpoint: run/checkpoints/epoch03.ckpt (val/loss 0.1235)\n"
+    last = "last checkpoint: run/checkpoints/last.ckpt\n"
+    expected = [f"val/acc_best: 0.5000\n{best}{last}{board}", f"val/acc_best: 0.5000\n{last}{board}"]
+    assert [record.getMessage() for record in caplog.records] == expected
 
 
 # -- guards: the Lightning internals of nnmodules/_lightning.py still mean what they meant --
