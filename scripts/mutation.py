@@ -31,10 +31,14 @@ MUTMUT = [sys.executable, "-m", "mutmut"]
 MODULES = {
     "batches": ("datamodules/batches.py", ["tests/test_data.py", "tests/test_runs.py", "tests/test_lifecycle.py"]),
     "preprocess": ("datamodules/preprocess.py", ["tests/test_tabular.py", "tests/test_bad_input.py"]),
-    "tabular": ("datamodules/tabular.py", ["tests/test_tabular.py", "tests/test_bad_input.py"]),
-    "heads": (
+    "tabular": (
+        "datamodules/tabular.py",
+        ["tests/test_tabular.py", "tests/test_bad_input.py", "tests/test_lifecycle.py"],
+    ),
+    "heads": (  # with the epoch state of its checkpoints and the settings of resumed runs
         "nnmodules/heads.py",
-        ["tests/test_tasks.py", "tests/test_mlp.py", "tests/test_scratch.py", "tests/test_regression.py"],
+        ["tests/test_tasks.py", "tests/test_mlp.py", "tests/test_scratch.py", "tests/test_regression.py"]
+        + ["tests/test_runs.py", "tests/test_lifecycle.py"],
     ),
     "schedules": ("nnmodules/schedules.py", ["tests/test_lifecycle.py"]),
     "runs": ("nnmodules/runs.py", ["tests/test_runs.py", "tests/test_lifecycle.py"]),
