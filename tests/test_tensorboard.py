@@ -10,14 +10,18 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from types import SimpleNamespace
 
 import lightning as L
 import pytest
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
 from datamodules import ToyRegressionDataModule
 from nnmodules import MLPClassifier, ScratchDeepNet, ToyRegressor
+from nnmodules.callbacks import HParamsMetrics
 from nnmodules.cli import make_trainer
 from nnmodules.figures import ClassificationFigures, LearningCurves, RegressionFigures
 
@@ -92,6 +96,25 @@ def test_event_files_hold_scalars_hparams_figures_histograms_and_graph(runs, mod
     assert tags["graph"]  # from the model's example_input_array
     experiment = HParamsPluginData.FromString(events.SummaryMetadata("_hparams_/experiment").plugin_data.content)
     assert [info.name.tag for info in experiment.experiment.metric_infos] == expected["hparams"]
+
+
+def test_the_hparams_tab_holds_the_models_and_the_datas_settings_once(runs):
+    folder, trainers, _ = runs
+    files = sorted((folder / trainers["mlp"].log_dir).glob("events.out.tfevents.*"))
+    values = [value for path in files for event in EventFileLoader(str(path)).Load() for value in event.summary.value]
+    tags = [value.tag for value in values]
+    assert tags.count("_hparams_/experiment") == tags.count("_hparams_/session_start_info") == 1  # fit, then test
+    (start,) = (value for value in values if value.tag == "_hparams_/session_start_info")
+    hparams = HParamsPluginData.FromString(start.metadata.plugin_data.content).session_start_info.hparams
+    assert hparams["lr"].number_value == 0.003 and hparams["hidden_dims"].string_value == "(16,)"  # the model's
+    assert hparams["batch_size"].number_value == 32 and hparams["val_size"].number_value == 64  # the data's
+
+
+def test_the_hparams_tab_is_written_by_rank_zero_and_into_tensorboard_only(tmp_path):
+    module = SimpleNamespace(hparams_initial={"lr": 0.1})
+    for logger, rank_zero in ((CSVLogger(tmp_path), True), (TensorBoardLogger(tmp_path, name="tb"), False)):
+        HParamsMetrics().on_fit_start(SimpleNamespace(logger=logger, is_global_zero=rank_zero, datamodule=None), module)
+    assert not list(tmp_path.rglob("events.out.tfevents.*"))
 
 
 def free_port() -> int:
