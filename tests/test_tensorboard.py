@@ -10,6 +10,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from pathlib import Path
 from types import SimpleNamespace
 
 import lightning as L
@@ -98,16 +99,34 @@ def test_event_files_hold_scalars_hparams_figures_histograms_and_graph(runs, mod
     assert [info.name.tag for info in experiment.experiment.metric_infos] == expected["hparams"]
 
 
+def hparams_tab(folder: str | Path) -> list[HParamsPluginData]:
+    """Every HParams summary (experiment, session start, session end) in the event files of a run folder."""
+    files = sorted(Path(folder).glob("events.out.tfevents.*"))
+    values = [value for path in files for event in EventFileLoader(str(path)).Load() for value in event.summary.value]
+    return [
+        HParamsPluginData.FromString(value.metadata.plugin_data.content)
+        for value in values
+        if value.tag.startswith("_hparams_/")
+    ]
+
+
 def test_the_hparams_tab_holds_the_models_and_the_datas_settings_once(runs):
     folder, trainers, _ = runs
-    files = sorted((folder / trainers["mlp"].log_dir).glob("events.out.tfevents.*"))
-    values = [value for path in files for event in EventFileLoader(str(path)).Load() for value in event.summary.value]
-    tags = [value.tag for value in values]
-    assert tags.count("_hparams_/experiment") == tags.count("_hparams_/session_start_info") == 1  # fit, then test
-    (start,) = (value for value in values if value.tag == "_hparams_/session_start_info")
-    hparams = HParamsPluginData.FromString(start.metadata.plugin_data.content).session_start_info.hparams
+    experiment, start, _ = hparams_tab(folder / trainers["mlp"].log_dir)  # the fit declared it; the test did not
+    assert [info.name.tag for info in experiment.experiment.metric_infos] == ["val/acc_best", "test/acc"]
+    hparams = start.session_start_info.hparams
     assert hparams["lr"].number_value == 0.003 and hparams["hidden_dims"].string_value == "(16,)"  # the model's
     assert hparams["batch_size"].number_value == 32 and hparams["val_size"].number_value == 64  # the data's
+
+
+def test_the_hparams_tab_leaves_out_private_settings_and_compares_runs_by_val_loss_by_default(tmp_path):
+    logger = TensorBoardLogger(tmp_path, name="tb", version=0)
+    module, data = SimpleNamespace(hparams_initial={"lr": 0.1, "_internal": 1}), SimpleNamespace(hparams_initial={})
+    HParamsMetrics().on_fit_start(SimpleNamespace(logger=logger, is_global_zero=True, datamodule=data), module)
+    logger.experiment.flush()
+    experiment, start, _ = hparams_tab(logger.log_dir)
+    assert [info.name.tag for info in experiment.experiment.metric_infos] == ["val/loss"]
+    assert list(start.session_start_info.hparams) == ["lr"]
 
 
 def test_the_hparams_tab_is_written_by_rank_zero_and_into_tensorboard_only(tmp_path):
