@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,9 @@ from datamodules import MNISTDataModule
 
 TRAIN_IMAGES, TEST_IMAGES, VAL_SIZE = 320, 80, 64
 ROOT = Path(__file__).resolve().parents[1]  # the repository
+UNDER_MUTMUT = "mutmut" in sys.modules  # `make mutation`: the mutants live in this process only
+# a test of another process (a command, a server) runs code that no mutant reaches: under mutmut it only costs time
+in_another_process = pytest.mark.skipif(UNDER_MUTMUT, reason="mutmut's mutants never reach another process")
 
 
 def fake_digits(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

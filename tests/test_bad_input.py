@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import struct
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import TRAIN_IMAGES, fake_digits, write_idx
+from conftest import TRAIN_IMAGES, UNDER_MUTMUT, fake_digits, write_idx
 from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 
@@ -236,7 +235,7 @@ TABLE_MESSAGES = [  # every refusal a random table may meet, each naming the thi
 
 
 # under mutmut (`make mutation`), a failing example kills the mutant as it is: shrinking it would take minutes
-PHASES = [phase for phase in Phase if phase is not Phase.shrink or "mutmut" not in sys.modules]
+PHASES = [phase for phase in Phase if phase is not Phase.shrink or not UNDER_MUTMUT]
 
 
 @settings(

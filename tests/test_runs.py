@@ -15,7 +15,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
-from conftest import ROOT, VAL_SIZE
+from conftest import ROOT, VAL_SIZE, in_another_process
 from fsspec.implementations.local import LocalFileOpener
 from lightning.pytorch.callbacks import ProgressBar, TQDMProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
@@ -152,6 +152,7 @@ class PauseForSignal(L.Callback):
 """
 
 
+@in_another_process
 def test_ctrl_c_in_a_real_process_then_the_same_command_with_ckpt_path_last(mnist_dir, tmp_path):
     (tmp_path / "pause.py").write_text(PAUSE)
     command = [sys.executable, "-m", "nnmodules", "fit", "--config", str(ROOT / "configs" / "mnist_mlp.yaml")]

@@ -15,6 +15,7 @@ from types import SimpleNamespace
 
 import lightning as L
 import pytest
+from conftest import in_another_process
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
@@ -147,6 +148,7 @@ def get_json(url: str):
         return json.load(response)
 
 
+@in_another_process
 def test_a_real_tensorboard_server_serves_the_logged_values(runs):
     folder, trainers, logged_val_acc = runs
     run = trainers["mlp"].log_dir.removeprefix("lightning_logs/")  # runs are named by their folder under --logdir
