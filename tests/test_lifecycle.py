@@ -29,7 +29,7 @@ from nnmodules import MLPClassifier, ScratchDeepNet
 from nnmodules._lightning import epoch_position, epochs_done, is_last_batch, stop_after_this_step
 from nnmodules.callbacks import PredictionWriter, RunSummary
 from nnmodules.cli import LOGGER_DEFAULTS, LitCLI, make_trainer
-from nnmodules.runs import read_checkpoint
+from nnmodules.runs import LitTrainer, read_checkpoint
 
 STEPS = 8  # per epoch: 256 fake training images in batches of 32
 CONFIG = str(ROOT / "configs" / "mnist_mlp.yaml")
@@ -257,6 +257,20 @@ def test_a_runs_newest_checkpoint_goes_on_in_its_folder_and_an_older_one_starts_
     assert Path(branch.log_dir).name == "version_1" and digests(run) == before
     again = fit(tmp_path, MLPClassifier(), mnist(mnist_dir), epochs=3, ckpt_path=run / "checkpoints" / "last.ckpt")
     assert Path(again.log_dir) == run and again.global_step == 3 * STEPS
+
+
+def test_a_checkpoint_with_a_fixed_version_or_no_logger_goes_on_where_it_is_told(mnist_dir, tmp_path):
+    last = Path(fit(tmp_path, MLPClassifier(), mnist(mnist_dir), epochs=1).checkpoint_callback.last_model_path)
+    logger = TensorBoardLogger(**{**LOGGER_DEFAULTS, "save_dir": str(tmp_path), "name": "run", "version": 5})
+    fixed = make_trainer(logger=logger, max_epochs=2, **QUIET)
+    fixed.fit(MLPClassifier(), mnist(mnist_dir), ckpt_path=last)  # the newest checkpoint, but version 5 was asked
+    assert Path(fixed.log_dir).name == "version_5" and fixed.global_step == 2 * STEPS
+    alone = LitTrainer(logger=False, max_epochs=2, default_root_dir=tmp_path / "alone", **QUIET)
+    alone.fit(MLPClassifier(), mnist(mnist_dir), ckpt_path=last)
+    assert alone.global_step == 2 * STEPS and sorted(p.name for p in last.parents[1].parent.iterdir()) == [
+        "version_0",
+        "version_5",
+    ]
 
 
 # -- test and predict from a checkpoint alone --
