@@ -149,6 +149,30 @@ def test_new_rows_with_unseen_categories_and_new_missing_values(tmp_path):
     assert features[0, 1:].sum() == 0 and features[1, 1:].sum() == 1  # purple: no colour column set
 
 
+def test_prediction_rows_name_each_row_by_its_place_in_its_file_and_its_id(tmp_path):
+    frame = rule_table(50).assign(id=[f"p{i}" for i in range(50)])
+    data = TabularDataModule(frame, target="y", drop=["name"], id_column="id")
+    rows = data.prediction_rows()  # no predict_csv: the test split, by its rows' places in the table
+    assert rows.columns.tolist() == ["row", "id"] and rows["row"].tolist() == data.frames["test"].index.tolist()
+    assert rows["id"].tolist() == [f"p{row}" for row in rows["row"]]
+    frame.iloc[[4, 2]].drop(columns="id").to_csv(tmp_path / "new.csv", index=False)
+    data.predict_csv = str(tmp_path / "new.csv")  # a new file without the id column: rows by place alone
+    assert data.prediction_rows().to_dict("list") == {"row": [0, 1]}
+
+
+def test_predicting_needs_only_the_preprocessing_of_a_checkpoint(tmp_path):
+    trained = TabularDataModule(rule_table(), target="y", drop=["name"])
+    trained.setup("fit")
+    rule_table(5, seed=1).drop(columns="y").to_csv(tmp_path / "new.csv", index=False)
+    data = TabularDataModule(None, target="y", drop=["name"], predict_csv=tmp_path / "new.csv")
+    data.setup("predict")  # reads nothing yet: Lightning loads the checkpoint's state after setup
+    data.load_state_dict(trained.state_dict())
+    preprocessing = TablePreprocessing.from_state_dict(trained.state_dict()["preprocessing"])
+    assert torch.equal(data.table("predict").tensors[0], preprocessing.transform(pd.read_csv(tmp_path / "new.csv")))
+    with pytest.raises(ValueError, match=re.escape("TabularDataModule needs csv=... to train, validate or test")):
+        TabularDataModule(None, target="y").setup("fit")
+
+
 def test_stratified_seeded_split():
     frame = rule_table(500)
     data = TabularDataModule(frame, target="y", drop=["name"], val_fraction=0.2, test_fraction=0.2, seed=3)
