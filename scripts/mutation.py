@@ -1,12 +1,14 @@
 """`make mutation`: mutmut over the modules where a silent bug costs users most, each against its own tests.
 
-    python scripts/mutation.py [MODULE ...] [--fresh]
+    python scripts/mutation.py [MODULE ...] [--sample N] [--fresh] [--report]
 
 Each module (a key of MODULES, e.g. `preprocess`) is mutated in its own copy of the working tree,
 `build/mutation/<module>/`, where mutmut runs, for each mutant, those of the module's test files that
-call the function it changed. A second run keeps the verdicts of functions and tests that did not change,
-and runs again the mutants that survived (the tests may have changed since) and any new ones; `--fresh`
-starts over. Then it prints each module's kill rate and every survivor with its change.
+call the function it changed. A second run keeps the verdicts of functions and tests that did not change
+and runs the mutants not checked yet; `--sample N` checks a seeded random sample of N mutants instead
+(a module's whole run can take hours on a small machine); `--fresh` starts over. Either way the
+survivors then run again with the tests as they are by then. Then it prints each module's kill rate,
+over the mutants checked, and every survivor with its change.
 
 Mutants listed in tests/mutation_equivalents.txt (one `name  reason` a line) change no behaviour a user
 could see: they are left out of the kill rate and printed apart with their reasons.
@@ -15,6 +17,7 @@ could see: they are left out of the kill rate and printed apart with their reaso
 from __future__ import annotations
 
 import argparse
+import random
 import re
 import shutil
 import subprocess
@@ -82,15 +85,27 @@ def mutmut(copy: Path, *args: str, capture: bool = True) -> subprocess.Completed
     return subprocess.run([*MUTMUT, *args], cwd=copy, capture_output=capture, text=True)
 
 
-def run(module: str, fresh: bool) -> None:
+def run(module: str, fresh: bool, sample: int | None) -> None:
+    """The module's mutants not yet checked (or a seeded random `sample` of all its mutants), then, with the
+    tests as they are by then, the earlier survivors again: mutmut keeps a verdict unless a mutant is named."""
     copy = working_copy(module, fresh)
-    if not fresh and (copy / "mutants").is_dir():
-        survivors = [name for name, status in results(copy).items() if status not in ("killed", "not checked")]
-        if survivors:  # a test written since may kill them: mutmut keeps a verdict unless a mutant is named
-            print(f"{module}: running the {len(survivors)} earlier survivors again", flush=True)
-            mutmut(copy, "run", *survivors, capture=False)
-    print(f"{module}: running the mutants not yet checked", flush=True)
-    mutmut(copy, "run", capture=False)
+    if sample is None:
+        print(f"{module}: running the mutants not yet checked", flush=True)
+        mutmut(copy, "run", capture=False)
+    else:
+        if not (copy / "mutants").is_dir():
+            mutmut(copy, "run", "no.such.mutant")  # makes the mutants, then stops: no mutant has that name
+        chosen = random.Random(0).sample(sorted(results(copy)), min(sample, len(results(copy))))
+        unchecked = [name for name in chosen if results(copy)[name] == "not checked"]
+        print(f"{module}: running {len(unchecked)} unchecked of a sample of {len(chosen)} mutants", flush=True)
+        if unchecked:
+            mutmut(copy, "run", *unchecked, capture=False)
+    copy = working_copy(module, fresh=False)
+    survivors = [name for name, status in results(copy).items() if status not in ("killed", "not checked")]
+    survivors = [name for name in survivors if name not in equivalents()]
+    if survivors:
+        print(f"{module}: running the {len(survivors)} survivors again, with the tests as they are now", flush=True)
+        mutmut(copy, "run", *survivors, capture=False)
 
 
 def equivalents() -> dict[str, str]:
@@ -132,13 +147,14 @@ def main() -> None:
     parser.add_argument("modules", nargs="*", help=f"some of {', '.join(MODULES)} (default: all)")
     parser.add_argument("--fresh", action="store_true", help="forget earlier results")
     parser.add_argument("--report", action="store_true", help="only print the figures of earlier runs")
+    parser.add_argument("--sample", type=int, help="check a seeded random sample of this many mutants per module")
     options = parser.parse_args()
     modules = options.modules or list(MODULES)
     if unknown := [module for module in modules if module not in MODULES]:
         parser.error(f"no module {', '.join(unknown)}: choose from {', '.join(MODULES)}")
     if not options.report:
         for module in modules:
-            run(module, options.fresh)
+            run(module, options.fresh, options.sample)
     report(modules)
 
 
