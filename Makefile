@@ -39,10 +39,12 @@ benchmark: $(INSTALLED)
 	$(BIN)/python scripts/benchmark.py --data-dir $(DATA_DIR)
 
 # mutation testing (slow: not in CI): scripts/mutation.py names the modules and the tests of each;
-# `make mutation MODULES=preprocess` tests one of them, `make mutation MODULES='heads runs'` two
+# `make mutation MODULES=preprocess` tests one of them, `make mutation MODULES='heads runs' SAMPLE=100`
+# a random hundred mutants of each of two
 MODULES ?=
+SAMPLE ?=
 mutation: $(INSTALLED)
-	$(BIN)/python scripts/mutation.py $(MODULES)
+	$(BIN)/python scripts/mutation.py $(MODULES) $(if $(SAMPLE),--sample $(SAMPLE))
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache build/mutation
