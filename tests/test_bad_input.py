@@ -34,6 +34,7 @@ def exactly(message: str) -> str:
 
 
 def table(folder: Path, text: str) -> Path:
+    folder.mkdir(exist_ok=True)
     path = folder / "t.csv"
     path.write_text(text)
     return path
@@ -99,6 +100,16 @@ DATA_ROWS: list[tuple[str, Callable[[Path], object], type, str]] = [
      task="regression").setup("fit"), ValueError, "column 'y' is treated as numeric but holds 'high' (and 5 more "
      "values that are not numbers): a regression target must be numbers: pass task='binary' or 'multiclass' for "
      "classes, or clean the data"),
+    ("standardised regression on words", lambda t: TabularDataModule(table(t, "a,y\n" + "1,low\n2,high\n" * 5),
+     target="y", task="regression", standardize_target=True).setup("fit"), ValueError, "column 'y' is treated as "
+     "numeric but holds 'high' (and 5 more values that are not numbers): a regression target must be numbers: pass "
+     "task='binary' or 'multiclass' for classes, or clean the data"),
+    ("split column typo", lambda t: TabularDataModule(table(t, "a,s,y\n1,train,0\n2,tset,1\n3,val,0\n"), target="y",
+     split_column="s").setup("fit"), ValueError,
+     "split column 's' must say 'train', 'val' or 'test' in every row; it also holds ['tset']"),
+    ("unseen test classes", lambda t: TabularDataModule(table(t, "a,y\n" + "1,0\n2,1\n" * 10), target="y",
+     test_csv=table(t / "more", "a,y\n" + "".join(f"{c},{c}\n" for c in range(1, 8)))).setup("test"), ValueError,
+     "target values ['2', '3', '4', '5', '6'] are not among the training classes ['0', '1']"),
     ("drop unknown", lambda t: TabularDataModule(table(t, "a,y\n1,0\n"), target="y", drop=["b"]).setup("fit"),
      ValueError, "columns ['b'] (in drop) not in data file '{tmp}/t.csv'; columns are: ['a', 'y']"),
     ("fractions sum to 1", lambda t: TabularDataModule(t / "x.csv", target="y", val_fraction=0.5, test_fraction=0.5),

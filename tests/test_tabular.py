@@ -14,6 +14,7 @@ from conftest import ROOT
 
 from datamodules import TabularDataModule
 from datamodules.preprocess import TablePreprocessing, to_numbers
+from datamodules.tabular import detect_task
 from nnmodules import MLPClassifier, ScratchDeepNet
 
 QUIET = {"enable_progress_bar": False, "enable_model_summary": False, "accelerator": "cpu", "logger": False}
@@ -171,6 +172,42 @@ def test_predicting_needs_only_the_preprocessing_of_a_checkpoint(tmp_path):
     assert torch.equal(data.table("predict").tensors[0], preprocessing.transform(pd.read_csv(tmp_path / "new.csv")))
     with pytest.raises(ValueError, match=re.escape("TabularDataModule needs csv=... to train, validate or test")):
         TabularDataModule(None, target="y").setup("fit")
+
+
+@pytest.mark.parametrize(
+    ("values", "task"),
+    [
+        ([True, False, True], "binary"),
+        ([0.0, 1.0, 1.0], "binary"),
+        (["a", "b", "c"], "multiclass"),
+        (list(range(20)), "multiclass"),  # whole numbers, at most MAX_CLASSES of them: classes
+        (list(range(21)), "regression"),
+        ([0.5, 1.0, 2.0], "regression"),
+    ],
+)
+def test_the_task_is_read_from_the_target(values, task):
+    assert detect_task(pd.Series(values)) == task
+
+
+def test_class_names_targets_and_weights_as_given():
+    frame = pd.DataFrame({"x": range(20), "y": [0.0, 1.0] * 10})  # float labels are named as whole numbers
+    data = TabularDataModule(frame, target="y", class_weights=[1, 3])
+    assert data.class_names == ["0", "1"] and data.class_weights == [1.0, 3.0]
+    assert TabularDataModule(frame.assign(y=frame["y"] > 0), target="y").class_names == ["False", "True"]
+    data.setup("test")  # each stage builds its tables at setup, so that bad input fails before any step
+    assert set(data.tables) == {"test"}
+    assert data.table("train").tensors[1].tolist() == data.frames["train"]["y"].astype(int).tolist()
+
+
+def test_a_regression_target_is_fed_as_it_is_or_standardised():
+    frame = pd.DataFrame({"x": range(10), "y": [float(v) for v in range(0, 20, 2)]})
+    plain = TabularDataModule(frame, target="y", task="regression")
+    assert (plain.target_mean, plain.target_std) == (0.0, 1.0)
+    scaled = TabularDataModule(frame, target="y", task="regression", standardize_target=True)
+    train = scaled.frames["train"]["y"] if scaled.frames else scaled._frames()["train"]["y"]
+    assert (scaled.target_mean, scaled.target_std) == pytest.approx((train.mean(), train.std(ddof=0)))
+    targets = scaled.table("train").tensors[1]
+    assert torch.allclose(targets, torch.tensor(((train - train.mean()) / train.std(ddof=0)).to_numpy()).float())
 
 
 def test_stratified_seeded_split():
