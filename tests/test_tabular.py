@@ -193,10 +193,20 @@ def test_class_names_targets_and_weights_as_given():
     frame = pd.DataFrame({"x": range(20), "y": [0.0, 1.0] * 10})  # float labels are named as whole numbers
     data = TabularDataModule(frame, target="y", class_weights=[1, 3])
     assert data.class_names == ["0", "1"] and data.class_weights == [1.0, 3.0]
+    assert "csv" not in data.hparams  # a DataFrame is data: checkpoints would need pickle for it
     assert TabularDataModule(frame.assign(y=frame["y"] > 0), target="y").class_names == ["False", "True"]
     data.setup("test")  # each stage builds its tables at setup, so that bad input fails before any step
     assert set(data.tables) == {"test"}
     assert data.table("train").tensors[1].tolist() == data.frames["train"]["y"].astype(int).tolist()
+
+
+def test_a_task_given_by_hand_travels_in_the_state_not_the_settings():
+    frame = pd.DataFrame({"x": range(20), "y": [0, 1] * 10})
+    forced = TabularDataModule(frame, target="y", task="multiclass")
+    forced.setup("fit")
+    restored = TabularDataModule(frame, target="y")  # as load_from_checkpoint builds it: task is not a setting
+    restored.load_state_dict(forced.state_dict())
+    assert restored.task == "multiclass" and restored._frames()["train"].attrs["task"] == "multiclass"
 
 
 def test_a_regression_target_is_fed_as_it_is_or_standardised():
