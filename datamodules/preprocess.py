@@ -98,8 +98,11 @@ class TablePreprocessing:
     def _numbers(column: pd.Series, log1p: bool) -> pd.Series:
         numbers = to_numbers(column)
         if log1p:
-            if (numbers < -1).any():
-                raise ValueError(f"log1p column {column.name!r} has values below -1 (min {numbers.min()})")
+            if (numbers <= -1).any():  # log(1 + x) is -inf at -1, and not a number below
+                raise ValueError(
+                    f"log1p column {column.name!r} has values of -1 or less (min {numbers.min()}): log(1 + x) needs "
+                    "x above -1; leave it out of log1p=[...] or shift it"
+                )
             numbers = np.log1p(numbers)
         return numbers
 

@@ -90,8 +90,9 @@ DATA_ROWS: list[tuple[str, Callable[[Path], object], type, str]] = [
     ("two bad numbers", lambda t: TabularDataModule(table(t, "a,y\nx,0\nz,1\n" + "1,1\n2,0\n" * 5), target="y",
      numeric=["a"]).setup("fit"), ValueError, "column 'a' is treated as numeric but holds 'x' (and 1 more value "
      "that is not a number): name it in categorical=[...] or clean the data"),
-    ("log1p below -1", lambda t: TabularDataModule(table(t, "a,y\n-2,0\n" + "1,1\n2,0\n" * 5), target="y",
-     log1p=["a"]).setup("fit"), ValueError, "log1p column 'a' has values below -1 (min -2.0)"),
+    ("log1p at -1", lambda t: TabularDataModule(table(t, "a,y\n-1,0\n" + "1,1\n2,0\n" * 5), target="y",
+     log1p=["a"]).setup("fit"), ValueError, "log1p column 'a' has values of -1 or less (min -1.0): log(1 + x) needs "
+     "x above -1; leave it out of log1p=[...] or shift it"),
     ("repeated names", lambda t: TabularDataModule(table(t, "y,a,y\n1,2,3\n"), target="y").setup("fit"),
      ValueError, "data file '{tmp}/t.csv' repeats column names ['y']: give every column its own name"),
     ("infinite number", lambda t: TabularDataModule(table(t, "a,y\n1e400,0\n" + "1,1\n2,0\n" * 5), target="y")
