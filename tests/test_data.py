@@ -6,15 +6,18 @@ import lightning as L
 import pytest
 import torch
 from conftest import TEST_IMAGES, TRAIN_IMAGES, VAL_SIZE
+from torch.utils.data import DataLoader
 from torchvision.datasets import MNIST
 
 from datamodules import MNISTDataModule
 from datamodules.batches import (
     BatchShards,
     DeviceBatches,
+    DeviceLoader,
     Resumption,
     TensorTable,
     TrainSampler,
+    batch_loader,
     device_loader,
     epoch_order,
 )
@@ -189,6 +192,15 @@ def test_tensor_tables_rows_and_mistakes(mnist_dir):
         TensorTable(torch.zeros(3), torch.zeros(2))
     with pytest.raises(RuntimeError, match=r"^MNISTDataModule has no 'train' split yet: call setup\(\) first$"):
         MNISTDataModule(mnist_dir, download=False).train_dataloader()
+
+
+def test_the_host_loader_keeps_a_short_last_batch_and_predictions_take_it(mnist_dir):
+    assert [len(rows) for (rows,) in batch_loader(TensorTable(torch.arange(10)), 4)] == [4, 4, 2]
+    data = MNISTDataModule(mnist_dir, 32, VAL_SIZE, download=False)
+    data.trainer = L.Trainer(accelerator="cpu", logger=False)
+    data.setup(None)
+    assert isinstance(data.val_dataloader(), DeviceLoader)  # resident on the CPU, by default
+    assert isinstance(data.predict_dataloader(), DataLoader)  # Lightning tracks each batch's rows through it
 
 
 def test_resident_training_matches_the_host_path(mnist_dir, tmp_path):
