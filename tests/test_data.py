@@ -188,6 +188,8 @@ def test_device_batches_count_their_batches_as_they_hand_them_out():
 def test_tensor_tables_rows_and_mistakes(mnist_dir):
     table = TensorTable(torch.arange(4), torch.arange(4) * 10, transform=lambda t: t + 100)
     assert table[2] == (102, 20) and len(table) == 4 and table.to("cpu") is table
+    moved = table.to("meta")  # another device, as a GPU would be: every tensor goes, the transform stays
+    assert [t.device.type for t in moved.tensors] == ["meta", "meta"] and moved.transform is table.transform
     with pytest.raises(ValueError, match=r"^TensorTable needs tensors of equal length, got \[3, 2\]$"):
         TensorTable(torch.zeros(3), torch.zeros(2))
     with pytest.raises(RuntimeError, match=r"^MNISTDataModule has no 'train' split yet: call setup\(\) first$"):
