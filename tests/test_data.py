@@ -198,6 +198,7 @@ def test_tensor_tables_rows_and_mistakes(mnist_dir):
 
 def test_the_host_loader_keeps_a_short_last_batch_and_predictions_take_it(mnist_dir):
     assert [len(rows) for (rows,) in batch_loader(TensorTable(torch.arange(10)), 4)] == [4, 4, 2]
+    assert [rows.tolist() for (rows,) in device_loader(TensorTable(torch.arange(6)), 4)] == [[0, 1, 2, 3], [4, 5]]
     data = MNISTDataModule(mnist_dir, 32, VAL_SIZE, download=False)
     data.trainer = L.Trainer(accelerator="cpu", logger=False)
     data.setup(None)
