@@ -20,6 +20,7 @@ from datamodules.batches import (
     batch_loader,
     device_loader,
     epoch_order,
+    evaluation_rows,
 )
 
 
@@ -183,6 +184,10 @@ def test_device_batches_count_their_batches_as_they_hand_them_out():
             batches.set_epoch(0)
             expected = [3, 3, 3] if train and drop_last else [3, 3, 3, 1]  # evaluation never drops a row
             assert [len(batch) for batch in batches] == expected and len(batches) == len(expected)
+    whole = DeviceBatches(TensorTable(torch.arange(9)), 3, True, seed=0, num_replicas=1, rank=0, drop_last_batch=True)
+    assert [len(batch) for batch in whole] == [3, 3, 3]  # a last batch of full size stays
+    # as many batches as ranks: each rank one whole batch (not dealt out row by row)
+    assert [evaluation_rows(8, 4, 2, rank).tolist() for rank in (0, 1)] == [[0, 1, 2, 3], [4, 5, 6, 7]]
 
 
 def test_tensor_tables_rows_and_mistakes(mnist_dir):
