@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import lightning as L
 import pytest
 import torch
@@ -239,6 +241,17 @@ def test_resident_only_with_a_trainer_no_workers_and_no_overfitting(mnist_dir):
     with_workers = MNISTDataModule(mnist_dir, 32, VAL_SIZE, download=False, num_workers=1)
     with_workers.trainer = data.trainer
     assert with_workers.resident_device() is None  # batches cut in worker processes: the DataLoader's path
+
+
+def test_resident_on_a_gpu_only_when_the_tables_take_at_most_half_its_free_memory(mnist_dir, monkeypatch):
+    data = MNISTDataModule(mnist_dir, 32, VAL_SIZE, download=False)
+    data.setup(None)
+    gpu = torch.device("cuda", 0)
+    data.trainer = SimpleNamespace(overfit_batches=0, strategy=SimpleNamespace(root_device=gpu))
+    tables = sum(table.nbytes for table in data.tables.values())
+    for free, expected in ((2 * tables, gpu), (2 * tables - 1, None)):
+        monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device, free=free: (free, 4 * free))
+        assert data.resident_device() == expected
 
 
 @pytest.mark.parametrize("device_resident", [False, True])
