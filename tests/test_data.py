@@ -199,6 +199,7 @@ def test_tensor_tables_rows_and_mistakes(mnist_dir):
     assert [t.device.type for t in moved.tensors] == ["meta", "meta"] and moved.transform is table.transform
     with pytest.raises(ValueError, match=r"^TensorTable needs tensors of equal length, got \[3, 2\]$"):
         TensorTable(torch.zeros(3), torch.zeros(2))
+    assert MNISTDataModule(mnist_dir, batch_size=1, eval_batch_size=1).batch_size == 1  # the smallest allowed
     with pytest.raises(RuntimeError, match=r"^MNISTDataModule has no 'train' split yet: call setup\(\) first$"):
         MNISTDataModule(mnist_dir, download=False).train_dataloader()
 
