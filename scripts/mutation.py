@@ -95,8 +95,9 @@ def run(module: str, fresh: bool, sample: int | None) -> None:
     else:
         if not (copy / "mutants").is_dir():
             mutmut(copy, "run", "no.such.mutant")  # makes the mutants, then stops: no mutant has that name
-        chosen = random.Random(0).sample(sorted(results(copy)), min(sample, len(results(copy))))
-        unchecked = [name for name in chosen if results(copy)[name] == "not checked"]
+        statuses = results(copy)
+        chosen = random.Random(0).sample(sorted(statuses), min(sample, len(statuses)))
+        unchecked = [name for name in chosen if statuses[name] == "not checked"]
         print(f"{module}: running {len(unchecked)} unchecked of a sample of {len(chosen)} mutants", flush=True)
         if unchecked:
             mutmut(copy, "run", *unchecked, capture=False)
@@ -140,6 +141,10 @@ def report(modules: list[str]) -> None:
         ]
     for copy, name, status in survivors:
         print(f"\n{status}: {name}\n{change(copy, name)}")
+    prefixes = tuple(MODULES[module][0].removesuffix(".py").replace("/", ".") for module in modules)
+    for name, reason in equivalent.items():
+        if name.startswith(prefixes):
+            print(f"\nequivalent: {name}: {reason}")
 
 
 def main() -> None:
