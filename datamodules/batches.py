@@ -355,6 +355,7 @@ class TensorDataModule(L.LightningDataModule):
     """
 
     task = "multiclass"
+    image_shape: tuple[int, ...] | None = None  # (channels, height, width) of image data
     class_weights: list[float] | None = None
     target_mean, target_std = 0.0, 1.0  # regression targets are fed as (target - mean) / std
 
@@ -390,6 +391,12 @@ class TensorDataModule(L.LightningDataModule):
         self.tables: dict[str, TensorTable] = {}
         self._on_device: dict[str, tuple[TensorTable, TensorTable]] = {}  # split: (table, its copy on the device)
         self.resumption = Resumption()  # shared with the training loaders
+
+    @property
+    def input_shape(self) -> tuple[int, ...] | None:
+        """The shape of one example's inputs, once a split is set up (None before)."""
+        table = next(iter(self.tables.values()), None)
+        return None if table is None else tuple(table.tensors[0].shape[1:])
 
     def table(self, split: str) -> TensorTable:
         """One split's table; subclasses that build tables on demand override this."""

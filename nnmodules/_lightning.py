@@ -1,13 +1,23 @@
-"""Where the project reads Lightning's loop state that has no public accessor: one place, each with a guard test.
+"""Every use of Lightning's private names, in one place: each says why, and has a guard test.
 
-Checked on Lightning 2.6.6; the guard tests in tests/test_lifecycle.py fail with a clear message when one changes.
+Checked on Lightning 2.6.6 (pyproject.toml bounds `lightning` to the versions tested). The guard tests
+(tests/test_lightning_guards.py) fail with a message naming the function here when Lightning changes the
+thing it relies on.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import os
+import sys
 from typing import Any
 
 import lightning as L
+from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.profilers import PassThroughProfiler
 
 
 def epoch_position(trainer: L.Trainer) -> tuple[int, int]:
@@ -53,3 +63,126 @@ def stop_after_this_step(trainer: L.Trainer) -> None:
     start a collective operation inside a signal handler (a deadlock when every process gets the signal).
     """
     trainer._signal_connector.received_sigterm = True
+
+
+def logs_this_step(trainer: L.Trainer) -> bool:
+    """Whether the logger writes the metrics of the training step under way (every `log_every_n_steps`).
+
+    Why private: it is the logger connector's `should_update_logs`, the condition Lightning's own callbacks
+    use (LearningRateMonitor); a model that calls `self.log` only then saves its cost on the other steps.
+    """
+    return trainer._logger_connector.should_update_logs
+
+
+def logger_version(logger: TensorBoardLogger | CSVLogger) -> int | str | None:
+    """The version folder a logger was given, or None while it has not chosen one.
+
+    Why private: the public `version` property picks the next free folder when none was given.
+    """
+    return logger._version
+
+
+def set_logger_version(logger: TensorBoardLogger | CSVLogger, version: int) -> None:
+    """Points a logger at the folder `version_<version>`, as its `version=` argument would.
+
+    Why private: the logger has no setter; its `__init__` keeps the argument in `_version`.
+    """
+    logger._version = version
+
+
+def tensorboard_writer(logger: TensorBoardLogger) -> Any:
+    """The logger's event file writer, for summaries the `SummaryWriter` API has no call for.
+
+    Why private: `SummaryWriter._get_file_writer` is what `TensorBoardLogger.log_hyperparams` writes with.
+    """
+    return logger.experiment._get_file_writer()
+
+
+def cli_hyperparameters() -> dict[str, Any] | None:
+    """While LightningCLI builds a model: the model's config as the CLI parsed it, which `save_hyperparameters`
+    saves instead of the arguments (a network as `class_path` and `init_args`, not as an object); else None.
+
+    Why private: LightningCLI hands it over in the context variable `_given_hyperparameters`.
+    """
+    return _given_hyperparameters.get()
+
+
+def built_as_the_cli_builds(hparams: dict[str, Any]) -> dict[str, Any]:
+    """A model's hyperparameters, marked for `load_from_checkpoint` to build the model from them as LightningCLI
+    does (jsonargparse): a network among them, given as `class_path` and `init_args`, is built too.
+
+    Why private: the mark is the `_instantiator` entry LightningCLI saves, naming its `instantiate_module`,
+    which `load_from_checkpoint` reads (from an allowlist of such functions).
+    """
+    return {**hparams, "_instantiator": "lightning.pytorch.cli.instantiate_module"}
+
+
+def take_links_into_a_network_the_model_lacks(cli: LightningCLI) -> None:
+    """Lets the CLI build a model without a network (`net`) while it links the data to a network's arguments.
+
+    Why private: LightningCLI writes every link jsonargparse applied into the model's hyperparameters, which
+    it takes from its `config_dump`; jsonargparse counts a link into a network the model does not have as
+    applied, and LightningCLI then fails ("Expected key net.init_args.input_dim to be in data"). An empty
+    network in that dump takes those links; the project's models keep only their own arguments, and
+    `drop_hyperparameters` removes it from any other.
+    """
+    cli._dump_config()
+    model = cli.config_dump.get("model")
+    if isinstance(model, dict):
+        init_args = model.get("init_args", model) if "class_path" in model else model
+        if init_args.get("net") is None:
+            init_args["net"] = {"init_args": {}}
+
+
+def drop_hyperparameters(module: L.LightningModule, names: list[str]) -> None:
+    """Removes hyperparameters from those a checkpoint saves and those the logger shows.
+
+    Why private: `remove_ignored_hparams`, the public way, leaves `_hparams_initial` (what the logger writes).
+    """
+    module.remove_ignored_hparams(names)
+    for name in names:
+        module._hparams_initial.pop(name, None)
+
+
+class FastHookNames(L.LightningModule):
+    """A LightningModule whose attribute `_current_fx_name` is set at the cost of a plain object's.
+
+    Why private: Lightning names the running hook in `_current_fx_name` around every hook call, about 45
+    times a training step; `nn.Module.__setattr__` would first look for the name among parameters, buffers
+    and submodules, ten times slower. A string is none of those.
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "_current_fx_name":
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
+
+
+class NoProfiler(PassThroughProfiler):
+    """Lightning's default profiler, which records nothing, without its cost.
+
+    Why: Lightning wraps each of the about 80 hook calls of a training step in `profiler.profile(name)`,
+    and `PassThroughProfiler` builds a generator-based context manager every time; this one hands out one
+    shared `nullcontext`.
+    """
+
+    _nothing = contextlib.nullcontext()
+
+    def profile(self, action_name: str) -> contextlib.nullcontext:
+        return self._nothing
+
+
+def skip_nvml_check_without_nvml() -> None:
+    """Turns off Lightning's NVML-based GPU count where NVML cannot load.
+
+    Why: Lightning asks torch to count GPUs through NVML (PYTORCH_NVML_BASED_CUDA_CHECK=1), which does not
+    start CUDA in a process that may fork. Without NVML (no NVIDIA driver) torch then tries to load it on
+    every call and falls back to the CUDA runtime anyway; Adam's `step` makes that call at every step.
+    """
+    if os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK") != "1" or not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL("libnvidia-ml.so.1")  # what torch loads
+    except OSError:
+        os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = "0"  # torch checks for "1"

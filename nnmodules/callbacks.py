@@ -1,7 +1,12 @@
-"""Callbacks of every run: predictions to a CSV file, TensorBoard's HParams tab, and where a fit left things."""
+"""Callbacks: what every run does besides training (Ctrl-C, the HParams tab, the summary at its end), predictions
+to a CSV file, and `torch.compile` switched on from a config. TensorBoard's figures are in `figures.py`."""
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,10 +15,15 @@ import pandas as pd
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
-from nnmodules.runs import run_folder
+from nnmodules._lightning import is_last_batch, stop_after_this_step, tensorboard_writer
+from nnmodules.runs import INTERRUPTED, run_folder
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # what stops a fit cleanly (Interruption)
+RESUME_HINT = 'continue the run with `--ckpt_path last` on the command line, or `trainer.fit(..., ckpt_path="last")`'
 
 
 class PredictionWriter(BasePredictionWriter):
@@ -107,16 +117,28 @@ class HParamsMetrics(L.Callback):
         data_hparams = trainer.datamodule.hparams_initial if trainer.datamodule is not None else {}
         params = {
             name: value if isinstance(value, (bool, int, float, str)) else str(value)
-            for name, value in {**data_hparams, **module.hparams_initial}.items()
-            if not name.startswith("_")
+            for name, value in _flat({**data_hparams, **module.hparams_initial}).items()
         }
-        metrics = dict.fromkeys(
-            getattr(module, "hparams_metrics", ("val/loss",)), 0.0
-        )  # names only: no value is written
-        writer = logger.experiment._get_file_writer()  # as TensorBoardLogger.log_hyperparams does
+        metrics = dict.fromkeys(getattr(module, "hparams_metrics", ("val/loss",)), 0.0)  # names only: no value written
+        writer = tensorboard_writer(logger)
         for summary in hparams_summaries(params, metrics):
             writer.add_summary(summary)
         self._declared.add(logger.log_dir)
+
+
+def _flat(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Public settings one level deep: a network's config as `net.class_path`, `net.<argument>`."""
+    flat = {}
+    for name, value in settings.items():
+        if name.startswith("_"):
+            continue
+        if isinstance(value, dict) and "class_path" in value:
+            flat |= _flat({"class_path": value["class_path"], **value.get("init_args", {})}, f"{prefix}{name}.")
+        elif isinstance(value, dict):
+            flat |= _flat(value, f"{prefix}{name}.")
+        else:
+            flat[f"{prefix}{name}"] = value
+    return flat
 
 
 class RunSummary(L.Callback):
@@ -137,3 +159,117 @@ class RunSummary(L.Callback):
         if isinstance(trainer.logger, TensorBoardLogger):
             lines.append(f"TensorBoard: tensorboard --logdir {trainer.logger.log_dir}")
         rank_zero_info("\n".join(lines))
+
+
+class Interruption(L.Callback):
+    """Ctrl-C or SIGTERM during `fit`: finish the step, save `interrupted.ckpt`, exit saying how to continue.
+
+    The signal only sets a flag; at the end of the training step under way, every
+    process learns of it (under DDP, from any of them: one `max` reduction a step)
+    and Lightning stops them all there, as it does on SIGTERM, after the same step.
+    A second Ctrl-C interrupts at once, as Python does. A signal during validation
+    takes effect after the next training step; one on an epoch's last step, after
+    that epoch's validation and checkpoints.
+
+    Lightning's own SIGTERM handler is replaced for the training loop: under DDP it
+    calls a collective operation inside the handler, which deadlocks when every
+    process gets the signal (torchrun, SLURM, or Lightning forwarding it).
+    """
+
+    def __init__(self) -> None:
+        self._signal: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        # not earlier: Lightning sets its signal handlers after `on_fit_start` and puts back what it found then
+        self._signal = None
+        if _main_thread():
+            self._previous = {signum: signal.signal(signum, self._on_signal) for signum in STOP_SIGNALS}
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if self._signal is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        if self._signal is None and signum == signal.SIGINT:
+            rank_zero_info("\nCtrl-C: stopping after this training step (press again to stop at once)")
+        self._signal = self._signal or signum
+
+    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, *args: Any) -> None:
+        signum = self._signal or 0
+        if trainer.world_size > 1:  # every process stops after the same step, whichever got the signal
+            flag = torch.tensor(float(signum), device=trainer.strategy.root_device)
+            signum = int(trainer.strategy.reduce(flag, reduce_op="max").item())
+        if signum and not is_last_batch(trainer):  # on the last, after the epoch's validation and checkpoints
+            self._signal = signum
+            stop_after_this_step(trainer)
+
+    def _restore(self) -> None:
+        if _main_thread():
+            for signum, handler in self._previous.items():
+                signal.signal(signum, handler)
+        self._previous = {}
+
+    def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self._restore()
+
+    def on_exception(self, trainer: L.Trainer, module: L.LightningModule, exception: BaseException) -> None:
+        self._restore()
+        if not isinstance(exception, SIGTERMException):
+            return
+        signum = self._signal or signal.SIGTERM
+        exception.code = 128 + signum  # the shell's convention for "ended by this signal"
+        where = f"epoch {trainer.current_epoch}, step {trainer.global_step}"
+        checkpoint_dir = getattr(trainer.checkpoint_callback, "dirpath", None)
+        if trainer.sanity_checking or trainer.validating or not checkpoint_dir:
+            rank_zero_info(f"{signal.Signals(signum).name} during {where}: {RESUME_HINT} from its last checkpoint")
+            return
+        path = os.path.join(checkpoint_dir, f"{INTERRUPTED}.ckpt")
+        try:
+            trainer.save_checkpoint(path, weights_only=False)
+        except FloatingPointError as error:  # a diverged model is not worth continuing
+            rank_zero_info(f"{signal.Signals(signum).name} at {where}: nothing saved: {error}")
+            return
+        rank_zero_info(f"{signal.Signals(signum).name} at {where}: saved {path}; {RESUME_HINT}")
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+class Compile(L.Callback):
+    """Trains with the model's `forward` compiled by `torch.compile` (for training and validation in `fit`).
+
+    The model summary, the TensorBoard graph and the sanity check run before, on the
+    plain model; after `fit` the model is plain again, so testing, predicting and
+    tracing need no compilation, and checkpoints are those of the plain model.
+
+    A compiled graph is specialised to its input shapes, and a new shape compiles
+    again. Training batches of one size compile once: set the data module's
+    `drop_last=True`, or the last, shorter batch of the first epoch compiles a
+    second, shape-generic graph. Validation compiles for its first batch size and
+    once more, shape-generic, at the first other size (its last batch), then no
+    more (torch's automatic dynamic shapes). Training and evaluation mode are
+    separate graphs (dropout differs).
+
+    Args:
+        mode: `torch.compile`'s: None (its default), "reduce-overhead" (CUDA graphs: the least
+            launch overhead on a GPU) or "max-autotune".
+        dynamic: `torch.compile`'s: None (shape-generic after the first change of shape),
+            False (one graph per shape) or True (shape-generic from the start).
+        backend: `torch.compile`'s: "inductor" (generates kernels), or e.g. "eager" (traces only).
+    """
+
+    def __init__(self, mode: str | None = None, dynamic: bool | None = None, backend: str | Callable = "inductor"):
+        self.options: dict[str, Any] = {"mode": mode, "dynamic": dynamic, "backend": backend}
+
+    def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        module.forward = torch.compile(module.forward, **self.options)  # this instance only, until fit ends
+
+    def on_fit_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self._restore(module)
+
+    def on_exception(self, trainer: L.Trainer, module: L.LightningModule, exception: BaseException) -> None:
+        self._restore(module)
+
+    @staticmethod
+    def _restore(module: L.LightningModule) -> None:
+        module.__dict__.pop("forward", None)  # the class's forward again

@@ -20,10 +20,11 @@ from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
 
-from nnmodules.callbacks import HParamsMetrics, PredictionWriter, RunSummary
-from nnmodules.heads import MONITOR
+from nnmodules._lightning import drop_hyperparameters, take_links_into_a_network_the_model_lacks
+from nnmodules.callbacks import HParamsMetrics, Interruption, PredictionWriter, RunSummary
 from nnmodules.run_config import FROM_CHECKPOINT, RunConfig, with_run_config
-from nnmodules.runs import Interruption, LitTrainer, run_folder
+from nnmodules.runs import LitTrainer, run_folder
+from nnmodules.tasks import MONITOR, output_width
 
 SEED = 42
 TENSORBOARD = f"{TensorBoardLogger.__module__}.{TensorBoardLogger.__name__}"
@@ -42,6 +43,25 @@ CHECKPOINT_DEFAULTS: dict[str, Any] = {
     "filename": "epoch{epoch:02d}-val_loss{val/loss:.4f}",
     "auto_insert_metric_name": False,  # the metric names hold "/", which would make folders
 }
+
+
+# data module attribute(s) -> model argument (under model.init_args)[, computed by], linked when the model is built
+LINKS = [
+    ("data.task", "task"),
+    ("data.num_features", "input_dim"),
+    ("data.num_classes", "num_classes"),
+    ("data.class_weights", "class_weights"),
+    ("data.target_mean", "target_mean"),
+    ("data.target_std", "target_std"),
+]
+# the same for the arguments of a model's network (under model.init_args.net.init_args)
+NET_LINKS = [
+    ("data.num_features", "input_dim"),
+    ("data.num_classes", "num_classes"),
+    (("data.task", "data.num_classes"), "output_dim", output_width),
+    ("data.image_shape", "in_channels", lambda shape: shape[0] if shape else None),
+    ("data.image_shape", "image_size", lambda shape: shape[-1] if shape else None),
+]
 
 
 def default_callbacks() -> list[L.Callback]:
@@ -67,10 +87,12 @@ def make_trainer(name: str = "", **overrides: Any) -> L.Trainer:
 class LitCLI(LightningCLI):
     """LightningCLI with the project's defaults, callbacks and argument links.
 
-    Data modules expose `num_features`, `num_classes`, `class_weights`,
+    Data modules expose `task`, `num_features`, `num_classes`, `class_weights`,
     `target_mean` and `target_std`; they are linked to the model's `input_dim` and
-    the arguments of the same names, so no one types them twice. A model that
-    lacks one of these arguments simply does not get it.
+    the arguments of the same names, and to a network's (`model.init_args.net`):
+    `input_dim`, `num_classes`, `output_dim` (one per class, or 1 for a binary or
+    numeric target) and `in_channels` (images). No one types them twice; a model or
+    network that lacks one of these arguments does not get it.
     """
 
     def __init__(self, args: list[str] | None = None, **kwargs: Any) -> None:
@@ -90,15 +112,15 @@ class LitCLI(LightningCLI):
         parser.set_defaults({f"checkpoint.{key}": value for key, value in CHECKPOINT_DEFAULTS.items()})
         parser.add_lightning_class_args(LearningRateMonitor, "lr_monitor")
         parser.add_lightning_class_args(PredictionWriter, "prediction_writer")  # acts in `predict` only
-        parser.link_arguments("data.num_features", "model.init_args.input_dim", apply_on="instantiate")
-        parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
-        parser.link_arguments("data.class_weights", "model.init_args.class_weights", apply_on="instantiate")
-        parser.link_arguments("data.target_mean", "model.init_args.target_mean", apply_on="instantiate")
-        parser.link_arguments("data.target_std", "model.init_args.target_std", apply_on="instantiate")
+        for source, target, *compute in LINKS:
+            parser.link_arguments(source, f"model.init_args.{target}", *compute, apply_on="instantiate")
+        for source, target, *compute in NET_LINKS:
+            parser.link_arguments(source, f"model.init_args.net.init_args.{target}", *compute, apply_on="instantiate")
         parser.add_argument("--test_after_fit", type=bool, default=False, help="after fit, test the best checkpoint")
 
     def before_instantiate_classes(self) -> None:
         config = self.config.get(str(self.subcommand), self.config)
+        take_links_into_a_network_the_model_lacks(self)
         if config.get("lr_scheduler") and not config.get("optimizer"):
             raise ValueError("--lr_scheduler needs --optimizer as well, e.g. --optimizer Adam --optimizer.lr 0.001")
         run = run_folder(config.get("ckpt_path")) if self.subcommand in FROM_CHECKPOINT else None
@@ -111,10 +133,10 @@ class LitCLI(LightningCLI):
     def after_instantiate_classes(self) -> None:
         # LightningCLI hands the model its whole config section as hyperparameters, link targets included;
         # one the model does not take would be saved in its checkpoints and break `--ckpt_path` later.
+        # (The project's models keep only their own arguments; this is for any other LightningModule.)
         accepted = inspect.signature(type(self.model).__init__).parameters
-        for saved in (self.model.hparams, getattr(self.model, "_hparams_initial", {})):
-            for name in [name for name in saved if not name.startswith("_") and name not in accepted]:
-                del saved[name]
+        unused = [name for name in self.model.hparams if not name.startswith("_") and name not in accepted]
+        drop_hyperparameters(self.model, unused)
 
     def after_fit(self) -> None:
         if not self.config.fit.test_after_fit or self.trainer.fast_dev_run:

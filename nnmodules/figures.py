@@ -15,7 +15,8 @@ from matplotlib.figure import Figure
 from torchmetrics.functional.classification import multiclass_confusion_matrix
 from torchvision.utils import make_grid
 
-from nnmodules.heads import ClassifierModule, RegressorModule, TaskModule
+from nnmodules._lightning import is_last_batch
+from nnmodules.tasks import Classifier, Regressor, TaskModule
 
 
 class EpochFigures(L.Callback):
@@ -86,8 +87,7 @@ class ParameterHistograms(L.Callback):
         return (trainer.current_epoch + 1) % self.every_n_epochs == 0 and trainer.is_global_zero
 
     def on_after_backward(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        last_step = trainer.fit_loop.epoch_loop.batch_progress.current.ready == trainer.num_training_batches
-        if last_step and self._logging_epoch(trainer):  # one copy an epoch, of the step that ends it
+        if is_last_batch(trainer) and self._logging_epoch(trainer):  # one copy an epoch, of the step that ends it
             self._gradients = {n: p.grad.detach().clone() for n, p in module.named_parameters() if p.grad is not None}
 
     def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
@@ -116,7 +116,7 @@ class LearningCurves(EpochFigures):
         self.val_metric: list[float] = []
 
     def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        name = "val/acc" if isinstance(module, ClassifierModule) else "val/mse"
+        name = "val/acc" if isinstance(module, Classifier) else "val/mse"
         if name in trainer.callback_metrics:  # the latest validation (some runs validate every N epochs)
             self.epochs.append(trainer.current_epoch)
             module.update_training_metrics()  # callbacks' epoch-end hooks run before the module's
@@ -130,7 +130,7 @@ class LearningCurves(EpochFigures):
         loss.plot(self.epochs, self.train_loss, marker=".")
         loss.set(xlabel="epoch", ylabel="training loss")
         metric.plot(self.epochs, self.val_metric, marker=".", color="tab:orange")
-        name = "accuracy" if isinstance(module, ClassifierModule) else "MSE"
+        name = "accuracy" if isinstance(module, Classifier) else "MSE"
         metric.set(xlabel="epoch", ylabel=f"validation {name}")
         return {"curves/learning": figure}
 
@@ -147,7 +147,7 @@ class ClassificationFigures(EpochFigures):
         misclassified: how many misclassified examples to show (0: no grid).
     """
 
-    module_type = ClassifierModule
+    module_type = Classifier
 
     def __init__(self, every_n_epochs: int = 2, misclassified: int = 16) -> None:
         super().__init__(every_n_epochs)
@@ -223,7 +223,7 @@ class RegressionFigures(EpochFigures):
         every_n_epochs: draw after every this many training epochs; 0: only at the end of fit.
     """
 
-    module_type = RegressorModule
+    module_type = Regressor
 
     def figures(self, trainer: L.Trainer, module: L.LightningModule) -> dict[str, Figure]:
         data = trainer.datamodule

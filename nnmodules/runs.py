@@ -1,65 +1,37 @@
-"""Runs that survive: resume with `ckpt_path="last"`, stop cleanly on Ctrl-C or SIGTERM, read checkpoints safely.
+"""The run machinery: a Trainer that continues runs by name and never mixes two runs in one folder.
 
 - `LitTrainer` (what `make_trainer` and the CLI build) continues the latest run of a
   logger's folder with `fit(..., ckpt_path="last")`: the same version folder, its
   newest checkpoint (`last.ckpt`, or `interrupted.ckpt` when that is newer). A new
-  run never writes into a version folder that already holds a run.
-- `Interruption` turns Ctrl-C into what Lightning does on SIGTERM: the training
-  step under way finishes, the state after it goes to `interrupted.ckpt`, and the
-  process exits (status 130 for SIGINT, 143 for SIGTERM) saying how to continue.
-- `Resumable`, the base of every model here: its checkpoints carry the random
-  state (an exact resume), and `load_from_checkpoint` reads without pickle.
-- `CheckpointIO` loads checkpoints with `torch.load(weights_only=True)` (they hold
-  plain data only) and turns an unreadable file into one error naming it. Saving
-  is Lightning's own: the bytes go to a temporary file that replaces the old
-  checkpoint only once complete, so a crash mid-write leaves the previous one.
+  run never writes into a version folder that already holds a run, and a finished
+  run is refused before anything is written.
+- `LitProgressBar`, the Trainer's default bar: redrawn every few steps, with the loss.
+- `run_folder`, `earlier_name`: where a checkpoint's run is, where an earlier file is kept.
 """
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import os
-import signal
-import sys
-import threading
 import warnings
 from pathlib import Path
 from typing import Any
 
 import lightning as L
-import torch
 from lightning.fabric.plugins import CheckpointIO as AnyCheckpointIO
-from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
-from lightning.pytorch.profilers import PassThroughProfiler
-from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
 
-from nnmodules._lightning import epochs_done, is_last_batch, stop_after_this_step
+from nnmodules._lightning import (
+    NoProfiler,
+    epochs_done,
+    logger_version,
+    set_logger_version,
+    skip_nvml_check_without_nvml,
+)
+from nnmodules.checkpoints import CheckpointIO, read_checkpoint
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # what stops a fit cleanly (Interruption)
 INTERRUPTED = "interrupted"  # the checkpoint of an interrupted run: <checkpoints dir>/interrupted.ckpt
 PROGRESS_BAR_STEPS = 20  # the progress bar redraws every this many steps (and at the end of each epoch)
-RESUME_HINT = 'continue the run with `--ckpt_path last` on the command line, or `trainer.fit(..., ckpt_path="last")`'
-
-
-def read_checkpoint(path: str | Path, map_location: Any = None) -> dict[str, Any]:
-    """A checkpoint's contents, loaded without pickle (`weights_only=True`); a clear error for anything else."""
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist: pass the path of a .ckpt file")
-    try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as error:  # torch raises RuntimeError, UnpicklingError, EOFError... depending on the damage
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ValueError(
-            f"{path} is not a readable checkpoint ({reason}): it may be truncated (a copy cut short) or not "
-            f"written by Lightning; use another checkpoint of the run, e.g. its last.ckpt"
-        ) from error
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
-        raise ValueError(f"{path} is not a Lightning checkpoint: it holds no state_dict")
-    return checkpoint
 
 
 def run_folder(ckpt_path: str | Path | None) -> Path | None:
@@ -77,13 +49,6 @@ def earlier_name(path: Path) -> Path:
     return kept
 
 
-class CheckpointIO(TorchCheckpointIO):
-    """Lightning's checkpoint reading and writing, with loads through `read_checkpoint`."""
-
-    def load_checkpoint(self, path: Any, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
-        return read_checkpoint(path, map_location=map_location or (lambda storage, _: storage))
-
-
 def _run_folders(root: Path) -> list[Path]:
     """The version folders of a logger's root, oldest version first."""
     versions = [p for p in root.glob("version_*") if p.is_dir() and p.name.removeprefix("version_").isdigit()]
@@ -95,44 +60,6 @@ def _resumable(checkpoint_dir: Path) -> Path | None:
     found = [checkpoint_dir / f"{name}.ckpt" for name in (ModelCheckpoint.CHECKPOINT_NAME_LAST, INTERRUPTED)]
     found = [path for path in found if path.is_file()]
     return max(found, key=lambda path: path.stat().st_mtime_ns) if found else None
-
-
-class Resumable(L.LightningModule):
-    """What a model adds for runs that survive: its random state travels in its checkpoints, and
-    `load_from_checkpoint` reads without pickle and names a file that is no checkpoint of this class."""
-
-    _rng_to_restore: dict[str, Any] | None = None  # from a checkpoint, for the first training step after it
-
-    @classmethod
-    def load_from_checkpoint(cls, checkpoint_path: str | Path, *args: Any, **kwargs: Any) -> Any:
-        if isinstance(checkpoint_path, (str, Path)):
-            read_checkpoint(checkpoint_path)  # loads without pickle too: raises naming the file
-        if not args:
-            kwargs.setdefault("weights_only", True)  # checkpoints hold plain data only
-        try:
-            return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
-        except (RuntimeError, TypeError, ValueError) as error:  # its hyperparameters or weights do not fit
-            reason = " ".join(line.strip() for line in str(error).splitlines()[:2])
-            raise ValueError(
-                f"{checkpoint_path} does not load as a {cls.__name__} ({reason}): is it a checkpoint of another "
-                f"model? Load it with the class that wrote it"
-            ) from error
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else []
-        checkpoint["rng_states"] = {"torch": torch.get_rng_state(), "cuda": cuda}  # tensors: no pickle needed
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self._rng_to_restore = checkpoint.get("rng_states")
-
-    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
-        # restored where the interrupted run went on from this state: after the resumed run's sanity check
-        # and data loader set-up, which draw nothing from the global generator (loaders have their own)
-        if self._rng_to_restore is not None:
-            torch.set_rng_state(self._rng_to_restore["torch"])
-            if self._rng_to_restore["cuda"]:
-                torch.cuda.set_rng_state_all(self._rng_to_restore["cuda"])
-            self._rng_to_restore = None
 
 
 class LitProgressBar(TQDMProgressBar):
@@ -156,17 +83,6 @@ class LitProgressBar(TQDMProgressBar):
         return {**version, "train/loss": loss.item(), **items}
 
 
-class NoProfiler(PassThroughProfiler):
-    """Lightning's default profiler, which records nothing, without its cost: Lightning wraps each of
-    the about 80 hook calls of a training step in `profiler.profile(name)`, which builds a generator-based
-    context manager every time (about 1 us on a 2-core CPU); this one hands out one shared `nullcontext`."""
-
-    _nothing = contextlib.nullcontext()
-
-    def profile(self, action_name: str) -> contextlib.nullcontext:
-        return self._nothing
-
-
 class LitTrainer(L.Trainer):
     """A Lightning `Trainer` that continues runs by name and never mixes two runs in one folder.
 
@@ -184,7 +100,7 @@ class LitTrainer(L.Trainer):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # keyword arguments only, so that LightningCLI reads Trainer's own signature (e.g. `--trainer.callbacks+=`)
-        _skip_nvml_check_without_nvml()
+        skip_nvml_check_without_nvml()
         plugins, callbacks = _as_list(kwargs.get("plugins")), _as_list(kwargs.get("callbacks"))
         if not any(isinstance(plugin, AnyCheckpointIO) for plugin in plugins):
             plugins.append(CheckpointIO())  # loads without pickle, with a clear error for a damaged file
@@ -195,7 +111,8 @@ class LitTrainer(L.Trainer):
         if kwargs.get("profiler") is None:
             kwargs["profiler"] = NoProfiler()
         super().__init__(*args, **kwargs)
-        self._version_given = getattr(self.logger, "_version", None) is not None  # before any run resolves it
+        logger = self.logger
+        self._version_given = isinstance(logger, (TensorBoardLogger, CSVLogger)) and logger_version(logger) is not None
 
     def fit(
         self,
@@ -241,12 +158,12 @@ class LitTrainer(L.Trainer):
         """The newest checkpoint of a run under the logger's root goes on in that run's folder, as "last" does;
         any other checkpoint starts a new folder (its run's later checkpoints stay as they are)."""
         logger, run = self._versioned_logger(), run_folder(ckpt_path)
-        if logger is None or getattr(logger, "_version", None) is not None or run is None:
+        if logger is None or logger_version(logger) is not None or run is None:
             return
         newest = _resumable(run / "checkpoints")
         ours = run in _run_folders(run.parent) and run.parent.resolve() == Path(logger.root_dir).resolve()
         if ours and newest is not None and newest.resolve() == Path(ckpt_path).resolve():
-            logger._version = int(run.name.removeprefix("version_"))  # no public setter: as its __init__ does
+            set_logger_version(logger, int(run.name.removeprefix("version_")))
 
     def _versioned_logger(self) -> TensorBoardLogger | CSVLogger | None:
         """The logger whose version folder holds the checkpoints, unless the checkpoint folder is set by hand."""
@@ -260,13 +177,13 @@ class LitTrainer(L.Trainer):
         if logger is None:
             return "last"  # a fixed checkpoint folder: Lightning's own search for last*.ckpt there
         root = Path(logger.root_dir)
-        if getattr(logger, "_version", None) is not None:  # fixed by the user, or by an earlier fit of this trainer
+        if logger_version(logger) is not None:  # fixed by the user, or by an earlier fit of this trainer
             folders = [Path(logger.log_dir)]
         else:
             folders = _run_folders(root)[::-1]
         for folder in folders:
             if (checkpoint := _resumable(folder / "checkpoints")) is not None:
-                logger._version = int(folder.name.removeprefix("version_"))  # no public setter: as its __init__ does
+                set_logger_version(logger, int(folder.name.removeprefix("version_")))
                 rank_zero_info(f"continuing the run in {folder} from {checkpoint.name}")
                 return str(checkpoint)
         rank_zero_info(f"no checkpoint to continue under {root}: starting a new run")
@@ -298,93 +215,6 @@ class LitTrainer(L.Trainer):
             )
 
 
-class Interruption(L.Callback):
-    """Ctrl-C or SIGTERM during `fit`: finish the step, save `interrupted.ckpt`, exit saying how to continue.
-
-    The signal only sets a flag; at the end of the training step under way, every
-    process learns of it (under DDP, from any of them: one `max` reduction a step)
-    and Lightning stops them all there, as it does on SIGTERM, after the same step.
-    A second Ctrl-C interrupts at once, as Python does. A signal during validation
-    takes effect after the next training step; one on an epoch's last step, after
-    that epoch's validation and checkpoints.
-
-    Lightning's own SIGTERM handler is replaced for the training loop: under DDP it
-    calls a collective operation inside the handler, which deadlocks when every
-    process gets the signal (torchrun, SLURM, or Lightning forwarding it).
-    """
-
-    def __init__(self) -> None:
-        self._signal: int | None = None
-        self._previous: dict[int, Any] = {}
-
-    def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        # not earlier: Lightning sets its signal handlers after `on_fit_start` and puts back what it found then
-        self._signal = None
-        if _main_thread():
-            self._previous = {signum: signal.signal(signum, self._on_signal) for signum in STOP_SIGNALS}
-
-    def _on_signal(self, signum: int, frame: Any) -> None:
-        if self._signal is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        if self._signal is None and signum == signal.SIGINT:
-            rank_zero_info("\nCtrl-C: stopping after this training step (press again to stop at once)")
-        self._signal = self._signal or signum
-
-    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, *args: Any) -> None:
-        signum = self._signal or 0
-        if trainer.world_size > 1:  # every process stops after the same step, whichever got the signal
-            flag = torch.tensor(float(signum), device=trainer.strategy.root_device)
-            signum = int(trainer.strategy.reduce(flag, reduce_op="max").item())
-        if signum and not is_last_batch(trainer):  # on the last, after the epoch's validation and checkpoints
-            self._signal = signum
-            stop_after_this_step(trainer)
-
-    def _restore(self) -> None:
-        if _main_thread():
-            for signum, handler in self._previous.items():
-                signal.signal(signum, handler)
-        self._previous = {}
-
-    def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        self._restore()
-
-    def on_exception(self, trainer: L.Trainer, module: L.LightningModule, exception: BaseException) -> None:
-        self._restore()
-        if not isinstance(exception, SIGTERMException):
-            return
-        signum = self._signal or signal.SIGTERM
-        exception.code = 128 + signum  # the shell's convention for "ended by this signal"
-        where = f"epoch {trainer.current_epoch}, step {trainer.global_step}"
-        checkpoint_dir = getattr(trainer.checkpoint_callback, "dirpath", None)
-        if trainer.sanity_checking or trainer.validating or not checkpoint_dir:
-            rank_zero_info(f"{signal.Signals(signum).name} during {where}: {RESUME_HINT} from its last checkpoint")
-            return
-        path = os.path.join(checkpoint_dir, f"{INTERRUPTED}.ckpt")
-        try:
-            trainer.save_checkpoint(path, weights_only=False)
-        except FloatingPointError as error:  # a diverged model is not worth continuing
-            rank_zero_info(f"{signal.Signals(signum).name} at {where}: nothing saved: {error}")
-            return
-        rank_zero_info(f"{signal.Signals(signum).name} at {where}: saved {path}; {RESUME_HINT}")
-
-
 def _as_list(items: Any) -> list:
     """A Trainer argument that takes one item or several, as a list of its own."""
     return [] if items is None else list(items) if isinstance(items, (list, tuple)) else [items]
-
-
-def _skip_nvml_check_without_nvml() -> None:
-    """Lightning asks torch to count GPUs through NVML (PYTORCH_NVML_BASED_CUDA_CHECK=1), which does not start
-    CUDA in a process that may fork. Without NVML (no NVIDIA driver) torch then tries to load it on every
-    call and falls back to the CUDA runtime anyway; Adam's `step` makes that call, about 60 us a step on a
-    2-core CPU. Where NVML cannot load, the check only costs time: turn it off (torch checks for "1")."""
-    if os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK") != "1" or not sys.platform.startswith("linux"):
-        return
-    try:
-        ctypes.CDLL("libnvidia-ml.so.1")  # what torch loads
-    except OSError:
-        os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = "0"
-
-
-def _main_thread() -> bool:
-    return threading.current_thread() is threading.main_thread()

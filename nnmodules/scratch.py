@@ -2,32 +2,33 @@
 
 The tutorials behind it train with six functions: `init_coeffs`, `calc_preds`,
 `calc_loss`, `update_coeffs`, `execute_epoch` and `train_model`, plus
-`model_accuracy`. Here the first four are methods of the same names; Lightning's
+`model_accuracy`. Here `init_coeffs`, `calc_preds` and `update_coeffs` are methods
+of the network (`nets.ScratchNet`), `calc_loss` a method of this model; Lightning's
 loop stands in for `execute_epoch` and `train_model`, and torchmetrics for
-`model_accuracy`. A training step reads as in the tutorials: predictions,
-loss, backward, `update_coeffs`.
+`model_accuracy`. A training step reads as in the tutorials: predictions, loss,
+backward, `update_coeffs`.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from itertools import pairwise
 from typing import Any, Literal
 
 import lightning as L
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 from torchmetrics import MeanMetric
 
 from nnmodules.figures import ParameterHistograms
-from nnmodules.heads import ClassifierModule, Task
+from nnmodules.nets import ScratchNet
 from nnmodules.schedules import announce, planned_steps
+from nnmodules.tasks import Classifier, Task
 
 
-class ScratchDeepNet(ClassifierModule):
-    """A deep net whose every parameter and update is visible.
+class ScratchDeepNet(Classifier):
+    """A deep net whose every parameter and update is visible: a `Classifier` over `nets.ScratchNet`.
 
     Each layer is a weight matrix and a bias, plain `nn.Parameter`s (no `nn.Linear`);
     ReLU between layers. "binary": one sigmoid output, loss mean absolute error
@@ -41,7 +42,7 @@ class ScratchDeepNet(ClassifierModule):
     Args:
         input_dim: features per example (linked from the data module by the CLI).
         hidden_dims: width of each hidden layer, any depth.
-        num_classes: classes (linked from the data module); 2 for "binary".
+        num_classes: classes (linked from the data module by the CLI); None: 2 for "binary", else 10 (digits).
         task: "binary" or "multiclass" (linked from the data module by the CLI).
         loss: "mae" (the tutorial) or "bce"; for "binary" only.
         init: "kaiming" (weights scaled by sqrt(2 / inputs), zero biases) or "tutorial"
@@ -57,7 +58,7 @@ class ScratchDeepNet(ClassifierModule):
         self,
         input_dim: int = 784,
         hidden_dims: Sequence[int] = (20,),
-        num_classes: int = 10,
+        num_classes: int | None = None,
         task: Task = "multiclass",
         loss: Literal["mae", "bce"] = "mae",
         init: Literal["kaiming", "tutorial"] = "kaiming",
@@ -65,19 +66,17 @@ class ScratchDeepNet(ClassifierModule):
         lr_schedule: Literal["constant", "cosine"] = "constant",
         class_weights: Sequence[float] | None = None,
     ) -> None:
-        super().__init__(num_classes, task=task, class_weights=class_weights, lr=lr, lr_schedule="constant")
-        self.save_hyperparameters()
-        self.automatic_optimization = False  # update_coeffs does the step
-        if any(width < 1 for width in (input_dim, *hidden_dims)):
-            raise ValueError(f"layer widths must be positive: input_dim={input_dim}, hidden_dims={list(hidden_dims)}")
         if loss not in ("mae", "bce"):
             raise ValueError(f"loss must be 'mae' or 'bce', got {loss!r}")
         if lr_schedule not in ("constant", "cosine"):
             raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {lr_schedule!r}")
         if init not in ("kaiming", "tutorial"):
             raise ValueError(f"init must be 'kaiming' or 'tutorial', got {init!r}")
-        self.sizes = [input_dim, *hidden_dims, 1 if task == "binary" else num_classes]
-        self.weights, self.biases = self.init_coeffs(init)
+        classes = num_classes or (2 if task == "binary" else 10)
+        net = ScratchNet(input_dim, hidden_dims, 1 if task == "binary" else classes, init=init)
+        super().__init__(net, classes, task=task, class_weights=class_weights, lr=lr, lr_schedule="constant")
+        self.automatic_optimization = False  # update_coeffs does the step
+        self.loss, self.step_schedule = loss, lr_schedule
         self.train_grad_norm = MeanMetric()
         self._grad_norms: list[Tensor] = []  # this epoch's, added to train_grad_norm at its end: one update
         self._planned_steps: float = math.inf  # the run's optimizer steps, set when training starts
@@ -85,58 +84,30 @@ class ScratchDeepNet(ClassifierModule):
         self.optimizers_configured = True  # until configure_optimizers, unless replaced, says otherwise
         self.example_input_array = torch.zeros(1, input_dim)  # for the TensorBoard graph
 
-    def init_coeffs(self, init: str) -> tuple[nn.ParameterList, nn.ParameterList]:
-        """A weight matrix and a bias for each layer, drawn from the global torch generator."""
-        weights, biases = [], []
-        for n_in, n_out in pairwise(self.sizes):
-            if init == "tutorial":
-                weights.append((torch.rand(n_in, n_out) - 0.3) / n_out * 4)
-                biases.append((torch.rand(1)[0] - 0.5) * 0.1)
-            else:
-                weights.append(torch.randn(n_in, n_out) * math.sqrt(2 / n_in))
-                biases.append(torch.zeros(n_out))
-        return nn.ParameterList(weights), nn.ParameterList(biases)
-
-    def calc_preds(self, inputs: Tensor) -> Tensor:
-        """Binary: the probability of class 1, shape (N,); multiclass: log-probabilities, shape (N, C)."""
-        res = inputs.flatten(1)
-        for i, (layer, const) in enumerate(zip(self.weights, self.biases, strict=True)):
-            res = res @ layer + const
-            if i != len(self.weights) - 1:
-                res = F.relu(res)
-        if self.task == "binary":
-            return torch.sigmoid(res).squeeze(1)
-        return F.log_softmax(res, dim=1)
-
-    def forward(self, inputs: Tensor) -> Tensor:
-        return self.calc_preds(inputs)
-
     def calc_loss(self, preds: Tensor, targets: Tensor) -> Tensor:
-        """Mean absolute error or cross-entropy (binary), negative log-likelihood (multiclass)."""
-        if self.task == "binary" and self.hparams.loss == "mae":
+        """Binary: mean absolute error (the tutorials) or cross-entropy of the probabilities; multiclass: negative
+        log-likelihood of the log-probabilities; weighted by `class_weights`."""
+        if self.task == "binary" and self.loss == "mae":
             errors = torch.abs(preds - targets.to(preds.dtype))
             if self.class_weights is None:
                 return errors.mean()
             weight = self.class_weights[targets]
             return (errors * weight).sum() / weight.sum()
         if self.task == "binary":
-            return super().compute_loss(preds, targets)
+            weight = None if self.class_weights is None else self.class_weights[targets]
+            return F.binary_cross_entropy(preds, targets.to(preds.dtype), weight=weight)
         return F.nll_loss(preds, targets, weight=self.class_weights)
 
     def compute_loss(self, scores: Tensor, targets: Tensor) -> Tensor:
-        return self.calc_loss(scores, targets)
+        return self.calc_loss(self.net.activate(scores), targets)
 
-    @torch.no_grad()
     def update_coeffs(self) -> None:
-        """The tutorial's SGD step: each parameter moves against its gradient, then the gradient is cleared."""
-        lr = self.step_size()
-        for layer in [*self.weights, *self.biases]:
-            layer.sub_(layer.grad * lr)
-            layer.grad.zero_()
+        """The tutorials' SGD step, at this step's size."""
+        self.net.update_coeffs(self.step_size())
 
     def step_size(self) -> float:
         """`lr`, or with the cosine schedule `lr` scaled by 0.5 * (1 + cos(pi * step / steps of the run))."""
-        if self.hparams.lr_schedule == "constant" or not math.isfinite(self._planned_steps):
+        if self.step_schedule == "constant" or not math.isfinite(self._planned_steps):
             return self.lr
         return self.lr * 0.5 * (1 + math.cos(math.pi * self.global_step / self._planned_steps))
 
@@ -146,7 +117,7 @@ class ScratchDeepNet(ClassifierModule):
         super().on_train_start()
         self._planned_steps = planned_steps(self.trainer)
         before = self._planned_steps_before
-        if self.hparams.lr_schedule == "cosine" and before is not None and before != self._planned_steps:
+        if self.step_schedule == "cosine" and before is not None and before != self._planned_steps:
             announce(
                 f"cosine step size re-planned for this run's settings: {before} -> {self._planned_steps} steps",
                 self.global_step,
@@ -162,7 +133,8 @@ class ScratchDeepNet(ClassifierModule):
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         inputs, targets = batch
-        preds = self.calc_preds(inputs)
+        scores = self(inputs)
+        preds = self.net.activate(scores)  # the tutorials' calc_preds, its scores kept for the metrics
         loss = self.calc_loss(preds, targets)
         self.manual_backward(loss)
         self._grad_norms.append(torch.nn.utils.get_total_norm([p.grad for p in self.parameters()]))
@@ -171,7 +143,7 @@ class ScratchDeepNet(ClassifierModule):
         optimizer = self.optimizers()  # with none configured, Lightning's placeholder: its step only counts steps
         optimizer.step()
         optimizer.zero_grad()
-        self.track_training(loss, preds, targets, batch_idx)
+        self.track_training(loss, scores, targets, batch_idx)
         return loss
 
     def on_train_epoch_end(self) -> None:

@@ -153,13 +153,13 @@ DATA_ROWS: list[tuple[str, Callable[[Path], object], type, str]] = [
      f"val_size {TRAIN_IMAGES} leaves no training images: there are {TRAIN_IMAGES}"),
     # models
     ("hidden width 0", lambda t: MLPClassifier(hidden_dims=(128, 0)), ValueError,
-     "layer widths must be positive: input_dim=784, hidden_dims=[128, 0]"),
+     "layer widths must be positive whole numbers: input_dim=784, hidden_dims=[128, 0], output_dim=10"),
     ("one class", lambda t: MLPClassifier(num_classes=1), ValueError,
      "num_classes must be at least 2, got 1 (a classifier needs classes)"),
     ("dropout 1", lambda t: MLPClassifier(dropout=1.0), ValueError, "dropout must be in [0, 1), got 1.0"),
     ("lr 0", lambda t: MLPClassifier(lr=0), ValueError, "lr must be positive, got 0"),
     ("hidden width negative", lambda t: ScratchDeepNet(hidden_dims=[-3]), ValueError,
-     "layer widths must be positive: input_dim=784, hidden_dims=[-3]"),
+     "layer widths must be positive whole numbers: input_dim=784, hidden_dims=[-3], output_dim=10"),
     ("input width", lambda t: L.Trainer(max_steps=1, **QUIET).fit(MLPClassifier(input_dim=784), TabularDataModule(
      table(t, "a,b,y\n" + "1,2,0\n3,4,1\n" * 10), target="y")), ValueError,
      "the model takes 784 input features (input_dim) but TabularDataModule gives 2 (num_features): build it with "
@@ -209,7 +209,9 @@ def test_command_line_mistakes(args, message, tmp_path, capsys):
 
 
 def test_command_line_model_value_is_checked_by_the_model(tmp_path):
-    with pytest.raises(ValueError, match=re.escape("- layer widths must be positive: input_dim=784, hidden_dims=[0]")):
+    with pytest.raises(
+        ValueError, match=re.escape("- layer widths must be positive whole numbers: input_dim=784, hidden_dims=[0]")
+    ):
         LitCLI(args=["fit", "--config", CONFIG, "--model.init_args.hidden_dims", "[0]"])
 
 

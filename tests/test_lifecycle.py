@@ -28,8 +28,9 @@ from datamodules import MNISTDataModule, TabularDataModule
 from nnmodules import MLPClassifier, ScratchDeepNet
 from nnmodules._lightning import epoch_position, epochs_done, is_last_batch, stop_after_this_step
 from nnmodules.callbacks import PredictionWriter, RunSummary
+from nnmodules.checkpoints import read_checkpoint
 from nnmodules.cli import LOGGER_DEFAULTS, LitCLI, make_trainer
-from nnmodules.runs import LitTrainer, read_checkpoint
+from nnmodules.runs import LitTrainer
 
 STEPS = 8  # per epoch: 256 fake training images in batches of 32
 CONFIG = str(ROOT / "configs" / "mnist_mlp.yaml")
@@ -334,7 +335,7 @@ def test_predict_a_new_table_with_its_id_column(tmp_path, monkeypatch):
     model = ScratchDeepNet.load_from_checkpoint(run / "checkpoints" / "last.ckpt")
     data = TabularDataModule.load_from_checkpoint(run / "checkpoints" / "last.ckpt", predict_csv="new.csv")
     with torch.no_grad():
-        expected = model.eval()(data.table("predict").tensors[0])
+        expected = model.probabilities(model.eval()(data.table("predict").tensors[0]))[:, 1]
     assert torch.allclose(torch.tensor(written["p_1"].to_numpy(), dtype=torch.float32), expected, atol=1e-5)
     assert written["prediction"].tolist() == (expected > 0.5).long().tolist()  # the label of the likelier class
 

@@ -12,7 +12,7 @@ from lightning.pytorch.tuner import Tuner
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
-from nnmodules import MLPClassifier, ScratchDeepNet, heads
+from nnmodules import MLPClassifier, ScratchDeepNet, tasks
 from nnmodules.cli import make_trainer
 from nnmodules.figures import ClassificationFigures
 
@@ -131,10 +131,12 @@ def test_takes_1x28x28_images(mnist_dir):
 
     data = MNISTDataModule(mnist_dir, batch_size=16, val_size=64, download=False, flatten=False)
     model, shapes = MLPClassifier(), []
-    model.register_forward_hook(lambda module, inputs, output: shapes.append((inputs[0].shape, output.shape)))
+    model.register_forward_hook(
+        lambda module, inputs, output: shapes.append((inputs[0].shape, output.shape)) if module.training else None
+    )
     trainer = L.Trainer(fast_dev_run=True, **QUIET)
     trainer.fit(model, data)
-    assert shapes[0] == ((16, 1, 28, 28), (16, 10))  # images in, one score per class out
+    assert shapes == [((16, 1, 28, 28), (16, 10))]  # the training step: images in, one score per class out
     assert torch.isfinite(trainer.callback_metrics["train/loss_epoch"])
 
 
@@ -182,8 +184,8 @@ def test_figures_leave_training_unchanged(mnist):
 
 
 def test_epoch_training_metrics_count_every_step_once(mnist, monkeypatch):
-    """The training metrics take a few steps per update (heads.PENDING_STEPS); the epoch's values miss none."""
-    monkeypatch.setattr(heads, "PENDING_STEPS", 3)  # 8 steps an epoch: two full updates and a remainder
+    """The training metrics take a few steps per update (tasks.PENDING_STEPS); the epoch's values miss none."""
+    monkeypatch.setattr(tasks, "PENDING_STEPS", 3)  # 8 steps an epoch: two full updates and a remainder
     steps: list[tuple[float, int, int]] = []
 
     class Recording(MLPClassifier):
@@ -209,7 +211,7 @@ def test_the_host_reads_device_values_only_on_logging_and_metric_update_steps(mo
     """Every read of a tensor's value on the host (`.item()`, `bool()`, ...) waits for a GPU to finish its
     work; a training step does none, except where the logger writes and where the pending steps enter
     the metrics. Counted on the CPU, where the same calls are made."""
-    monkeypatch.setattr(heads, "PENDING_STEPS", 4)
+    monkeypatch.setattr(tasks, "PENDING_STEPS", 4)
     reads: dict[int, int] = {}
     step: list[int | None] = [None]
 
@@ -239,7 +241,7 @@ def test_the_host_reads_device_values_only_on_logging_and_metric_update_steps(mo
 def test_compiled_training_compiles_once_per_mode_with_drop_last(mnist_dir, drop_last, graphs):
     """256 training rows in batches of 48: the short last batch compiles a second training graph unless dropped."""
     from datamodules import MNISTDataModule
-    from nnmodules.compile import Compile
+    from nnmodules.callbacks import Compile
 
     compiled: list[torch.fx.GraphModule] = []
 

@@ -15,7 +15,7 @@ from conftest import ROOT
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from datamodules import TabularDataModule, ToyRegressionDataModule
-from nnmodules import MLPClassifier, ToyRegressor
+from nnmodules import MLPClassifier, MLPRegressor, ToyRegressor
 from nnmodules.cli import LitCLI, make_trainer
 from nnmodules.figures import RegressionFigures
 
@@ -42,7 +42,7 @@ def test_toy_data_is_the_line_split_in_order_and_unscaled():
     ("seed", "recipe", "max_mse"),
     [
         (2, {"init": "active", "optimizer": "lbfgs", "lr": 1.0}, 0.11),  # the config's; the true line scores 0.102
-        (3, {}, 0.15),  # the introduction's: PyTorch's initialisation, Adam at 0.1
+        (3, {"optimizer": "adam"}, 0.15),  # the introduction's: PyTorch's initialisation, Adam at 0.1
     ],
 )
 def test_toy_fit_recovers_slope_and_intercept(seed, recipe, max_mse):
@@ -87,8 +87,14 @@ def test_regression_on_a_csv_with_a_standardised_target(tmp_path):
     assert abs(float(scaled_targets.mean())) < 1e-5  # the model sees (price - mean) / std
 
     L.seed_everything(0)
-    model = ToyRegressor(
-        data.num_features, hidden_dims=[16], lr=0.01, target_mean=data.target_mean, target_std=data.target_std
+    model = MLPRegressor(
+        data.num_features,
+        hidden_dims=[16],
+        dropout=0.0,
+        lr=0.01,
+        lr_schedule="constant",
+        target_mean=data.target_mean,
+        target_std=data.target_std,
     )
     trainer = make_trainer(max_epochs=30, **QUIET)
     trainer.callbacks.append(RegressionFigures())
@@ -130,7 +136,7 @@ def test_predict_from_the_command_line_writes_predictions(tmp_path):
 def test_figures_refuse_a_classifier_before_training(mnist):
     trainer = make_trainer(max_epochs=1, **QUIET)
     trainer.callbacks.append(RegressionFigures())
-    with pytest.raises(ValueError, match="RegressionFigures draws for a RegressorModule; MLPClassifier is not one"):
+    with pytest.raises(ValueError, match="RegressionFigures draws for a Regressor; MLPClassifier is not one"):
         trainer.fit(MLPClassifier(), mnist)
     assert trainer.global_step == 0
 

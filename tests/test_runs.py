@@ -22,10 +22,12 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.profilers import SimpleProfiler
 
 from datamodules import MNISTDataModule, TabularDataModule
-from nnmodules import MLPClassifier, ScratchDeepNet, heads, runs
+from nnmodules import MLPClassifier, ScratchDeepNet, _lightning, tasks
+from nnmodules._lightning import NoProfiler
 from nnmodules.callbacks import PredictionWriter
+from nnmodules.checkpoints import read_checkpoint
 from nnmodules.cli import LOGGER_DEFAULTS, make_trainer
-from nnmodules.runs import PROGRESS_BAR_STEPS, LitProgressBar, NoProfiler, read_checkpoint
+from nnmodules.runs import PROGRESS_BAR_STEPS, LitProgressBar
 
 EPOCHS = 4
 QUIET = {"enable_progress_bar": False, "enable_model_summary": False, "accelerator": "cpu", "log_every_n_steps": 3}
@@ -245,7 +247,9 @@ def test_a_damaged_or_foreign_file_is_refused_by_name(kind, uninterrupted, mnist
 
 def test_a_checkpoint_of_another_model_is_refused_by_name(uninterrupted):
     path = uninterrupted["scratch"][0].checkpoint_callback.last_model_path
-    with pytest.raises(ValueError, match=rf"^{re.escape(path)} does not load as a MLPClassifier \(lr_schedule must be"):
+    with pytest.raises(
+        ValueError, match=rf"^{re.escape(path)} does not load as a MLPClassifier \(layer widths must be"
+    ):
         MLPClassifier.load_from_checkpoint(path)
 
 
@@ -312,7 +316,7 @@ def test_the_nvml_gpu_count_is_skipped_only_where_nvml_cannot_load(nvml_loads, e
             raise OSError(f"{name}: cannot open shared object file")
 
     monkeypatch.setenv("PYTORCH_NVML_BASED_CUDA_CHECK", "1")  # as importing Lightning sets it
-    monkeypatch.setattr(runs.ctypes, "CDLL", load)
+    monkeypatch.setattr(_lightning.ctypes, "CDLL", load)
     make_trainer(logger=False, **{**QUIET, "log_every_n_steps": 1})
     assert os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] == expected
 
@@ -370,7 +374,7 @@ def test_a_run_resumed_mid_epoch_goes_on_with_the_next_batch_and_ends_bitwise(
 
 
 def test_a_mid_epoch_checkpoint_keeps_the_running_training_metrics(mnist_dir, tmp_path, monkeypatch):
-    monkeypatch.setattr(heads, "PENDING_STEPS", 2)  # the metrics hold steps of the epoch when it stops
+    monkeypatch.setattr(tasks, "PENDING_STEPS", 2)  # the metrics hold steps of the epoch when it stops
     runs = []
     for stop in (None, (3, 5)):
         model, data = build("mlp", mnist_dir)

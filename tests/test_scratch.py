@@ -18,15 +18,15 @@ QUIET = {"enable_progress_bar": False, "enable_model_summary": False, "accelerat
 
 def test_parameters_are_one_weight_matrix_and_bias_per_layer():
     model = ScratchDeepNet(input_dim=12, hidden_dims=[10, 10], num_classes=2, task="binary", init="tutorial")
-    assert [tuple(w.shape) for w in model.weights] == [(12, 10), (10, 10), (10, 1)]
-    assert [tuple(b.shape) for b in model.biases] == [(), (), ()]  # the tutorial's one constant per layer
+    assert [tuple(w.shape) for w in model.net.weights] == [(12, 10), (10, 10), (10, 1)]
+    assert [tuple(b.shape) for b in model.net.biases] == [(), (), ()]  # the tutorial's one constant per layer
     assert not any(isinstance(m, torch.nn.Linear) for m in model.modules())
-    for weight in model.weights:  # (rand - 0.3) / n_out * 4
+    for weight in model.net.weights:  # (rand - 0.3) / n_out * 4
         n_out = weight.shape[1]
         assert weight.min() >= -0.3 / n_out * 4 and weight.max() < 0.7 / n_out * 4
     kaiming = ScratchDeepNet(input_dim=784, hidden_dims=[64], num_classes=10)
-    assert [tuple(b.shape) for b in kaiming.biases] == [(64,), (10,)]
-    assert kaiming.weights[0].std().item() == pytest.approx((2 / 784) ** 0.5, rel=0.1)
+    assert [tuple(b.shape) for b in kaiming.net.biases] == [(64,), (10,)]
+    assert kaiming.net.weights[0].std().item() == pytest.approx((2 / 784) ** 0.5, rel=0.1)
 
 
 def test_one_step_is_p_minus_lr_times_grad(mnist):
@@ -35,7 +35,7 @@ def test_one_step_is_p_minus_lr_times_grad(mnist):
     mnist.setup("fit")
     images, labels = next(iter(mnist.train_dataloader()))
     before = [p.detach().clone() for p in model.parameters()]
-    loss = torch.nn.functional.nll_loss(model.calc_preds(images), labels)  # what calc_loss should compute
+    loss = torch.nn.functional.nll_loss(model.net.calc_preds(images), labels)  # what calc_loss should compute
     grads = torch.autograd.grad(loss, list(model.parameters()))
     expected = [p - 0.3 * g for p, g in zip(before, grads, strict=True)]
 
@@ -62,13 +62,13 @@ def test_logs_histograms_and_gradient_norm_each_epoch(mnist, tmp_path, monkeypat
     trainer.fit(ScratchDeepNet(hidden_dims=[16]), mnist)
     events = EventAccumulator(trainer.log_dir, size_guidance={"histograms": 0}).Reload()
     tags = events.Tags()
-    layers = {f"{kind}.{i}" for kind in ("weights", "biases") for i in (0, 1)}
+    layers = {f"net.{kind}.{i}" for kind in ("weights", "biases") for i in (0, 1)}
     assert {f"parameters/{name}" for name in layers} | {f"gradients/{name}" for name in layers} <= set(
         tags["histograms"]
     )
-    assert [event.step for event in events.Histograms("parameters/weights.0")] == [0, 1]
-    assert [event.step for event in events.Histograms("gradients/weights.0")] == [0, 1]
-    gradient = events.Histograms("gradients/weights.0")[-1].histogram_value
+    assert [event.step for event in events.Histograms("parameters/net.weights.0")] == [0, 1]
+    assert [event.step for event in events.Histograms("gradients/net.weights.0")] == [0, 1]
+    gradient = events.Histograms("gradients/net.weights.0")[-1].histogram_value
     assert gradient.max > gradient.min  # a real gradient, not the zeros update_coeffs leaves behind
     assert "train/grad_norm" in tags["scalars"] and "train/acc" in tags["scalars"]
 

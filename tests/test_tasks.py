@@ -1,4 +1,4 @@
-"""The task logic every model shares (nnmodules/heads.py): losses, the loss check, best-so-far metrics."""
+"""The task logic every model shares (nnmodules/tasks.py): losses, the loss check, best-so-far metrics."""
 
 from __future__ import annotations
 
@@ -15,9 +15,8 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from test_runs import QUIET, Crash, CrashAtEpoch
 
 from datamodules import MNISTDataModule, ToyRegressionDataModule
-from nnmodules import MLPClassifier, ScratchDeepNet, ToyRegressor
+from nnmodules import MLP, Classifier, MLPClassifier, Regressor, ScratchDeepNet, ToyRegressor
 from nnmodules.cli import LOGGER_DEFAULTS, make_trainer
-from nnmodules.heads import ClassifierModule, RegressorModule
 
 SCORES = torch.tensor([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0], [0.0, 0.0, 3.0], [1.0, 2.0, 0.5]])
 TARGETS = torch.tensor([0, 2, 2, 1])
@@ -40,13 +39,16 @@ def test_the_mlps_loss_is_cross_entropy_weighted_by_class(weights):
     assert model.compute_loss(SCORES, TARGETS).item() == pytest.approx(cross_entropy_by_hand(SCORES, TARGETS, weights))
 
 
-def test_the_binary_loss_is_cross_entropy_on_the_probability_weighted_by_class():
-    model = MLPClassifier(input_dim=3, hidden_dims=[], num_classes=2, class_weights=[1.0, 3.0])
-    model.task = "binary"
-    probabilities, targets = torch.tensor([0.9, 0.2, 0.6]), torch.tensor([1, 0, 0])
+def logit(probability: float) -> float:
+    return math.log(probability / (1 - probability))
+
+
+def test_the_binary_loss_is_cross_entropy_of_the_logit_weighted_by_class():
+    model = Classifier(MLP(3, [], 1), task="binary", class_weights=[1.0, 3.0])
+    logits, targets = torch.tensor([logit(0.9), logit(0.2), logit(0.6)]), torch.tensor([1, 0, 0])
     # -(3 log 0.9 + 1 log 0.8 + 1 log 0.4) / 3: torch's binary cross-entropy takes the mean, weights and all
     expected = -(3 * math.log(0.9) + math.log(0.8) + math.log(0.4)) / 3
-    assert model.compute_loss(probabilities, targets).item() == pytest.approx(expected)
+    assert model.compute_loss(logits, targets).item() == pytest.approx(expected)
 
 
 @pytest.mark.parametrize("weights", [None, WEIGHTS], ids=["plain", "weighted"])
@@ -99,7 +101,7 @@ def classifier_run(mnist_dir: Path) -> tuple[L.LightningModule, L.LightningDataM
 
 def regressor_run(mnist_dir: Path) -> tuple[L.LightningModule, L.LightningDataModule, str, str, type]:
     data = ToyRegressionDataModule(n_samples=200, batch_size=20)
-    return ToyRegressor(hidden_dims=[8], lr=0.05), data, "val/mse", "val/mse_best", min
+    return ToyRegressor(hidden_dims=[8], optimizer="adam", lr=0.05), data, "val/mse", "val/mse_best", min
 
 
 @pytest.mark.parametrize("resumed", [False, True], ids=["straight", "resumed-before-it"])
@@ -131,11 +133,17 @@ def test_the_best_so_far_keeps_the_best_epoch_through_a_worse_one_and_a_resume(k
 
 
 def test_binary_predictions_are_the_probabilities_of_class_0_then_class_1():
-    model = MLPClassifier(input_dim=3, hidden_dims=[], num_classes=2)
-    model.task = "binary"
-    model.forward = lambda inputs: torch.tensor([0.9, 0.25])  # the probability of class 1
+    model = Classifier(MLP(3, [], 1), task="binary")
+    model.forward = lambda inputs: torch.tensor([logit(0.9), logit(0.25)])  # the logit of class 1
     expected = torch.tensor([[0.1, 0.9], [0.75, 0.25]])
     torch.testing.assert_close(model.predict_step(torch.zeros(2, 3), 0), expected)
+
+
+def test_binary_accuracy_thresholds_the_probability_not_the_logit():
+    model = Classifier(MLP(3, [], 1), task="binary")
+    logits, targets = torch.tensor([0.3, 0.9, -0.2]), torch.tensor([1, 1, 0])  # all right at a logit of 0
+    model.val_metrics.update(*model.metric_inputs(logits, targets))
+    assert model.val_metrics.compute()["val/acc"] == 1.0  # at 0.5 on the logits, the first would be wrong
 
 
 def test_regression_metrics_and_predictions_are_in_the_targets_units():
@@ -167,18 +175,19 @@ def test_the_regressors_lbfgs_takes_line_searched_steps_of_lr():
 
 
 def test_the_task_bases_defaults_are_the_documented_ones():
-    regressor = inspect.signature(RegressorModule.__init__).parameters
-    defaults = {name: parameter.default for name, parameter in regressor.items() if name != "self"}
+    regressor = inspect.signature(Regressor.__init__).parameters
+    defaults = {name: parameter.default for name, parameter in regressor.items() if name not in ("self", "net")}
     assert defaults == {
         "target_mean": 0.0,
         "target_std": 1.0,
         "optimizer": "adam",
         "lr": 1e-3,
         "weight_decay": 0.0,
-        "lr_schedule": "constant",
+        "lr_schedule": "one_cycle",
     }
-    classifier = inspect.signature(ClassifierModule.__init__).parameters
-    assert {name: p.default for name, p in classifier.items() if name not in ("self", "num_classes")} == {
+    classifier = inspect.signature(Classifier.__init__).parameters
+    assert {name: p.default for name, p in classifier.items() if name not in ("self", "net")} == {
+        "num_classes": None,
         "task": "multiclass",
         "class_weights": None,
         "lr": 1e-3,

@@ -76,11 +76,13 @@ EXPECTED = {
     "scratch": {
         "scalars": {"train/loss", "train/acc", "train/grad_norm", "val/acc", "val/acc_best", "test/acc"},
         "images": {"curves/learning", "classification/confusion"},  # no grid: it gets every fake digit right
-        "histograms": {"parameters/weights.0", "parameters/biases.1", "gradients/weights.0", "gradients/biases.1"},
+        "histograms": {
+            f"{kind}/net.{tensor}" for kind in ("parameters", "gradients") for tensor in ("weights.0", "biases.1")
+        },
         "hparams": ["val/acc_best", "test/acc"],
     },
     "toy": {
-        "scalars": {"train/loss_epoch", "val/mse", "val/mae", "val/r2", "val/mse_best", "test/mse", "lr-Adam"},
+        "scalars": {"train/loss_epoch", "val/mse", "val/mae", "val/r2", "val/mse_best", "test/mse", "lr-LBFGS"},
         "images": {"regression/fit", "regression/residuals"},
         "hparams": ["val/mse_best", "test/mse"],
     },

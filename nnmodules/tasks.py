@@ -1,20 +1,25 @@
-"""Task logic shared by every model: loss, torchmetrics per stage, metric names, predict output.
+"""Tasks: classification and regression with any network, and what every model here shares.
 
-A model subclasses `ClassifierModule` or `RegressorModule`, builds its network
-and writes `forward`; everything a run logs comes from here, so every model logs
-the same names (docs/design.md): `train/loss` (every `log_every_n_steps` steps),
-`train/loss_epoch`, `val/loss`, `test/loss`; classification adds `train/acc`,
-`val/acc`, `val/acc_best`, `test/acc`; regression adds `val/mse`, `val/mae`,
-`val/r2` and the same for `test/`.
+`Classifier(net, ...)` and `Regressor(net, ...)` take any `torch.nn.Module` as `net`
+(from Python, or from YAML as `class_path` and `init_args`) and give it the loss,
+torchmetrics per stage, best-so-far, logging, the NaN stop, an exact resume, the
+predict output and the default optimizer. The presets (`MLPClassifier`, ...) are
+these with a network of `nnmodules.nets`. Every model logs the same names
+(docs/design.md): `train/loss` (every `log_every_n_steps` steps), `train/loss_epoch`,
+`val/loss`, `test/loss`; classification adds `train/acc`, `val/acc`, `val/acc_best`,
+`test/acc`; regression adds `val/mse`, `val/mae`, `val/r2`, `val/mse_best` and the
+same for `test/`.
 
-Classification has two kinds, told apart by what `forward` returns:
+What a network gives, per batch of N examples:
 
-- "multiclass": one score (logit, or log-probability) per class, shape (N, C);
-- "binary": the probability of the positive class (class 1), shape (N,).
+- `Classifier`, "multiclass": one score (logit) per class, shape (N, num_classes);
+- `Classifier`, "binary": one logit of class 1 per example, shape (N,) or (N, 1);
+- `Regressor`: one number per example, shape (N,) or (N, 1).
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -22,7 +27,9 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 from lightning.fabric.utilities import move_data_to_device
-from torch import Tensor
+from lightning.pytorch.core.mixins import HyperparametersMixin
+from lightning.pytorch.utilities.parsing import collect_init_args
+from torch import Tensor, nn
 from torchmetrics import (
     MaxMetric,
     MeanAbsoluteError,
@@ -35,8 +42,14 @@ from torchmetrics import (
 )
 from torchmetrics.classification import BinaryAccuracy, MulticlassAccuracy
 
-from nnmodules._lightning import epoch_position
-from nnmodules.runs import Resumable
+from nnmodules._lightning import (
+    FastHookNames,
+    built_as_the_cli_builds,
+    cli_hyperparameters,
+    epoch_position,
+    logs_this_step,
+)
+from nnmodules.checkpoints import Resumable, net_config
 from nnmodules.schedules import announce, planned_steps, replan_one_cycle
 
 MONITOR = "val/loss"  # what "best" means for checkpoints: lowest validation loss, any task
@@ -46,23 +59,41 @@ Task = Literal["multiclass", "binary"]
 Schedule = Literal["one_cycle", "constant"]
 
 
+def output_width(task: str, num_classes: int | None) -> int:
+    """How many outputs per example a network gives for a data set's task: one score per class, or one number
+    (a binary logit, a regression)."""
+    return num_classes if task == "multiclass" and num_classes else 1
+
+
 def _inputs(batch: Any) -> Tensor:
     """The inputs of a batch that may or may not carry targets."""
     return batch[0] if isinstance(batch, (list, tuple)) else batch
 
 
-class TaskModule(Resumable):
-    """What every model shares: the training and evaluation steps, what they log, the default optimizer.
+def _one_per_example(outputs: Tensor) -> Tensor:
+    """(N, 1) outputs as (N,): a network's single output column is one number per example."""
+    return outputs.squeeze(1) if outputs.dim() == 2 and outputs.shape[1] == 1 else outputs
+
+
+class TaskModule(Resumable, FastHookNames):
+    """What every model shares: the network, the training and evaluation steps, what they log, the
+    default optimizer, and its hyperparameters.
 
     A training step keeps its loss and outputs and updates the running
     torchmetrics with `PENDING_STEPS` steps at a time: one update costs about
-    as much as a small model's whole step (hundreds of microseconds on a CPU),
-    and on a GPU it would wait for the step to finish. `self.log` runs only on
-    the steps the logger writes (each call costs about a millisecond on a CPU).
+    as much as a small model's whole step, and on a GPU it would wait for the
+    step to finish. `self.log` runs only on the steps the logger writes.
     Epoch metrics are computed, logged and reset once per epoch. Subclasses
-    give `compute_loss` and one `MetricCollection` per stage.
+    give `compute_loss`, `output_shape` and the metrics.
+
+    The hyperparameters (`hparams`, `hparams.yaml`, TensorBoard's HParams tab) are the
+    arguments of the model class's `__init__`; a network given as `net` is kept as
+    its config (`class_path`, `init_args`: `nnmodules.checkpoints.net_config`), so that
+    `load_from_checkpoint(path)` builds it again. A network that cannot be written so
+    trains, but no checkpoint of it is written: it is refused before the first step.
 
     Args:
+        net: the network.
         metrics: the task's metrics by name (e.g. {"acc": ...}), cloned for each stage.
         train_metrics: which of them to track on the training split too.
         lr: learning rate of the default optimizer (Adam); its peak with `lr_schedule="one_cycle"`.
@@ -71,16 +102,29 @@ class TaskModule(Resumable):
             step of the run: `OneCycleLR`) or "constant".
     """
 
+    data_tasks: tuple[str, ...] = ()  # the data modules' `task` kinds this model learns
+
     def __init__(
-        self, metrics: dict, train_metrics: Sequence[str], lr: float, weight_decay: float, lr_schedule: Schedule
+        self,
+        net: nn.Module,
+        metrics: dict,
+        train_metrics: Sequence[str],
+        lr: float,
+        weight_decay: float,
+        lr_schedule: Schedule,
     ) -> None:
         super().__init__()
+        if not isinstance(net, nn.Module):
+            raise ValueError(f"net must be a torch.nn.Module, got {type(net).__name__}")
         if lr <= 0:
             raise ValueError(f"lr must be positive, got {lr}")
         if weight_decay < 0:
             raise ValueError(f"weight_decay must be 0 or more, got {weight_decay}")
         if lr_schedule not in ("one_cycle", "constant"):
             raise ValueError(f"lr_schedule must be 'one_cycle' or 'constant', got {lr_schedule!r}")
+        self.unrebuildable: str | None = None  # why a checkpoint could not build `net` again, if it could not
+        self.save_hyperparameters(self._settings(net))
+        self.net = net
         self.lr, self.weight_decay, self.lr_schedule = lr, weight_decay, lr_schedule
         self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
 
@@ -93,17 +137,35 @@ class TaskModule(Resumable):
         self._pending: list[tuple[Tensor, Tensor | None, Tensor, int]] = []
         self._default_optimizer: torch.optim.Optimizer | None = None  # made by configure_optimizers, not --optimizer
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        # Lightning names the running hook in `_current_fx_name` around every hook call, about 45 times a
-        # training step; `nn.Module.__setattr__` would first look for the name among parameters, buffers and
-        # submodules: 3 us a time on a 2-core CI machine, against 0.3 us. A string is none of those.
-        if name == "_current_fx_name":
-            object.__setattr__(self, name, value)
-        else:
-            super().__setattr__(name, value)
+    def _settings(self, net: nn.Module) -> dict[str, Any]:
+        """The arguments of the model class's `__init__` (as LightningCLI gave them, or as passed), `net` as its
+        config; arguments the class does not take (links of the CLI it lacks) are left out."""
+        accepted = inspect.signature(type(self).__init__).parameters
+        settings = cli_hyperparameters()
+        if settings is None:  # built from Python: the arguments of every __init__ on the way, the class's last
+            frames = collect_init_args(inspect.currentframe(), [], classes=(HyperparametersMixin,))
+            settings = {name: value for arguments in frames for name, value in arguments.items()}
+        takes_any = any(p.kind == p.VAR_KEYWORD for p in accepted.values())
+        settings = {k: v for k, v in settings.items() if k in accepted or takes_any or k.startswith("_")}
+        if "net" not in accepted:  # a preset: its own arguments build its network
+            return settings
+        if isinstance(settings["net"], dict):  # the CLI's config: only the arguments the network's class takes
+            parameters = inspect.signature(type(net).__init__).parameters
+            if not any(p.kind == p.VAR_KEYWORD for p in parameters.values()):
+                init_args = settings["net"].get("init_args", {})
+                settings["net"] = {
+                    **settings["net"],
+                    "init_args": {k: init_args[k] for k in init_args if k in parameters},
+                }
+            return settings
+        try:
+            return built_as_the_cli_builds({**settings, "net": net_config(net)})
+        except ValueError as reason:
+            self.unrebuildable = str(reason)
+            return {name: value for name, value in settings.items() if name != "net"}
 
     def setup(self, stage: str) -> None:
-        """Checks, before any step, that the model's input width is the data's; evaluation sums in float64.
+        """Checks the model against the data before any step (see `check_data`); evaluation sums in float64.
 
         Evaluation metrics add up their batches in float64, where adding float32 batch sums is exact: their
         order does not matter, so under DDP (each rank a share of the batches) they equal one process's.
@@ -111,13 +173,56 @@ class TaskModule(Resumable):
         if self.trainer.strategy.root_device.type != "mps":  # MPS has no float64
             for metric in (self.val_loss, self.test_loss, self.val_metrics, self.test_metrics):
                 metric.set_dtype(torch.float64)
-        data = self.trainer.datamodule
-        expected, given = self.hparams.get("input_dim"), getattr(data, "num_features", None)
+        if self.unrebuildable and stage == "fit" and self.trainer.checkpoint_callbacks:
+            raise ValueError(f"no checkpoint could build this network again: {self.unrebuildable}")
+        if self.trainer.datamodule is not None:
+            self.check_data(self.trainer.datamodule)
+
+    def check_data(self, data: Any) -> None:
+        """Refuses data of another task, and a network that cannot take the data's inputs or gives outputs of
+        another shape than the task needs (two rows of zeros of the data's `input_shape` go through it); sets
+        `example_input_array` (TensorBoard's graph) from that shape when the model has none."""
+        name = type(data).__name__
+        if getattr(data, "task", None) is not None and data.task not in self.data_tasks:
+            raise ValueError(
+                f"{name} is a {data.task} task, which a {type(self).__name__} does not learn: use "
+                f"{'a Regressor (e.g. MLPRegressor)' if data.task == 'regression' else 'a Classifier'}"
+            )
+        expected, given = getattr(self.net, "input_dim", None), getattr(data, "num_features", None)
         if expected is not None and given is not None and expected != given:
             raise ValueError(
-                f"the model takes {expected} input features (input_dim) but {type(data).__name__} gives {given} "
+                f"the model takes {expected} input features (input_dim) but {name} gives {given} "
                 f"(num_features): build it with input_dim={given}, or leave input_dim to the CLI, which links it"
             )
+        shape = getattr(data, "input_shape", None)
+        if shape is None:
+            return
+        example = torch.zeros(2, *shape, device=self.device)
+        if self.example_input_array is None:
+            self.example_input_array = example[:1]
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                outputs = self(example)
+        except RuntimeError as error:
+            raise ValueError(
+                f"the network ({type(self.net).__name__}) cannot take the inputs of {name}, of shape {tuple(shape)} "
+                f"per example ({str(error).splitlines()[0]}): build it for them, or leave its widths to the CLI"
+            ) from error
+        finally:
+            self.train(was_training)
+        if tuple(outputs.shape) != (2, *self.output_shape):
+            raise ValueError(
+                f"the network ({type(self.net).__name__}) gives outputs of shape {tuple(outputs.shape[1:])} per "
+                f"example, where a {type(self).__name__} needs {self.output_shape}: {self.output_hint}"
+            )
+
+    output_shape: tuple[int, ...] = ()  # what `forward` gives per example
+    output_hint = ""  # how to build a network that gives it
+
+    def forward(self, inputs: Tensor) -> Tensor:
+        return self.net(inputs)
 
     def compute_loss(self, outputs: Tensor, targets: Tensor) -> Tensor:
         raise NotImplementedError
@@ -134,8 +239,7 @@ class TaskModule(Resumable):
         self._pending.append((loss.detach(), outputs.detach() if self.train_metrics else None, targets, batch_idx))
         if len(self._pending) >= PENDING_STEPS:
             self.update_training_metrics()
-        # the condition Lightning's own callbacks use (LearningRateMonitor): no public equivalent
-        if self.trainer._logger_connector.should_update_logs:
+        if logs_this_step(self.trainer):
             # not `prog_bar`: Lightning would read it back after every step, waiting for a GPU each time;
             # the project's progress bar (runs.LitProgressBar) shows it when it redraws
             self.log("train/loss", loss, on_step=True, on_epoch=False)
@@ -155,7 +259,7 @@ class TaskModule(Resumable):
         sizes = torch.tensor([len(batch) for batch in targets], dtype=losses.dtype, device=losses.device)
         self.train_loss.update(losses, weight=sizes)
         if self.train_metrics:
-            self.train_metrics.update(torch.cat(outputs), torch.cat(targets))
+            self.train_metrics.update(*self.metric_inputs(torch.cat(outputs), torch.cat(targets)))
 
     def check_finite(self) -> Tensor:
         """The pending steps' losses, stacked; raises FloatingPointError (see `update_training_metrics`)."""
@@ -179,6 +283,8 @@ class TaskModule(Resumable):
         """Checks the pending steps first: no checkpoint of a diverged model is written. Mid-epoch, keeps the
         epoch's running training metrics and pending steps as they are (not added up early, which would
         round the sums otherwise), so that a resumed run ends with the very metrics of an uninterrupted one."""
+        if self.unrebuildable:
+            raise ValueError(f"no checkpoint could build this network again: {self.unrebuildable}")
         if self._pending:
             self.check_finite()
         super().on_save_checkpoint(checkpoint)
@@ -258,52 +364,88 @@ class TaskModule(Resumable):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
 
-class ClassifierModule(TaskModule):
-    hparams_metrics = ("val/acc_best", "test/acc")  # what TensorBoard's HParams tab compares runs by
-
-    """Base of the classifiers: cross-entropy, accuracy per stage, best validation accuracy, class probabilities.
+class Classifier(TaskModule):
+    """Classification with any network: cross-entropy, accuracy per stage, the best validation accuracy so far,
+    class probabilities as predictions.
 
     Args:
-        num_classes: number of classes (2 or more).
-        task: "multiclass" (`forward` gives a score per class) or "binary" (`forward`
-            gives the probability of class 1).
+        net: any `torch.nn.Module`; for "multiclass" it gives one score (logit) per class,
+            shape (N, num_classes), for "binary" one logit of class 1 per example, shape (N,) or
+            (N, 1). From YAML: `class_path` and `init_args`, where the CLI fills its `input_dim`,
+            `num_classes` and `output_dim` from the data.
+        num_classes: classes to tell apart (linked from the data module by the CLI); None: 2 for "binary".
+        task: "multiclass" or "binary" (linked from the data module by the CLI).
         class_weights: one weight per class for the loss (e.g. a data module's
             "balanced" weights); None weighs every example alike.
-        lr, weight_decay, lr_schedule: the default optimizer's, see `TaskModule`.
+        lr: peak learning rate of the default optimizer (Adam, one-cycle schedule), or its rate when "constant".
+        weight_decay: L2 penalty of the default optimizer.
+        lr_schedule: "one_cycle" (warm up to `lr`, then anneal to almost 0 by the run's last step) or "constant".
     """
+
+    hparams_metrics = ("val/acc_best", "test/acc")  # what TensorBoard's HParams tab compares runs by
+    data_tasks = ("multiclass", "binary")
 
     def __init__(
         self,
-        num_classes: int,
+        net: nn.Module,
+        num_classes: int | None = None,
         task: Task = "multiclass",
         class_weights: Sequence[float] | None = None,
         lr: float = 1e-3,
         weight_decay: float = 0.0,
         lr_schedule: Schedule = "one_cycle",
     ) -> None:
+        if task == "binary" and num_classes in (None, 2):
+            num_classes = 2
+        elif task == "binary":
+            raise ValueError(f"task='binary' has 2 classes, got num_classes={num_classes}: leave num_classes out")
+        elif task != "multiclass":
+            raise ValueError(f"task must be 'multiclass' or 'binary' (a regression needs a Regressor), got {task!r}")
         if not isinstance(num_classes, int) or num_classes < 2:
             raise ValueError(f"num_classes must be at least 2, got {num_classes} (a classifier needs classes)")
-        if task not in ("multiclass", "binary") or (task == "binary" and num_classes != 2):
-            raise ValueError(f"task must be 'multiclass', or 'binary' with 2 classes; got {task!r}, {num_classes}")
         if class_weights is not None and len(class_weights) != num_classes:
             raise ValueError(f"class_weights needs one weight per class ({num_classes}), got {list(class_weights)}")
         if task == "binary":
             accuracy = BinaryAccuracy(validate_args=False)
         else:
             accuracy = MulticlassAccuracy(num_classes, average="micro", validate_args=False)
-        super().__init__({"acc": accuracy}, ["acc"], lr, weight_decay, lr_schedule)
+        super().__init__(net, {"acc": accuracy}, ["acc"], lr, weight_decay, lr_schedule)
         self.task, self.num_classes = task, num_classes
         weights = None if class_weights is None else torch.tensor(class_weights, dtype=torch.float32)
         self.register_buffer("class_weights", weights, persistent=False)  # rebuilt from the hyperparameters
         self.val_acc_best = MaxMetric()
         self.val_acc_best.persistent(True)  # a resumed run keeps its best so far
 
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        return () if self.task == "binary" else (self.num_classes,)
+
+    @property
+    def output_hint(self) -> str:
+        width = 1 if self.task == "binary" else self.num_classes
+        return f"build it with {width} output(s) (output_dim or num_classes={width}), or leave that to the CLI"
+
+    def forward(self, inputs: Tensor) -> Tensor:
+        outputs = self.net(inputs)
+        return _one_per_example(outputs) if self.task == "binary" else outputs
+
     def compute_loss(self, scores: Tensor, targets: Tensor) -> Tensor:
-        """Cross-entropy on the scores (binary: on the probability), weighted by `class_weights`."""
+        """Cross-entropy of the scores (binary: of the logit), weighted by `class_weights`."""
         if self.task == "binary":
             weight = None if self.class_weights is None else self.class_weights[targets]
-            return F.binary_cross_entropy(scores, targets.to(scores.dtype), weight=weight)
+            return F.binary_cross_entropy_with_logits(scores, targets.to(scores.dtype), weight=weight)
         return F.cross_entropy(scores, targets, weight=self.class_weights)
+
+    def probabilities(self, scores: Tensor) -> Tensor:
+        """Class probabilities, one row per example and one column per class."""
+        if self.task == "binary":
+            positive = torch.sigmoid(scores)
+            return torch.stack([1 - positive, positive], dim=1)
+        return scores.softmax(dim=-1)
+
+    def metric_inputs(self, scores: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+        # binary accuracy thresholds probabilities at 0.5 (torchmetrics takes values within [0, 1] as such)
+        return (torch.sigmoid(scores) if self.task == "binary" else scores), targets
 
     def on_validation_epoch_end(self) -> None:
         if not self.trainer.sanity_checking:  # the sanity check's few batches say nothing about "best"
@@ -314,48 +456,56 @@ class ClassifierModule(TaskModule):
 
     def predict_step(self, batch: Any, batch_idx: int) -> Tensor:
         """Class probabilities, one row per example and one column per class."""
-        scores = self(_inputs(batch))
-        if self.task == "binary":
-            return torch.stack([1 - scores, scores], dim=1)
-        return scores.softmax(dim=-1)
+        return self.probabilities(self(_inputs(batch)))
 
 
-class RegressorModule(TaskModule):
-    hparams_metrics = ("val/mse_best", "test/mse")  # what TensorBoard's HParams tab compares runs by
+class Regressor(TaskModule):
+    """Regression with any network: mean squared error, MSE/MAE/R² on validation and test, the best validation
+    MSE so far, predictions in the target's units.
 
-    """Base of the regressors: mean squared error, MSE/MAE/R² on validation and test, predictions.
-
-    `forward` returns one number per example, shape (N,), as the targets are.
     When the data feeds standardised targets, `(target - target_mean) / target_std`,
     the loss stays on that scale, while the metrics and predictions are in the
     target's own units.
 
     Args:
+        net: any `torch.nn.Module` giving one number per example, shape (N,) or (N, 1). From YAML:
+            `class_path` and `init_args`, where the CLI fills its `input_dim` and `output_dim` (1).
         target_mean, target_std: how the data scaled the targets (linked from the data module by the CLI).
-        optimizer: "adam" (with `lr`, `weight_decay`, `lr_schedule`, see `TaskModule`) or "lbfgs":
-            quasi-Newton steps with a line search (step `lr`, usually 1), for small full-batch problems,
-            where it reaches the least-squares optimum that a hundred Adam steps only approach.
-        lr, weight_decay, lr_schedule: the optimizer's, see `TaskModule`.
+        optimizer: "adam" (with `lr`, `weight_decay`, `lr_schedule`) or "lbfgs": quasi-Newton steps with a
+            line search (step `lr`, usually 1), for small full-batch problems, where it reaches the
+            least-squares optimum that a hundred Adam steps only approach.
+        lr: peak learning rate of Adam on the one-cycle schedule, its rate when "constant", or LBFGS's step.
+        weight_decay: L2 penalty (Adam).
+        lr_schedule: "one_cycle" or "constant" (Adam), as for `Classifier`.
     """
+
+    hparams_metrics = ("val/mse_best", "test/mse")  # what TensorBoard's HParams tab compares runs by
+    data_tasks = ("regression",)
+    output_shape = ()
+    output_hint = "build it with 1 output (output_dim=1), or leave that to the CLI"
 
     def __init__(
         self,
+        net: nn.Module,
         target_mean: float = 0.0,
         target_std: float = 1.0,
         optimizer: Literal["adam", "lbfgs"] = "adam",
         lr: float = 1e-3,
         weight_decay: float = 0.0,
-        lr_schedule: Schedule = "constant",
+        lr_schedule: Schedule = "one_cycle",
     ) -> None:
         if not target_std > 0:
             raise ValueError(f"target_std must be positive, got {target_std}")
         if optimizer not in ("adam", "lbfgs"):
             raise ValueError(f"optimizer must be 'adam' or 'lbfgs', got {optimizer!r}")
         metrics = {"mse": MeanSquaredError(), "mae": MeanAbsoluteError(), "r2": R2Score()}
-        super().__init__(metrics, [], lr, weight_decay, lr_schedule)
+        super().__init__(net, metrics, [], lr, weight_decay, lr_schedule)
         self.target_mean, self.target_std, self.optimizer_name = target_mean, target_std, optimizer
         self.val_mse_best = MinMetric()
         self.val_mse_best.persistent(True)  # a resumed run keeps its best so far
+
+    def forward(self, inputs: Tensor) -> Tensor:
+        return _one_per_example(self.net(inputs))
 
     def compute_loss(self, predictions: Tensor, targets: Tensor) -> Tensor:
         return F.mse_loss(predictions, targets)

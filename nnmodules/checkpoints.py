@@ -1,0 +1,152 @@
+"""Checkpoints that hold plain data: read without pickle, carry the random state, and rebuild the network.
+
+- `read_checkpoint` loads with `torch.load(weights_only=True)` and turns an unreadable
+  file into one error naming it; `CheckpointIO` makes the Trainer read that way. Saving is
+  Lightning's own: the bytes go to a temporary file that replaces the old checkpoint only
+  once complete, so a crash mid-write leaves the previous one.
+- `Resumable`, the base of every model here: its checkpoints carry the random state (an
+  exact resume), and `load_from_checkpoint` reads without pickle.
+- `net_config`: a network given as an object, written as LightningCLI writes one from YAML
+  (`class_path` and `init_args`), so that `load_from_checkpoint(path)` builds it again.
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from jsonargparse import ArgumentParser
+from lightning.fabric.plugins import TorchCheckpointIO
+from torch import nn
+
+PLAIN = (bool, int, float, str, type(None))  # what an argument read back from a network may be
+
+
+def read_checkpoint(path: str | Path, map_location: Any = None) -> dict[str, Any]:
+    """A checkpoint's contents, loaded without pickle (`weights_only=True`); a clear error for anything else."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist: pass the path of a .ckpt file")
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # torch raises RuntimeError, UnpicklingError, EOFError... depending on the damage
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(
+            f"{path} is not a readable checkpoint ({reason}): it may be truncated (a copy cut short) or not "
+            f"written by Lightning; use another checkpoint of the run, e.g. its last.ckpt"
+        ) from error
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise ValueError(f"{path} is not a Lightning checkpoint: it holds no state_dict")
+    return checkpoint
+
+
+class CheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint reading and writing, with loads through `read_checkpoint`."""
+
+    def load_checkpoint(self, path: Any, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
+        return read_checkpoint(path, map_location=map_location or (lambda storage, _: storage))
+
+
+class Resumable(L.LightningModule):
+    """What a model adds for runs that survive: its random state travels in its checkpoints, and
+    `load_from_checkpoint` reads without pickle and names a file that is no checkpoint of this class."""
+
+    _rng_to_restore: dict[str, Any] | None = None  # from a checkpoint, for the first training step after it
+
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path: str | Path, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(checkpoint_path, (str, Path)):
+            read_checkpoint(checkpoint_path)  # loads without pickle too: raises naming the file
+        if not args:
+            kwargs.setdefault("weights_only", True)  # checkpoints hold plain data only
+        try:
+            return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
+        except (RuntimeError, TypeError, ValueError) as error:  # its hyperparameters or weights do not fit
+            reason = " ".join(line.strip() for line in str(error).splitlines()[:2])
+            raise ValueError(
+                f"{checkpoint_path} does not load as a {cls.__name__} ({reason}): is it a checkpoint of another "
+                f"model? Load it with the class that wrote it"
+            ) from error
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else []
+        checkpoint["rng_states"] = {"torch": torch.get_rng_state(), "cuda": cuda}  # tensors: no pickle needed
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._rng_to_restore = checkpoint.get("rng_states")
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        # restored where the interrupted run went on from this state: after the resumed run's sanity check
+        # and data loader set-up, which draw nothing from the global generator (loaders have their own)
+        if self._rng_to_restore is not None:
+            torch.set_rng_state(self._rng_to_restore["torch"])
+            if self._rng_to_restore["cuda"]:
+                torch.cuda.set_rng_state_all(self._rng_to_restore["cuda"])
+            self._rng_to_restore = None
+
+
+def net_config(net: nn.Module) -> dict[str, Any]:
+    """How to build `net` again, as LightningCLI writes a network: `{"class_path": ..., "init_args": {...}}`.
+
+    Each argument of its class's `__init__` is read from the attribute of the same name
+    (`self.channels = channels`), or left at its default when there is none; then the
+    network is built again from that, as `load_from_checkpoint` would (on the meta device:
+    no memory), and must come out the same: the same layers and parameter shapes.
+
+    Raises:
+        ValueError: naming why a checkpoint could not rebuild it, and what would.
+    """
+    cls = type(net)
+    path = f"{cls.__module__}.{cls.__qualname__}"
+    fix = (
+        f"keep each argument of {cls.__name__}.__init__ as an attribute of the same name, define the class at the "
+        f"top level of a module, or give the network in a config (class_path and init_args)"
+    )
+    if "<locals>" in cls.__qualname__:
+        raise ValueError(f"{path} is defined inside a function, where a checkpoint cannot import it: {fix}")
+    init_args = {}
+    for name, parameter in list(inspect.signature(cls.__init__).parameters.items())[1:]:
+        if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+            raise ValueError(f"{path} takes *{name}, whose values cannot be read back from the network: {fix}")
+        if not hasattr(net, name):
+            if parameter.default is parameter.empty:
+                raise ValueError(f"{path} keeps no attribute {name!r} for its argument of that name: {fix}")
+            continue
+        value = getattr(net, name)
+        if not _plain(value):
+            raise ValueError(f"{path}.{name} is a {type(value).__name__}, not plain data a checkpoint holds: {fix}")
+        init_args[name] = list(value) if isinstance(value, tuple) else value
+    config = {"class_path": path, "init_args": init_args}
+    try:
+        with torch.device("meta"):
+            rebuilt = build_net(config)
+    except Exception as error:
+        raise ValueError(f"{path}({_arguments(init_args)}) cannot be built again ({error}): {fix}") from error
+    if repr(rebuilt) != repr(net) or _shapes(rebuilt) != _shapes(net):
+        raise ValueError(f"{path}({_arguments(init_args)}) builds another network than the one given: {fix}")
+    return config
+
+
+def build_net(config: dict[str, Any]) -> nn.Module:
+    """A network from its config, as `load_from_checkpoint` builds it (jsonargparse, as LightningCLI does)."""
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_subclass_arguments(nn.Module, "net", fail_untyped=False)
+    return parser.instantiate_classes(parser.parse_object({"net": config})).net
+
+
+def _plain(value: Any) -> bool:
+    if isinstance(value, (list, tuple)):
+        return all(_plain(item) for item in value)
+    if isinstance(value, dict):
+        return all(isinstance(key, str) and _plain(item) for key, item in value.items())
+    return isinstance(value, PLAIN)
+
+
+def _shapes(net: nn.Module) -> list[tuple[str, tuple[int, ...]]]:
+    return [(name, tuple(tensor.shape)) for name, tensor in net.state_dict().items()]
+
+
+def _arguments(init_args: dict[str, Any]) -> str:
+    return ", ".join(f"{name}={value!r}" for name, value in init_args.items())

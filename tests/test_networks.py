@@ -1,0 +1,298 @@
+"""Your own network: `Classifier` and `Regressor` with a network defined here, from Python and from YAML."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from conftest import ROOT, VAL_SIZE
+from test_runs import QUIET, Crash, CrashAtEpoch, trainer_in, weights
+from torch import nn
+
+from datamodules import MNISTDataModule, TabularDataModule, ToyRegressionDataModule
+from nnmodules import MLP, Classifier, Regressor, ScratchDeepNet, SmallCNN
+from nnmodules.checkpoints import net_config
+from nnmodules.cli import LitCLI
+
+PEOPLE = ROOT / "examples" / "people.csv"
+NAMES = {
+    Classifier: {"train/loss", "train/loss_epoch", "train/acc", "val/loss", "val/acc", "val/acc_best"},
+    Regressor: {"train/loss", "train/loss_epoch", "val/loss", "val/mse", "val/mae", "val/r2", "val/mse_best"},
+}
+
+
+class TinyConvNet(nn.Module):
+    """A network of one's own for 1x28x28 images: two strided convolutions, then one score per class."""
+
+    def __init__(self, num_classes: int = 10, width: int = 4, dropout: float = 0.2) -> None:
+        super().__init__()
+        self.num_classes, self.width, self.dropout = num_classes, width, dropout
+        self.layers = nn.Sequential(
+            nn.Conv2d(1, width, 5, stride=2),  # 28 -> 12
+            nn.ReLU(),
+            nn.Conv2d(width, width, 5, stride=2),  # 12 -> 4
+            nn.ReLU(),
+            nn.Flatten(),
+            nn.Dropout(dropout),  # draws from the global generator: an exact resume must restore it
+            nn.Linear(width * 16, num_classes),
+        )
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.layers(images)
+
+
+class TinyRegressionNet(nn.Module):
+    """A network of one's own for a numeric target: (N, 1) outputs, as `nn.Linear` gives them."""
+
+    def __init__(self, input_dim: int, output_dim: int = 1) -> None:
+        super().__init__()
+        self.input_dim, self.output_dim = input_dim, output_dim
+        self.hidden = nn.Linear(input_dim, 8)
+        self.out = nn.Linear(8, output_dim)
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.out(torch.tanh(self.hidden(inputs)))
+
+
+class Unrecorded(nn.Module):
+    """Keeps no attribute for its argument: a checkpoint could not build it again."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.layer = nn.Linear(784, width)
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.layer(inputs.flatten(1))
+
+
+def images(mnist_dir: Path) -> MNISTDataModule:
+    return MNISTDataModule(mnist_dir, batch_size=32, val_size=VAL_SIZE, download=False, flatten=False)
+
+
+def build(kind: str, mnist_dir: Path) -> tuple[L.LightningModule, L.LightningDataModule]:
+    L.seed_everything(0, verbose=False)
+    if kind == "classifier":
+        return Classifier(TinyConvNet(), num_classes=10, lr=3e-3), images(mnist_dir)
+    data = ToyRegressionDataModule(n_samples=200, batch_size=10)
+    return Regressor(TinyRegressionNet(data.num_features), lr=0.05), data
+
+
+@pytest.fixture(scope="module")
+def fitted(mnist_dir, tmp_path_factory) -> dict:
+    """Each task with its own network, fitted for 3 epochs: trainer, model, data and final weights."""
+    runs = {}
+    for kind in ("classifier", "regressor"):
+        model, data = build(kind, mnist_dir)
+        trainer = trainer_in(tmp_path_factory.mktemp(kind), kind, max_epochs=3)
+        trainer.fit(model, data)
+        runs[kind] = trainer, model, data, weights(model)
+    return runs
+
+
+@pytest.mark.parametrize("kind", ["classifier", "regressor"])
+def test_your_own_network_trains_and_logs_the_tasks_metric_names(kind, fitted):
+    trainer, model, data, _ = fitted[kind]
+    assert NAMES[type(model)] <= set(trainer.callback_metrics)
+    if kind == "classifier":  # chance is 0.1 on the fake digits
+        assert trainer.callback_metrics["val/acc_best"] >= 0.5
+    else:  # the line's variance is about 4 + 0.09
+        assert trainer.callback_metrics["val/mse_best"] < 1.0
+
+
+@pytest.mark.parametrize("kind", ["classifier", "regressor"])
+def test_a_checkpoint_alone_builds_your_own_network_again(kind, fitted):
+    trainer, model, data, _ = fitted[kind]
+    path = trainer.checkpoint_callback.last_model_path
+    checkpoint = torch.load(path, weights_only=True)  # plain data: the network as its config
+    assert checkpoint["hyper_parameters"]["net"]["class_path"] == f"test_networks.{type(model.net).__name__}"
+    restored = type(model).load_from_checkpoint(path)
+    assert type(restored.net) is type(model.net) and restored.net is not model.net
+    inputs, _ = next(iter(data.val_dataloader()))
+    with torch.no_grad():
+        torch.testing.assert_close(restored.eval()(inputs), model.eval()(inputs), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("kind", ["classifier", "regressor"])
+def test_your_own_network_resumes_bitwise(kind, fitted, mnist_dir, tmp_path):
+    full_trainer, _, _, full_weights = fitted[kind]
+    model, data = build(kind, mnist_dir)
+    trainer = trainer_in(tmp_path, kind, max_epochs=3)
+    trainer.callbacks.append(CrashAtEpoch(2))
+    with pytest.raises(Crash):
+        trainer.fit(model, data)
+    model, data = build(kind, mnist_dir)
+    resumed = trainer_in(tmp_path, kind, max_epochs=3)
+    resumed.fit(model, data, ckpt_path="last")
+    assert resumed.global_step == full_trainer.global_step
+    assert all(torch.equal(full_weights[name], tensor) for name, tensor in weights(model).items())
+
+
+def test_a_network_from_yaml_is_built_with_the_datas_widths_and_again_from_its_checkpoint(
+    mnist_dir, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)  # lightning_logs/ goes there
+    config = tmp_path / "own.yaml"
+    config.write_text(
+        "model:\n"
+        "  class_path: nnmodules.Classifier\n"
+        "  init_args:\n"
+        "    net:\n"
+        "      class_path: test_networks.TinyConvNet\n"
+        "      init_args: {width: 3}\n"
+        "data:\n"
+        "  class_path: datamodules.MNISTDataModule\n"
+        f"  init_args: {{data_dir: {mnist_dir}, val_size: {VAL_SIZE}, download: false, flatten: false}}\n"
+        "trainer: {max_epochs: 1, enable_progress_bar: false}\n"
+    )
+    cli = LitCLI(args=["fit", "--config", str(config), "--data.init_args.batch_size=64"])
+    assert isinstance(cli.model.net, TinyConvNet) and (cli.model.net.width, cli.model.num_classes) == (3, 10)
+    assert cli.model.hparams["net"] == {
+        "class_path": "test_networks.TinyConvNet",
+        "init_args": {"num_classes": 10, "width": 3, "dropout": 0.2},  # only what it takes: no input_dim
+    }
+    restored = Classifier.load_from_checkpoint(cli.trainer.checkpoint_callback.last_model_path)
+    assert restored.net.width == 3 and torch.equal(restored.net.layers[0].weight, cli.model.net.layers[0].weight)
+
+
+def test_the_small_cnn_gets_channels_size_and_classes_from_the_data(mnist_dir, tmp_path):
+    cli = LitCLI(
+        args=[
+            "fit",
+            "--config",
+            str(ROOT / "configs" / "mnist_cnn.yaml"),
+            f"--data.data_dir={mnist_dir}",
+            f"--data.val_size={VAL_SIZE}",
+            "--data.download=false",
+            "--trainer.fast_dev_run=true",
+        ]
+    )
+    net = cli.model.net
+    assert isinstance(net, SmallCNN) and (net.in_channels, net.image_size, net.num_classes) == (1, 28, 10)
+    assert cli.model.example_input_array.shape == (1, 1, 28, 28)  # the data's, for TensorBoard's graph
+
+
+def test_a_binary_table_through_a_one_logit_network_from_the_command_line(tmp_path):
+    args = [f"--data.csv={PEOPLE}", "--data.target=renewed", "--data.drop=[id]", "--data.batch_size=32"]
+    net = ["--model.net=nnmodules.MLP", "--model.net.init_args.hidden_dims=[8]"]
+    cli = LitCLI(args=["fit", "--data=TabularDataModule", *args, "--model=Classifier", *net,
+                       "--trainer.fast_dev_run=true"])  # fmt: skip
+    assert (cli.model.task, cli.model.num_classes, cli.model.net.output_dim) == ("binary", 2, 1)  # linked
+    assert cli.model.net.input_dim == cli.datamodule.num_features
+    probabilities = cli.model.predict_step(torch.zeros(3, cli.model.net.input_dim), 0)
+    assert probabilities.shape == (3, 2)
+
+
+def test_the_scratch_net_for_a_binary_task_needs_no_class_count():
+    model = ScratchDeepNet(input_dim=5, task="binary")  # failed: "got 'binary', 10"
+    assert model.num_classes == 2 and model.net.output_dim == 1
+
+
+def test_a_network_a_checkpoint_cannot_build_again_is_refused_before_training(mnist, tmp_path):
+    model = Classifier(Unrecorded(10), num_classes=10)
+    trainer = L.Trainer(default_root_dir=tmp_path, logger=False, max_epochs=1, **QUIET)
+    message = "no checkpoint could build this network again: test_networks.Unrecorded keeps no attribute 'width'"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        trainer.fit(model, mnist)
+    assert trainer.global_step == 0 and not list(tmp_path.rglob("*.ckpt"))
+    trainer = L.Trainer(logger=False, max_epochs=1, enable_checkpointing=False, **QUIET)
+    trainer.fit(model, mnist)  # without checkpoints it trains
+    assert trainer.global_step > 0
+    with pytest.raises(ValueError, match=re.escape(message)):
+        trainer.save_checkpoint(tmp_path / "by-hand.ckpt")
+    assert not (tmp_path / "by-hand.ckpt").exists()
+
+
+def local_network() -> nn.Module:
+    class Local(nn.Linear):
+        def __init__(self) -> None:
+            super().__init__(2, 2)
+
+    return Local()
+
+
+@pytest.mark.parametrize(
+    ("net", "reason"),
+    [
+        (Unrecorded(3), "test_networks.Unrecorded keeps no attribute 'width' for its argument of that name"),
+        (nn.Sequential(nn.Linear(2, 2)), "torch.nn.modules.container.Sequential takes *args, whose values"),
+        (local_network(), "test_networks.local_network.<locals>.Local is defined inside a function"),
+        (TinyRegressionNet(3, output_dim=1).requires_grad_(False), None),
+    ],
+)
+def test_a_network_is_written_as_its_class_and_arguments_or_refused_saying_why(net, reason):
+    if reason is None:
+        config = net_config(net)
+        assert config == {
+            "class_path": "test_networks.TinyRegressionNet",
+            "init_args": {"input_dim": 3, "output_dim": 1},
+        }
+        return
+    with pytest.raises(ValueError, match=re.escape(reason)):
+        net_config(net)
+
+
+def test_a_network_whose_attributes_build_another_is_refused():
+    net = TinyConvNet(width=4)
+    net.width = 5  # the attribute says 5, the layers were built with 4
+    with pytest.raises(ValueError, match=r"TinyConvNet\(num_classes=10, width=5, dropout=0.2\) builds another"):
+        net_config(net)
+
+
+@pytest.mark.parametrize(
+    ("model", "data", "message"),
+    [
+        (
+            lambda: Classifier(TinyConvNet(num_classes=3), num_classes=10),
+            images,
+            "the network (TinyConvNet) gives outputs of shape (3,) per example, where a Classifier needs (10,)",
+        ),
+        (
+            lambda: Classifier(MLP(100, [], 10), num_classes=10),
+            images,
+            "the model takes 100 input features (input_dim) but MNISTDataModule gives 784",
+        ),
+        (
+            lambda: Classifier(TinyRegressionNet(784, output_dim=10), num_classes=10),
+            images,
+            "the network (TinyRegressionNet) cannot take the inputs of MNISTDataModule, of shape (1, 28, 28)",
+        ),
+        (
+            lambda: Regressor(TinyRegressionNet(784)),
+            images,
+            "MNISTDataModule is a multiclass task, which a Regressor does not learn: use a Classifier",
+        ),
+        (
+            lambda: Classifier(MLP(1, [], 2), num_classes=2),
+            lambda _: ToyRegressionDataModule(),
+            "ToyRegressionDataModule is a regression task, which a Classifier does not learn: use a Regressor",
+        ),
+    ],
+    ids=["outputs", "input-width", "input-shape", "regressor-for-classes", "classifier-for-numbers"],
+)
+def test_a_network_that_does_not_fit_the_data_is_refused_before_the_first_step(model, data, message, mnist_dir):
+    trainer = L.Trainer(logger=False, enable_checkpointing=False, max_epochs=1, **QUIET)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        trainer.fit(model(), data(mnist_dir))
+    assert trainer.global_step == 0
+
+
+def test_task_binary_has_two_classes_and_a_regression_task_is_not_classification():
+    assert Classifier(MLP(2, [], 1), task="binary").num_classes == 2
+    with pytest.raises(ValueError, match=re.escape("task='binary' has 2 classes, got num_classes=3")):
+        Classifier(MLP(2, [], 1), num_classes=3, task="binary")
+    with pytest.raises(ValueError, match=re.escape("(a regression needs a Regressor), got 'regression'")):
+        Classifier(MLP(2, [], 1), num_classes=2, task="regression")
+
+
+def test_tables_of_numbers_have_an_mlp_regressor(tmp_path):
+    from nnmodules import MLPRegressor
+
+    data = TabularDataModule(PEOPLE, target="income", drop=["id"], standardize_target=True, batch_size=32)
+    data.setup("fit")
+    model = MLPRegressor(data.num_features, target_mean=data.target_mean, target_std=data.target_std)
+    trainer = L.Trainer(logger=False, enable_checkpointing=False, max_epochs=2, **QUIET)
+    trainer.fit(model, data)
+    assert NAMES[Regressor] <= set(trainer.callback_metrics)
