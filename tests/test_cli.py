@@ -161,10 +161,10 @@ def test_every_config_runs(config, mnist_dir, in_tmp):
     args = ["fit", "--config", str(ROOT / "configs" / config), "--trainer.fast_dev_run=true"]
     if "mnist" in config:
         args += fake_data_args(mnist_dir)
-    if "tabular" in config:
-        args += [f"--data.csv={ROOT / 'examples' / 'people.csv'}"]
-    cli = LitCLI(args=args)
     settings = yaml.safe_load((ROOT / "configs" / config).read_text())
+    if "csv" in settings["data"]["init_args"]:  # the recipe's example table, from the repository
+        args += [f"--data.csv={ROOT / settings['data']['init_args']['csv']}"]
+    cli = LitCLI(args=args)
     model = settings["model"]  # built as the recipe says, with every callback it names
     assert f"{type(cli.model).__module__.split('.')[0]}.{type(cli.model).__name__}" == model["class_path"]
     for name, value in model["init_args"].items():

@@ -1,7 +1,8 @@
 """The life of a run after `fit`, one row each: train longer or shorter, other settings, finished runs,
-test and predict from a checkpoint alone; and the guards of the Lightning internals these rely on.
+test and predict from a checkpoint alone.
 
-(Mid-epoch resumes, bitwise: tests/test_runs.py; several processes: tests/test_ddp.py.)
+(Mid-epoch resumes, bitwise: tests/test_runs.py; several processes: tests/test_ddp.py; the Lightning internals
+these rely on: tests/test_lightning_guards.py.)
 """
 
 from __future__ import annotations
@@ -21,14 +22,11 @@ from conftest import ROOT, VAL_SIZE
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.core.saving import load_hparams_from_yaml
 from lightning.pytorch.loggers import TensorBoardLogger
-from lightning.pytorch.utilities.exceptions import SIGTERMException
 from test_runs import PEOPLE, QUIET, Crash, CrashAtEpoch, SignalAt
 
 from datamodules import MNISTDataModule, TabularDataModule
 from nnmodules import MLPClassifier, ScratchDeepNet
-from nnmodules._lightning import epoch_position, epochs_done, is_last_batch, stop_after_this_step
 from nnmodules.callbacks import PredictionWriter, RunSummary
-from nnmodules.checkpoints import read_checkpoint
 from nnmodules.cli import LOGGER_DEFAULTS, LitCLI, make_trainer
 from nnmodules.runs import LitTrainer
 
@@ -454,43 +452,3 @@ def test_a_fit_ends_saying_where_its_best_and_last_checkpoints_are(tmp_path, cap
     last = "last checkpoint: run/checkpoints/last.ckpt\n"
     expected = [f"val/acc_best: 0.5000\n{best}{last}{board}", f"val/acc_best: 0.5000\n{last}{board}"]
     assert [record.getMessage() for record in caplog.records] == expected
-
-
-# -- guards: the Lightning internals of nnmodules/_lightning.py still mean what they meant --
-
-
-class Positions(L.Callback):
-    def __init__(self) -> None:
-        self.seen: list[tuple[int, int, bool]] = []
-
-    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
-        self.seen.append((*epoch_position(trainer), is_last_batch(trainer)))
-
-
-def test_guard_lightnings_loop_counters_say_where_training_stands(mnist_dir, tmp_path):
-    positions = Positions()
-    trainer = trainer_in(tmp_path, epochs=2)
-    trainer.callbacks.append(positions)
-    trainer.fit(MLPClassifier(), mnist(mnist_dir))
-    # at a step's end (before Lightning counts it): the steps before it; on the epoch's last, a finished epoch
-    expected = [(epoch, batch, False) for epoch in (0, 1) for batch in range(STEPS - 1)]
-    expected[STEPS - 1 : STEPS - 1] = [(0, 0, True)]
-    assert positions.seen == [*expected, (1, 0, True)], (
-        f"Lightning's loop counters changed meaning (see nnmodules/_lightning.py): {positions.seen}"
-    )
-    checkpoint = read_checkpoint(trainer.checkpoint_callback.last_model_path)
-    assert epochs_done(checkpoint) == 2, "Lightning's saved fit-loop progress changed (see nnmodules/_lightning.py)"
-
-
-class StopAt(L.Callback):
-    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
-        if (trainer.current_epoch, batch_idx) == (0, 2):
-            stop_after_this_step(trainer)
-
-
-def test_guard_lightning_stops_after_the_step_its_sigterm_flag_is_set_in(mnist_dir, tmp_path):
-    trainer = trainer_in(tmp_path, epochs=2)
-    trainer.callbacks.append(StopAt())
-    with pytest.raises(SIGTERMException):
-        trainer.fit(MLPClassifier(), mnist(mnist_dir))
-    assert trainer.global_step == 3, "Lightning's SIGTERM flag changed (see nnmodules/_lightning.py)"

@@ -19,11 +19,9 @@ from conftest import ROOT, VAL_SIZE, in_another_process
 from fsspec.implementations.local import LocalFileOpener
 from lightning.pytorch.callbacks import ProgressBar, TQDMProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
-from lightning.pytorch.profilers import SimpleProfiler
 
 from datamodules import MNISTDataModule, TabularDataModule
-from nnmodules import MLPClassifier, ScratchDeepNet, _lightning, tasks
-from nnmodules._lightning import NoProfiler
+from nnmodules import MLPClassifier, ScratchDeepNet, tasks
 from nnmodules.callbacks import PredictionWriter
 from nnmodules.checkpoints import read_checkpoint
 from nnmodules.cli import LOGGER_DEFAULTS, make_trainer
@@ -309,18 +307,6 @@ def test_predictions_never_overwrite_a_file_unless_asked(uninterrupted, mnist_di
             assert target.read_text().startswith("row,prediction,p_0,")
 
 
-@pytest.mark.parametrize(("nvml_loads", "expected"), [(False, "0"), (True, "1")])
-def test_the_nvml_gpu_count_is_skipped_only_where_nvml_cannot_load(nvml_loads, expected, monkeypatch):
-    def load(name):
-        if not nvml_loads:
-            raise OSError(f"{name}: cannot open shared object file")
-
-    monkeypatch.setenv("PYTORCH_NVML_BASED_CUDA_CHECK", "1")  # as importing Lightning sets it
-    monkeypatch.setattr(_lightning.ctypes, "CDLL", load)
-    make_trainer(logger=False, **{**QUIET, "log_every_n_steps": 1})
-    assert os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] == expected
-
-
 def test_the_progress_bar_redraws_every_few_steps_unless_given_or_off():
     def bars(trainer: L.Trainer) -> list:
         return [(type(c).__name__, c.refresh_rate) for c in trainer.callbacks if isinstance(c, ProgressBar)]
@@ -328,13 +314,6 @@ def test_the_progress_bar_redraws_every_few_steps_unless_given_or_off():
     assert bars(make_trainer(logger=False)) == [("LitProgressBar", PROGRESS_BAR_STEPS)]
     assert bars(make_trainer(logger=False, callbacks=[TQDMProgressBar(refresh_rate=1)])) == [("TQDMProgressBar", 1)]
     assert bars(make_trainer(logger=False, enable_progress_bar=False)) == []
-
-
-def test_without_a_profiler_every_hook_shares_one_do_nothing_context():
-    profiler = make_trainer(logger=False).profiler
-    assert isinstance(profiler, NoProfiler)
-    assert profiler.profile("[Callback]ModelCheckpoint.on_train_batch_start") is profiler.profile("[Strategy]backward")
-    assert isinstance(make_trainer(logger=False, profiler=SimpleProfiler()).profiler, SimpleProfiler)
 
 
 def test_the_progress_bar_shows_the_last_logged_loss_which_lightning_never_reads_back(mnist_dir, tmp_path):
