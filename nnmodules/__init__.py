@@ -1,10 +1,11 @@
 """What learns: a task (`Classifier`, `Regressor`) with any network, the presets, and the networks."""
 
+from nnmodules.classifier import Classifier
 from nnmodules.mlp import MLPClassifier, MLPRegressor
 from nnmodules.nets import MLP, ScratchNet, SmallCNN
-from nnmodules.regression import ToyRegressor
+from nnmodules.regressor import Regressor
 from nnmodules.scratch import ScratchDeepNet
-from nnmodules.tasks import Classifier, Regressor
+from nnmodules.toy import ToyRegressor
 
 __all__ = [
     "MLP",

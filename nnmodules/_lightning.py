@@ -11,13 +11,15 @@ import contextlib
 import ctypes
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightning as L
-from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.profilers import PassThroughProfiler
+
+if TYPE_CHECKING:
+    from lightning.pytorch.cli import LightningCLI
 
 
 def epoch_position(trainer: L.Trainer) -> tuple[int, int]:

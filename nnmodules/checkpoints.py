@@ -6,8 +6,9 @@
   once complete, so a crash mid-write leaves the previous one.
 - `Resumable`, the base of every model here: its checkpoints carry the random state (an
   exact resume), and `load_from_checkpoint` reads without pickle.
-- `net_config`: a network given as an object, written as LightningCLI writes one from YAML
-  (`class_path` and `init_args`), so that `load_from_checkpoint(path)` builds it again.
+- `hyperparameters`: what a model's checkpoint keeps of its arguments, among them its network
+  as LightningCLI writes one from YAML (`class_path` and `init_args`: `net_config` for a network
+  given as an object), so that `load_from_checkpoint(path)` builds it again.
 """
 
 from __future__ import annotations
@@ -20,7 +21,11 @@ import lightning as L
 import torch
 from jsonargparse import ArgumentParser
 from lightning.fabric.plugins import TorchCheckpointIO
+from lightning.pytorch.core.mixins import HyperparametersMixin
+from lightning.pytorch.utilities.parsing import collect_init_args
 from torch import nn
+
+from nnmodules._lightning import built_as_the_cli_builds, cli_hyperparameters
 
 PLAIN = (bool, int, float, str, type(None))  # what an argument read back from a network may be
 
@@ -85,6 +90,37 @@ class Resumable(L.LightningModule):
             if self._rng_to_restore["cuda"]:
                 torch.cuda.set_rng_state_all(self._rng_to_restore["cuda"])
             self._rng_to_restore = None
+
+
+def hyperparameters(model: L.LightningModule, net: nn.Module) -> tuple[dict[str, Any], str | None]:
+    """What `model.save_hyperparameters` keeps: the arguments of its class's `__init__` (as LightningCLI gave
+    them, or as passed), a network given as `net` as its config (`net_config`); and why no checkpoint could
+    build that network again, or None. Arguments the class does not take (links of the CLI it lacks) are left
+    out. Call it from the model's `__init__`: it reads the arguments from the calls under way."""
+    accepted = inspect.signature(type(model).__init__).parameters
+    settings = cli_hyperparameters()
+    if settings is None:  # built from Python: the arguments of every __init__ on the way, the class's last
+        frames = collect_init_args(inspect.currentframe(), [], classes=(HyperparametersMixin,))
+        settings = {name: value for arguments in frames for name, value in arguments.items()}
+    settings = {k: v for k, v in settings.items() if k.startswith("_") or _takes(accepted, k)}
+    if "net" not in accepted:  # a preset: its own arguments build its network
+        return settings, None
+    if isinstance(settings["net"], dict):  # the CLI's config: only the arguments the network's class takes
+        parameters = inspect.signature(type(net).__init__).parameters
+        init_args = settings["net"].get("init_args", {})
+        return {
+            **settings,
+            "net": {**settings["net"], "init_args": {k: v for k, v in init_args.items() if _takes(parameters, k)}},
+        }, None
+    try:
+        return built_as_the_cli_builds({**settings, "net": net_config(net)}), None
+    except ValueError as reason:
+        return {name: value for name, value in settings.items() if name != "net"}, str(reason)
+
+
+def _takes(parameters: Any, name: str) -> bool:
+    """Whether a signature's parameters take an argument of that name."""
+    return name in parameters or any(p.kind == p.VAR_KEYWORD for p in parameters.values())
 
 
 def net_config(net: nn.Module) -> dict[str, Any]:

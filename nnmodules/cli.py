@@ -171,4 +171,5 @@ class LitCLI(LightningCLI):
 
 def main() -> None:
     """The `litmodules` console script."""
+    sys.path.insert(0, "")  # a config's class_path may name a module of the current folder, as `python -m` finds it
     LitCLI()

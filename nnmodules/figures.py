@@ -16,7 +16,9 @@ from torchmetrics.functional.classification import multiclass_confusion_matrix
 from torchvision.utils import make_grid
 
 from nnmodules._lightning import is_last_batch
-from nnmodules.tasks import Classifier, Regressor, TaskModule
+from nnmodules.classifier import Classifier
+from nnmodules.regressor import Regressor
+from nnmodules.tasks import TaskModule
 
 
 class EpochFigures(L.Callback):

@@ -6,8 +6,10 @@ from collections.abc import Sequence
 
 import torch
 
+from nnmodules.classifier import Classifier
 from nnmodules.nets import MLP
-from nnmodules.tasks import Classifier, Regressor, Schedule
+from nnmodules.regressor import Regressor
+from nnmodules.tasks import Schedule
 
 
 class MLPClassifier(Classifier):

@@ -21,10 +21,11 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchmetrics import MeanMetric
 
+from nnmodules.classifier import Classifier
 from nnmodules.figures import ParameterHistograms
 from nnmodules.nets import ScratchNet
 from nnmodules.schedules import announce, planned_steps
-from nnmodules.tasks import Classifier, Task
+from nnmodules.tasks import Task
 
 
 class ScratchDeepNet(Classifier):

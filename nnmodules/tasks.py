@@ -1,4 +1,4 @@
-"""Tasks: classification and regression with any network, and what every model here shares.
+"""What every model here shares: the task logic of `Classifier` and `Regressor`, for any network.
 
 `Classifier(net, ...)` and `Regressor(net, ...)` take any `torch.nn.Module` as `net`
 (from Python, or from YAML as `class_path` and `init_args`) and give it the loss,
@@ -19,37 +19,17 @@ What a network gives, per batch of N examples:
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Sequence
 from typing import Any, Literal
 
 import torch
-import torch.nn.functional as F
 from lightning.fabric.utilities import move_data_to_device
-from lightning.pytorch.core.mixins import HyperparametersMixin
-from lightning.pytorch.utilities.parsing import collect_init_args
 from torch import Tensor, nn
-from torchmetrics import (
-    MaxMetric,
-    MeanAbsoluteError,
-    MeanMetric,
-    MeanSquaredError,
-    Metric,
-    MetricCollection,
-    MinMetric,
-    R2Score,
-)
-from torchmetrics.classification import BinaryAccuracy, MulticlassAccuracy
+from torchmetrics import MeanMetric, Metric, MetricCollection
 
-from nnmodules._lightning import (
-    FastHookNames,
-    built_as_the_cli_builds,
-    cli_hyperparameters,
-    epoch_position,
-    logs_this_step,
-)
-from nnmodules.checkpoints import Resumable, net_config
+from nnmodules._lightning import FastHookNames, epoch_position, logs_this_step
+from nnmodules.checkpoints import Resumable, hyperparameters
 from nnmodules.schedules import announce, planned_steps, replan_one_cycle
 
 MONITOR = "val/loss"  # what "best" means for checkpoints: lowest validation loss, any task
@@ -65,12 +45,12 @@ def output_width(task: str, num_classes: int | None) -> int:
     return num_classes if task == "multiclass" and num_classes else 1
 
 
-def _inputs(batch: Any) -> Tensor:
+def inputs_of(batch: Any) -> Tensor:
     """The inputs of a batch that may or may not carry targets."""
     return batch[0] if isinstance(batch, (list, tuple)) else batch
 
 
-def _one_per_example(outputs: Tensor) -> Tensor:
+def one_per_example(outputs: Tensor) -> Tensor:
     """(N, 1) outputs as (N,): a network's single output column is one number per example."""
     return outputs.squeeze(1) if outputs.dim() == 2 and outputs.shape[1] == 1 else outputs
 
@@ -122,8 +102,8 @@ class TaskModule(Resumable, FastHookNames):
             raise ValueError(f"weight_decay must be 0 or more, got {weight_decay}")
         if lr_schedule not in ("one_cycle", "constant"):
             raise ValueError(f"lr_schedule must be 'one_cycle' or 'constant', got {lr_schedule!r}")
-        self.unrebuildable: str | None = None  # why a checkpoint could not build `net` again, if it could not
-        self.save_hyperparameters(self._settings(net))
+        settings, self.unrebuildable = hyperparameters(self, net)  # unrebuildable: why no checkpoint could build net
+        self.save_hyperparameters(settings)
         self.net = net
         self.lr, self.weight_decay, self.lr_schedule = lr, weight_decay, lr_schedule
         self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
@@ -136,33 +116,6 @@ class TaskModule(Resumable, FastHookNames):
         # this epoch's steps not yet in the metrics (flushed at its end at the latest): loss, outputs, targets, batch
         self._pending: list[tuple[Tensor, Tensor | None, Tensor, int]] = []
         self._default_optimizer: torch.optim.Optimizer | None = None  # made by configure_optimizers, not --optimizer
-
-    def _settings(self, net: nn.Module) -> dict[str, Any]:
-        """The arguments of the model class's `__init__` (as LightningCLI gave them, or as passed), `net` as its
-        config; arguments the class does not take (links of the CLI it lacks) are left out."""
-        accepted = inspect.signature(type(self).__init__).parameters
-        settings = cli_hyperparameters()
-        if settings is None:  # built from Python: the arguments of every __init__ on the way, the class's last
-            frames = collect_init_args(inspect.currentframe(), [], classes=(HyperparametersMixin,))
-            settings = {name: value for arguments in frames for name, value in arguments.items()}
-        takes_any = any(p.kind == p.VAR_KEYWORD for p in accepted.values())
-        settings = {k: v for k, v in settings.items() if k in accepted or takes_any or k.startswith("_")}
-        if "net" not in accepted:  # a preset: its own arguments build its network
-            return settings
-        if isinstance(settings["net"], dict):  # the CLI's config: only the arguments the network's class takes
-            parameters = inspect.signature(type(net).__init__).parameters
-            if not any(p.kind == p.VAR_KEYWORD for p in parameters.values()):
-                init_args = settings["net"].get("init_args", {})
-                settings["net"] = {
-                    **settings["net"],
-                    "init_args": {k: init_args[k] for k in init_args if k in parameters},
-                }
-            return settings
-        try:
-            return built_as_the_cli_builds({**settings, "net": net_config(net)})
-        except ValueError as reason:
-            self.unrebuildable = str(reason)
-            return {name: value for name, value in settings.items() if name != "net"}
 
     def setup(self, stage: str) -> None:
         """Checks the model against the data before any step (see `check_data`); evaluation sums in float64.
@@ -362,171 +315,3 @@ class TaskModule(Resumable, FastHookNames):
             return optimizer
         schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=self.lr, total_steps=int(total_steps))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
-
-
-class Classifier(TaskModule):
-    """Classification with any network: cross-entropy, accuracy per stage, the best validation accuracy so far,
-    class probabilities as predictions.
-
-    Args:
-        net: any `torch.nn.Module`; for "multiclass" it gives one score (logit) per class,
-            shape (N, num_classes), for "binary" one logit of class 1 per example, shape (N,) or
-            (N, 1). From YAML: `class_path` and `init_args`, where the CLI fills its `input_dim`,
-            `num_classes` and `output_dim` from the data.
-        num_classes: classes to tell apart (linked from the data module by the CLI); None: 2 for "binary".
-        task: "multiclass" or "binary" (linked from the data module by the CLI).
-        class_weights: one weight per class for the loss (e.g. a data module's
-            "balanced" weights); None weighs every example alike.
-        lr: peak learning rate of the default optimizer (Adam, one-cycle schedule), or its rate when "constant".
-        weight_decay: L2 penalty of the default optimizer.
-        lr_schedule: "one_cycle" (warm up to `lr`, then anneal to almost 0 by the run's last step) or "constant".
-    """
-
-    hparams_metrics = ("val/acc_best", "test/acc")  # what TensorBoard's HParams tab compares runs by
-    data_tasks = ("multiclass", "binary")
-
-    def __init__(
-        self,
-        net: nn.Module,
-        num_classes: int | None = None,
-        task: Task = "multiclass",
-        class_weights: Sequence[float] | None = None,
-        lr: float = 1e-3,
-        weight_decay: float = 0.0,
-        lr_schedule: Schedule = "one_cycle",
-    ) -> None:
-        if task == "binary" and num_classes in (None, 2):
-            num_classes = 2
-        elif task == "binary":
-            raise ValueError(f"task='binary' has 2 classes, got num_classes={num_classes}: leave num_classes out")
-        elif task != "multiclass":
-            raise ValueError(f"task must be 'multiclass' or 'binary' (a regression needs a Regressor), got {task!r}")
-        if not isinstance(num_classes, int) or num_classes < 2:
-            raise ValueError(f"num_classes must be at least 2, got {num_classes} (a classifier needs classes)")
-        if class_weights is not None and len(class_weights) != num_classes:
-            raise ValueError(f"class_weights needs one weight per class ({num_classes}), got {list(class_weights)}")
-        if task == "binary":
-            accuracy = BinaryAccuracy(validate_args=False)
-        else:
-            accuracy = MulticlassAccuracy(num_classes, average="micro", validate_args=False)
-        super().__init__(net, {"acc": accuracy}, ["acc"], lr, weight_decay, lr_schedule)
-        self.task, self.num_classes = task, num_classes
-        weights = None if class_weights is None else torch.tensor(class_weights, dtype=torch.float32)
-        self.register_buffer("class_weights", weights, persistent=False)  # rebuilt from the hyperparameters
-        self.val_acc_best = MaxMetric()
-        self.val_acc_best.persistent(True)  # a resumed run keeps its best so far
-
-    @property
-    def output_shape(self) -> tuple[int, ...]:
-        return () if self.task == "binary" else (self.num_classes,)
-
-    @property
-    def output_hint(self) -> str:
-        width = 1 if self.task == "binary" else self.num_classes
-        return f"build it with {width} output(s) (output_dim or num_classes={width}), or leave that to the CLI"
-
-    def forward(self, inputs: Tensor) -> Tensor:
-        outputs = self.net(inputs)
-        return _one_per_example(outputs) if self.task == "binary" else outputs
-
-    def compute_loss(self, scores: Tensor, targets: Tensor) -> Tensor:
-        """Cross-entropy of the scores (binary: of the logit), weighted by `class_weights`."""
-        if self.task == "binary":
-            weight = None if self.class_weights is None else self.class_weights[targets]
-            return F.binary_cross_entropy_with_logits(scores, targets.to(scores.dtype), weight=weight)
-        return F.cross_entropy(scores, targets, weight=self.class_weights)
-
-    def probabilities(self, scores: Tensor) -> Tensor:
-        """Class probabilities, one row per example and one column per class."""
-        if self.task == "binary":
-            positive = torch.sigmoid(scores)
-            return torch.stack([1 - positive, positive], dim=1)
-        return scores.softmax(dim=-1)
-
-    def metric_inputs(self, scores: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
-        # binary accuracy thresholds probabilities at 0.5 (torchmetrics takes values within [0, 1] as such)
-        return (torch.sigmoid(scores) if self.task == "binary" else scores), targets
-
-    def on_validation_epoch_end(self) -> None:
-        if not self.trainer.sanity_checking:  # the sanity check's few batches say nothing about "best"
-            self.val_acc_best.update(self.val_metrics["acc"].compute())
-            # the same on every rank (val_metrics are gathered): "max" keeps it exact under DDP
-            self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True, sync_dist=True, reduce_fx="max")
-        super().on_validation_epoch_end()
-
-    def predict_step(self, batch: Any, batch_idx: int) -> Tensor:
-        """Class probabilities, one row per example and one column per class."""
-        return self.probabilities(self(_inputs(batch)))
-
-
-class Regressor(TaskModule):
-    """Regression with any network: mean squared error, MSE/MAE/R² on validation and test, the best validation
-    MSE so far, predictions in the target's units.
-
-    When the data feeds standardised targets, `(target - target_mean) / target_std`,
-    the loss stays on that scale, while the metrics and predictions are in the
-    target's own units.
-
-    Args:
-        net: any `torch.nn.Module` giving one number per example, shape (N,) or (N, 1). From YAML:
-            `class_path` and `init_args`, where the CLI fills its `input_dim` and `output_dim` (1).
-        target_mean, target_std: how the data scaled the targets (linked from the data module by the CLI).
-        optimizer: "adam" (with `lr`, `weight_decay`, `lr_schedule`) or "lbfgs": quasi-Newton steps with a
-            line search (step `lr`, usually 1), for small full-batch problems, where it reaches the
-            least-squares optimum that a hundred Adam steps only approach.
-        lr: peak learning rate of Adam on the one-cycle schedule, its rate when "constant", or LBFGS's step.
-        weight_decay: L2 penalty (Adam).
-        lr_schedule: "one_cycle" or "constant" (Adam), as for `Classifier`.
-    """
-
-    hparams_metrics = ("val/mse_best", "test/mse")  # what TensorBoard's HParams tab compares runs by
-    data_tasks = ("regression",)
-    output_shape = ()
-    output_hint = "build it with 1 output (output_dim=1), or leave that to the CLI"
-
-    def __init__(
-        self,
-        net: nn.Module,
-        target_mean: float = 0.0,
-        target_std: float = 1.0,
-        optimizer: Literal["adam", "lbfgs"] = "adam",
-        lr: float = 1e-3,
-        weight_decay: float = 0.0,
-        lr_schedule: Schedule = "one_cycle",
-    ) -> None:
-        if not target_std > 0:
-            raise ValueError(f"target_std must be positive, got {target_std}")
-        if optimizer not in ("adam", "lbfgs"):
-            raise ValueError(f"optimizer must be 'adam' or 'lbfgs', got {optimizer!r}")
-        metrics = {"mse": MeanSquaredError(), "mae": MeanAbsoluteError(), "r2": R2Score()}
-        super().__init__(net, metrics, [], lr, weight_decay, lr_schedule)
-        self.target_mean, self.target_std, self.optimizer_name = target_mean, target_std, optimizer
-        self.val_mse_best = MinMetric()
-        self.val_mse_best.persistent(True)  # a resumed run keeps its best so far
-
-    def forward(self, inputs: Tensor) -> Tensor:
-        return _one_per_example(self.net(inputs))
-
-    def compute_loss(self, predictions: Tensor, targets: Tensor) -> Tensor:
-        return F.mse_loss(predictions, targets)
-
-    def on_validation_epoch_end(self) -> None:
-        if not self.trainer.sanity_checking:  # the sanity check's few batches say nothing about "best"
-            self.val_mse_best.update(self.val_metrics["mse"].compute())
-            self.log("val/mse_best", self.val_mse_best.compute(), sync_dist=True, reduce_fx="min")
-        super().on_validation_epoch_end()
-
-    def in_target_units(self, values: Tensor) -> Tensor:
-        return values * self.target_std + self.target_mean
-
-    def metric_inputs(self, outputs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
-        return self.in_target_units(outputs), self.in_target_units(targets)
-
-    def configure_optimizers(self) -> Any:
-        if self.optimizer_name == "lbfgs":
-            return torch.optim.LBFGS(self.parameters(), lr=self.lr, max_iter=20, line_search_fn="strong_wolfe")
-        return super().configure_optimizers()
-
-    def predict_step(self, batch: Any, batch_idx: int) -> Tensor:
-        """Predictions in the target's units, one per example."""
-        return self.in_target_units(self(_inputs(batch)))

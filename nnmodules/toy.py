@@ -8,7 +8,8 @@ from typing import Literal
 import torch
 
 from nnmodules.nets import MLP
-from nnmodules.tasks import Regressor, Schedule
+from nnmodules.regressor import Regressor
+from nnmodules.tasks import Schedule
 
 DEFAULTS = {"lbfgs": ("active", 1.0), "adam": ("pytorch", 0.1)}  # optimizer: (init, lr) when not given
 
