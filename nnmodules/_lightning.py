@@ -1,6 +1,7 @@
 """Every use of Lightning's private names, in one place: each says why, and has a guard test.
 
-Checked on Lightning 2.6.6 (pyproject.toml bounds `lightning` to the versions tested). The guard tests
+Checked on Lightning 2.6.0 and 2.6.6 (pyproject.toml bounds `lightning` to 2.6.x); 2.5 lacks `Trainer.fit`'s
+`weights_only`, which `runs.LitTrainer.fit` passes on. The guard tests
 (tests/test_lightning_guards.py) fail with a message naming the function here when Lightning changes the
 thing it relies on.
 """
@@ -139,10 +140,11 @@ def take_links_into_a_network_the_model_lacks(cli: LightningCLI) -> None:
 def drop_hyperparameters(module: L.LightningModule, names: list[str]) -> None:
     """Removes hyperparameters from those a checkpoint saves and those the logger shows.
 
-    Why private: `remove_ignored_hparams`, the public way, leaves `_hparams_initial` (what the logger writes).
+    Why private: `hparams` can be changed, but what the logger writes is `hparams_initial`, a copy kept in
+    `_hparams_initial` that has no public setter.
     """
-    module.remove_ignored_hparams(names)
     for name in names:
+        module.hparams.pop(name, None)
         module._hparams_initial.pop(name, None)
 
 

@@ -169,7 +169,7 @@ def build_net(config: dict[str, Any]) -> nn.Module:
     """A network from its config, as `load_from_checkpoint` builds it (jsonargparse, as LightningCLI does)."""
     parser = ArgumentParser(exit_on_error=False)
     parser.add_subclass_arguments(nn.Module, "net", fail_untyped=False)
-    return parser.instantiate_classes(parser.parse_object({"net": config})).net
+    return parser.instantiate(parser.parse_object({"net": config})).net
 
 
 def _plain(value: Any) -> bool:
