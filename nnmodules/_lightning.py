@@ -68,6 +68,14 @@ def stop_after_this_step(trainer: L.Trainer) -> None:
     trainer._signal_connector.received_sigterm = True
 
 
+def trainer_of(module: L.LightningModule) -> L.Trainer | None:
+    """The Trainer a module is attached to, or None (e.g. a checkpoint saved by hand, outside a fit).
+
+    Why private: the public `module.trainer` raises when there is none; the module keeps it in `_trainer`.
+    """
+    return module._trainer
+
+
 def logs_this_step(trainer: L.Trainer) -> bool:
     """Whether the logger writes the metrics of the training step under way (every `log_every_n_steps`).
 

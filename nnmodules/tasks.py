@@ -28,7 +28,7 @@ from lightning.fabric.utilities import move_data_to_device
 from torch import Tensor, nn
 from torchmetrics import MeanMetric, Metric, MetricCollection
 
-from nnmodules._lightning import FastHookNames, epoch_position, logs_this_step
+from nnmodules._lightning import FastHookNames, epoch_position, logs_this_step, trainer_of
 from nnmodules.checkpoints import Resumable, hyperparameters
 from nnmodules.schedules import announce, planned_steps, replan_one_cycle
 
@@ -70,7 +70,8 @@ class TaskModule(Resumable, FastHookNames):
     arguments of the model class's `__init__`; a network given as `net` is kept as
     its config (`class_path`, `init_args`: `nnmodules.checkpoints.net_config`), so that
     `load_from_checkpoint(path)` builds it again. A network that cannot be written so
-    trains, but no checkpoint of it is written: it is refused before the first step.
+    trains only where no checkpoint is written: a fit that would write one is refused
+    before its first step, and so is `trainer.save_checkpoint`.
 
     Args:
         net: the network.
@@ -83,6 +84,8 @@ class TaskModule(Resumable, FastHookNames):
     """
 
     data_tasks: tuple[str, ...] = ()  # the data modules' `task` kinds this model learns
+    output_shape: tuple[int, ...] = ()  # what `forward` gives per example
+    output_hint = ""  # how to build a network that gives it
 
     def __init__(
         self,
@@ -171,9 +174,6 @@ class TaskModule(Resumable, FastHookNames):
                 f"example, where a {type(self).__name__} needs {self.output_shape}: {self.output_hint}"
             )
 
-    output_shape: tuple[int, ...] = ()  # what `forward` gives per example
-    output_hint = ""  # how to build a network that gives it
-
     def forward(self, inputs: Tensor) -> Tensor:
         return self.net(inputs)
 
@@ -241,7 +241,8 @@ class TaskModule(Resumable, FastHookNames):
         if self._pending:
             self.check_finite()
         super().on_save_checkpoint(checkpoint)
-        if self._trainer is not None and self.trainer.training and epoch_position(self.trainer)[1]:
+        trainer = trainer_of(self)
+        if trainer is not None and trainer.training and epoch_position(trainer)[1]:
             metrics = [(n, m) for n, m in self.named_modules() if isinstance(m, Metric) and n.startswith("train_")]
             states = {f"{name}.{key}": value for name, metric in metrics for key, value in metric.metric_state.items()}
             checkpoint[EPOCH_STATE] = {"metrics": states, **{name: getattr(self, name) for name in self.epoch_buffers}}

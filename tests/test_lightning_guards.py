@@ -36,6 +36,7 @@ from nnmodules._lightning import (
     set_logger_version,
     stop_after_this_step,
     tensorboard_writer,
+    trainer_of,
 )
 from nnmodules.checkpoints import net_config, read_checkpoint
 from nnmodules.cli import LOGGER_DEFAULTS, LitCLI, make_trainer
@@ -127,6 +128,14 @@ def test_guard_logs_this_step():
     trainer.fit(model, torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.randn(10, 2)), batch_size=1))
     told = [step for step, logs in model.said if logs]
     assert told == logger.steps == [2, 5, 8], f"Lightning's should_update_logs changed (see logs_this_step): {told}"
+
+
+def test_guard_trainer_of():
+    model = MLPClassifier(hidden_dims=(4,))
+    assert trainer_of(model) is None, "a module without a Trainer no longer keeps None in _trainer (see trainer_of)"
+    trainer = L.Trainer(logger=False, **QUIET)
+    model.trainer = trainer
+    assert trainer_of(model) is trainer, "see trainer_of"
 
 
 def test_guard_logger_version_and_set_logger_version(tmp_path):
