@@ -11,6 +11,7 @@ import sys
 import time
 from fractions import Fraction
 from pathlib import Path
+from types import SimpleNamespace
 
 import lightning as L
 import pytest
@@ -19,10 +20,11 @@ from conftest import ROOT, VAL_SIZE, in_another_process
 from fsspec.implementations.local import LocalFileOpener
 from lightning.pytorch.callbacks import ProgressBar, TQDMProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from datamodules import MNISTDataModule, TabularDataModule
 from nnmodules import MLPClassifier, ScratchDeepNet, tasks
-from nnmodules.callbacks import PredictionWriter
+from nnmodules.callbacks import RESUME_HINT, Interruption, PredictionWriter
 from nnmodules.checkpoints import read_checkpoint
 from nnmodules.cli import LOGGER_DEFAULTS, make_trainer
 from nnmodules.runs import PROGRESS_BAR_STEPS, LitProgressBar
@@ -137,6 +139,81 @@ def test_sigterm_saves_the_step_it_ended_and_exits_143(mnist_dir, tmp_path, capl
     resumed.fit(model, data, ckpt_path="last")
     assert resumed.ckpt_path == str(folder / "interrupted.ckpt")  # the step it ended, not the epoch before
     assert Path(resumed.log_dir).name == "version_0" and resumed.global_step == EPOCHS * 8
+
+
+def stand_in_trainer(world_size: int = 1, others_signal: int = 0, **state) -> SimpleNamespace:
+    """What Interruption reads of a Trainer; under DDP `reduce` takes the max with another rank's flag."""
+
+    def reduce(flag: torch.Tensor, reduce_op: str) -> torch.Tensor:
+        assert reduce_op == "max"
+        return torch.maximum(flag, torch.tensor(float(others_signal)))
+
+    batch_progress = SimpleNamespace(is_last_batch=state.pop("last_batch", False))
+    return SimpleNamespace(
+        world_size=world_size,
+        strategy=SimpleNamespace(root_device=torch.device("cpu"), reduce=reduce),
+        fit_loop=SimpleNamespace(epoch_loop=SimpleNamespace(batch_progress=batch_progress)),
+        _signal_connector=SimpleNamespace(received_sigterm=False),
+        **{"current_epoch": 1, "global_step": 11, "sanity_checking": False, "validating": False, **state},
+    )
+
+
+def signal_once(interruption: Interruption, signum: int) -> None:
+    """A signal that must not stop at once (a KeyboardInterrupt would stop the test run itself)."""
+    try:
+        interruption._on_signal(signum, None)
+    except KeyboardInterrupt:
+        pytest.fail(f"{signal.Signals(signum).name} stopped at once")
+
+
+def test_the_first_ctrl_c_says_it_stops_after_the_step_and_a_second_stops_at_once(caplog):
+    interruption = Interruption()
+    signal_once(interruption, signal.SIGINT)
+    assert interruption._signal == signal.SIGINT
+    assert "Ctrl-C: stopping after this training step (press again to stop at once)" in caplog.text
+    with pytest.raises(KeyboardInterrupt):
+        interruption._on_signal(signal.SIGINT, None)
+
+
+def test_sigterm_says_nothing_and_a_second_one_changes_nothing(caplog):
+    interruption = Interruption()
+    signal_once(interruption, signal.SIGTERM)
+    signal_once(interruption, signal.SIGTERM)  # only a second Ctrl-C stops at once
+    assert interruption._signal == signal.SIGTERM and caplog.text == ""
+    with pytest.raises(KeyboardInterrupt):  # a Ctrl-C after it does
+        interruption._on_signal(signal.SIGINT, None)
+
+
+@pytest.mark.parametrize(("mine", "others", "stops"), [(0, 0, False), (signal.SIGTERM, 0, True), (0, 2, True)])
+def test_every_process_stops_after_the_step_in_which_any_of_them_got_a_signal(mine, others, stops):
+    interruption = Interruption()
+    interruption._signal = mine or None
+    trainer = stand_in_trainer(world_size=2, others_signal=others)
+    interruption.on_train_batch_end(trainer, None)
+    assert trainer._signal_connector.received_sigterm is stops
+    assert interruption._signal == ((mine or others) or None)  # another rank's signal names this one's exit
+
+
+def test_a_signal_on_an_epochs_last_step_waits_for_its_validation_and_checkpoints():
+    interruption = Interruption()
+    interruption._signal = signal.SIGTERM
+    trainer = stand_in_trainer(last_batch=True)
+    interruption.on_train_batch_end(trainer, None)
+    assert trainer._signal_connector.received_sigterm is False
+
+
+@pytest.mark.parametrize(
+    "state", [{"validating": True}, {"sanity_checking": True}, {"checkpoint_callback": None}], ids=str
+)
+def test_a_stop_during_validation_or_without_checkpoints_saves_nothing_and_says_what_to_do(state, caplog):
+    interruption = Interruption()
+    interruption._signal = signal.SIGINT
+    trainer = stand_in_trainer(**{"checkpoint_callback": SimpleNamespace(dirpath="/nowhere"), **state})
+    trainer.save_checkpoint = lambda *args, **kwargs: pytest.fail("saved a checkpoint")
+    stop = SIGTERMException()
+    interruption.on_exception(trainer, None, stop)
+    assert stop.code == 130  # 128 + SIGINT, the shell's "ended by Ctrl-C"
+    assert caplog.messages == [f"SIGINT during epoch 1, step 11: {RESUME_HINT} from its last checkpoint"]
 
 
 PAUSE = """
