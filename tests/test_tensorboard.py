@@ -132,6 +132,19 @@ def test_the_hparams_tab_leaves_out_private_settings_and_compares_runs_by_val_lo
     assert list(start.session_start_info.hparams) == ["lr"]
 
 
+def test_the_hparams_tab_shows_a_networks_class_and_arguments_one_column_each(tmp_path):
+    logger = TensorBoardLogger(tmp_path, name="tb", version=0)
+    net = {"class_path": "my_nets.MyCNN", "init_args": {"channels": 16, "widths": [3, 4]}}
+    module = SimpleNamespace(hparams_initial={"net": net, "lr": 0.1, "extra": {"a": 1}})
+    HParamsMetrics().on_fit_start(SimpleNamespace(logger=logger, is_global_zero=True, datamodule=None), module)
+    logger.experiment.flush()
+    _, start, _ = hparams_tab(logger.log_dir)
+    hparams = start.session_start_info.hparams
+    assert set(hparams) == {"net.class_path", "net.channels", "net.widths", "lr", "extra.a"}
+    assert hparams["net.class_path"].string_value == "my_nets.MyCNN" and hparams["net.channels"].number_value == 16
+    assert hparams["net.widths"].string_value == "[3, 4]"
+
+
 def test_the_hparams_tab_is_written_by_rank_zero_and_into_tensorboard_only(tmp_path):
     module = SimpleNamespace(hparams_initial={"lr": 0.1})
     for logger, rank_zero in ((CSVLogger(tmp_path), True), (TensorBoardLogger(tmp_path, name="tb"), False)):
