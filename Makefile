@@ -39,7 +39,7 @@ benchmark: $(INSTALLED)
 	$(BIN)/python scripts/benchmark.py --data-dir $(DATA_DIR)
 
 # mutation testing (slow: not in CI): scripts/mutation.py names the modules and the tests of each;
-# `make mutation MODULES=preprocess` tests one of them, `make mutation MODULES='heads runs' SAMPLE=100`
+# `make mutation MODULES=preprocess` tests one of them, `make mutation MODULES='tasks runs' SAMPLE=100`
 # a random hundred mutants of each of two
 MODULES ?=
 SAMPLE ?=

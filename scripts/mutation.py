@@ -29,23 +29,30 @@ ROOT = Path(__file__).resolve().parents[1]
 EQUIVALENTS = ROOT / "tests" / "mutation_equivalents.txt"
 MUTMUT = [sys.executable, "-m", "mutmut"]
 
-# module -> (its file, the in-process test files that exercise it; mutmut cannot follow a test into a
+# module -> (its files, the in-process test files that exercise them; mutmut cannot follow a test into a
 # subprocess, so tests/test_ddp.py and the command-line subprocess tests do not count)
 MODULES = {
-    "batches": ("datamodules/batches.py", ["tests/test_data.py", "tests/test_runs.py", "tests/test_lifecycle.py"]),
-    "preprocess": ("datamodules/preprocess.py", ["tests/test_tabular.py", "tests/test_bad_input.py"]),
+    "batches": (["datamodules/batches.py"], ["tests/test_data.py", "tests/test_runs.py", "tests/test_lifecycle.py"]),
+    "preprocess": (["datamodules/preprocess.py"], ["tests/test_tabular.py", "tests/test_bad_input.py"]),
     "tabular": (
-        "datamodules/tabular.py",
+        ["datamodules/tabular.py"],
         ["tests/test_tabular.py", "tests/test_bad_input.py", "tests/test_lifecycle.py"],
     ),
-    "heads": (  # with the epoch state of its checkpoints and the settings of resumed runs
-        "nnmodules/heads.py",
-        ["tests/test_tasks.py", "tests/test_mlp.py", "tests/test_scratch.py", "tests/test_regression.py"]
-        + ["tests/test_runs.py", "tests/test_lifecycle.py"],
+    "tasks": (  # losses, metrics, best so far; the epoch state of checkpoints and the settings of resumed runs
+        ["nnmodules/tasks.py", "nnmodules/classifier.py", "nnmodules/regressor.py"],
+        ["tests/test_tasks.py", "tests/test_networks.py", "tests/test_mlp.py", "tests/test_scratch.py"]
+        + ["tests/test_regression.py", "tests/test_runs.py", "tests/test_lifecycle.py"],
     ),
-    "schedules": ("nnmodules/schedules.py", ["tests/test_lifecycle.py"]),
-    "runs": ("nnmodules/runs.py", ["tests/test_runs.py", "tests/test_lifecycle.py"]),
-    "callbacks": ("nnmodules/callbacks.py", ["tests/test_lifecycle.py", "tests/test_tensorboard.py"]),
+    "checkpoints": (
+        ["nnmodules/checkpoints.py"],
+        ["tests/test_runs.py", "tests/test_networks.py", "tests/test_lifecycle.py"],
+    ),
+    "schedules": (["nnmodules/schedules.py"], ["tests/test_lifecycle.py"]),
+    "runs": (["nnmodules/runs.py"], ["tests/test_runs.py", "tests/test_lifecycle.py"]),
+    "callbacks": (
+        ["nnmodules/callbacks.py"],
+        ["tests/test_runs.py", "tests/test_lifecycle.py", "tests/test_tensorboard.py"],
+    ),
 }
 
 
@@ -62,8 +69,8 @@ def working_copy(module: str, fresh: bool) -> Path:
         if source.is_file() and (not target.exists() or target.read_bytes() != source.read_bytes()):
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target)
-    path, tests = MODULES[module]
-    settings = f"only_mutate = [{path!r}]\npytest_add_cli_args_test_selection = {tests!r}\n".replace("'", '"')
+    paths, tests = MODULES[module]
+    settings = f"only_mutate = {paths!r}\npytest_add_cli_args_test_selection = {tests!r}\n".replace("'", '"')
     pyproject = (ROOT / "pyproject.toml").read_text().replace("[tool.mutmut]\n", "[tool.mutmut]\n" + settings)
     (copy / "pyproject.toml").write_text(pyproject)
     return copy
@@ -141,7 +148,7 @@ def report(modules: list[str]) -> None:
         ]
     for copy, name, status in survivors:
         print(f"\n{status}: {name}\n{change(copy, name)}")
-    prefixes = tuple(MODULES[module][0].removesuffix(".py").replace("/", ".") for module in modules)
+    prefixes = tuple(path.removesuffix(".py").replace("/", ".") for module in modules for path in MODULES[module][0])
     for name, reason in equivalent.items():
         if name.startswith(prefixes):
             print(f"\nequivalent: {name}: {reason}")
