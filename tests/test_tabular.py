@@ -310,6 +310,7 @@ def test_checkpoint_restores_model_and_preprocessing_for_new_rows(tmp_path):
     assert torch.equal(predictions, expected)
 
 
-def test_example_csv_is_what_its_script_makes():
-    make_people = runpy.run_path(str(ROOT / "scripts" / "make_people_csv.py"))["make_people"]
-    assert make_people(600).to_csv(index=False) == (ROOT / "examples" / "people.csv").read_text()
+def test_example_tables_are_what_their_script_makes():
+    tables = runpy.run_path(str(ROOT / "scripts" / "make_examples.py"))["TABLES"]
+    for name, (make, rows) in tables.items():
+        assert make(rows).to_csv(index=False) == (ROOT / "examples" / name).read_text(), name
