@@ -137,8 +137,9 @@ def net_config(net: nn.Module) -> dict[str, Any]:
     cls = type(net)
     path = f"{cls.__module__}.{cls.__qualname__}"
     fix = (
-        f"keep each argument of {cls.__name__}.__init__ as an attribute of the same name, define the class at the "
-        f"top level of a module, or give the network in a config (class_path and init_args)"
+        "write the network as a class at the top level of a module whose __init__ keeps each argument as an "
+        "attribute of the same name (self.width = width), give it in a config (class_path and init_args), or "
+        "train without checkpoints (Trainer(enable_checkpointing=False))"
     )
     if "<locals>" in cls.__qualname__:
         raise ValueError(f"{path} is defined inside a function, where a checkpoint cannot import it: {fix}")
