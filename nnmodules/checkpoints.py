@@ -21,8 +21,6 @@ import lightning as L
 import torch
 from jsonargparse import ArgumentParser
 from lightning.fabric.plugins import TorchCheckpointIO
-from lightning.pytorch.core.mixins import HyperparametersMixin
-from lightning.pytorch.utilities.parsing import collect_init_args
 from torch import nn
 
 from nnmodules._lightning import built_as_the_cli_builds, cli_hyperparameters
@@ -99,9 +97,8 @@ def hyperparameters(model: L.LightningModule, net: nn.Module) -> tuple[dict[str,
     out. Call it from the model's `__init__`: it reads the arguments from the calls under way."""
     accepted = inspect.signature(type(model).__init__).parameters
     settings = cli_hyperparameters()
-    if settings is None:  # built from Python: the arguments of every __init__ on the way, the class's last
-        frames = collect_init_args(inspect.currentframe(), [], classes=(HyperparametersMixin,))
-        settings = {name: value for arguments in frames for name, value in arguments.items()}
+    if settings is None:  # built from Python
+        settings = _arguments_under_way(model)
     settings = {k: v for k, v in settings.items() if k.startswith("_") or _takes(accepted, k)}
     if "net" not in accepted:  # a preset: its own arguments build its network
         return settings, None
@@ -116,6 +113,28 @@ def hyperparameters(model: L.LightningModule, net: nn.Module) -> tuple[dict[str,
         return built_as_the_cli_builds({**settings, "net": net_config(net)}), None
     except ValueError as reason:
         return {name: value for name, value in settings.items() if name != "net"}, str(reason)
+
+
+def _arguments_under_way(model: L.LightningModule) -> dict[str, Any]:
+    """The arguments of the `__init__` calls of `model` under way, those of its own class last (they win).
+
+    Like Lightning's `save_hyperparameters`, from the calls' frames; but a frame is known by its `self`, not by
+    its function's name, so that an `__init__` behind a wrapper (a decorator, a mutation tester's) counts too.
+    """
+    arguments: dict[str, Any] = {}
+    frame = inspect.currentframe()
+    while frame is not None:
+        code, values = frame.f_code, frame.f_locals
+        if code.co_argcount and values.get(code.co_varnames[0]) is model and "__class__" in values:
+            names = code.co_varnames[1 : code.co_argcount + code.co_kwonlyargcount]
+            arguments |= {name: values[name] for name in names}
+            if code.co_flags & inspect.CO_VARKEYWORDS:
+                keywords = code.co_varnames[
+                    code.co_argcount + code.co_kwonlyargcount + bool(code.co_flags & inspect.CO_VARARGS)
+                ]
+                arguments |= values[keywords]
+        frame = frame.f_back
+    return arguments
 
 
 def _takes(parameters: Any, name: str) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 
@@ -183,6 +184,32 @@ def test_a_binary_table_through_a_one_logit_network_from_the_command_line(tmp_pa
     assert cli.model.net.input_dim == cli.datamodule.num_features
     probabilities = cli.model.predict_step(torch.zeros(3, cli.model.net.input_dim), 0)
     assert probabilities.shape == (3, 2)
+
+
+def passed_through(init):
+    """A decorator, as a user (or a mutation tester) may put on an __init__."""
+
+    @functools.wraps(init)
+    def wrapper(self, *args, **kwargs):
+        return init(self, *args, **kwargs)
+
+    return wrapper
+
+
+class WrappedBase(Classifier):
+    @passed_through
+    def __init__(self, net: nn.Module, classes: int = 10) -> None:
+        super().__init__(net, num_classes=classes)
+
+
+class OnAWrappedBase(WrappedBase):
+    def __init__(self, width: int = 2, note: str = "") -> None:
+        super().__init__(TinyConvNet(width=width))
+
+
+def test_the_arguments_of_a_subclass_of_an_init_behind_a_decorator_are_its_hyperparameters():
+    # Lightning's save_hyperparameters stops at the decorator's frame, and would miss width and note
+    assert dict(OnAWrappedBase(width=3, note="kept").hparams) == {"width": 3, "note": "kept"}
 
 
 def test_the_scratch_net_for_a_binary_task_needs_no_class_count():
