@@ -93,7 +93,7 @@ class Classifier(TaskModule):
             return torch.stack([1 - positive, positive], dim=1)
         return scores.softmax(dim=-1)
 
-    def metricinputs_of(self, scores: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+    def metric_inputs(self, scores: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
         # binary accuracy thresholds probabilities at 0.5 (torchmetrics takes values within [0, 1] as such)
         return (torch.sigmoid(scores) if self.task == "binary" else scores), targets
 

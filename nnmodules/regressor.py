@@ -72,7 +72,7 @@ class Regressor(TaskModule):
     def in_target_units(self, values: Tensor) -> Tensor:
         return values * self.target_std + self.target_mean
 
-    def metricinputs_of(self, outputs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+    def metric_inputs(self, outputs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
         return self.in_target_units(outputs), self.in_target_units(targets)
 
     def configure_optimizers(self) -> Any:

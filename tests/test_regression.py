@@ -100,7 +100,7 @@ def test_regression_on_a_csv_with_a_standardised_target(tmp_path):
     trainer.callbacks.append(RegressionFigures())
     trainer.fit(model, data)
     metrics = trainer.test(model, datamodule=data, verbose=False)[0]
-    assert metrics["test/r2"] > 0.95 and metrics["test/mae"] < 10  # in the target's units: dollars, not deviations
+    assert metrics["test/r2"] > 0.95 and 1 < metrics["test/mae"] < 10  # the noise's 3 dollars: not in deviations
     predictions = torch.cat(trainer.predict(model, datamodule=data))
     assert abs(float(predictions.mean()) - data.target_mean) < 10  # undone: prices around 500, not around 0
     images = EventAccumulator(trainer.log_dir, size_guidance={"images": 0}).Reload().Tags()["images"]

@@ -141,9 +141,9 @@ def test_binary_predictions_are_the_probabilities_of_class_0_then_class_1():
 
 def test_binary_accuracy_thresholds_the_probability_not_the_logit():
     model = Classifier(MLP(3, [], 1), task="binary")
-    logits, targets = torch.tensor([0.3, 0.9, -0.2]), torch.tensor([1, 1, 0])  # all right at a logit of 0
+    logits, targets = torch.tensor([0.3, 0.9, 0.2]), torch.tensor([1, 1, 1])  # all right: each logit is above 0
     model.val_metrics.update(*model.metric_inputs(logits, targets))
-    assert model.val_metrics.compute()["val/acc"] == 1.0  # at 0.5 on the logits, the first would be wrong
+    assert model.val_metrics.compute()["val/acc"] == 1.0  # at 0.5 on the logits, the first and last would be wrong
 
 
 def test_regression_metrics_and_predictions_are_in_the_targets_units():
