@@ -13,36 +13,12 @@ import torch
 from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
 from datamodules.batches import POSITION, TensorDataModule, TensorTable
+from datamodules.files import read_table
 from datamodules.preprocess import TablePreprocessing, to_numbers
 
 Task = Literal["binary", "multiclass", "regression"]
 SPLITS = ("train", "val", "test")
 MAX_CLASSES = 20  # an integer target with more distinct values than this is taken as a number
-
-
-def read_table(source: str | Path | pd.DataFrame, what: str) -> pd.DataFrame:
-    """A CSV file's or a DataFrame's rows, with one clear error for a missing, empty or ambiguous table."""
-    if isinstance(source, pd.DataFrame):
-        frame, name = source.reset_index(drop=True), "the DataFrame"  # rows by position, as in a file
-    else:
-        name = f"{what} {str(source)!r}"
-        if not Path(source).is_file():
-            raise FileNotFoundError(f"{name} not found: pass the path of a CSV file")
-        try:
-            frame = pd.read_csv(source)
-            header = pd.read_csv(source, header=None, nrows=1, dtype=str, keep_default_na=False).iloc[0]
-        except pd.errors.EmptyDataError:
-            raise ValueError(f"{name} is empty: it needs a header row and data rows") from None
-        if len(header) == len(frame.columns):  # pandas renames a repeated name (y, y: y, y.1): not here
-            repeated = (header.duplicated() & (header != "")).to_numpy()
-            frame.columns = frame.columns.where(~repeated, header)
-    if frame.columns.duplicated().any():
-        repeated = sorted(set(frame.columns[frame.columns.duplicated()]))
-        raise ValueError(f"{name} repeats column names {repeated}: give every column its own name")
-    if frame.empty:
-        raise ValueError(f"{name} has no data rows")
-    frame.attrs["name"] = name
-    return frame
 
 
 def detect_task(target: pd.Series) -> Task:
@@ -68,8 +44,11 @@ class TabularDataModule(TensorDataModule):
     with `TabularDataModule.load_from_checkpoint(path, predict_csv=...)` reuses it.
 
     Args:
-        csv: the table: a CSV file's path or a pandas DataFrame. May be None when the
-            preprocessing comes from a checkpoint and only `predict_csv` is used.
+        csv: the table: a CSV (or other delimited text), Parquet or Excel file's path, or a pandas
+            DataFrame. May be None when the preprocessing comes from a checkpoint and only
+            `predict_csv` is used.
+        sep: the delimiter of CSV files (this, `test_csv`, `predict_csv`); None: found from each file.
+        encoding: the encoding of CSV files; None: UTF-8, else cp1252 or latin-1, saying so.
         target: the column to predict. Rows where it is missing are dropped, with a warning.
         drop: columns that are not features (names, ids).
         id_column: a column that names each row (e.g. "PassengerId"): not a feature, and copied into every
@@ -103,6 +82,8 @@ class TabularDataModule(TensorDataModule):
         self,
         csv: str | Path | pd.DataFrame | None,
         target: str,
+        sep: str | None = None,
+        encoding: str | None = None,
         drop: Sequence[str] = (),
         id_column: str | None = None,
         categorical: Sequence[str] = (),
@@ -143,6 +124,7 @@ class TabularDataModule(TensorDataModule):
         if task not in (None, "binary", "multiclass", "regression"):
             raise ValueError(f"task must be 'binary', 'multiclass', 'regression' or None (detect), got {task!r}")
         self.csv, self.target, self.task_override, self.id_column = csv, target, task, id_column
+        self.sep, self.encoding = sep, encoding
         self.drop, self.categorical, self.numeric, self.log1p = (
             list(drop),
             list(categorical),
@@ -238,7 +220,7 @@ class TabularDataModule(TensorDataModule):
                 "TabularDataModule needs csv=... to train, validate or test; predict_csv alone works "
                 "with preprocessing loaded from a checkpoint"
             )
-        frame = read_table(self.csv, "data file")
+        frame = read_table(self.csv, "data file", self.sep, self.encoding)
         self._check_columns(frame)
         missing = frame[self.target].isna()
         if missing.all():
@@ -251,7 +233,7 @@ class TabularDataModule(TensorDataModule):
         task = self.task_override or (self.fitted or {}).get("task") or detect_task(frame[self.target])
         frames = self._split(frame, task)
         if self.test_csv is not None:
-            frames["test"] = read_table(self.test_csv, "test_csv")
+            frames["test"] = read_table(self.test_csv, "test_csv", self.sep, self.encoding)
             self._check_columns(frames["test"])
         for rows in frames.values():
             rows.attrs["task"] = task
@@ -326,7 +308,7 @@ class TabularDataModule(TensorDataModule):
             state = self._state()
             preprocessing = TablePreprocessing.from_state_dict(state["preprocessing"])
             if split == "predict":
-                self.predict_frame = read_table(self.predict_csv, "predict_csv")
+                self.predict_frame = read_table(self.predict_csv, "predict_csv", self.sep, self.encoding)
                 self.tables[split] = TensorTable(preprocessing.transform(self.predict_frame))
             else:
                 rows = self._frames()[split]

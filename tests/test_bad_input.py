@@ -70,7 +70,7 @@ RAW = "{tmp}/MNIST/raw"
 DATA_ROWS: list[tuple[str, Callable[[Path], object], type, str]] = [
     # tables (the tabular data module's list)
     ("csv missing", lambda t: TabularDataModule(t / "absent.csv", target="y").setup("fit"), FileNotFoundError,
-     "data file '{tmp}/absent.csv' not found: pass the path of a CSV file"),
+     "data file '{tmp}/absent.csv' not found: pass the path of a CSV, Parquet or Excel file"),
     ("csv empty", lambda t: TabularDataModule(table(t, ""), target="y").setup("fit"), ValueError,
      "data file '{tmp}/t.csv' is empty: it needs a header row and data rows"),
     ("csv header only", lambda t: TabularDataModule(table(t, "a,y\n"), target="y").setup("fit"), ValueError,
@@ -115,7 +115,7 @@ DATA_ROWS: list[tuple[str, Callable[[Path], object], type, str]] = [
      ValueError, "data file '{tmp}/t.csv' repeats column names ['NA']: give every column its own name"),
     ("test csv missing", lambda t: TabularDataModule(table(t, "a,y\n" + "1,0\n2,1\n" * 5), target="y",
      test_csv=t / "absent.csv").setup("fit"), FileNotFoundError,
-     "test_csv '{tmp}/absent.csv' not found: pass the path of a CSV file"),
+     "test_csv '{tmp}/absent.csv' not found: pass the path of a CSV, Parquet or Excel file"),
     ("numeric unknown", lambda t: TabularDataModule(table(t, "a,y\n1,0\n"), target="y", numeric=["b"]).setup("fit"),
      ValueError, "columns ['b'] (in numeric) not in data file '{tmp}/t.csv'; columns are: ['a', 'y']"),
     ("drop unknown", lambda t: TabularDataModule(table(t, "a,y\n1,0\n"), target="y", drop=["b"]).setup("fit"),

@@ -1,0 +1,100 @@
+"""A user's table as it comes: delimiters, encodings, Parquet, Excel, and one clear error for a bad file."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import pandas as pd
+import pytest
+
+from datamodules import TabularDataModule
+from datamodules.files import read_table
+
+ROWS = [("José", 31, "Málaga", 1), ("René", 45, "Zürich", 0), ("Ana", 22, "Köln", 1), ("Bo", 50, "Oslo", 0)]
+EXPECTED = pd.DataFrame(ROWS, columns=["name", "age", "city", "y"])
+
+
+def text(sep: str) -> str:
+    return "\n".join(sep.join(map(str, row)) for row in [tuple(EXPECTED.columns), *ROWS]) + "\n"
+
+
+@pytest.mark.parametrize(
+    ("sep", "encoding", "suffix"),
+    [(",", "utf-8", ".csv"), (";", "utf-8", ".csv"), ("\t", "utf-8", ".tsv"), ("|", "utf-8", ".txt")]
+    + [(";", "latin-1", ".csv"), (",", "cp1252", ".csv"), (",", "utf-8-sig", ".csv")],
+)
+def test_a_csv_is_read_whatever_its_delimiter_and_encoding(sep, encoding, suffix, tmp_path):
+    path = tmp_path / f"people{suffix}"
+    path.write_bytes(text(sep).encode(encoding))
+    pd.testing.assert_frame_equal(read_table(path, "data file"), EXPECTED)
+
+
+def test_a_file_that_is_not_utf8_says_which_encoding_it_was_read_as(tmp_path, caplog):
+    path = tmp_path / "people.csv"
+    path.write_bytes(text(";").encode("latin-1"))
+    with caplog.at_level(logging.INFO):
+        read_table(path, "data file")
+    assert f"data file '{path}' is not UTF-8 (line 2): read as cp1252; pass encoding=... if not so" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("content", "options", "message"),
+    [
+        (b"a,b,y\n1,2,0\n3,4,1\n5,6,7,1\n", {}, "line 4 has 4 fields where the header has 3: a value holding the "
+         "delimiter ',' without quotes, or another delimiter (pass sep=...)"),
+        (text(";").encode("latin-1"), {"encoding": "utf-8"}, "line 2: bytes that are not utf-8 (invalid continuation "
+         "byte): pass the file's encoding, e.g. encoding='cp1252'"),
+        (b"a,y\n1,0\n", {"encoding": "utf9"}, "encoding 'utf9' (for data file '{path}') is not one Python knows"),
+        (b"", {}, "is empty: it needs a header row and data rows"),
+        (b"a,y\n", {}, "has no data rows"),
+        (b"a,a,y\n1,2,0\n", {}, "repeats column names ['a']: give every column its own name"),
+    ],
+    ids=["ragged", "undecodable", "unknown-encoding", "empty", "header-only", "repeated-name"],
+)  # fmt: skip
+def test_a_bad_csv_is_one_error_naming_the_file_and_line(content, options, message, tmp_path):
+    path = tmp_path / "data.csv"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=re.escape(message.format(path=path))) as error:
+        read_table(path, "data file", **options)
+    assert f"data file '{path}'" in str(error.value)
+
+
+def test_parquet_is_read_and_a_damaged_one_named(tmp_path):
+    EXPECTED.to_parquet(tmp_path / "people.parquet")
+    pd.testing.assert_frame_equal(read_table(tmp_path / "people.parquet", "data file"), EXPECTED)
+    (tmp_path / "damaged.parquet").write_bytes(b"not parquet at all")
+    with pytest.raises(ValueError, match=r"data file '.*damaged.parquet' is not a readable Parquet file \(.*magic"):
+        read_table(tmp_path / "damaged.parquet", "data file")
+
+
+def test_excel_without_its_optional_reader_says_how_to_get_it_or_convert(tmp_path, monkeypatch):
+    def missing_reader(path):
+        raise ImportError("Missing optional dependency 'openpyxl'.")
+
+    monkeypatch.setattr(pd, "read_excel", missing_reader)
+    (tmp_path / "people.xlsx").write_bytes(b"PK")
+    message = "is an Excel file: reading it needs openpyxl (pip install 'litmodules[excel]'), or save the sheet as CSV"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        read_table(tmp_path / "people.xlsx", "data file")
+
+
+def test_sep_and_encoding_given_to_the_data_module_read_every_file_of_it(tmp_path):
+    commas = text(";").replace("Málaga", "Málaga, ES").replace("Köln", "Köln, DE")  # "," in some values
+    for name in ("train.csv", "test.csv", "new.csv"):
+        (tmp_path / name).write_bytes(commas.encode("cp1252"))
+    data = TabularDataModule(
+        tmp_path / "train.csv",
+        target="y",
+        sep=";",
+        encoding="cp1252",
+        test_csv=tmp_path / "test.csv",
+        predict_csv=tmp_path / "new.csv",
+        val_fraction=0.5,
+        test_fraction=0.0,
+        batch_size=2,
+    )
+    data.setup("fit")
+    data.setup("test")
+    assert data.frames["test"]["city"].tolist() == ["Málaga, ES", "Zürich", "Köln, DE", "Oslo"]
+    assert len(data.table("predict")) == 4 and data.predict_frame["name"].tolist() == ["José", "René", "Ana", "Bo"]
