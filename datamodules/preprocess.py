@@ -112,24 +112,30 @@ class TablePreprocessing:
         return names + [f"{name}={value}" for name in self.categorical for value in self.categories[name]]
 
     def transform(self, frame: pd.DataFrame) -> Tensor:
-        """The rows as one float32 tensor, one column per feature name."""
+        """The rows as one float32 tensor, one column per feature name, written in place: no wider temporaries
+        (a one-hot block is set entry by entry, not gathered from an identity matrix)."""
         missing = [name for name in (*self.numeric, *self.categorical) if name not in frame.columns]
         if missing:
             raise ValueError(f"columns {missing} were used in training but are not in the data")
-        blocks = []
+        features = np.zeros((len(frame), len(self.feature_names)), dtype=np.float32)
+        column = 0
         for name in self.numeric:
             numbers = self._numbers(frame[name], name in self.log1p).fillna(self.medians[name])
-            blocks.append(((numbers - self.means[name]) / self.stds[name]).to_numpy()[:, None])
-        blocks += [frame[name].isna().to_numpy()[:, None] for name in self.indicators]
+            features[:, column] = (numbers - self.means[name]) / self.stds[name]
+            column += 1
+        for name in self.indicators:
+            features[:, column] = frame[name].isna()
+            column += 1
         for name in self.categorical:
             known = self.categories[name]
             values = to_categories(frame[name])
             if known[-1] == OTHER:  # anything not kept, seen in training or not, is "other"
                 values = values.where(values.isin(known), OTHER)
             codes = pd.Index(known).get_indexer(values)  # -1: never seen, encoded as all zeros
-            blocks.append(np.eye(len(known) + 1)[codes][:, : len(known)])
-        features = np.concatenate(blocks, axis=1) if blocks else np.zeros((len(frame), 0))
-        return torch.from_numpy(features.astype(np.float32))
+            seen = np.flatnonzero(codes >= 0)
+            features[seen, column + codes[seen]] = 1.0
+            column += len(known)
+        return torch.from_numpy(features)
 
     def state_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
