@@ -59,8 +59,9 @@ class TabularDataModule(TensorDataModule):
         missing_indicators: add a 0/1 column per numeric column with missing training values.
         max_categories: one-hot columns per categorical column at most; rarer values go to "<other>".
         standardize: scale numeric features to the training split's mean 0 and deviation 1.
-        standardize_target: the same for a regression target; models get `target_mean` and
-            `target_std` (linked by the CLI) and report metrics and predictions in the target's units.
+        standardize_target: the same for a regression target (models learn far better so); models get
+            `target_mean` and `target_std` (linked by the CLI) and report the loss, the metrics and
+            the predictions in the target's units.
         task: "binary", "multiclass" or "regression"; detected from the target when None.
         class_weights: "balanced" (inverse training-split frequency), one weight per class, or None.
         val_fraction: share of the rows for validation.
@@ -92,7 +93,7 @@ class TabularDataModule(TensorDataModule):
         missing_indicators: bool = False,
         max_categories: int = 20,
         standardize: bool = True,
-        standardize_target: bool = False,
+        standardize_target: bool = True,
         task: Task | None = None,
         class_weights: Literal["balanced"] | list[float] | None = None,
         val_fraction: float = 0.2,

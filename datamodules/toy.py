@@ -54,6 +54,7 @@ class ToyRegressionDataModule(TabularDataModule):
             split_column="split",
             task="regression",
             standardize=False,
+            standardize_target=False,
             val_fraction=val_fraction,
             test_fraction=test_fraction,
             batch_size=batch_size or n_samples,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 import torch
@@ -17,8 +18,10 @@ class Regressor(TaskModule):
     MSE so far, predictions in the target's units.
 
     When the data feeds standardised targets, `(target - target_mean) / target_std`,
-    the loss stays on that scale, while the metrics and predictions are in the
-    target's own units.
+    the network learns on that scale, while everything logged (`train/loss`,
+    `val/loss` and the metrics: the loss is the mean squared error, times
+    `target_std`²), the checkpoints' names and the predictions are in the target's
+    own units.
 
     Args:
         net: any `torch.nn.Module` giving one number per example, shape (N,) or (N, 1). From YAML:
@@ -56,6 +59,23 @@ class Regressor(TaskModule):
         self.target_mean, self.target_std, self.optimizer_name = target_mean, target_std, optimizer
         self.val_mse_best = MinMetric()
         self.val_mse_best.persistent(True)  # a resumed run keeps its best so far
+
+    @property
+    def loss_scale(self) -> float:
+        return self.target_std**2
+
+    def check_data(self, data: Any) -> None:
+        """Also refuses data that feeds the targets scaled otherwise than the model was told (`target_mean`,
+        `target_std`): its metrics and predictions would be in the wrong units."""
+        super().check_data(data)
+        scale = (getattr(data, "target_mean", None), getattr(data, "target_std", None))
+        if None in scale or all(map(math.isclose, scale, (self.target_mean, self.target_std))):
+            return
+        raise ValueError(
+            f"{type(data).__name__} feeds the targets standardised (mean {scale[0]:g}, deviation {scale[1]:g}) but "
+            f"the model has target_mean={self.target_mean:g}, target_std={self.target_std:g}: build it with "
+            f"target_mean=data.target_mean, target_std=data.target_std (the CLI links them)"
+        )
 
     def forward(self, inputs: Tensor) -> Tensor:
         return one_per_example(self.net(inputs))

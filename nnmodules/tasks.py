@@ -86,6 +86,7 @@ class TaskModule(Resumable, FastHookNames):
     data_tasks: tuple[str, ...] = ()  # the data modules' `task` kinds this model learns
     output_shape: tuple[int, ...] = ()  # what `forward` gives per example
     output_hint = ""  # how to build a network that gives it
+    loss_scale = 1.0  # the loss as logged (train/, val/, test/loss) is the loss trained on times this
 
     def __init__(
         self,
@@ -195,7 +196,7 @@ class TaskModule(Resumable, FastHookNames):
         if logs_this_step(self.trainer):
             # not `prog_bar`: Lightning would read it back after every step, waiting for a GPU each time;
             # the project's progress bar (runs.LitProgressBar) shows it when it redraws
-            self.log("train/loss", loss, on_step=True, on_epoch=False)
+            self.log("train/loss", loss * self.loss_scale, on_step=True, on_epoch=False)
 
     def update_training_metrics(self) -> None:
         """Adds the pending training steps to `train_loss` and `train_metrics`: call it before computing them.
@@ -210,7 +211,7 @@ class TaskModule(Resumable, FastHookNames):
         _, outputs, targets, _ = zip(*self._pending, strict=True)
         self._pending = []
         sizes = torch.tensor([len(batch) for batch in targets], dtype=losses.dtype, device=losses.device)
-        self.train_loss.update(losses, weight=sizes)
+        self.train_loss.update(losses * self.loss_scale, weight=sizes)
         if self.train_metrics:
             self.train_metrics.update(*self.metric_inputs(torch.cat(outputs), torch.cat(targets)))
 
@@ -283,7 +284,8 @@ class TaskModule(Resumable, FastHookNames):
     def _evaluation_step(self, batch: tuple[Tensor, Tensor], stage: str) -> None:
         inputs, targets = batch
         outputs = self(inputs)
-        getattr(self, f"{stage}_loss").update(self.compute_loss(outputs, targets), weight=len(targets))
+        loss = self.compute_loss(outputs, targets) * self.loss_scale
+        getattr(self, f"{stage}_loss").update(loss, weight=len(targets))
         getattr(self, f"{stage}_metrics").update(*self.metric_inputs(outputs, targets))
 
     def metric_inputs(self, outputs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:

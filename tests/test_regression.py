@@ -80,7 +80,7 @@ def priced_table(rows: int = 400) -> pd.DataFrame:
 
 def test_regression_on_a_csv_with_a_standardised_target(tmp_path):
     priced_table().to_csv(tmp_path / "prices.csv", index=False)
-    data = TabularDataModule(tmp_path / "prices.csv", target="price", standardize_target=True, batch_size=32)
+    data = TabularDataModule(tmp_path / "prices.csv", target="price", batch_size=32)  # standardised by default
     assert data.task == "regression" and data.num_classes is None
     assert data.target_mean == pytest.approx(data.frames["train"]["price"].mean())
     _, scaled_targets = data.table("train").tensors
@@ -99,12 +99,35 @@ def test_regression_on_a_csv_with_a_standardised_target(tmp_path):
     trainer = make_trainer(max_epochs=30, **QUIET)
     trainer.callbacks.append(RegressionFigures())
     trainer.fit(model, data)
+    logged = dict(trainer.callback_metrics)
     metrics = trainer.test(model, datamodule=data, verbose=False)[0]
     assert metrics["test/r2"] > 0.95 and 1 < metrics["test/mae"] < 10  # the noise's 3 dollars: not in deviations
+    # the losses too: the mean squared error in dollars², as the checkpoint's name says
+    assert metrics["test/loss"] == pytest.approx(metrics["test/mse"], rel=1e-5) and metrics["test/loss"] > 1
+    assert float(logged["val/loss"]) == pytest.approx(float(logged["val/mse"]), rel=1e-5)
+    assert float(logged["train/loss_epoch"]) > 1  # deviations² would be about 0.01
+    best = trainer.checkpoint_callback
+    epoch = Path(best.best_model_path).name.split("-")[0]
+    assert Path(best.best_model_path).name == f"{epoch}-val_loss{float(best.best_model_score):.4f}.ckpt"
     predictions = torch.cat(trainer.predict(model, datamodule=data))
     assert abs(float(predictions.mean()) - data.target_mean) < 10  # undone: prices around 500, not around 0
     images = EventAccumulator(trainer.log_dir, size_guidance={"images": 0}).Reload().Tags()["images"]
     assert set(images) == {"regression/fit", "regression/residuals"}
+
+
+def test_a_model_told_other_target_units_than_the_data_feeds_is_refused_before_training(tmp_path):
+    priced_table().to_csv(tmp_path / "prices.csv", index=False)
+    data = TabularDataModule(tmp_path / "prices.csv", target="price", batch_size=32)
+    data.setup("fit")
+    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, **QUIET)
+    message = (
+        f"TabularDataModule feeds the targets standardised (mean {data.target_mean:g}, deviation {data.target_std:g}) "
+        "but the model has target_mean=0, target_std=1: build it with target_mean=data.target_mean, "
+        "target_std=data.target_std (the CLI links them)"
+    )
+    with pytest.raises(ValueError, match=re.escape(message)):
+        trainer.fit(MLPRegressor(data.num_features), data)
+    assert trainer.global_step == 0
 
 
 def test_toy_figures_every_n_epochs_and_at_the_end():

@@ -210,11 +210,11 @@ def test_a_task_given_by_hand_travels_in_the_state_not_the_settings():
     assert restored.task == "multiclass" and restored._frames()["train"].attrs["task"] == "multiclass"
 
 
-def test_a_regression_target_is_fed_as_it_is_or_standardised():
+def test_a_regression_target_is_fed_standardised_by_default_or_as_it_is():
     frame = pd.DataFrame({"x": range(10), "y": [float(v) for v in range(0, 20, 2)]})
-    plain = TabularDataModule(frame, target="y", task="regression")
+    plain = TabularDataModule(frame, target="y", task="regression", standardize_target=False)
     assert (plain.target_mean, plain.target_std) == (0.0, 1.0)
-    scaled = TabularDataModule(frame, target="y", task="regression", standardize_target=True)
+    scaled = TabularDataModule(frame, target="y", task="regression")
     train = scaled._frames()["train"]["y"]  # read and split once, then kept
     assert (scaled.target_mean, scaled.target_std) == pytest.approx((train.mean(), train.std(ddof=0)))
     targets = scaled.table("train").tensors[1]
