@@ -17,6 +17,7 @@ from test_runs import QUIET, Crash, CrashAtEpoch
 from datamodules import MNISTDataModule, ToyRegressionDataModule
 from nnmodules import MLP, Classifier, MLPClassifier, Regressor, ScratchDeepNet, ToyRegressor
 from nnmodules.cli import LOGGER_DEFAULTS, make_trainer
+from nnmodules.tasks import output_width
 
 SCORES = torch.tensor([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0], [0.0, 0.0, 3.0], [1.0, 2.0, 0.5]])
 TARGETS = torch.tensor([0, 2, 2, 1])
@@ -194,3 +195,56 @@ def test_the_task_bases_defaults_are_the_documented_ones():
         "weight_decay": 0.0,
         "lr_schedule": "one_cycle",
     }
+
+
+def test_class_weights_given_as_whole_numbers_weigh_the_loss_as_floats():
+    model = MLPClassifier(input_dim=3, hidden_dims=[], num_classes=3, class_weights=[1, 2, 1])
+    expected = cross_entropy_by_hand(SCORES, TARGETS, [1.0, 2.0, 1.0])
+    assert model.compute_loss(SCORES, TARGETS).item() == pytest.approx(expected)
+
+
+def test_the_progress_bar_shows_the_validation_loss_metrics_and_best_so_far(mnist, tmp_path):
+    trainer = L.Trainer(max_epochs=1, default_root_dir=tmp_path, logger=False, **QUIET)
+    trainer.fit(MLPClassifier(hidden_dims=[8]), mnist)
+    assert {"val/loss", "val/acc", "val/acc_best"} <= set(trainer.progress_bar_metrics)
+    assert not {name for name in trainer.progress_bar_metrics if name.startswith("train/")}  # read back every step
+
+
+@pytest.mark.parametrize(
+    ("model", "name", "reduce"), [(MLPClassifier, "val/acc_best", "max"), (ToyRegressor, "val/mse_best", "min")]
+)
+def test_the_best_so_far_is_the_same_on_every_process(model, name, reduce, monkeypatch):
+    module, logged = model(), {}
+    module.trainer = L.Trainer(logger=False, **QUIET)
+    monkeypatch.setattr(module, "log", lambda name, value, **options: logged.setdefault(name, options))
+    module.val_metrics.update(
+        *module.metric_inputs(*((SCORES, TARGETS) if model is MLPClassifier else (TARGETS.float(),) * 2))
+    )
+    module.on_validation_epoch_end()
+    assert logged[name]["sync_dist"] is True and logged[name]["reduce_fx"] == reduce  # exact under DDP
+
+
+def test_the_tasks_default_learning_rate_and_a_network_s_outputs_per_task():
+    assert Classifier(MLP(2, [], 3), num_classes=3).lr == Regressor(MLP(2, [], 1)).lr == 1e-3
+    assert [output_width("multiclass", 5), output_width("binary", 2), output_width("regression", None)] == [5, 1, 1]
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"lr": 0.0}, "lr must be positive, got 0.0"),
+        ({"lr_schedule": "cosine"}, "lr_schedule must be 'one_cycle' or 'constant', got 'cosine'"),
+        ({"weight_decay": -0.1}, "weight_decay must be 0 or more, got -0.1"),
+    ],
+)
+def test_the_default_optimizers_bad_settings_are_refused_by_name(settings, message):
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        Classifier(MLP(2, [], 3), num_classes=3, **settings)
+
+
+def test_evaluation_adds_up_in_float64_on_a_cpu():
+    model = MLPClassifier(hidden_dims=[4])
+    model.trainer = L.Trainer(logger=False, **QUIET)
+    model.setup("validate")
+    states = [*model.val_loss.metric_state.values(), *model.test_metrics["acc"].metric_state.values()]
+    assert {state.dtype for state in states if state.is_floating_point()} == {torch.float64}
