@@ -81,7 +81,7 @@ class TablePreprocessing:
             lenient: numeric columns whose values that are not numbers count as missing (others refuse them).
         """
         dates = {name: {"format": fmt, "parts": _date_parts(train[name], fmt)} for name, fmt in (dates or {}).items()}
-        train = _with_date_parts(train, dates)
+        train = with_date_parts(train, dates)
         numeric = [*numeric, *(f"{name}.{part}" for name, date in dates.items() for part in date["parts"])]
         lenient = list(lenient or [])
         medians, means, stds = {}, {}, {}
@@ -121,7 +121,7 @@ class TablePreprocessing:
         used = [*(name for name in self.numeric if name not in parts), *self.categorical, *self.dates]
         if missing := [name for name in used if name not in frame.columns]:
             raise ValueError(f"columns {missing} were used in training but are not in the data")
-        frame = _with_date_parts(frame, self.dates)
+        frame = with_date_parts(frame, self.dates)
         features = np.zeros((len(frame), len(self.feature_names)), dtype=np.float32)
         column = 0
         for name in self.numeric:
@@ -171,7 +171,7 @@ def _date_parts(column: pd.Series, date_format: str) -> list[str]:
     return [*DATE_PARTS, *(["hour"] if stamps.dt.hour.nunique() > 1 else [])]
 
 
-def _with_date_parts(frame: pd.DataFrame, dates: dict[str, dict[str, Any]]) -> pd.DataFrame:
+def with_date_parts(frame: pd.DataFrame, dates: dict[str, dict[str, Any]]) -> pd.DataFrame:
     """The frame with a numeric column per date part (`<column>.<part>`, missing where the date is)."""
     if not dates:
         return frame
