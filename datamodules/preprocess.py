@@ -1,8 +1,9 @@
 """A table's preprocessing, fitted on the training split only and kept as plain data.
 
-`TablePreprocessing.fit` learns, from the training rows alone: medians for
-missing numbers, optional `log1p`, means and standard deviations (unless
-`standardize` is off), and the categories to one-hot encode. `transform` turns any rows (validation, test, a
+`TablePreprocessing.fit` learns, from the training rows alone: the parts of dates
+to use (year, month, day of week, day of year, and the hour where times vary),
+medians for missing numbers, optional `log1p`, means and standard deviations
+(unless `standardize` is off), and the categories to one-hot encode. `transform` turns any rows (validation, test, a
 new CSV at predict time) into one float tensor. Its `state_dict` is made of
 strings, numbers and lists, so it travels inside a checkpoint and loads with
 `torch.load(weights_only=True)`.
@@ -56,6 +57,8 @@ class TablePreprocessing:
     stds: dict[str, float]
     indicators: list[str]  # numeric columns that get a was-missing column
     categories: dict[str, list[str]]  # each categorical column's one-hot values, in order
+    dates: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)  # column: its format and parts
+    lenient: list[str] = dataclasses.field(default_factory=list)  # numeric columns whose words are missing
 
     @classmethod
     def fit(
@@ -67,11 +70,23 @@ class TablePreprocessing:
         missing_indicators: bool = False,
         max_categories: int = 20,
         standardize: bool = True,
+        dates: dict[str, str] | None = None,
+        lenient: list[str] | None = None,
     ) -> TablePreprocessing:
-        """Learn the preprocessing from the training rows."""
+        """Learn the preprocessing from the training rows.
+
+        Args:
+            dates: columns of dates or times, and the format each follows: their parts become numeric features
+                (`<column>.year`, ...).
+            lenient: numeric columns whose values that are not numbers count as missing (others refuse them).
+        """
+        dates = {name: {"format": fmt, "parts": _date_parts(train[name], fmt)} for name, fmt in (dates or {}).items()}
+        train = with_date_parts(train, dates)
+        numeric = [*numeric, *(f"{name}.{part}" for name, date in dates.items() for part in date["parts"])]
+        lenient = list(lenient or [])
         medians, means, stds = {}, {}, {}
         for name in numeric:
-            numbers = cls._numbers(train[name], name in log1p)
+            numbers = _numbers(train[name], name in log1p, name in lenient)
             median = numbers.median()
             medians[name] = float(median) if pd.notna(median) else 0.0  # an all-missing column becomes constant
             filled = numbers.fillna(medians[name])
@@ -92,19 +107,7 @@ class TablePreprocessing:
                 categories[name] = sorted(value for value, _ in ranked[:max_categories]) + [OTHER]
             else:
                 categories[name] = sorted(value for value, _ in ranked)
-        return cls(numeric, categorical, log1p, medians, means, stds, indicators, categories)
-
-    @staticmethod
-    def _numbers(column: pd.Series, log1p: bool) -> pd.Series:
-        numbers = to_numbers(column)
-        if log1p:
-            if (numbers <= -1).any():  # log(1 + x) is -inf at -1, and not a number below
-                raise ValueError(
-                    f"log1p column {column.name!r} has values of -1 or less (min {numbers.min()}): log(1 + x) needs "
-                    "x above -1; leave it out of log1p=[...] or shift it"
-                )
-            numbers = np.log1p(numbers)
-        return numbers
+        return cls(numeric, categorical, log1p, medians, means, stds, indicators, categories, dates, lenient)
 
     @property
     def feature_names(self) -> list[str]:
@@ -114,13 +117,15 @@ class TablePreprocessing:
     def transform(self, frame: pd.DataFrame) -> Tensor:
         """The rows as one float32 tensor, one column per feature name, written in place: no wider temporaries
         (a one-hot block is set entry by entry, not gathered from an identity matrix)."""
-        missing = [name for name in (*self.numeric, *self.categorical) if name not in frame.columns]
-        if missing:
+        parts = {f"{name}.{part}" for name, date in self.dates.items() for part in date["parts"]}
+        used = [*(name for name in self.numeric if name not in parts), *self.categorical, *self.dates]
+        if missing := [name for name in used if name not in frame.columns]:
             raise ValueError(f"columns {missing} were used in training but are not in the data")
+        frame = with_date_parts(frame, self.dates)
         features = np.zeros((len(frame), len(self.feature_names)), dtype=np.float32)
         column = 0
         for name in self.numeric:
-            numbers = self._numbers(frame[name], name in self.log1p).fillna(self.medians[name])
+            numbers = _numbers(frame[name], name in self.log1p, name in self.lenient).fillna(self.medians[name])
             features[:, column] = (numbers - self.means[name]) / self.stds[name]
             column += 1
         for name in self.indicators:
@@ -143,3 +148,35 @@ class TablePreprocessing:
     @classmethod
     def from_state_dict(cls, state: dict[str, Any]) -> TablePreprocessing:
         return cls(**state)
+
+
+def _numbers(column: pd.Series, log1p: bool, lenient: bool) -> pd.Series:
+    """A numeric column as floats (words as missing if `lenient`, else refused), optionally through log1p."""
+    numbers = to_numbers(pd.to_numeric(column, errors="coerce") if lenient else column)
+    if log1p:
+        if (numbers <= -1).any():  # log(1 + x) is -inf at -1, and not a number below
+            raise ValueError(
+                f"log1p column {column.name!r} has values of -1 or less (min {numbers.min()}): log(1 + x) needs "
+                "x above -1; leave it out of log1p=[...] or shift it"
+            )
+        numbers = np.log1p(numbers)
+    return numbers
+
+
+DATE_PARTS = ("year", "month", "day_of_week", "day_of_year")  # and "hour", where the times of day vary
+
+
+def _date_parts(column: pd.Series, date_format: str) -> list[str]:
+    stamps = pd.to_datetime(column, format=date_format, errors="coerce")
+    return [*DATE_PARTS, *(["hour"] if stamps.dt.hour.nunique() > 1 else [])]
+
+
+def with_date_parts(frame: pd.DataFrame, dates: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """The frame with a numeric column per date part (`<column>.<part>`, missing where the date is)."""
+    if not dates:
+        return frame
+    parts = {}
+    for name, date in dates.items():
+        stamps = pd.to_datetime(frame[name], format=date["format"], errors="coerce")
+        parts |= {f"{name}.{part}": getattr(stamps.dt, part).astype("float64") for part in date["parts"]}
+    return frame.assign(**parts)

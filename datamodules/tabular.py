@@ -10,9 +10,11 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import torch
+from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
 from datamodules.batches import POSITION, TensorDataModule, TensorTable
+from datamodules.columns import column_roles, describe
 from datamodules.files import read_table
 from datamodules.preprocess import TablePreprocessing, to_numbers
 
@@ -185,13 +187,24 @@ class TabularDataModule(TensorDataModule):
     def _fit(self) -> dict[str, Any]:
         frames = self._frames()
         train, task = frames["train"], frames["train"].attrs["task"]
-        features = [c for c in train.columns if c not in {self.target, self.split_column, self.id_column, *self.drop}]
-        numeric = [c for c in features if c in self.numeric or (c not in self.categorical and _is_number(train[c]))]
-        categorical = [c for c in features if c not in numeric]
-        if bad := [c for c in self.log1p if c not in numeric]:
+        dropped = {name: "drop=[...]" for name in self.drop}
+        dropped |= {
+            name: why for name, why in ((self.split_column, "split_column"), (self.id_column, "id_column")) if name
+        }
+        columns = column_roles(train, self.target, dropped, self.categorical, self.numeric)
+        numeric = [column.name for column in columns if column.role == "numeric"]
+        if bad := [name for name in self.log1p if name not in numeric]:
             raise ValueError(f"log1p columns {bad} are not numeric features: name them in numeric=[...] too")
         preprocessing = TablePreprocessing.fit(
-            train, numeric, categorical, self.log1p, self.missing_indicators, self.max_categories, self.standardize
+            train,
+            numeric,
+            [column.name for column in columns if column.role == "categorical"],
+            self.log1p,
+            self.missing_indicators,
+            self.max_categories,
+            self.standardize,
+            dates={column.name: column.date_format for column in columns if column.role == "date"},
+            lenient=[column.name for column in columns if column.why.startswith("text as missing")],
         )
         class_names, target_scale = None, (0.0, 1.0)
         if task == "regression" and self.standardize_target:
@@ -204,6 +217,8 @@ class TabularDataModule(TensorDataModule):
                     f"target column {self.target!r} has a single class ({class_names[0]!r}) in the training rows: "
                     "classification needs two or more"
                 )
+        classes = None if class_names is None else len(class_names)
+        rank_zero_info(describe(columns, len(train), train.attrs.get("name", "the table"), task, classes))
         return {
             "task": task,
             "class_names": class_names,
@@ -232,6 +247,13 @@ class TabularDataModule(TensorDataModule):
             )
             frame = frame[~missing]
         task = self.task_override or (self.fitted or {}).get("task") or detect_task(frame[self.target])
+        target = frame[self.target]
+        if self.task_override is None and self.fitted is None and task == "multiclass" and _is_number(target):
+            warnings.warn(
+                f"target {self.target!r} holds {target.nunique()} whole numbers ({_name(target.min())} to "
+                f"{_name(target.max())}): taken as classes; pass task='regression' to predict it as a number",
+                stacklevel=2,
+            )
         frames = self._split(frame, task)
         if self.test_csv is not None:
             frames["test"] = read_table(self.test_csv, "test_csv", self.sep, self.encoding)

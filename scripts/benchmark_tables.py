@@ -1,0 +1,194 @@
+"""Tables against gradient boosting: ours, LightGBM and a linear model on every table of a folder, same splits.
+
+    python scripts/benchmark_tables.py --tables ../shared/data/tables [--seeds 3] [--only NAME ...]
+        [--args '--trainer.max_epochs 30' ...] [--json FILE]
+
+Needs the benchmark extra: `pip install -e '.[bench]'` (LightGBM, scikit-learn).
+The folder holds a `tables.json` naming each table's file, target and task. For each
+table and seed (0, 1, ...), `TabularDataModule(csv, target, seed=seed)` splits the rows
+(60% train, 20% validation, 20% test), and three models learn from the same rows:
+
+- ours: the plain command line, `litmodules fit --model MLPClassifier` (`MLPRegressor` for a
+  numeric target) `--data TabularDataModule --data.csv X --data.target Y`, with the
+  project's defaults and any `--args` given; the best checkpoint by validation loss is tested;
+- LightGBM: its defaults, with the table's own columns (categories as pandas categories,
+  dates as their parts), early stopping on the validation rows (50 rounds);
+- linear: scikit-learn's logistic regression or ridge regression on our preprocessed features.
+
+Each is scored on the test rows (binary: ROC AUC, multiclass: accuracy, regression: R²) and
+timed (its fit, wall clock). The summary: tables where ours is ahead of LightGBM (mean over
+seeds), the mean and worst gap (LightGBM's score minus ours: below 0 is ours ahead), and the
+median ratio of fit times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import statistics
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import lightgbm
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.metrics import accuracy_score, r2_score, roc_auc_score
+
+from datamodules import TabularDataModule
+from datamodules.preprocess import TablePreprocessing, with_date_parts
+from nnmodules.cli import LitCLI
+
+QUIET = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false", "--test_after_fit=false"]
+
+
+def score(task: str, targets: np.ndarray, outputs: np.ndarray) -> float:
+    """Binary: ROC AUC of the positive class's probability; multiclass: accuracy; regression: R²."""
+    if task == "binary":
+        return float(roc_auc_score(targets, outputs[:, 1]))
+    if task == "multiclass":
+        return float(accuracy_score(targets, outputs.argmax(axis=1)))
+    return float(r2_score(targets, outputs))
+
+
+def ours(path: Path, target: str, seed: int, extra: list[str]) -> tuple[float, float, str]:
+    """The plain command line's fit, then the best checkpoint's predictions on the test rows."""
+    with tempfile.TemporaryDirectory() as folder, contextlib.chdir(folder):
+        probe = TabularDataModule(path, target=target, seed=seed)
+        model = "MLPRegressor" if probe.task == "regression" else "MLPClassifier"
+        args = ["--model", model, "--data", "TabularDataModule", f"--data.csv={path}", f"--data.target={target}"]
+        cli = LitCLI(args=[*args, f"--data.seed={seed}", f"--seed_everything={seed}", *QUIET, *extra], run=False)
+        start = time.perf_counter()
+        cli.trainer.fit(cli.model, cli.datamodule)
+        seconds = time.perf_counter() - start
+        data = cli.datamodule
+        predictions = torch.cat(cli.trainer.predict(cli.model, datamodule=data, ckpt_path="best"))
+        targets = data.table("test").tensors[1]
+        if data.task == "regression":
+            targets = targets * data.target_std + data.target_mean
+        return score(data.task, targets.numpy(), predictions.numpy()), seconds, data.task
+
+
+def frames(path: Path, target: str, seed: int) -> tuple[TabularDataModule, dict[str, pd.DataFrame]]:
+    """The data module's split, and each split's feature columns as LightGBM takes them."""
+    data = TabularDataModule(path, target=target, seed=seed)
+    data.setup("fit")
+    data.setup("test")
+    preprocessing = TablePreprocessing.from_state_dict(data.fitted["preprocessing"])
+    parts = {f"{name}.{part}" for name, date in preprocessing.dates.items() for part in date["parts"]}
+    numeric = [name for name in preprocessing.numeric if name not in parts]
+    tables = {}
+    for split in ("train", "val", "test"):
+        rows = with_date_parts(data.frames[split], preprocessing.dates)
+        features = {name: pd.to_numeric(rows[name], errors="coerce") for name in [*numeric, *sorted(parts)]}
+        for name in preprocessing.categorical:
+            categories = sorted(data.frames["train"][name].dropna().astype(str).unique())
+            features[name] = pd.Categorical(rows[name].astype(str).where(rows[name].notna()), categories=categories)
+        tables[split] = pd.DataFrame(features, index=rows.index)
+    return data, tables
+
+
+def lightgbm_fit(path: Path, target: str, seed: int) -> tuple[float, float]:
+    data, tables = frames(path, target, seed)
+    targets = {split: data.table(split).tensors[1].numpy() for split in ("train", "val", "test")}
+    if data.task == "regression":
+        targets = {split: values * data.target_std + data.target_mean for split, values in targets.items()}
+    model_class = lightgbm.LGBMRegressor if data.task == "regression" else lightgbm.LGBMClassifier
+    model = model_class(n_estimators=2000, random_state=seed, verbose=-1)
+    start = time.perf_counter()
+    model.fit(
+        tables["train"],
+        targets["train"],
+        eval_set=[(tables["val"], targets["val"])],
+        callbacks=[lightgbm.early_stopping(50, verbose=False)],
+    )
+    seconds = time.perf_counter() - start
+    outputs = model.predict(tables["test"]) if data.task == "regression" else model.predict_proba(tables["test"])
+    return score(data.task, targets["test"], outputs), seconds
+
+
+def linear_fit(path: Path, target: str, seed: int) -> tuple[float, float]:
+    data = TabularDataModule(path, target=target, seed=seed)
+    data.setup("fit")
+    data.setup("test")
+    (x_train, y_train), (x_test, y_test) = (data.table(split).tensors for split in ("train", "test"))
+    if data.task == "regression":
+        model = Ridge(alpha=1.0)
+    else:
+        model = LogisticRegression(max_iter=2000)
+    start = time.perf_counter()
+    model.fit(x_train.numpy(), y_train.numpy())
+    seconds = time.perf_counter() - start
+    outputs = model.predict(x_test.numpy()) if data.task == "regression" else model.predict_proba(x_test.numpy())
+    if data.task == "regression":  # R² is the same in the target's units as in the deviations fed
+        return score("regression", y_test.numpy(), outputs), seconds
+    return score(data.task, y_test.numpy(), outputs), seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tables", required=True, help="a folder with tables.json and the tables it names")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--only", nargs="+", help="these tables of tables.json")
+    parser.add_argument(
+        "--args", default="", help="more command-line arguments for ours, e.g. '--trainer.max_epochs 30'"
+    )
+    parser.add_argument("--json", default="lightning_logs/benchmark_tables.json")
+    options = parser.parse_args()
+    folder = Path(options.tables).resolve()
+    listed = json.loads((folder / "tables.json").read_text())
+    names = [name for name in listed if not options.only or name in options.only]
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)  # no roles tables, no fit summaries
+    warnings.simplefilter("ignore")
+    rows = []
+    for name in names:
+        path, target = folder / listed[name]["file"], listed[name]["target"]
+        for seed in range(options.seeds):
+            our_score, our_seconds, task = ours(path, target, seed, options.args.split())
+            boost_score, boost_seconds = lightgbm_fit(path, target, seed)
+            linear_score, linear_seconds = linear_fit(path, target, seed)
+            row = {"table": name, "task": task, "seed": seed, "ours": our_score, "lightgbm": boost_score}
+            row |= {
+                "linear": linear_score,
+                "ours_s": our_seconds,
+                "lightgbm_s": boost_seconds,
+                "linear_s": linear_seconds,
+            }
+            rows.append(row)
+            print(
+                f"{name:14} {task:10} seed {seed}: ours {our_score:.4f} ({our_seconds:6.1f} s)  lightgbm "
+                f"{boost_score:.4f} ({boost_seconds:5.1f} s)  linear {linear_score:.4f}",
+                flush=True,
+            )
+    summary(pd.DataFrame(rows))
+    os.makedirs(os.path.dirname(os.path.abspath(options.json)), exist_ok=True)
+    Path(options.json).write_text(json.dumps({"command": options.args, "rows": rows}, indent=2))
+
+
+def summary(rows: pd.DataFrame) -> None:
+    means = rows.groupby("table").mean(numeric_only=True)
+    gaps = means["lightgbm"] - means["ours"]  # below 0: ours ahead
+    ratios = means["ours_s"] / means["lightgbm_s"]
+    print(
+        f"\n{'table':14} {'ours':>8} {'lightgbm':>9} {'linear':>8} {'gap':>8} {'ours s':>8} {'lgbm s':>7} {'ratio':>7}"
+    )
+    for name, row in means.iterrows():
+        print(
+            f"{name:14} {row['ours']:8.4f} {row['lightgbm']:9.4f} {row['linear']:8.4f} {gaps[name]:+8.4f} "
+            f"{row['ours_s']:8.1f} {row['lightgbm_s']:7.1f} {ratios[name]:7.1f}"
+        )
+    print(
+        f"ours ahead of LightGBM on {int((gaps < 0).sum())} of {len(gaps)} tables; gap (LightGBM - ours): mean "
+        f"{gaps.mean():+.4f}, worst {gaps.max():+.4f} ({gaps.idxmax()}); fit time ours / LightGBM: median "
+        f"{statistics.median(ratios):.1f}x"
+    )
+
+
+if __name__ == "__main__":
+    main()
