@@ -33,7 +33,15 @@ MUTMUT = [sys.executable, "-m", "mutmut"]
 # subprocess, so tests/test_ddp.py and the command-line subprocess tests do not count)
 MODULES = {
     "batches": (["datamodules/batches.py"], ["tests/test_data.py", "tests/test_runs.py", "tests/test_lifecycle.py"]),
-    "preprocess": (["datamodules/preprocess.py"], ["tests/test_tabular.py", "tests/test_bad_input.py"]),
+    "files": (["datamodules/files.py"], ["tests/test_files.py", "tests/test_bad_input.py"]),
+    "columns": (
+        ["datamodules/columns.py"],
+        ["tests/test_columns.py", "tests/test_tabular.py", "tests/test_bad_input.py"],
+    ),
+    "preprocess": (
+        ["datamodules/preprocess.py"],
+        ["tests/test_tabular.py", "tests/test_columns.py", "tests/test_bad_input.py"],
+    ),
     "tabular": (
         ["datamodules/tabular.py"],
         ["tests/test_tabular.py", "tests/test_bad_input.py", "tests/test_lifecycle.py"],
