@@ -40,7 +40,7 @@ class TabularDataModule(TensorDataModule):
 
     Features are every column but the target, `drop` and `split_column`: numbers
     (missing ones filled with the training median, optionally `log1p`'d, then
-    standardised) and categories (one-hot, missing as a category of its own, unseen
+    scaled: see `robust_scaling`) and categories (one-hot, missing as a category of its own, unseen
     ones as all zeros). Everything is learnt from the training split only, and
     travels in checkpoints as plain data (`state_dict`), so predicting on a new CSV
     with `TabularDataModule.load_from_checkpoint(path, predict_csv=...)` reuses it.
@@ -61,6 +61,8 @@ class TabularDataModule(TensorDataModule):
         missing_indicators: add a 0/1 column per numeric column with missing training values.
         max_categories: one-hot columns per categorical column at most; rarer values go to "<other>".
         standardize: scale numeric features to the training split's mean 0 and deviation 1.
+        robust_scaling: with `standardize`, scale by median and interquartile range, then clip smoothly to
+            about ±3, so outliers stay near the rest (RealMLP's preprocessing).
         standardize_target: the same for a regression target (models learn far better so); models get
             `target_mean` and `target_std` (linked by the CLI) and report the loss, the metrics and
             the predictions in the target's units.
@@ -95,6 +97,7 @@ class TabularDataModule(TensorDataModule):
         missing_indicators: bool = False,
         max_categories: int = 20,
         standardize: bool = True,
+        robust_scaling: bool = True,
         standardize_target: bool = True,
         task: Task | None = None,
         class_weights: Literal["balanced"] | list[float] | None = None,
@@ -136,6 +139,7 @@ class TabularDataModule(TensorDataModule):
         )
         self.missing_indicators, self.max_categories = missing_indicators, max_categories
         self.standardize, self.standardize_target = standardize, standardize_target
+        self.robust_scaling = robust_scaling
         self.class_weights_option = class_weights
         self.val_fraction, self.test_fraction, self.split_column = val_fraction, test_fraction, split_column
         self.test_csv, self.predict_csv = test_csv, predict_csv
@@ -205,6 +209,7 @@ class TabularDataModule(TensorDataModule):
             self.standardize,
             dates={column.name: column.date_format for column in columns if column.role == "date"},
             lenient=[column.name for column in columns if column.why.startswith("text as missing")],
+            robust=self.robust_scaling,
         )
         class_names, target_scale = None, (0.0, 1.0)
         if task == "regression" and self.standardize_target:

@@ -86,6 +86,21 @@ def test_preprocessing_by_hand():
     assert torch.allclose(raw.transform(new), torch.tensor([[4, e - 1, 0, 1, 0], [2, 0, 1, 0, 0]]))
 
 
+def test_robust_scaling_by_hand_median_interquartile_range_then_a_smooth_clip():
+    # a: median 3, quartiles 2 and 4 (IQR 2); b: no spread between its quartiles, so half its range, 5
+    train = pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0, 100.0], "b": [0.0, 0.0, 0.0, 0.0, 10.0]})
+    fitted = TablePreprocessing.fit(train, ["a", "b"], [], [], robust=True)
+    assert (fitted.means, fitted.stds, fitted.clip) == ({"a": 3, "b": 0}, {"a": 2, "b": 5}, True)
+
+    def clipped(x: float) -> float:
+        return x / (1 + (x / 3) ** 2) ** 0.5
+
+    features = fitted.transform(train)
+    expected = [[clipped((a - 3) / 2), clipped(b / 5)] for a, b in zip(train["a"], train["b"], strict=True)]
+    assert torch.allclose(features, torch.tensor(expected, dtype=torch.float32))
+    assert features[:, 0].max() < 3  # the outlier, 48.5 interquartile ranges out, stays within 3
+
+
 def test_categories_are_kept_up_to_max_categories_then_go_to_other():
     twenty = pd.DataFrame({"c": [f"v{i:02}" for i in range(20)]})
     assert TablePreprocessing.fit(twenty, [], ["c"], []).categories["c"] == sorted(twenty["c"])  # default 20: all
