@@ -134,8 +134,9 @@ def take_links_into_a_network_the_model_lacks(cli: LightningCLI) -> None:
     Why private: LightningCLI writes every link jsonargparse applied into the model's hyperparameters, which
     it takes from its `config_dump`; jsonargparse counts a link into a network the model does not have as
     applied, and LightningCLI then fails ("Expected key net.init_args.input_dim to be in data"). An empty
-    network in that dump takes those links; the project's models keep only their own arguments, and
-    `drop_hyperparameters` removes it from any other.
+    network in that dump takes those links, and empty `init_args` those into a network that takes no
+    arguments; the project's models keep only the arguments a network takes, and `drop_hyperparameters`
+    removes the empty network from any other model.
     """
     cli._dump_config()
     model = cli.config_dump.get("model")
@@ -143,6 +144,8 @@ def take_links_into_a_network_the_model_lacks(cli: LightningCLI) -> None:
         init_args = model.get("init_args", model) if "class_path" in model else model
         if init_args.get("net") is None:
             init_args["net"] = {"init_args": {}}
+        elif isinstance(init_args["net"], dict):
+            init_args["net"].setdefault("init_args", {})
 
 
 def drop_hyperparameters(module: L.LightningModule, names: list[str]) -> None:

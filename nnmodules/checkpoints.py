@@ -35,7 +35,7 @@ def read_checkpoint(path: str | Path, map_location: Any = None) -> dict[str, Any
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # torch raises RuntimeError, UnpicklingError, EOFError... depending on the damage
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        reason = type(error).__name__ + (f": {str(error).strip().splitlines()[0]}" if str(error).strip() else "")
         raise ValueError(
             f"{path} is not a readable checkpoint ({reason}): it may be truncated (a copy cut short) or not "
             f"written by Lightning; use another checkpoint of the run, e.g. its last.ckpt"
@@ -62,12 +62,10 @@ class Resumable(L.LightningModule):
     def load_from_checkpoint(cls, checkpoint_path: str | Path, *args: Any, **kwargs: Any) -> Any:
         if isinstance(checkpoint_path, (str, Path)):
             read_checkpoint(checkpoint_path)  # loads without pickle too: raises naming the file
-        if not args:
-            kwargs.setdefault("weights_only", True)  # checkpoints hold plain data only
         try:
             return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
         except (RuntimeError, TypeError, ValueError) as error:  # its hyperparameters or weights do not fit
-            reason = " ".join(line.strip() for line in str(error).splitlines()[:2])
+            reason = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
             raise ValueError(
                 f"{checkpoint_path} does not load as a {cls.__name__} ({reason}): is it a checkpoint of another "
                 f"model? Load it with the class that wrote it"
@@ -179,7 +177,7 @@ def net_config(net: nn.Module) -> dict[str, Any]:
         with torch.device("meta"):
             rebuilt = build_net(config)
     except Exception as error:
-        raise ValueError(f"{path}({_arguments(init_args)}) cannot be built again ({error}): {fix}") from error
+        raise ValueError(f"{path}({_arguments(init_args)}) cannot be built again ({_cause(error)}): {fix}") from error
     if repr(rebuilt) != repr(net) or _shapes(rebuilt) != _shapes(net):
         raise ValueError(f"{path}({_arguments(init_args)}) builds another network than the one given: {fix}")
     return config
@@ -202,6 +200,12 @@ def _plain(value: Any) -> bool:
 
 def _shapes(net: nn.Module) -> list[tuple[str, tuple[int, ...]]]:
     return [(name, tuple(tensor.shape)) for name, tensor in net.state_dict().items()]
+
+
+def _cause(error: Exception) -> str:
+    """The innermost line of an error: jsonargparse indents each cause under the one it explains."""
+    lines = [line for line in str(error).splitlines() if line.strip()] or [type(error).__name__]
+    return max(lines, key=lambda line: len(line) - len(line.lstrip())).strip()
 
 
 def _arguments(init_args: dict[str, Any]) -> str:

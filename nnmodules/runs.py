@@ -17,7 +17,7 @@ from typing import Any
 
 import lightning as L
 from lightning.fabric.plugins import CheckpointIO as AnyCheckpointIO
-from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, TQDMProgressBar
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, ProgressBar, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
 
@@ -95,7 +95,8 @@ class LitTrainer(L.Trainer):
     holds a run is refused for a new run: continue it with "last" or pick another.
     Checkpoints are read by `CheckpointIO` unless another checkpoint plugin is given;
     the progress bar (`LitProgressBar`) redraws every `PROGRESS_BAR_STEPS` steps unless one is given;
-    without a `profiler`, `NoProfiler` stands in for Lightning's do-nothing default.
+    without a `profiler`, `NoProfiler` stands in for Lightning's do-nothing default; without a logger
+    (`logger=False`), a `LearningRateMonitor` among the callbacks is left out, as it needs one.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -107,6 +108,8 @@ class LitTrainer(L.Trainer):
         if kwargs.get("enable_progress_bar") is not False and not any(isinstance(c, ProgressBar) for c in callbacks):
             # Lightning's bar redraws after every step: 15-20% of a small model's epoch on a 2-core CPU
             callbacks.append(LitProgressBar())
+        if kwargs.get("logger") in (False, []):  # a LearningRateMonitor (a default) would stop a run without logger
+            callbacks = [callback for callback in callbacks if not isinstance(callback, LearningRateMonitor)]
         kwargs["plugins"], kwargs["callbacks"] = plugins, callbacks
         if kwargs.get("profiler") is None:
             kwargs["profiler"] = NoProfiler()

@@ -69,6 +69,34 @@ class Unrecorded(nn.Module):
         return self.layer(inputs.flatten(1))
 
 
+class NoArguments(nn.Module):
+    """A network that takes no arguments: from YAML, its config has a class_path and nothing else."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = nn.Linear(1, 1)
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.layer(inputs)
+
+
+class Misrecorded(nn.Module):
+    """Keeps an attribute for its argument, but not of the argument's type: it cannot be built from it again."""
+
+    def __init__(self, width: int = 2) -> None:
+        super().__init__()
+        self.width = f"{width} units"
+        self.layer = nn.Linear(1, width)
+
+
+class Keyed(nn.Module):
+    """Keeps a dictionary whose keys are numbers: no config (and no checkpoint's hyperparameters) holds it."""
+
+    def __init__(self, names: dict | None = None) -> None:
+        super().__init__()
+        self.names = names
+
+
 def images(mnist_dir: Path) -> MNISTDataModule:
     return MNISTDataModule(mnist_dir, batch_size=32, val_size=VAL_SIZE, download=False, flatten=False)
 
@@ -259,6 +287,44 @@ def test_a_network_is_written_as_its_class_and_arguments_or_refused_saying_why(n
         return
     with pytest.raises(ValueError, match=re.escape(reason)):
         net_config(net)
+
+
+FIX = (
+    "write the network as a class at the top level of a module whose __init__ keeps each argument as an attribute "
+    "of the same name (self.width = width), give it in a config (class_path and init_args), or train without "
+    "checkpoints (Trainer(enable_checkpointing=False))"
+)
+
+
+@pytest.mark.parametrize(
+    ("net", "reason"),
+    [
+        (
+            Misrecorded(2),
+            "test_networks.Misrecorded(width='2 units') cannot be built again "
+            "(Expected a <class 'int'>. Got value: 2 units): ",
+        ),
+        (Keyed({1: "one"}), "test_networks.Keyed.names is a dict, not plain data a checkpoint holds: "),
+    ],
+)
+def test_a_refusal_names_the_argument_and_the_three_ways_out(net, reason):
+    with pytest.raises(ValueError, match=f"^{re.escape(reason)}.*{re.escape(FIX)}$"):
+        net_config(net)
+
+
+def test_a_tuple_argument_is_written_as_a_list_as_yaml_and_the_cli_write_it():
+    config = net_config(MLP(4, (8, 8), 2))
+    assert config["init_args"]["hidden_dims"] == [8, 8] and type(config["init_args"]["hidden_dims"]) is list
+
+
+def test_a_network_without_arguments_from_the_command_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # lightning_logs/ goes there
+    arguments = ["--model", "nnmodules.Regressor", "--model.init_args.net", "test_networks.NoArguments"]
+    arguments += ["--data", "datamodules.ToyRegressionDataModule", "--trainer.max_steps=2", "--trainer.logger=false"]
+    cli = LitCLI(args=["fit", *arguments])  # failed: "Expected key net.init_args.output_dim to be in data"
+    assert cli.model.hparams["net"] == {"class_path": "test_networks.NoArguments", "init_args": {}}
+    restored = Regressor.load_from_checkpoint(cli.trainer.checkpoint_callback.last_model_path)
+    assert torch.equal(restored.net.layer.weight, cli.model.net.layer.weight)
 
 
 def test_a_network_whose_attributes_build_another_is_refused():

@@ -18,12 +18,12 @@ import pytest
 import torch
 from conftest import ROOT, VAL_SIZE, in_another_process
 from fsspec.implementations.local import LocalFileOpener
-from lightning.pytorch.callbacks import ProgressBar, TQDMProgressBar
+from lightning.pytorch.callbacks import LearningRateMonitor, ProgressBar, TQDMProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from datamodules import MNISTDataModule, TabularDataModule
-from nnmodules import MLPClassifier, ScratchDeepNet, tasks
+from datamodules import MNISTDataModule, TabularDataModule, ToyRegressionDataModule
+from nnmodules import MLPClassifier, ScratchDeepNet, ToyRegressor, tasks
 from nnmodules.callbacks import RESUME_HINT, Interruption, PredictionWriter
 from nnmodules.checkpoints import read_checkpoint
 from nnmodules.cli import LOGGER_DEFAULTS, make_trainer
@@ -305,10 +305,15 @@ def unreadable(folder: Path, good: Path) -> dict[str, Path]:
 def test_a_damaged_or_foreign_file_is_refused_by_name(kind, uninterrupted, mnist_dir, tmp_path):
     trainer = uninterrupted["mlp"][0]
     path = unreadable(tmp_path, Path(trainer.checkpoint_callback.last_model_path))[kind]
+    reason = {  # torch's exception, and the first line of its message
+        "truncated": "RuntimeError: PytorchStreamReader failed reading zip archive: failed finding central directory",
+        "text": "UnpicklingError: ",
+        "pickled": "UnpicklingError: Weights only load failed.",
+    }
     if kind == "plain":
         expected = re.escape(f"{path} is not a Lightning checkpoint: it holds no state_dict")
     else:
-        expected = rf"^{re.escape(str(path))} is not a readable checkpoint \(.+\): it may be truncated"
+        expected = rf"^{re.escape(f'{path} is not a readable checkpoint ({reason[kind]}')}.*\): it may be truncated"
     with pytest.raises(ValueError, match=expected):
         MLPClassifier.load_from_checkpoint(path)
     model, data = build("mlp", mnist_dir)
@@ -323,9 +328,40 @@ def test_a_damaged_or_foreign_file_is_refused_by_name(kind, uninterrupted, mnist
 def test_a_checkpoint_of_another_model_is_refused_by_name(uninterrupted):
     path = uninterrupted["scratch"][0].checkpoint_callback.last_model_path
     with pytest.raises(
-        ValueError, match=rf"^{re.escape(path)} does not load as a MLPClassifier \(layer widths must be"
+        ValueError,
+        match=rf"^{re.escape(path)} does not load as a MLPClassifier \(layer widths must be positive whole "
+        r"numbers: .+\): is it a checkpoint of another model\? Load it with the class that wrote it$",
     ):
         MLPClassifier.load_from_checkpoint(path)
+
+
+def test_a_checkpoint_whose_weights_do_not_fit_names_each_missing_and_unexpected_one(uninterrupted, tmp_path):
+    checkpoint = read_checkpoint(uninterrupted["mlp"][0].checkpoint_callback.last_model_path)
+    checkpoint["state_dict"]["net.extra"] = checkpoint["state_dict"].pop("net.1.bias")
+    torch.save(checkpoint, tmp_path / "renamed.ckpt")
+    with pytest.raises(ValueError, match=r"Missing key\(s\) in state_dict: \"net.1.bias\"\. Unexpected key\(s\)"):
+        MLPClassifier.load_from_checkpoint(tmp_path / "renamed.ckpt")
+
+
+def test_load_from_checkpoint_takes_arguments_that_override_the_saved_ones(uninterrupted):
+    path = uninterrupted["mlp"][0].checkpoint_callback.last_model_path
+    assert MLPClassifier.load_from_checkpoint(path).hparams.dropout != 0.5
+    assert MLPClassifier.load_from_checkpoint(path, dropout=0.5).hparams.dropout == 0.5
+
+
+def test_checkpoints_are_read_onto_the_device_asked_for(uninterrupted):
+    path = uninterrupted["mlp"][0].checkpoint_callback.last_model_path
+    weights = read_checkpoint(path, map_location="meta")["state_dict"].values()
+    assert {tensor.device.type for tensor in weights} == {"meta"}
+
+
+def test_the_gpus_random_state_is_restored_with_the_cpus(monkeypatch):
+    restored = []
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", restored.append)
+    model, cuda_states = MLPClassifier(), [torch.ones(3, dtype=torch.uint8)]
+    model.on_load_checkpoint({"rng_states": {"torch": torch.get_rng_state(), "cuda": cuda_states}})
+    model.on_train_batch_start(None, 0)
+    assert restored == [cuda_states] and model._rng_to_restore is None
 
 
 class PoisonAt(L.Callback):
@@ -448,3 +484,10 @@ def test_a_mid_epoch_checkpoint_keeps_the_running_training_metrics(mnist_dir, tm
             trainer.fit(model, data)
         runs.append(trainer.callback_metrics)
     assert runs[0]["train/loss_epoch"] == runs[1]["train/loss_epoch"] and runs[0]["train/acc"] == runs[1]["train/acc"]
+
+
+def test_a_run_without_a_logger_trains_without_the_learning_rate_monitor(tmp_path):
+    trainer = make_trainer(logger=False, max_steps=2, default_root_dir=tmp_path, enable_progress_bar=False)
+    trainer.fit(ToyRegressor(), ToyRegressionDataModule())  # failed: "Cannot use `LearningRateMonitor` ... no logger"
+    assert trainer.global_step == 2 and not any(isinstance(c, LearningRateMonitor) for c in trainer.callbacks)
+    assert any(isinstance(c, LearningRateMonitor) for c in make_trainer(default_root_dir=tmp_path).callbacks)
