@@ -114,23 +114,26 @@ def hyperparameters(model: L.LightningModule, net: nn.Module) -> tuple[dict[str,
 
 
 def _arguments_under_way(model: L.LightningModule) -> dict[str, Any]:
-    """The arguments of the `__init__` calls of `model` under way, those of its own class last (they win).
+    """The arguments of the `__init__` call under way of the class that defines the model's `__init__`.
 
-    Like Lightning's `save_hyperparameters`, from the calls' frames; but a frame is known by its `self`, not by
-    its function's name, so that an `__init__` behind a wrapper (a decorator, a mutation tester's) counts too.
+    Like Lightning's `save_hyperparameters`, from the call's frame; but the frame is known by its `self` and
+    its class, not by its function's name, so that an `__init__` behind a wrapper (a decorator, a mutation
+    tester's) counts too; and the base classes' frames are left out, so a subclass that passes `**kwargs` on
+    keeps what it was given, not its bases' networks and metrics. Without a `super()` call (no `__class__` in
+    the frame), the outermost `__init__` of the model.
     """
+    defining = next(cls for cls in type(model).__mro__ if "__init__" in vars(cls))
     arguments: dict[str, Any] = {}
     frame = inspect.currentframe()
     while frame is not None:
         code, values = frame.f_code, frame.f_locals
-        if code.co_argcount and values.get(code.co_varnames[0]) is model and "__class__" in values:
-            names = code.co_varnames[1 : code.co_argcount + code.co_kwonlyargcount]
-            arguments |= {name: values[name] for name in names}
+        if code.co_argcount and values.get(code.co_varnames[0]) is model:
+            named = code.co_argcount + code.co_kwonlyargcount
+            arguments = {name: values[name] for name in code.co_varnames[1:named]}
             if code.co_flags & inspect.CO_VARKEYWORDS:
-                keywords = code.co_varnames[
-                    code.co_argcount + code.co_kwonlyargcount + bool(code.co_flags & inspect.CO_VARARGS)
-                ]
-                arguments |= values[keywords]
+                arguments |= values[code.co_varnames[named + bool(code.co_flags & inspect.CO_VARARGS)]]
+            if values.get("__class__") is defining:
+                break
         frame = frame.f_back
     return arguments
 

@@ -240,6 +240,20 @@ def test_the_arguments_of_a_subclass_of_an_init_behind_a_decorator_are_its_hyper
     assert dict(OnAWrappedBase(width=3, note="kept").hparams) == {"width": 3, "note": "kept"}
 
 
+class PassesOptionsOn(Classifier):
+    """A subclass with keyword-only arguments that passes the rest on to `Classifier`."""
+
+    def __init__(self, *notes: str, width: int = 2, **options) -> None:
+        super().__init__(TinyConvNet(width=width), num_classes=10, **options)
+
+
+def test_a_subclass_that_passes_keywords_on_keeps_what_it_was_given_not_its_bases_objects():
+    model = PassesOptionsOn("a note", width=3, lr=0.01)
+    # failed: the network and the metrics of Classifier's and TaskModule's frames were hyperparameters too
+    assert dict(model.hparams) == {"width": 3, "lr": 0.01}
+    assert PassesOptionsOn(**model.hparams).net.width == 3
+
+
 def test_the_scratch_net_for_a_binary_task_needs_no_class_count():
     model = ScratchDeepNet(input_dim=5, task="binary")  # failed: "got 'binary', 10"
     assert model.num_classes == 2 and model.net.output_dim == 1
@@ -312,9 +326,18 @@ def test_a_refusal_names_the_argument_and_the_three_ways_out(net, reason):
         net_config(net)
 
 
+class Shaped(nn.Module):
+    """Keeps its argument as the tuple it was given."""
+
+    def __init__(self, sizes: tuple[int, ...] = (2, 3)) -> None:
+        super().__init__()
+        self.sizes = tuple(sizes)
+        self.layer = nn.Linear(*self.sizes)
+
+
 def test_a_tuple_argument_is_written_as_a_list_as_yaml_and_the_cli_write_it():
-    config = net_config(MLP(4, (8, 8), 2))
-    assert config["init_args"]["hidden_dims"] == [8, 8] and type(config["init_args"]["hidden_dims"]) is list
+    config = net_config(Shaped((4, 5)))
+    assert config["init_args"]["sizes"] == [4, 5] and type(config["init_args"]["sizes"]) is list
 
 
 def test_a_network_without_arguments_from_the_command_line(tmp_path, monkeypatch):
