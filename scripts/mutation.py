@@ -108,8 +108,7 @@ def run(module: str, fresh: bool, sample: int | None) -> None:
         print(f"{module}: running the mutants not yet checked", flush=True)
         mutmut(copy, "run", capture=False)
     else:
-        if not (copy / "mutants").is_dir():
-            mutmut(copy, "run", "no.such.mutant")  # makes the mutants, then stops: no mutant has that name
+        mutmut(copy, "run", "no.such.mutant")  # makes the mutants (or brings them up to date), then stops
         statuses = results(copy)
         chosen = random.Random(0).sample(sorted(statuses), min(sample, len(statuses)))
         unchecked = [name for name in chosen if statuses[name] == "not checked"]
