@@ -3,23 +3,27 @@
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import re
 import signal
 import subprocess
 import sys
 import time
+import warnings
 from fractions import Fraction
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import lightning as L
 import pytest
 import torch
 from conftest import ROOT, VAL_SIZE, in_another_process
 from fsspec.implementations.local import LocalFileOpener
-from lightning.pytorch.callbacks import LearningRateMonitor, ProgressBar, TQDMProgressBar
-from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, ProgressBar, TQDMProgressBar
+from lightning.pytorch.loggers import Logger, TensorBoardLogger
+from lightning.pytorch.profilers import SimpleProfiler
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from datamodules import MNISTDataModule, TabularDataModule, ToyRegressionDataModule
@@ -27,7 +31,7 @@ from nnmodules import MLPClassifier, ScratchDeepNet, ToyRegressor, tasks
 from nnmodules.callbacks import RESUME_HINT, Interruption, PredictionWriter
 from nnmodules.checkpoints import CheckpointIO, read_checkpoint
 from nnmodules.cli import LOGGER_DEFAULTS, make_trainer
-from nnmodules.runs import PROGRESS_BAR_STEPS, LitProgressBar
+from nnmodules.runs import PROGRESS_BAR_STEPS, LitProgressBar, earlier_name, run_folder
 
 EPOCHS = 4
 QUIET = {"enable_progress_bar": False, "enable_model_summary": False, "accelerator": "cpu", "log_every_n_steps": 3}
@@ -492,3 +496,115 @@ def test_a_run_without_a_logger_trains_without_the_learning_rate_monitor(tmp_pat
     trainer.fit(ToyRegressor(), ToyRegressionDataModule())  # failed: "Cannot use `LearningRateMonitor` ... no logger"
     assert trainer.global_step == 2 and not any(isinstance(c, LearningRateMonitor) for c in trainer.callbacks)
     assert any(isinstance(c, LearningRateMonitor) for c in make_trainer(default_root_dir=tmp_path).callbacks)
+
+
+# -- the run machinery's small rules, on the toy regression (a fit takes a second) --
+
+
+def toy_fit(folder: Path, ckpt_path: str | None = None, **overrides) -> L.Trainer:
+    L.seed_everything(0, verbose=False)
+    trainer = trainer_in(folder, "toy", **{"max_steps": 2, "max_epochs": -1, **overrides})
+    trainer.fit(ToyRegressor(optimizer="adam"), ToyRegressionDataModule(), ckpt_path=ckpt_path)
+    return trainer
+
+
+def test_a_checkpoints_run_folder_is_the_folder_above_checkpoints_and_only_that():
+    assert run_folder("runs/version_3/checkpoints/last.ckpt") == Path("runs/version_3")
+    assert run_folder("runs/version_3/checkpoints/notes.txt") is None  # not a checkpoint
+    assert run_folder("runs/version_3/elsewhere/last.ckpt") is None  # not in a run's checkpoints/
+    assert run_folder(None) is None
+
+
+def test_an_earlier_file_is_kept_under_the_next_free_number(tmp_path):
+    (tmp_path / "hparams.1.yaml").touch()
+    (tmp_path / "hparams.2.yaml").touch()
+    assert earlier_name(tmp_path / "hparams.yaml") == tmp_path / "hparams.3.yaml"
+
+
+def test_continuing_the_last_run_looks_only_at_version_folders_in_numeric_order(tmp_path):
+    for name in ("version_0", "version_2", "version_10", "version_old"):
+        (tmp_path / name / "checkpoints").mkdir(parents=True)
+        (tmp_path / name / "checkpoints" / "last.ckpt").touch()
+    (tmp_path / "version_11").touch()  # a file, not a run
+    logger = TensorBoardLogger(tmp_path, name="", log_graph=False)
+    assert make_trainer(logger=logger)._latest_checkpoint() == str(tmp_path / "version_10/checkpoints/last.ckpt")
+
+
+def test_a_profiler_given_is_kept(tmp_path):
+    assert isinstance(make_trainer(default_root_dir=tmp_path, profiler="simple").profiler, SimpleProfiler)
+
+
+def test_a_continued_run_neither_warns_of_its_own_checkpoints_nor_loses_its_earlier_settings(tmp_path, caplog):
+    toy_fit(tmp_path)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="Checkpoint directory .* exists and is not empty")
+        toy_fit(tmp_path, "last", max_steps=4)  # Lightning would warn: it is meant to hold checkpoints
+    run = tmp_path / "toy" / "version_0"
+    assert not (run / "hparams.1.yaml").exists()  # the same settings: no copy kept
+    toy_fit(tmp_path, "last", max_steps=6, gradient_clip_val=1.0)  # a Trainer setting: the hparams stay equal
+    L.seed_everything(0, verbose=False)
+    trainer = trainer_in(tmp_path, "toy", max_steps=8, max_epochs=-1)
+    with caplog.at_level(logging.INFO):
+        trainer.fit(ToyRegressor(optimizer="adam", lr=0.5), ToyRegressionDataModule(), ckpt_path="last")
+    assert (
+        f"this run's settings differ from its earlier ones, which are kept in {run / 'hparams.1.yaml'}" in caplog.text
+    )
+    assert "lr: 0.5" in (run / "hparams.yaml").read_text() and "lr: 0.5" not in (run / "hparams.1.yaml").read_text()
+
+
+def test_a_new_run_from_another_runs_checkpoint_leaves_that_runs_settings_alone(tmp_path):
+    every_2 = ModelCheckpoint(every_n_train_steps=2, save_top_k=-1)
+    first = toy_fit(tmp_path, max_steps=4, callbacks=[every_2])
+    (earlier,) = (tmp_path / "toy" / "version_0" / "checkpoints").glob("*step=2.ckpt")  # not the newest: a new run
+    settings = (tmp_path / "toy" / "version_0" / "hparams.yaml").read_bytes()
+    toy_fit(tmp_path, str(earlier), max_steps=6)
+    assert (tmp_path / "toy" / "version_1" / "hparams.yaml").is_file() and first.global_step == 4
+    assert (tmp_path / "toy" / "version_0" / "hparams.yaml").read_bytes() == settings
+    assert sorted(path.name for path in (tmp_path / "toy" / "version_0").glob("hparams*")) == ["hparams.yaml"]
+
+
+def test_with_a_checkpoint_folder_set_by_hand_last_is_lightnings_own_search(tmp_path):
+    folder = tmp_path / "by-hand"
+    toy_fit(tmp_path, callbacks=[ModelCheckpoint(dirpath=folder, save_last=True)])
+    steps = StepCount()
+    toy_fit(tmp_path, "last", max_steps=4, callbacks=[ModelCheckpoint(dirpath=folder, save_last=True), steps])
+    assert steps.count == 2  # went on from by-hand/last.ckpt, at step 2
+
+
+class StepCount(L.Callback):
+    def __init__(self) -> None:
+        self.count = 0
+
+    def on_train_batch_end(self, *args: Any) -> None:
+        self.count += 1
+
+
+class Silent(Logger):
+    """A logger with no version folders of its own."""
+
+    name, version = "silent", 0
+
+    def log_metrics(self, metrics: dict, step: int | None = None) -> None:
+        pass
+
+    def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+def test_with_a_logger_without_version_folders_last_is_lightnings_own_search(tmp_path):
+    trainer = make_trainer(logger=Silent(), default_root_dir=tmp_path)
+    assert trainer._latest_checkpoint() == "last"
+
+
+def test_a_run_that_has_taken_its_max_steps_is_refused(tmp_path):
+    toy_fit(tmp_path, max_steps=2)
+    with pytest.raises(ValueError, match=r"has trained \d+ epoch\(s\) \(2 steps\), as many as max_steps=2 asks"):
+        toy_fit(tmp_path, "last", max_steps=2)
+    assert toy_fit(tmp_path, "last", max_steps=3).global_step == 3
+
+
+def test_a_version_given_that_does_not_exist_yet_is_a_new_run(tmp_path):
+    logger = TensorBoardLogger(tmp_path, name="toy", version=7, log_graph=False)
+    trainer = make_trainer(logger=logger, max_steps=2, max_epochs=-1, **QUIET)
+    trainer.fit(ToyRegressor(optimizer="adam"), ToyRegressionDataModule())
+    assert (tmp_path / "toy" / "version_7" / "checkpoints" / "last.ckpt").is_file()
