@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -73,7 +74,8 @@ class TabularDataModule(TensorDataModule):
         split_column: a column of "train"/"val"/"test" that says where each row goes.
         test_csv: a separate table to test on, instead of `test_fraction` of this one.
         predict_csv: a table without (or with) the target, for `predict`.
-        batch_size: rows per batch.
+        batch_size: rows per training batch; None: by the training rows (`auto_batch_size`), from 16 for a
+            few hundred rows to 1024 for over 100,000.
         seed: seeds the split (stratified by class for classification) and the shuffle.
         num_workers: worker processes per data loader (0 is fastest for in-memory tables).
         pin_memory: page-locked batches, for faster copies to a GPU.
@@ -106,7 +108,7 @@ class TabularDataModule(TensorDataModule):
         split_column: str | None = None,
         test_csv: str | Path | None = None,
         predict_csv: str | Path | None = None,
-        batch_size: int = 64,
+        batch_size: int | None = None,
         seed: int = 42,
         num_workers: int = 0,
         pin_memory: bool = False,
@@ -152,6 +154,15 @@ class TabularDataModule(TensorDataModule):
     @property
     def task(self) -> Task:
         return self._state()["task"]
+
+    @property
+    def batch_size(self) -> int:
+        """Rows per training batch: as given, or chosen by the training rows (`auto_batch_size`)."""
+        return self._batch_size or self._state().get("batch_size", 64)  # (checkpoints before the choice: 64)
+
+    @batch_size.setter
+    def batch_size(self, value: int | None) -> None:
+        self._batch_size = value
 
     @property
     def num_features(self) -> int:
@@ -230,6 +241,7 @@ class TabularDataModule(TensorDataModule):
             "class_weights": self._class_weights(train[self.target], class_names),
             "target_scale": target_scale,  # regression: models see (target - mean) / std
             "preprocessing": preprocessing.state_dict(),
+            "batch_size": auto_batch_size(len(train)),  # travels with the rest: the same batches on resume
         }
 
     def _frames(self) -> dict[str, pd.DataFrame]:
@@ -385,6 +397,15 @@ class TabularDataModule(TensorDataModule):
         super().load_state_dict(state_dict)
         self.fitted = {key: value for key, value in state_dict.items() if key != POSITION}
         self.tables = {}  # rebuilt from the loaded preprocessing when next asked for
+
+
+def auto_batch_size(rows: int) -> int:
+    """A batch size for a table of `rows` training rows: about rows / 128, as a power of two from 16 to 1024.
+
+    So an epoch is about 128 steps (more for tables of under 2,000 rows): small tables get the steps they
+    need to learn in a few epochs, large ones the larger batches that keep a step's fixed cost small.
+    """
+    return 2 ** min(10, max(4, round(math.log2(max(rows, 1) / 128))))
 
 
 def _is_number(column: pd.Series) -> bool:

@@ -15,7 +15,7 @@ from conftest import ROOT
 
 from datamodules import TabularDataModule
 from datamodules.preprocess import TablePreprocessing, to_numbers
-from datamodules.tabular import detect_task
+from datamodules.tabular import auto_batch_size, detect_task
 from nnmodules import MLPClassifier, ScratchDeepNet
 
 QUIET = {"enable_progress_bar": False, "enable_model_summary": False, "accelerator": "cpu", "logger": False}
@@ -84,6 +84,24 @@ def test_preprocessing_by_hand():
     assert torch.allclose(fitted.transform(new), torch.tensor(expected))
     raw = TablePreprocessing.fit(train, ["a", "b"], ["c"], [], standardize=False)  # plain numbers, all of c kept
     assert torch.allclose(raw.transform(new), torch.tensor([[4, e - 1, 0, 1, 0], [2, 0, 1, 0, 0]]))
+
+
+@pytest.mark.parametrize(
+    ("rows", "batch_size"),
+    [(1, 16), (300, 16), (2_800, 16), (3_000, 32), (6_000, 64), (35_000, 256), (150_000, 1024), (10**7, 1024)],
+)
+def test_a_tables_batch_size_follows_its_training_rows(rows, batch_size):
+    assert auto_batch_size(rows) == batch_size
+
+
+def test_the_chosen_batch_size_trains_and_travels_in_the_checkpointed_state():
+    data = TabularDataModule(rule_table(rows=5_000), target="y", drop=["name"], val_fraction=0.1, test_fraction=0.1)
+    data.setup("fit")
+    assert data.batch_size == 32 and len(data.train_dataloader()) == 4_000 // 32  # 4,000 training rows
+    restored = TabularDataModule(None, target="y", drop=["name"])
+    restored.load_state_dict(data.state_dict())
+    assert restored.batch_size == 32 and restored.hparams.batch_size is None
+    assert TabularDataModule(rule_table(), target="y", batch_size=100).batch_size == 100  # given: as given
 
 
 def test_robust_scaling_by_hand_median_interquartile_range_then_a_smooth_clip():
