@@ -119,9 +119,11 @@ class TabularDataModule(TensorDataModule):
         # saved hyperparameters stay plain data, so checkpoints load with weights_only=True
         csv, test_csv, predict_csv = (str(p) if isinstance(p, Path) else p for p in (csv, test_csv, predict_csv))
         super().__init__(batch_size, seed, num_workers, pin_memory, eval_batch_size, drop_last, device_resident)
-        # A DataFrame is data, not a hyperparameter (it would need pickle in the checkpoint). The task and
-        # class weights in effect travel in state_dict, and the model logs them under the same names.
+        # A DataFrame is data, not a hyperparameter (it would need pickle in the checkpoint): saved as None, so
+        # that load_from_checkpoint(path, predict_csv=...) needs no csv. The task and class weights in effect
+        # travel in state_dict, and the model logs them under the same names.
         self.save_hyperparameters(ignore=["task", "class_weights", *(["csv"] if isinstance(csv, pd.DataFrame) else [])])
+        self.hparams.setdefault("csv", None)
         if not 0 < val_fraction < 1 or not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
             raise ValueError(
                 f"val_fraction ({val_fraction}) must be above 0 and, with test_fraction ({test_fraction}), "

@@ -227,7 +227,7 @@ def test_class_names_targets_and_weights_as_given():
     frame = pd.DataFrame({"x": range(20), "y": [0.0, 1.0] * 10})  # float labels are named as whole numbers
     data = TabularDataModule(frame, target="y", class_weights=[1, 3])
     assert data.class_names == ["0", "1"] and data.class_weights == [1.0, 3.0]
-    assert "csv" not in data.hparams  # a DataFrame is data: checkpoints would need pickle for it
+    assert data.hparams["csv"] is None  # a DataFrame is data: checkpoints would need pickle for it
     assert TabularDataModule(frame.assign(y=frame["y"] > 0), target="y").class_names == ["False", "True"]
     data.setup("test")  # each stage builds its tables at setup, so that bad input fails before any step
     assert set(data.tables) == {"test"}
@@ -319,11 +319,13 @@ def test_rows_without_target_are_dropped_with_a_warning():
         assert sum(len(rows) for rows in data._frames().values()) == len(frame) - 10
 
 
-def test_checkpoint_restores_model_and_preprocessing_for_new_rows(tmp_path):
+@pytest.mark.parametrize("source", ["csv", "DataFrame"])
+def test_checkpoint_restores_model_and_preprocessing_for_new_rows(source, tmp_path):
     L.seed_everything(1)
     csv = tmp_path / "people.csv"
     rule_table().to_csv(csv, index=False)
-    data = TabularDataModule(csv, target="y", drop=["name"], log1p=[], batch_size=32)
+    table = csv if source == "csv" else rule_table()  # from a DataFrame, it failed: "missing ... 'csv'"
+    data = TabularDataModule(table, target="y", drop=["name"], log1p=[], batch_size=32)
     model = ScratchDeepNet(data.num_features, hidden_dims=[8], num_classes=2, task="binary", init="tutorial")
     trainer = L.Trainer(max_epochs=2, default_root_dir=tmp_path, **{**QUIET, "logger": True})
     trainer.fit(model, data)
