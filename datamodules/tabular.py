@@ -402,12 +402,12 @@ class TabularDataModule(TensorDataModule):
 
 
 def auto_batch_size(rows: int) -> int:
-    """A batch size for a table of `rows` training rows: about rows / 128, as a power of two from 16 to 1024.
+    """A batch size for a table of `rows` training rows: about rows / 256, as a power of two from 16 to 1024.
 
-    So an epoch is about 128 steps (more for tables of under 2,000 rows): small tables get the steps they
+    So an epoch is about 256 steps (more for tables of under 4,000 rows): small tables get the steps they
     need to learn in a few epochs, large ones the larger batches that keep a step's fixed cost small.
     """
-    return 2 ** min(10, max(4, round(math.log2(max(rows, 1) / 128))))
+    return 2 ** min(10, max(4, round(math.log2(max(rows, 1) / 256))))
 
 
 def _is_number(column: pd.Series) -> bool:

@@ -88,7 +88,7 @@ def test_preprocessing_by_hand():
 
 @pytest.mark.parametrize(
     ("rows", "batch_size"),
-    [(1, 16), (300, 16), (2_800, 16), (3_000, 32), (6_000, 64), (35_000, 256), (150_000, 1024), (10**7, 1024)],
+    [(1, 16), (300, 16), (5_700, 16), (6_000, 32), (12_000, 64), (35_000, 128), (300_000, 1024), (10**7, 1024)],
 )
 def test_a_tables_batch_size_follows_its_training_rows(rows, batch_size):
     assert auto_batch_size(rows) == batch_size
@@ -97,10 +97,10 @@ def test_a_tables_batch_size_follows_its_training_rows(rows, batch_size):
 def test_the_chosen_batch_size_trains_and_travels_in_the_checkpointed_state():
     data = TabularDataModule(rule_table(rows=5_000), target="y", drop=["name"], val_fraction=0.1, test_fraction=0.1)
     data.setup("fit")
-    assert data.batch_size == 32 and len(data.train_dataloader()) == 4_000 // 32  # 4,000 training rows
+    assert data.batch_size == 16 and len(data.train_dataloader()) == 4_000 // 16  # 4,000 training rows
     restored = TabularDataModule(None, target="y", drop=["name"])
     restored.load_state_dict(data.state_dict())
-    assert restored.batch_size == 32 and restored.hparams.batch_size is None
+    assert restored.batch_size == 16 and restored.hparams.batch_size is None
     assert TabularDataModule(rule_table(), target="y", batch_size=100).batch_size == 100  # given: as given
 
 
