@@ -358,6 +358,8 @@ class TensorDataModule(L.LightningDataModule):
     image_shape: tuple[int, ...] | None = None  # (channels, height, width) of image data
     class_weights: list[float] | None = None
     target_mean, target_std = 0.0, 1.0  # regression targets are fed as (target - mean) / std
+    numeric_features = 0  # how many of the first input features are a table's numbers
+    embeds_numbers = False  # whether models that can should embed those numbers (TabularDataModule decides)
 
     def __init__(
         self,

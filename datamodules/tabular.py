@@ -21,6 +21,7 @@ from datamodules.preprocess import TablePreprocessing, to_numbers
 
 Task = Literal["binary", "multiclass", "regression"]
 SPLITS = ("train", "val", "test")
+EMBED_FROM_ROWS = 1_000  # tables with fewer training rows feed their numbers to models as they are
 MAX_CLASSES = 20  # an integer target with more distinct values than this is taken as a number
 
 
@@ -64,6 +65,9 @@ class TabularDataModule(TensorDataModule):
         standardize: scale numeric features to the training split's mean 0 and deviation 1.
         robust_scaling: with `standardize`, scale by median and interquartile range, then clip smoothly to
             about ±3, so outliers stay near the rest (RealMLP's preprocessing).
+        embed_numbers: whether models that can (`MLPClassifier`, `MLPRegressor`, `nets.TableMLP`) embed each
+            number (linked by the CLI); None: for tables of 1,000 training rows or more, below which the
+            embeddings' own weights overfit.
         standardize_target: the same for a regression target (models learn far better so); models get
             `target_mean` and `target_std` (linked by the CLI) and report the loss, the metrics and
             the predictions in the target's units.
@@ -100,6 +104,7 @@ class TabularDataModule(TensorDataModule):
         max_categories: int = 20,
         standardize: bool = True,
         robust_scaling: bool = True,
+        embed_numbers: bool | None = None,
         standardize_target: bool = True,
         task: Task | None = None,
         class_weights: Literal["balanced"] | list[float] | None = None,
@@ -143,7 +148,7 @@ class TabularDataModule(TensorDataModule):
         )
         self.missing_indicators, self.max_categories = missing_indicators, max_categories
         self.standardize, self.standardize_target = standardize, standardize_target
-        self.robust_scaling = robust_scaling
+        self.robust_scaling, self.embed_numbers = robust_scaling, embed_numbers
         self.class_weights_option = class_weights
         self.val_fraction, self.test_fraction, self.split_column = val_fraction, test_fraction, split_column
         self.test_csv, self.predict_csv = test_csv, predict_csv
@@ -165,6 +170,18 @@ class TabularDataModule(TensorDataModule):
     @batch_size.setter
     def batch_size(self, value: int | None) -> None:
         self._batch_size = value
+
+    @property
+    def numeric_features(self) -> int:
+        """How many of the first features are numbers (date parts included); one-hot columns and flags follow."""
+        return len(self._state()["preprocessing"]["numeric"])
+
+    @property
+    def embeds_numbers(self) -> bool:
+        """`embed_numbers`, or when None, whether the training split has 1,000 rows or more."""
+        if self.embed_numbers is not None:
+            return self.embed_numbers
+        return self._state().get("training_rows", 0) >= EMBED_FROM_ROWS
 
     @property
     def num_features(self) -> int:
@@ -244,6 +261,7 @@ class TabularDataModule(TensorDataModule):
             "target_scale": target_scale,  # regression: models see (target - mean) / std
             "preprocessing": preprocessing.state_dict(),
             "batch_size": auto_batch_size(len(train)),  # travels with the rest: the same batches on resume
+            "training_rows": len(train),
         }
 
     def _frames(self) -> dict[str, pd.DataFrame]:

@@ -104,6 +104,17 @@ def test_the_chosen_batch_size_trains_and_travels_in_the_checkpointed_state():
     assert TabularDataModule(rule_table(), target="y", batch_size=100).batch_size == 100  # given: as given
 
 
+def test_numbers_are_embedded_from_a_thousand_training_rows_unless_said():
+    def data(rows: int, **options) -> TabularDataModule:
+        return TabularDataModule(rule_table(rows), target="y", drop=["name"], test_fraction=0.0, **options)
+
+    assert (data(1_250).embeds_numbers, data(1_240).embeds_numbers) == (True, False)  # 1,000 and 992 rows
+    assert (data(1_240, embed_numbers=True).embeds_numbers, data(1_250, embed_numbers=False).embeds_numbers) == (
+        True,
+        False,
+    )
+
+
 def test_robust_scaling_by_hand_median_interquartile_range_then_a_smooth_clip():
     # a: median 3, quartiles 2 and 4 (IQR 2); b: no spread between its quartiles, so half its range, 5
     train = pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0, 100.0], "b": [0.0, 0.0, 0.0, 0.0, 10.0]})
