@@ -358,10 +358,12 @@ class TensorDataModule(L.LightningDataModule):
     image_shape: tuple[int, ...] | None = None  # (channels, height, width) of image data
     class_weights: list[float] | None = None
     target_mean, target_std = 0.0, 1.0  # regression targets are fed as (target - mean) / std
+    numeric_features = 0  # how many of the first input features are a table's numbers
+    embeds_numbers = False  # whether models that can should embed those numbers (TabularDataModule decides)
 
     def __init__(
         self,
-        batch_size: int,
+        batch_size: int | None,
         seed: int = 42,
         num_workers: int = 0,
         pin_memory: bool = False,
@@ -370,7 +372,7 @@ class TensorDataModule(L.LightningDataModule):
         device_resident: bool | None = None,
     ) -> None:
         super().__init__()
-        if batch_size < 1:
+        if batch_size is not None and batch_size < 1:  # None: a subclass chooses (TabularDataModule: by size)
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         if eval_batch_size is not None and eval_batch_size < 1:
             raise ValueError(f"eval_batch_size must be at least 1 (or None: 4 x batch_size), got {eval_batch_size}")

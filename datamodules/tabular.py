@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +21,7 @@ from datamodules.preprocess import TablePreprocessing, to_numbers
 
 Task = Literal["binary", "multiclass", "regression"]
 SPLITS = ("train", "val", "test")
+EMBED_FROM_ROWS = 1_000  # tables with fewer training rows feed their numbers to models as they are
 MAX_CLASSES = 20  # an integer target with more distinct values than this is taken as a number
 
 
@@ -63,6 +65,9 @@ class TabularDataModule(TensorDataModule):
         standardize: scale numeric features to the training split's mean 0 and deviation 1.
         robust_scaling: with `standardize`, scale by median and interquartile range, then clip smoothly to
             about ±3, so outliers stay near the rest (RealMLP's preprocessing).
+        embed_numbers: whether models that can (`MLPClassifier`, `MLPRegressor`, `nets.TableMLP`) embed each
+            number (linked by the CLI); None: for tables of 1,000 training rows or more, below which the
+            embeddings' own weights overfit.
         standardize_target: the same for a regression target (models learn far better so); models get
             `target_mean` and `target_std` (linked by the CLI) and report the loss, the metrics and
             the predictions in the target's units.
@@ -73,7 +78,8 @@ class TabularDataModule(TensorDataModule):
         split_column: a column of "train"/"val"/"test" that says where each row goes.
         test_csv: a separate table to test on, instead of `test_fraction` of this one.
         predict_csv: a table without (or with) the target, for `predict`.
-        batch_size: rows per batch.
+        batch_size: rows per training batch; None: by the training rows (`auto_batch_size`), from 16 for a
+            few hundred rows to 1024 for over 100,000.
         seed: seeds the split (stratified by class for classification) and the shuffle.
         num_workers: worker processes per data loader (0 is fastest for in-memory tables).
         pin_memory: page-locked batches, for faster copies to a GPU.
@@ -98,6 +104,7 @@ class TabularDataModule(TensorDataModule):
         max_categories: int = 20,
         standardize: bool = True,
         robust_scaling: bool = True,
+        embed_numbers: bool | None = None,
         standardize_target: bool = True,
         task: Task | None = None,
         class_weights: Literal["balanced"] | list[float] | None = None,
@@ -106,7 +113,7 @@ class TabularDataModule(TensorDataModule):
         split_column: str | None = None,
         test_csv: str | Path | None = None,
         predict_csv: str | Path | None = None,
-        batch_size: int = 64,
+        batch_size: int | None = None,
         seed: int = 42,
         num_workers: int = 0,
         pin_memory: bool = False,
@@ -117,9 +124,11 @@ class TabularDataModule(TensorDataModule):
         # saved hyperparameters stay plain data, so checkpoints load with weights_only=True
         csv, test_csv, predict_csv = (str(p) if isinstance(p, Path) else p for p in (csv, test_csv, predict_csv))
         super().__init__(batch_size, seed, num_workers, pin_memory, eval_batch_size, drop_last, device_resident)
-        # A DataFrame is data, not a hyperparameter (it would need pickle in the checkpoint). The task and
-        # class weights in effect travel in state_dict, and the model logs them under the same names.
+        # A DataFrame is data, not a hyperparameter (it would need pickle in the checkpoint): saved as None, so
+        # that load_from_checkpoint(path, predict_csv=...) needs no csv. The task and class weights in effect
+        # travel in state_dict, and the model logs them under the same names.
         self.save_hyperparameters(ignore=["task", "class_weights", *(["csv"] if isinstance(csv, pd.DataFrame) else [])])
+        self.hparams.setdefault("csv", None)
         if not 0 < val_fraction < 1 or not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
             raise ValueError(
                 f"val_fraction ({val_fraction}) must be above 0 and, with test_fraction ({test_fraction}), "
@@ -139,7 +148,7 @@ class TabularDataModule(TensorDataModule):
         )
         self.missing_indicators, self.max_categories = missing_indicators, max_categories
         self.standardize, self.standardize_target = standardize, standardize_target
-        self.robust_scaling = robust_scaling
+        self.robust_scaling, self.embed_numbers = robust_scaling, embed_numbers
         self.class_weights_option = class_weights
         self.val_fraction, self.test_fraction, self.split_column = val_fraction, test_fraction, split_column
         self.test_csv, self.predict_csv = test_csv, predict_csv
@@ -152,6 +161,27 @@ class TabularDataModule(TensorDataModule):
     @property
     def task(self) -> Task:
         return self._state()["task"]
+
+    @property
+    def batch_size(self) -> int:
+        """Rows per training batch: as given, or chosen by the training rows (`auto_batch_size`)."""
+        return self._batch_size or self._state().get("batch_size", 64)  # (checkpoints before the choice: 64)
+
+    @batch_size.setter
+    def batch_size(self, value: int | None) -> None:
+        self._batch_size = value
+
+    @property
+    def numeric_features(self) -> int:
+        """How many of the first features are numbers (date parts included); one-hot columns and flags follow."""
+        return len(self._state()["preprocessing"]["numeric"])
+
+    @property
+    def embeds_numbers(self) -> bool:
+        """`embed_numbers`, or when None, whether the training split has 1,000 rows or more."""
+        if self.embed_numbers is not None:
+            return self.embed_numbers
+        return self._state().get("training_rows", 0) >= EMBED_FROM_ROWS
 
     @property
     def num_features(self) -> int:
@@ -230,6 +260,8 @@ class TabularDataModule(TensorDataModule):
             "class_weights": self._class_weights(train[self.target], class_names),
             "target_scale": target_scale,  # regression: models see (target - mean) / std
             "preprocessing": preprocessing.state_dict(),
+            "batch_size": auto_batch_size(len(train)),  # travels with the rest: the same batches on resume
+            "training_rows": len(train),
         }
 
     def _frames(self) -> dict[str, pd.DataFrame]:
@@ -385,6 +417,15 @@ class TabularDataModule(TensorDataModule):
         super().load_state_dict(state_dict)
         self.fitted = {key: value for key, value in state_dict.items() if key != POSITION}
         self.tables = {}  # rebuilt from the loaded preprocessing when next asked for
+
+
+def auto_batch_size(rows: int) -> int:
+    """A batch size for a table of `rows` training rows: about rows / 256, as a power of two from 16 to 1024.
+
+    So an epoch is about 256 steps (more for tables of under 4,000 rows): small tables get the steps they
+    need to learn in a few epochs, large ones the larger batches that keep a step's fixed cost small.
+    """
+    return 2 ** min(10, max(4, round(math.log2(max(rows, 1) / 256))))
 
 
 def _is_number(column: pd.Series) -> bool:

@@ -2,7 +2,7 @@
 
 from nnmodules.classifier import Classifier
 from nnmodules.mlp import MLPClassifier, MLPRegressor
-from nnmodules.nets import MLP, ScratchNet, SmallCNN
+from nnmodules.nets import MLP, ScratchNet, SmallCNN, TableMLP
 from nnmodules.regressor import Regressor
 from nnmodules.scratch import ScratchDeepNet
 from nnmodules.toy import ToyRegressor
@@ -16,5 +16,6 @@ __all__ = [
     "ScratchDeepNet",
     "ScratchNet",
     "SmallCNN",
+    "TableMLP",
     "ToyRegressor",
 ]

@@ -45,6 +45,11 @@ CHECKPOINT_DEFAULTS: dict[str, Any] = {
 }
 
 
+def numbers_to_embed(numeric_features: int, embeds_numbers: bool) -> int:
+    """A model's `numeric_features`: the data's numbers, if the data says to embed them; else none."""
+    return numeric_features if embeds_numbers else 0
+
+
 # data module attribute(s) -> model argument (under model.init_args)[, computed by], linked when the model is built
 LINKS = [
     ("data.task", "task"),
@@ -53,11 +58,13 @@ LINKS = [
     ("data.class_weights", "class_weights"),
     ("data.target_mean", "target_mean"),
     ("data.target_std", "target_std"),
+    (("data.numeric_features", "data.embeds_numbers"), "numeric_features", numbers_to_embed),
 ]
 # the same for the arguments of a model's network (under model.init_args.net.init_args)
 NET_LINKS = [
     ("data.num_features", "input_dim"),
     ("data.num_classes", "num_classes"),
+    (("data.numeric_features", "data.embeds_numbers"), "numeric_features", numbers_to_embed),
     (("data.task", "data.num_classes"), "output_dim", output_width),
     ("data.image_shape", "in_channels", lambda shape: shape[0] if shape else None),
     ("data.image_shape", "image_size", lambda shape: shape[-1] if shape else None),
@@ -88,10 +95,11 @@ class LitCLI(LightningCLI):
     """LightningCLI with the project's defaults, callbacks and argument links.
 
     Data modules expose `task`, `num_features`, `num_classes`, `class_weights`,
-    `target_mean` and `target_std`; they are linked to the model's `input_dim` and
-    the arguments of the same names, and to a network's (`model.init_args.net`):
-    `input_dim`, `num_classes`, `output_dim` (one per class, or 1 for a binary or
-    numeric target) and `in_channels` (images). No one types them twice; a model or
+    `target_mean`, `target_std` and `numeric_features` (where `embeds_numbers` says so,
+    else 0); they are linked to the model's `input_dim` and the arguments of the same
+    names, and to a network's (`model.init_args.net`): `input_dim`, `num_classes`,
+    `numeric_features`, `output_dim` (one per class, or 1 for a binary or numeric target)
+    and `in_channels` (images). No one types them twice; a model or
     network that lacks one of these arguments does not get it.
     """
 

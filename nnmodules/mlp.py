@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 
 from nnmodules.classifier import Classifier
-from nnmodules.nets import MLP
+from nnmodules.nets import MLP, TableMLP
 from nnmodules.regressor import Regressor
 from nnmodules.tasks import Schedule
 
@@ -28,6 +28,9 @@ class MLPClassifier(Classifier):
         lr: peak learning rate of the default optimizer (Adam, one-cycle schedule).
         weight_decay: L2 penalty of the default optimizer.
         lr_schedule: "one_cycle" or "constant" (see `Classifier`).
+        numeric_features: how many of the first inputs are a table's numbers (linked from the data module
+            by the CLI): above 0, each is embedded first (`nets.TableMLP`); 0 (images): a plain `nets.MLP`.
+        embedding_dim, frequency_scale: the embeddings of those numbers (see `nets.TableMLP`).
     """
 
     def __init__(
@@ -40,8 +43,11 @@ class MLPClassifier(Classifier):
         lr: float = 3e-3,
         weight_decay: float = 0.0,
         lr_schedule: Schedule = "one_cycle",
+        numeric_features: int = 0,
+        embedding_dim: int = 16,
+        frequency_scale: float = 0.1,
     ) -> None:
-        net = MLP(input_dim, hidden_dims, num_classes, dropout=dropout)
+        net = _mlp(input_dim, hidden_dims, num_classes, dropout, numeric_features, embedding_dim, frequency_scale)
         super().__init__(
             net, num_classes, class_weights=class_weights, lr=lr, weight_decay=weight_decay, lr_schedule=lr_schedule
         )
@@ -60,6 +66,9 @@ class MLPRegressor(Regressor):
         weight_decay: L2 penalty of the default optimizer.
         lr_schedule: "one_cycle" or "constant" (see `Regressor`).
         target_mean, target_std: how the data scaled the targets (linked from the data module by the CLI).
+        numeric_features: how many of the first inputs are a table's numbers (linked from the data module
+            by the CLI): above 0, each is embedded first (`nets.TableMLP`); 0: a plain `nets.MLP`.
+        embedding_dim, frequency_scale: the embeddings of those numbers (see `nets.TableMLP`).
     """
 
     def __init__(
@@ -72,7 +81,25 @@ class MLPRegressor(Regressor):
         lr_schedule: Schedule = "one_cycle",
         target_mean: float = 0.0,
         target_std: float = 1.0,
+        numeric_features: int = 0,
+        embedding_dim: int = 16,
+        frequency_scale: float = 0.1,
     ) -> None:
-        net = MLP(input_dim, hidden_dims, 1, dropout=dropout)
+        net = _mlp(input_dim, hidden_dims, 1, dropout, numeric_features, embedding_dim, frequency_scale)
         super().__init__(net, target_mean, target_std, lr=lr, weight_decay=weight_decay, lr_schedule=lr_schedule)
         self.example_input_array = torch.zeros(1, input_dim)  # for the TensorBoard graph
+
+
+def _mlp(
+    input_dim: int,
+    hidden_dims: Sequence[int],
+    output_dim: int,
+    dropout: float,
+    numeric_features: int,
+    embedding_dim: int,
+    frequency_scale: float,
+) -> MLP | TableMLP:
+    """A plain MLP, or, for a table's numbers, one that embeds them first."""
+    if not numeric_features:
+        return MLP(input_dim, hidden_dims, output_dim, dropout=dropout)
+    return TableMLP(input_dim, hidden_dims, output_dim, numeric_features, embedding_dim, frequency_scale, dropout)

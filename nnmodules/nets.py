@@ -15,6 +15,7 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
+from rtdl_num_embeddings import PeriodicEmbeddings
 from torch import Tensor, nn
 
 
@@ -70,6 +71,64 @@ class MLP(nn.Sequential):
         if init == "active":
             for layer in [layer for layer in self if isinstance(layer, nn.Linear)][:-1]:
                 nn.init.constant_(layer.bias, 3.0)
+
+
+class TableMLP(nn.Module):
+    """An `MLP` for tables whose numbers each go through an embedding of their own first.
+
+    The first `numeric_features` inputs (the numbers: `TabularDataModule` puts them first and
+    says how many, which the command line links) each become `embedding_dim` values,
+    ReLU(Linear([sin, cos](2π c x))) with frequencies c learnt per feature and started at
+    N(0, `frequency_scale`²): the "PLR-lite" embeddings of Gorishniy et al., "On Embeddings for
+    Numerical Features in Tabular Deep Learning" (2022), from their `rtdl_num_embeddings`. An
+    MLP on such embeddings learns the sharp, uneven steps trees find in a number. The other
+    inputs (one-hot categories, missing-value flags) go to the MLP as they are.
+
+    Args:
+        input_dim: features per example.
+        hidden_dims: width of each hidden layer.
+        output_dim: outputs per example: one score per class, or 1 (a binary logit, a regression).
+        numeric_features: how many of the first inputs are numbers to embed; 0: a plain `MLP`'s inputs.
+        embedding_dim: values per embedded number.
+        frequency_scale: deviation of the starting frequencies, for numbers scaled to about ±3.
+        dropout: dropout probability after each hidden layer.
+    """
+
+    def __init__(
+        self,
+        input_dim: int,
+        hidden_dims: Sequence[int],
+        output_dim: int,
+        numeric_features: int = 0,
+        embedding_dim: int = 16,
+        frequency_scale: float = 0.1,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        _check_widths(input_dim=input_dim, embedding_dim=embedding_dim)
+        if not 0 <= numeric_features <= input_dim:
+            raise ValueError(f"numeric_features must be from 0 to input_dim ({input_dim}), got {numeric_features}")
+        if frequency_scale <= 0:
+            raise ValueError(f"frequency_scale must be above 0, got {frequency_scale}")
+        self.input_dim, self.hidden_dims, self.output_dim = input_dim, list(hidden_dims), output_dim
+        self.numeric_features, self.embedding_dim, self.frequency_scale = (
+            numeric_features,
+            embedding_dim,
+            frequency_scale,
+        )
+        self.dropout = dropout
+        self.numbers = None
+        if numeric_features:
+            self.numbers = PeriodicEmbeddings(
+                numeric_features, embedding_dim, frequency_init_scale=frequency_scale, lite=True
+            )
+        self.mlp = MLP(input_dim + numeric_features * (embedding_dim - 1), hidden_dims, output_dim, dropout)
+
+    def forward(self, inputs: Tensor) -> Tensor:
+        if self.numbers is None:
+            return self.mlp(inputs)
+        numbers, rest = inputs[:, : self.numeric_features], inputs[:, self.numeric_features :]
+        return self.mlp(torch.cat([self.numbers(numbers).flatten(1), rest], dim=1))
 
 
 class ScratchNet(nn.Module):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import struct
 from collections.abc import Callable
+from datetime import date, datetime
 from pathlib import Path
 
 import lightning as L
@@ -222,22 +223,42 @@ CELLS = {  # one kind per column
     "categories": st.one_of(st.none(), st.sampled_from(["x", "yes", "no", "€", "名前", " ", "True"])),
     "anything": st.one_of(st.none(), st.integers(-3, 3), st.floats(width=32), st.text(max_size=3), st.booleans()),
     "missing": st.none(),
+    "dates": st.one_of(st.none(), st.dates(date(1990, 1, 1), date(2030, 12, 31)).map(str)),
+    "times": st.datetimes(datetime(2020, 1, 1), datetime(2020, 12, 31)).map(lambda t: t.strftime("%Y-%m-%d %H:%M")),
 }
+IDS = st.integers(0, 10**6).map(lambda n: f"C{n:07d}")  # a text column with a new value in every row
+SEPARATORS = [",", ";", "\t", "|"]
+ENCODINGS = ["utf-8", "cp1252", "latin-1"]
 
 
 @st.composite
-def tables(draw) -> tuple[str, str]:
-    """A small CSV: odd cell types, empty and all-missing columns, unicode and duplicated names; and a target."""
+def tables(draw) -> tuple[bytes, str]:
+    """A small delimited file: odd cell types, dates and times, ids, empty and all-missing columns, unicode and
+    duplicated names, one of four delimiters and three encodings, now and then a row with a field too many;
+    and a target."""
     names = draw(st.lists(NAMES, min_size=1, max_size=5, unique=draw(st.integers(0, 4)) > 0))  # 1 in 5: repeats
     rows = draw(st.integers(0, 40))
     columns = {}
     for i in range(len(names)):
-        cells = CELLS[draw(st.sampled_from(sorted(CELLS)))]
-        columns[f"c{i}"] = draw(st.lists(cells, min_size=rows, max_size=rows))
-    text = pd.DataFrame(columns).to_csv(index=False, header=False)
-    header = ",".join(f'"{name}"' for name in names)
+        kind = draw(st.sampled_from([*sorted(CELLS), "ids"]))
+        cells = (
+            st.lists(IDS, min_size=rows, max_size=rows, unique=True)
+            if kind == "ids"
+            else st.lists(CELLS[kind], min_size=rows, max_size=rows)
+        )
+        columns[f"c{i}"] = draw(cells)
+    sep = draw(st.sampled_from(SEPARATORS))
+    text = pd.DataFrame(columns).to_csv(index=False, header=False, sep=sep)
+    if rows and not draw(st.integers(0, 9)):  # 1 in 10: a ragged row
+        text += sep.join(["1"] * (len(names) + 1)) + "\n"
+    text = sep.join(f'"{name}"' for name in names) + "\n" + text
+    encoding = draw(st.sampled_from(ENCODINGS))
+    try:
+        encoded = text.encode(encoding)
+    except UnicodeEncodeError:  # e.g. 名前 in cp1252
+        encoded = text.encode("utf-8")
     target = draw(st.sampled_from(names) if draw(st.integers(0, 9)) else st.just("absent"))
-    return header + "\n" + text, target
+    return encoded, target
 
 
 TABLE_MESSAGES = [  # every refusal a random table may meet, each naming the thing at fault and the fix
@@ -252,6 +273,8 @@ TABLE_MESSAGES = [  # every refusal a random table may meet, each naming the thi
     r"column .* is treated as numeric but holds .*: a regression target must be numbers: pass task='binary' or "
     r"'multiclass' for classes, or clean the data",
     r"column .* holds an infinite number \(.*\): clean the data or drop it",
+    r"data file '.*': line \d+ has \d+ fields where the header has \d+: a value holding the delimiter .* without "
+    r"quotes, or another delimiter \(pass sep=...\)",
 ]
 
 
@@ -260,13 +283,13 @@ PHASES = [phase for phase in Phase if phase is not Phase.shrink or not UNDER_MUT
 
 
 @settings(
-    max_examples=500, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow], phases=PHASES
+    max_examples=1000, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow], phases=PHASES
 )
 @given(csv_and_target=tables(), task=st.sampled_from([None, "binary", "multiclass", "regression"]))
 def test_random_tables_train_or_say_what_is_wrong(csv_and_target, task, tmp_path_factory):
-    text, target = csv_and_target
+    encoded, target = csv_and_target
     path = tmp_path_factory.mktemp("fuzz") / "t.csv"
-    path.write_text(text, encoding="utf-8")
+    path.write_bytes(encoded)
     data = TabularDataModule(path, target=target, task=task, batch_size=4, val_fraction=0.25, test_fraction=0.0)
     try:
         data.setup("fit")

@@ -18,7 +18,7 @@ from conftest import ROOT, TEST_IMAGES, VAL_SIZE
 
 import datamodules
 from datamodules import MNISTDataModule
-from nnmodules import MLPClassifier
+from nnmodules import MLP, MLPClassifier, TableMLP
 from nnmodules.cli import LitCLI
 
 CONFIG = str(ROOT / "configs" / "mnist_mlp.yaml")
@@ -112,6 +112,20 @@ def test_data_dimensions_are_linked_to_the_model(mnist_dir, in_tmp):
     cli = LitCLI(args=args, run=False)
     assert cli.model.hparams.input_dim == 100 and cli.model.hparams.num_classes == 3
     assert cli.model(torch.zeros(2, 100)).shape == (2, 3)
+    assert cli.model.hparams.numeric_features == 0 and type(cli.model.net) is MLP  # pixels: no embeddings
+
+
+def test_a_tables_numbers_are_linked_to_the_embeddings_of_an_mlp(in_tmp):
+    people = ROOT / "examples" / "people.csv"
+    args = ["--model", "MLPClassifier", "--data", "TabularDataModule", f"--data.csv={people}", "--data.target=renewed"]
+    cli = LitCLI(args=[*args, "--data.embed_numbers=true"], run=False)
+    assert cli.datamodule.feature_names[:4] == ["id", "age", "income", "visits"]  # the numbers come first
+    assert cli.datamodule.numeric_features == 4 and cli.datamodule.embeds_numbers
+    assert cli.model.hparams.numeric_features == 4 and isinstance(cli.model.net, TableMLP)
+    assert cli.model.net.numeric_features == 4
+    cli = LitCLI(args=args, run=False)  # 360 training rows: too few to embed by default
+    assert not cli.datamodule.embeds_numbers and cli.model.hparams.numeric_features == 0
+    assert type(cli.model.net) is MLP
 
 
 def test_optimizer_and_scheduler_can_be_replaced(mnist_dir, in_tmp):

@@ -14,7 +14,7 @@ from test_runs import QUIET, Crash, CrashAtEpoch, trainer_in, weights
 from torch import nn
 
 from datamodules import MNISTDataModule, TabularDataModule, ToyRegressionDataModule
-from nnmodules import MLP, Classifier, Regressor, ScratchDeepNet, SmallCNN
+from nnmodules import MLP, Classifier, MLPClassifier, Regressor, ScratchDeepNet, SmallCNN, TableMLP
 from nnmodules.checkpoints import net_config
 from nnmodules.cli import LitCLI
 
@@ -348,6 +348,22 @@ def test_a_network_without_arguments_from_the_command_line(tmp_path, monkeypatch
     assert cli.model.hparams["net"] == {"class_path": "test_networks.NoArguments", "init_args": {}}
     restored = Regressor.load_from_checkpoint(cli.trainer.checkpoint_callback.last_model_path)
     assert torch.equal(restored.net.layer.weight, cli.model.net.layer.weight)
+
+
+def test_a_table_mlp_embeds_the_numbers_and_passes_the_rest_on_as_they_are():
+    net = TableMLP(input_dim=5, hidden_dims=[8], output_dim=2, numeric_features=2, embedding_dim=4)
+    assert net.mlp[1].in_features == 2 * 4 + 3  # two numbers of 4 values each, then three inputs as they were
+    inputs = torch.zeros(3, 5)
+    embedded = torch.cat([net.numbers(inputs[:, :2]).flatten(1), inputs[:, 2:]], dim=1)
+    assert torch.equal(net(inputs), net.mlp(embedded))
+    inputs[:, 2:] = torch.eye(3)  # one-hot inputs reach the MLP unchanged
+    assert torch.equal(net(inputs), net.mlp(torch.cat([embedded[:, :8], torch.eye(3)], dim=1)))
+    assert net_config(net)["init_args"]["numeric_features"] == 2  # a checkpoint builds it again
+    with pytest.raises(ValueError, match=r"numeric_features must be from 0 to input_dim \(5\), got 6"):
+        TableMLP(input_dim=5, hidden_dims=[8], output_dim=2, numeric_features=6)
+    preset = MLPClassifier(5, [8], num_classes=2, numeric_features=2)  # the CLI links numeric_features
+    assert isinstance(preset.net, TableMLP)
+    MLPClassifier(**preset.hparams).load_state_dict(preset.state_dict())  # its checkpoint's arguments build it
 
 
 def test_a_network_whose_attributes_build_another_is_refused():

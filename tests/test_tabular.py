@@ -15,7 +15,7 @@ from conftest import ROOT
 
 from datamodules import TabularDataModule
 from datamodules.preprocess import TablePreprocessing, to_numbers
-from datamodules.tabular import detect_task
+from datamodules.tabular import auto_batch_size, detect_task
 from nnmodules import MLPClassifier, ScratchDeepNet
 
 QUIET = {"enable_progress_bar": False, "enable_model_summary": False, "accelerator": "cpu", "logger": False}
@@ -84,6 +84,35 @@ def test_preprocessing_by_hand():
     assert torch.allclose(fitted.transform(new), torch.tensor(expected))
     raw = TablePreprocessing.fit(train, ["a", "b"], ["c"], [], standardize=False)  # plain numbers, all of c kept
     assert torch.allclose(raw.transform(new), torch.tensor([[4, e - 1, 0, 1, 0], [2, 0, 1, 0, 0]]))
+
+
+@pytest.mark.parametrize(
+    ("rows", "batch_size"),
+    [(1, 16), (300, 16), (5_700, 16), (6_000, 32), (12_000, 64), (35_000, 128), (300_000, 1024), (10**7, 1024)],
+)
+def test_a_tables_batch_size_follows_its_training_rows(rows, batch_size):
+    assert auto_batch_size(rows) == batch_size
+
+
+def test_the_chosen_batch_size_trains_and_travels_in_the_checkpointed_state():
+    data = TabularDataModule(rule_table(rows=5_000), target="y", drop=["name"], val_fraction=0.1, test_fraction=0.1)
+    data.setup("fit")
+    assert data.batch_size == 16 and len(data.train_dataloader()) == 4_000 // 16  # 4,000 training rows
+    restored = TabularDataModule(None, target="y", drop=["name"])
+    restored.load_state_dict(data.state_dict())
+    assert restored.batch_size == 16 and restored.hparams.batch_size is None
+    assert TabularDataModule(rule_table(), target="y", batch_size=100).batch_size == 100  # given: as given
+
+
+def test_numbers_are_embedded_from_a_thousand_training_rows_unless_said():
+    def data(rows: int, **options) -> TabularDataModule:
+        return TabularDataModule(rule_table(rows), target="y", drop=["name"], test_fraction=0.0, **options)
+
+    assert (data(1_250).embeds_numbers, data(1_240).embeds_numbers) == (True, False)  # 1,000 and 992 rows
+    assert (data(1_240, embed_numbers=True).embeds_numbers, data(1_250, embed_numbers=False).embeds_numbers) == (
+        True,
+        False,
+    )
 
 
 def test_robust_scaling_by_hand_median_interquartile_range_then_a_smooth_clip():
@@ -209,7 +238,7 @@ def test_class_names_targets_and_weights_as_given():
     frame = pd.DataFrame({"x": range(20), "y": [0.0, 1.0] * 10})  # float labels are named as whole numbers
     data = TabularDataModule(frame, target="y", class_weights=[1, 3])
     assert data.class_names == ["0", "1"] and data.class_weights == [1.0, 3.0]
-    assert "csv" not in data.hparams  # a DataFrame is data: checkpoints would need pickle for it
+    assert data.hparams["csv"] is None  # a DataFrame is data: checkpoints would need pickle for it
     assert TabularDataModule(frame.assign(y=frame["y"] > 0), target="y").class_names == ["False", "True"]
     data.setup("test")  # each stage builds its tables at setup, so that bad input fails before any step
     assert set(data.tables) == {"test"}
@@ -301,11 +330,13 @@ def test_rows_without_target_are_dropped_with_a_warning():
         assert sum(len(rows) for rows in data._frames().values()) == len(frame) - 10
 
 
-def test_checkpoint_restores_model_and_preprocessing_for_new_rows(tmp_path):
+@pytest.mark.parametrize("source", ["csv", "DataFrame"])
+def test_checkpoint_restores_model_and_preprocessing_for_new_rows(source, tmp_path):
     L.seed_everything(1)
     csv = tmp_path / "people.csv"
     rule_table().to_csv(csv, index=False)
-    data = TabularDataModule(csv, target="y", drop=["name"], log1p=[], batch_size=32)
+    table = csv if source == "csv" else rule_table()  # from a DataFrame, it failed: "missing ... 'csv'"
+    data = TabularDataModule(table, target="y", drop=["name"], log1p=[], batch_size=32)
     model = ScratchDeepNet(data.num_features, hidden_dims=[8], num_classes=2, task="binary", init="tutorial")
     trainer = L.Trainer(max_epochs=2, default_root_dir=tmp_path, **{**QUIET, "logger": True})
     trainer.fit(model, data)
