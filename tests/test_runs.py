@@ -21,7 +21,7 @@ import pytest
 import torch
 from conftest import ROOT, VAL_SIZE, in_another_process
 from fsspec.implementations.local import LocalFileOpener
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, ProgressBar, TQDMProgressBar
+from lightning.pytorch.callbacks import Checkpoint, LearningRateMonitor, ModelCheckpoint, ProgressBar, TQDMProgressBar
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.profilers import SimpleProfiler
 from lightning.pytorch.utilities.exceptions import SIGTERMException
@@ -557,7 +557,9 @@ def test_a_new_run_from_another_runs_checkpoint_leaves_that_runs_settings_alone(
     first = toy_fit(tmp_path, max_steps=4, callbacks=[every_2])
     (earlier,) = (tmp_path / "toy" / "version_0" / "checkpoints").glob("*step=2.ckpt")  # not the newest: a new run
     settings = (tmp_path / "toy" / "version_0" / "hparams.yaml").read_bytes()
-    toy_fit(tmp_path, str(earlier), max_steps=6)
+    seen = FileSeen(tmp_path / "toy" / "version_0" / "hparams.yaml")
+    toy_fit(tmp_path, str(earlier), max_steps=6, callbacks=[seen])
+    assert seen.during_training  # not even moved aside for a while: a killed run would leave it so
     assert (tmp_path / "toy" / "version_1" / "hparams.yaml").is_file() and first.global_step == 4
     assert (tmp_path / "toy" / "version_0" / "hparams.yaml").read_bytes() == settings
     assert sorted(path.name for path in (tmp_path / "toy" / "version_0").glob("hparams*")) == ["hparams.yaml"]
@@ -591,9 +593,23 @@ class Silent(Logger):
         pass
 
 
+class FileSeen(L.Callback):
+    def __init__(self, path: Path) -> None:
+        self.path, self.during_training = path, None
+
+    def on_train_start(self, *args: Any) -> None:
+        self.during_training = self.path.is_file()
+
+
+class FolderlessCheckpoint(Checkpoint):
+    """A checkpoint callback of one's own, with no `dirpath`."""
+
+
 def test_with_a_logger_without_version_folders_last_is_lightnings_own_search(tmp_path):
     trainer = make_trainer(logger=Silent(), default_root_dir=tmp_path)
     assert trainer._latest_checkpoint() == "last"
+    trainer = make_trainer(default_root_dir=tmp_path, callbacks=[FolderlessCheckpoint()])
+    assert trainer._latest_checkpoint() is None  # the logger's folders, none with a checkpoint yet
 
 
 def test_a_run_that_has_taken_its_max_steps_is_refused(tmp_path):
