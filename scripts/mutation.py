@@ -57,9 +57,9 @@ MODULES = {
     ),
     "schedules": (["nnmodules/schedules.py"], ["tests/test_lifecycle.py"]),
     "runs": (["nnmodules/runs.py"], ["tests/test_runs.py", "tests/test_lifecycle.py"]),
-    "callbacks": (
+    "callbacks": (  # (Compile's tests are in test_mlp.py)
         ["nnmodules/callbacks.py"],
-        ["tests/test_runs.py", "tests/test_lifecycle.py", "tests/test_tensorboard.py"],
+        ["tests/test_runs.py", "tests/test_lifecycle.py", "tests/test_tensorboard.py", "tests/test_mlp.py"],
     ),
 }
 
