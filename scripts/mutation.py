@@ -135,23 +135,25 @@ def equivalents() -> dict[str, str]:
 def report(modules: list[str]) -> None:
     """The kill rate of each module (equivalent mutants left out), then every survivor with its change."""
     equivalent = equivalents()
-    print(f"\n{'module':12} {'mutants':>8} {'killed':>7} {'equivalent':>11} {'other':>6} {'kill rate':>10}")
+    columns = ("mutants", 8), ("killed", 7), ("timeout", 8), ("equivalent", 11), ("other", 6), ("kill rate", 10)
+    print(f"\n{'module':12} " + " ".join(f"{name:>{width}}" for name, width in columns))
     survivors = []
     for module in modules:
         copy = ROOT / "build" / "mutation" / module
         statuses = results(copy) if (copy / "mutants").is_dir() else {}
         counts = Counter("equivalent" if name in equivalent else status for name, status in statuses.items())
         counted = sum(counts.values()) - counts["equivalent"] - counts["not checked"]
-        rate = f"{counts['killed'] / counted:10.1%}" if counted else f"{'-':>10}"
+        caught = counts["killed"] + counts["timeout"]  # a mutant the tests hang on fails a CI run as well
+        rate = f"{caught / counted:10.1%}" if counted else f"{'-':>10}"
         unchecked = f"  ({counts['not checked']} not checked)" if counts["not checked"] else ""
         print(
-            f"{module:12} {sum(counts.values()):8} {counts['killed']:7} {counts['equivalent']:11} "
-            f"{counted - counts['killed']:6} {rate}{unchecked}"
+            f"{module:12} {sum(counts.values()):8} {counts['killed']:7} {counts['timeout']:8} "
+            f"{counts['equivalent']:11} {counted - caught:6} {rate}{unchecked}"
         )
         survivors += [
             (copy, name, status)
             for name, status in sorted(statuses.items())
-            if status not in ("killed", "not checked") and name not in equivalent
+            if status not in ("killed", "timeout", "not checked") and name not in equivalent
         ]
     for copy, name, status in survivors:
         print(f"\n{status}: {name}\n{change(copy, name)}")
