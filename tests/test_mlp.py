@@ -258,3 +258,26 @@ def test_compiled_training_compiles_once_per_mode_with_drop_last(mnist_dir, drop
     assert len(compiled) == graphs  # training (48 rows, and 16 without drop_last) and validation (64 rows)
     assert "forward" not in vars(model)  # plain again after fit: testing and tracing need no compilation
     assert trainer.test(model, datamodule=data, verbose=False)[0]["test/acc"] > 0.5
+
+
+def test_compile_by_default_is_torch_compile_by_default():
+    from nnmodules.callbacks import Compile
+
+    assert Compile().options == {"mode": None, "dynamic": None, "backend": "inductor"}  # torch.compile's defaults
+
+
+class StopAtStep(L.Callback):
+    def on_train_batch_end(self, trainer, module, *args):
+        raise RuntimeError("stopped")
+
+
+def test_a_compiled_fit_that_fails_leaves_the_model_plain():
+    from datamodules import ToyRegressionDataModule
+    from nnmodules import ToyRegressor
+    from nnmodules.callbacks import Compile
+
+    model = ToyRegressor(optimizer="adam")
+    trainer = make_trainer(max_steps=2, logger=False, callbacks=[Compile(backend="eager"), StopAtStep()], **QUIET)
+    with pytest.raises(RuntimeError, match="stopped"):
+        trainer.fit(model, ToyRegressionDataModule())
+    assert "forward" not in vars(model)  # the class's forward again, not the compiled one

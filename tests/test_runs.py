@@ -174,7 +174,7 @@ def test_the_first_ctrl_c_says_it_stops_after_the_step_and_a_second_stops_at_onc
     interruption = Interruption()
     signal_once(interruption, signal.SIGINT)
     assert interruption._signal == signal.SIGINT
-    assert "Ctrl-C: stopping after this training step (press again to stop at once)" in caplog.text
+    assert caplog.messages == ["\nCtrl-C: stopping after this training step (press again to stop at once)"]
     with pytest.raises(KeyboardInterrupt):
         interruption._on_signal(signal.SIGINT, None)
 
@@ -218,6 +218,30 @@ def test_a_stop_during_validation_or_without_checkpoints_saves_nothing_and_says_
     interruption.on_exception(trainer, None, stop)
     assert stop.code == 130  # 128 + SIGINT, the shell's "ended by Ctrl-C"
     assert caplog.messages == [f"SIGINT during epoch 1, step 11: {RESUME_HINT} from its last checkpoint"]
+
+
+def test_a_diverged_model_stopped_by_a_signal_saves_nothing_and_says_why(caplog):
+    interruption = Interruption()
+    interruption._signal = signal.SIGTERM
+    trainer = stand_in_trainer(checkpoint_callback=SimpleNamespace(dirpath="/nowhere"))
+
+    def diverged(*args: Any, **kwargs: Any) -> None:
+        raise FloatingPointError("the training loss is nan at step 11")
+
+    trainer.save_checkpoint = diverged
+    interruption.on_exception(trainer, None, SIGTERMException())
+    assert caplog.messages == ["SIGTERM at epoch 1, step 11: nothing saved: the training loss is nan at step 11"]
+
+
+def test_the_signal_handlers_are_the_interruptions_while_it_trains_and_the_earlier_ones_after():
+    interruption, before = Interruption(), signal.getsignal(signal.SIGTERM)
+    interruption.on_train_start(stand_in_trainer(), None)
+    try:
+        assert signal.getsignal(signal.SIGTERM) == interruption._on_signal
+        assert signal.getsignal(signal.SIGINT) == interruption._on_signal
+    finally:
+        interruption.on_train_end(stand_in_trainer(), None)
+    assert signal.getsignal(signal.SIGTERM) == before
 
 
 PAUSE = """
