@@ -344,6 +344,7 @@ def test_a_network_without_arguments_from_the_command_line(tmp_path, monkeypatch
     monkeypatch.chdir(tmp_path)  # lightning_logs/ goes there
     arguments = ["--model", "nnmodules.Regressor", "--model.init_args.net", "test_networks.NoArguments"]
     arguments += ["--data", "datamodules.ToyRegressionDataModule", "--trainer.max_steps=2", "--trainer.logger=false"]
+    arguments += [f"--trainer.default_root_dir={tmp_path}"]  # without a logger, checkpoints go there
     cli = LitCLI(args=["fit", *arguments])  # failed: "Expected key net.init_args.output_dim to be in data"
     assert cli.model.hparams["net"] == {"class_path": "test_networks.NoArguments", "init_args": {}}
     restored = Regressor.load_from_checkpoint(cli.trainer.checkpoint_callback.last_model_path)
