@@ -165,7 +165,8 @@ class TabularDataModule(TensorDataModule):
     @property
     def batch_size(self) -> int:
         """Rows per training batch: as given, or chosen by the training rows (`auto_batch_size`)."""
-        return self._batch_size or self._state().get("batch_size", 64)  # (checkpoints before the choice: 64)
+        rows = self._state().get("training_rows")  # (checkpoints from before the choice: 64)
+        return self._batch_size or (64 if rows is None else auto_batch_size(rows))
 
     @batch_size.setter
     def batch_size(self, value: int | None) -> None:
@@ -260,8 +261,7 @@ class TabularDataModule(TensorDataModule):
             "class_weights": self._class_weights(train[self.target], class_names),
             "target_scale": target_scale,  # regression: models see (target - mean) / std
             "preprocessing": preprocessing.state_dict(),
-            "batch_size": auto_batch_size(len(train)),  # travels with the rest: the same batches on resume
-            "training_rows": len(train),
+            "training_rows": len(train),  # travels with the rest: the same batch size (and embeddings) on resume
         }
 
     def _frames(self) -> dict[str, pd.DataFrame]:

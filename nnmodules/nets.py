@@ -111,12 +111,8 @@ class TableMLP(nn.Module):
         if frequency_scale <= 0:
             raise ValueError(f"frequency_scale must be above 0, got {frequency_scale}")
         self.input_dim, self.hidden_dims, self.output_dim = input_dim, list(hidden_dims), output_dim
-        self.numeric_features, self.embedding_dim, self.frequency_scale = (
-            numeric_features,
-            embedding_dim,
-            frequency_scale,
-        )
-        self.dropout = dropout
+        self.numeric_features, self.embedding_dim = numeric_features, embedding_dim
+        self.frequency_scale, self.dropout = frequency_scale, dropout
         self.numbers = None
         if numeric_features:
             self.numbers = PeriodicEmbeddings(
