@@ -2,8 +2,8 @@
 
 `TablePreprocessing.fit` learns, from the training rows alone: the parts of dates
 to use (year, month, day of week, day of year, and the hour where times vary),
-medians for missing numbers, optional `log1p`, means and standard deviations
-(unless `standardize` is off), and the categories to one-hot encode. `transform` turns any rows (validation, test, a
+medians for missing numbers, optional `log1p`, how to scale each number (see
+`Scaling`), and the categories to one-hot encode. `transform` turns any rows (validation, test, a
 new CSV at predict time) into one float tensor. Its `state_dict` is made of
 strings, numbers and lists, so it travels inside a checkpoint and loads with
 `torch.load(weights_only=True)`.
@@ -13,13 +13,20 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor
 
+Scaling = Literal["quantile", "robust", "standard", "none"]
+"""How numbers are scaled, from the training split: "quantile", to the normal score of their quantile (mean 0,
+deviation 1 whatever their distribution: long tails and outliers do not crowd the rest; scikit-learn's
+`QuantileTransformer(output_distribution="normal")`, as Gorishniy et al. feed their MLPs); "robust", less the
+median, over the interquartile range, clipped smoothly to about ±3 (RealMLP's); "standard", less the mean, over
+the deviation; "none", as they are."""
+QUANTILES = 1000  # levels of the quantile scaling at most (fewer for fewer training rows: one a row)
 MISSING = "<missing>"  # a missing category is a category of its own
 OTHER = "<other>"  # rare categories, past `max_categories`
 
@@ -53,13 +60,14 @@ class TablePreprocessing:
     categorical: list[str]
     log1p: list[str]
     medians: dict[str, float]
-    means: dict[str, float]  # what is taken off each number: its mean, or with `robust`, its median
-    stds: dict[str, float]  # what it is then divided by: its deviation, or with `robust`, its interquartile range
+    means: dict[str, float]  # what is taken off each number: its mean, or with "robust" scaling, its median
+    stds: dict[str, float]  # what it is then divided by: its deviation, or its interquartile range
     indicators: list[str]  # numeric columns that get a was-missing column
     categories: dict[str, list[str]]  # each categorical column's one-hot values, in order
     dates: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)  # column: its format and parts
     lenient: list[str] = dataclasses.field(default_factory=list)  # numeric columns whose words are missing
     clip: bool = False  # scaled numbers pass through x / sqrt(1 + (x / 3)²): smoothly within about ±3
+    quantiles: dict[str, list[list[float]]] = dataclasses.field(default_factory=dict)  # values and their levels
 
     @classmethod
     def fit(
@@ -70,10 +78,9 @@ class TablePreprocessing:
         log1p: list[str],
         missing_indicators: bool = False,
         max_categories: int = 20,
-        standardize: bool = True,
+        scaling: Scaling = "quantile",
         dates: dict[str, str] | None = None,
         lenient: list[str] | None = None,
-        robust: bool = False,
     ) -> TablePreprocessing:
         """Learn the preprocessing from the training rows.
 
@@ -81,28 +88,28 @@ class TablePreprocessing:
             dates: columns of dates or times, and the format each follows: their parts become numeric features
                 (`<column>.year`, ...).
             lenient: numeric columns whose values that are not numbers count as missing (others refuse them).
-            robust: with `standardize`, scale by the median and interquartile range (half the range where that is
-                0) instead of mean and deviation, then clip smoothly (see `clip`): outliers stay within about ±3
-                instead of tens of deviations (RealMLP's numeric preprocessing).
+            scaling: see `Scaling`; "robust" divides by half the range where the interquartile range is 0.
         """
         dates = {name: {"format": fmt, "parts": _date_parts(train[name], fmt)} for name, fmt in (dates or {}).items()}
         train = with_date_parts(train, dates)
         numeric = [*numeric, *(f"{name}.{part}" for name, date in dates.items() for part in date["parts"])]
         lenient = list(lenient or [])
-        medians, means, stds = {}, {}, {}
+        medians, means, stds, quantiles = {}, {}, {}, {}
+        levels = np.linspace(0, 1, max(min(len(train), QUANTILES), 2))
         for name in numeric:
             numbers = _numbers(train[name], name in log1p, name in lenient)
             median = numbers.median()
             medians[name] = float(median) if pd.notna(median) else 0.0  # an all-missing column becomes constant
             filled = numbers.fillna(medians[name])
-            if robust:
+            center, spread = 0.0, 1.0
+            if scaling == "quantile":
+                quantiles[name] = _distinct_quantiles(np.quantile(filled.to_numpy(), levels), levels)
+            elif scaling == "robust":
                 low, high = filled.quantile([0.25, 0.75])
-                spread = float(high - low) or float(filled.max() - filled.min()) / 2
-                center = medians[name]
-            else:
-                spread, center = float(filled.std(ddof=0)), float(filled.mean())
-            means[name] = center if standardize else 0.0
-            stds[name] = spread if standardize and spread > 0 else 1.0
+                center, spread = medians[name], float(high - low) or float(filled.max() - filled.min()) / 2
+            elif scaling == "standard":
+                center, spread = float(filled.mean()), float(filled.std(ddof=0))
+            means[name], stds[name] = center, spread or 1.0
         indicators = [name for name in numeric if missing_indicators and train[name].isna().any()]
         categories = {}
         for name in categorical:
@@ -117,8 +124,10 @@ class TablePreprocessing:
                 categories[name] = sorted(value for value, _ in ranked[:max_categories]) + [OTHER]
             else:
                 categories[name] = sorted(value for value, _ in ranked)
-        clip = robust and standardize
-        return cls(numeric, categorical, log1p, medians, means, stds, indicators, categories, dates, lenient, clip)
+        clip = scaling == "robust"
+        return cls(
+            numeric, categorical, log1p, medians, means, stds, indicators, categories, dates, lenient, clip, quantiles
+        )
 
     @property
     def feature_names(self) -> list[str]:
@@ -137,8 +146,11 @@ class TablePreprocessing:
         column = 0
         for name in self.numeric:
             numbers = _numbers(frame[name], name in self.log1p, name in self.lenient).fillna(self.medians[name])
-            scaled = (numbers - self.means[name]) / self.stds[name]
-            features[:, column] = scaled / np.sqrt(1 + (scaled / 3) ** 2) if self.clip else scaled
+            if name in self.quantiles:
+                features[:, column] = normal_scores(numbers.to_numpy(), *map(np.asarray, self.quantiles[name]))
+            else:
+                scaled = (numbers - self.means[name]) / self.stds[name]
+                features[:, column] = scaled / np.sqrt(1 + (scaled / 3) ** 2) if self.clip else scaled
             column += 1
         for name in self.indicators:
             features[:, column] = frame[name].isna()
@@ -160,6 +172,24 @@ class TablePreprocessing:
     @classmethod
     def from_state_dict(cls, state: dict[str, Any]) -> TablePreprocessing:
         return cls(**state)
+
+
+def _distinct_quantiles(quantiles: np.ndarray, levels: np.ndarray) -> list[list[float]]:
+    """The quantiles and their levels without the inside of a run of equal values (a column of few values
+    keeps a few numbers, not a thousand): the interpolation between those left is the same."""
+    inside = np.zeros(len(quantiles), dtype=bool)
+    inside[1:-1] = (quantiles[1:-1] == quantiles[:-2]) & (quantiles[1:-1] == quantiles[2:])
+    return [quantiles[~inside].tolist(), levels[~inside].tolist()]
+
+
+def normal_scores(values: np.ndarray, quantiles: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """Each value's level, interpolated between the training split's `quantiles` at `levels` (from 0 to 1),
+    as a standard normal score: within ±5.2, beyond the training range too. A value that fills several
+    levels (a 0 in a column of many zeros) takes their middle, as scikit-learn's `QuantileTransformer` does."""
+    upward = np.interp(values, quantiles, levels)
+    downward = -np.interp(-values, -quantiles[::-1], -levels[::-1])
+    middle = torch.from_numpy((upward + downward) / 2).clamp(1e-7, 1 - 1e-7)
+    return torch.special.ndtri(middle).numpy()
 
 
 def _numbers(column: pd.Series, log1p: bool, lenient: bool) -> pd.Series:

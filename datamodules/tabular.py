@@ -6,7 +6,7 @@ import math
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 import pandas as pd
@@ -17,7 +17,7 @@ from pandas.api.types import is_bool_dtype, is_numeric_dtype
 from datamodules.batches import POSITION, TensorDataModule, TensorTable
 from datamodules.columns import column_roles, describe
 from datamodules.files import read_table
-from datamodules.preprocess import TablePreprocessing, to_numbers
+from datamodules.preprocess import Scaling, TablePreprocessing, to_numbers
 
 Task = Literal["binary", "multiclass", "regression"]
 SPLITS = ("train", "val", "test")
@@ -42,7 +42,7 @@ class TabularDataModule(TensorDataModule):
 
     Features are every column but the target, `drop` and `split_column`: numbers
     (missing ones filled with the training median, optionally `log1p`'d, then
-    scaled: see `robust_scaling`) and categories (one-hot, missing as a category of its own, unseen
+    scaled: see `scaling`) and categories (one-hot, missing as a category of its own, unseen
     ones as all zeros). Everything is learnt from the training split only, and
     travels in checkpoints as plain data (`state_dict`), so predicting on a new CSV
     with `TabularDataModule.load_from_checkpoint(path, predict_csv=...)` reuses it.
@@ -62,9 +62,9 @@ class TabularDataModule(TensorDataModule):
         log1p: numeric columns to pass through log(1 + x), for long tails.
         missing_indicators: add a 0/1 column per numeric column with missing training values.
         max_categories: one-hot columns per categorical column at most; rarer values go to "<other>".
-        standardize: scale numeric features to the training split's mean 0 and deviation 1.
-        robust_scaling: with `standardize`, scale by median and interquartile range, then clip smoothly to
-            about ±3, so outliers stay near the rest (RealMLP's preprocessing).
+        scaling: how numbers are scaled, from the training split: "quantile" (to the normal score of each
+            value's quantile: long tails and outliers stay near the rest), "robust" (median and interquartile
+            range, then a smooth clip to about ±3, RealMLP's), "standard" (mean and deviation) or "none".
         embed_numbers: whether models that can (`MLPClassifier`, `MLPRegressor`, `nets.TableMLP`) embed each
             number (linked by the CLI); None: for tables of 1,000 training rows or more, below which the
             embeddings' own weights overfit.
@@ -102,8 +102,7 @@ class TabularDataModule(TensorDataModule):
         log1p: Sequence[str] = (),
         missing_indicators: bool = False,
         max_categories: int = 20,
-        standardize: bool = True,
-        robust_scaling: bool = True,
+        scaling: Scaling = "quantile",
         embed_numbers: bool | None = None,
         standardize_target: bool = True,
         task: Task | None = None,
@@ -138,6 +137,8 @@ class TabularDataModule(TensorDataModule):
             raise ValueError(f"max_categories must be at least 1, got {max_categories}")
         if task not in (None, "binary", "multiclass", "regression"):
             raise ValueError(f"task must be 'binary', 'multiclass', 'regression' or None (detect), got {task!r}")
+        if scaling not in get_args(Scaling):
+            raise ValueError(f"scaling must be one of {get_args(Scaling)}, got {scaling!r}")
         self.csv, self.target, self.task_override, self.id_column = csv, target, task, id_column
         self.sep, self.encoding = sep, encoding
         self.drop, self.categorical, self.numeric, self.log1p = (
@@ -147,8 +148,7 @@ class TabularDataModule(TensorDataModule):
             list(log1p),
         )
         self.missing_indicators, self.max_categories = missing_indicators, max_categories
-        self.standardize, self.standardize_target = standardize, standardize_target
-        self.robust_scaling, self.embed_numbers = robust_scaling, embed_numbers
+        self.scaling, self.standardize_target, self.embed_numbers = scaling, standardize_target, embed_numbers
         self.class_weights_option = class_weights
         self.val_fraction, self.test_fraction, self.split_column = val_fraction, test_fraction, split_column
         self.test_csv, self.predict_csv = test_csv, predict_csv
@@ -237,10 +237,9 @@ class TabularDataModule(TensorDataModule):
             self.log1p,
             self.missing_indicators,
             self.max_categories,
-            self.standardize,
+            self.scaling,
             dates={column.name: column.date_format for column in columns if column.role == "date"},
             lenient=[column.name for column in columns if column.why.startswith("text as missing")],
-            robust=self.robust_scaling,
         )
         class_names, target_scale = None, (0.0, 1.0)
         if task == "regression" and self.standardize_target:

@@ -53,7 +53,7 @@ class ToyRegressionDataModule(TabularDataModule):
             target="y",
             split_column="split",
             task="regression",
-            standardize=False,
+            scaling="none",
             standardize_target=False,
             val_fraction=val_fraction,
             test_fraction=test_fraction,

@@ -75,14 +75,16 @@ def test_preprocessing_by_hand():
     e = np.e
     train = pd.DataFrame({"a": [1, 2, 3, np.nan], "b": [0, e - 1, e**2 - 1, e**3 - 1], "c": ["y", "x", "y", None]})
     with pytest.warns(UserWarning, match="column 'c' has 3 distinct values"):
-        fitted = TablePreprocessing.fit(train, ["a", "b"], ["c"], ["b"], missing_indicators=True, max_categories=2)
+        fitted = TablePreprocessing.fit(
+            train, ["a", "b"], ["c"], ["b"], missing_indicators=True, max_categories=2, scaling="standard"
+        )
     # a: median 2 fills the gap, then mean 2 and deviation sqrt(1/2); b: log1p gives 0..3, mean 1.5, deviation
     # sqrt(5/4); c: the most frequent y, then <missing> before x (alphabetical among ties) are kept, x goes to <other>
     assert fitted.feature_names == ["a", "b", "a_missing", "c=<missing>", "c=y", "c=<other>"]
     new = pd.DataFrame({"a": [4, np.nan], "b": [e - 1, 0], "c": ["x", None]})
     expected = [[2 / 0.5**0.5, -0.5 / 1.25**0.5, 0, 0, 0, 1], [0, -1.5 / 1.25**0.5, 1, 1, 0, 0]]
     assert torch.allclose(fitted.transform(new), torch.tensor(expected))
-    raw = TablePreprocessing.fit(train, ["a", "b"], ["c"], [], standardize=False)  # plain numbers, all of c kept
+    raw = TablePreprocessing.fit(train, ["a", "b"], ["c"], [], scaling="none")  # plain numbers, all of c kept
     assert torch.allclose(raw.transform(new), torch.tensor([[4, e - 1, 0, 1, 0], [2, 0, 1, 0, 0]]))
 
 
@@ -118,7 +120,7 @@ def test_numbers_are_embedded_from_a_thousand_training_rows_unless_said():
 def test_robust_scaling_by_hand_median_interquartile_range_then_a_smooth_clip():
     # a: median 3, quartiles 2 and 4 (IQR 2); b: no spread between its quartiles, so half its range, 5
     train = pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0, 100.0], "b": [0.0, 0.0, 0.0, 0.0, 10.0]})
-    fitted = TablePreprocessing.fit(train, ["a", "b"], [], [], robust=True)
+    fitted = TablePreprocessing.fit(train, ["a", "b"], [], [], scaling="robust")
     assert (fitted.means, fitted.stds, fitted.clip) == ({"a": 3, "b": 0}, {"a": 2, "b": 5}, True)
 
     def clipped(x: float) -> float:
@@ -128,6 +130,19 @@ def test_robust_scaling_by_hand_median_interquartile_range_then_a_smooth_clip():
     expected = [[clipped((a - 3) / 2), clipped(b / 5)] for a, b in zip(train["a"], train["b"], strict=True)]
     assert torch.allclose(features, torch.tensor(expected, dtype=torch.float32))
     assert features[:, 0].max() < 3  # the outlier, 48.5 interquartile ranges out, stays within 3
+
+
+def test_quantile_scaling_by_hand_the_normal_score_of_each_values_level_ties_in_their_middle():
+    # a: 0..100 (101 rows, so 101 levels, a hundredth apart); b: 61 zeros, then 1..40
+    train = pd.DataFrame({"a": np.arange(101.0), "b": np.r_[np.zeros(61), np.arange(1.0, 41)]})
+    fitted = TablePreprocessing.fit(train, ["a", "b"], [], [])
+    assert np.allclose(fitted.quantiles["a"], [np.arange(101.0), np.arange(101) / 100]) and not fitted.clip
+    assert np.allclose(fitted.quantiles["b"][1][:3], [0, 0.6, 0.61])  # the zeros' levels: the first and last kept
+    new = pd.DataFrame({"a": [50.0, 84.0, 12.5, -1e9, 1e9], "b": [0.0, 1.0, 20.5, 0.0, 0.0]})
+    levels = torch.tensor([[0.5, 0.3], [0.84, 0.61], [0.125, 0.805], [1e-7, 0.3], [1 - 1e-7, 0.3]], dtype=torch.float64)
+    # b's zeros fill levels 0 to 0.6: their middle, 0.3; 1 is at 0.61, 20.5 halfway from 20 (0.8) to 21 (0.81)
+    assert torch.allclose(fitted.transform(new), torch.special.ndtri(levels).float(), atol=1e-5)
+    assert fitted.transform(new)[:, 0].abs().max() < 5.2  # far outside the training range: at the ends
 
 
 def test_categories_are_kept_up_to_max_categories_then_go_to_other():
@@ -153,15 +168,19 @@ def test_a_column_of_words_treated_as_numbers_names_the_first_and_counts_the_res
 
 
 def test_preprocessing_of_columns_without_spread():
-    """A column missing in every training row, or constant, passes through finite: filled with 0, divided by 1."""
+    """A column missing in every training row, or constant, passes through finite (standard scaling: filled with
+    0, divided by 1)."""
     train = pd.DataFrame({"empty": [np.nan] * 4, "same": [7.0] * 4})
-    fitted = TablePreprocessing.fit(train, ["empty", "same"], [], [])
+    new = pd.DataFrame({"empty": [5, np.nan], "same": [9, 7]})
+    quantiles = TablePreprocessing.fit(train, ["empty", "same"], [], []).transform(new)
+    assert quantiles.isfinite().all() and quantiles[1].tolist() == [0, 0]  # the one value seen: the middle level
+    fitted = TablePreprocessing.fit(train, ["empty", "same"], [], [], scaling="standard")
     assert (fitted.medians, fitted.means, fitted.stds) == (
         {"empty": 0, "same": 7},
         {"empty": 0, "same": 7},
         {"empty": 1, "same": 1},
     )
-    assert fitted.transform(pd.DataFrame({"empty": [5, np.nan], "same": [9, 7]})).tolist() == [[5, 2], [0, 0]]
+    assert fitted.transform(new).tolist() == [[5, 2], [0, 0]]
 
 
 def test_statistics_come_from_the_training_split_only():
@@ -179,7 +198,7 @@ def test_statistics_come_from_the_training_split_only():
     data.setup("fit")
     state = data.state_dict()["preprocessing"]
     assert state["medians"] == {"x": 5.0}
-    assert state["means"]["x"] == pytest.approx(np.mean([5, *range(1, 10)]))
+    assert state["quantiles"]["x"][0] == pytest.approx(np.quantile([5, *range(1, 10)], np.linspace(0, 1, 10)))
     assert state["categories"] == {"colour": ["blue", "red"]}
     test_features, _ = data.table("test").tensors
     assert test_features[:, 1:].sum() == 0  # "gold" was never seen in training: all zeros, not an error
