@@ -30,6 +30,7 @@ back when `estimated_stepping_batches` was asked first
 
 from __future__ import annotations
 
+import abc
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -329,7 +330,7 @@ def device_loader(
     return DeviceLoader(table, sampler)
 
 
-class TensorDataModule(L.LightningDataModule):
+class TensorDataModule(L.LightningDataModule, metaclass=abc.ABCMeta):
     """Base of the project's data modules: each split held as a `TensorTable`.
 
     Subclasses fill `self.tables` ("train", "val", "test", optionally "predict")
@@ -393,6 +394,10 @@ class TensorDataModule(L.LightningDataModule):
         self.tables: dict[str, TensorTable] = {}
         self._on_device: dict[str, tuple[TensorTable, TensorTable]] = {}  # split: (table, its copy on the device)
         self.resumption = Resumption()  # shared with the training loaders
+
+    @abc.abstractmethod
+    def setup(self, stage: str | None = None) -> None:
+        """Fills `self.tables` with the splits `stage` needs."""
 
     @property
     def input_shape(self) -> tuple[int, ...] | None:

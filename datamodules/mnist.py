@@ -80,25 +80,30 @@ class MNISTDataModule(TensorDataModule):
     def prepare_data(self) -> None:
         # constructing torchvision's MNIST reads the files (twice their size in memory at once): not when present
         files = [Path(url).stem for url, _ in MNIST.resources]  # "train-images-idx3-ubyte", ...
-        if not self.download or all((self.raw_dir / name).is_file() for name in files):
+        if all((self.raw_dir / name).is_file() for name in files):
             return
+        if not self.download:  # said here, before the Trainer opens the run's folder for setup
+            raise self._missing()
         try:
             for train in (True, False):
                 MNIST(self.data_dir, train=train, download=True)
         except (OSError, RuntimeError) as error:
             raise FileNotFoundError(
-                f"MNIST not found under {self.raw_dir} and the download failed ({error}): "
+                f"MNIST not found under {self.raw_dir} and the download failed ({' '.join(str(error).split())}): "
                 "put the four IDX files there or pass --data.data_dir"
             ) from error
+
+    def _missing(self) -> FileNotFoundError:
+        return FileNotFoundError(
+            f"MNIST not found under {self.raw_dir}: put the four IDX files there, pass --data.data_dir, or allow "
+            "download=True"
+        )
 
     def _read(self, train: bool) -> tuple[Tensor, Tensor]:
         prefix = "train" if train else "t10k"
         files = [self.raw_dir / f"{prefix}-{kind}-ubyte" for kind in ("images-idx3", "labels-idx1")]
         if not all(file.is_file() for file in files):
-            raise FileNotFoundError(
-                f"MNIST not found under {self.raw_dir}: put the four IDX files there, "
-                "pass --data.data_dir, or allow download=True"
-            )
+            raise self._missing()
         try:
             mnist = MNIST(self.data_dir, train=train)
         except (RuntimeError, AssertionError, ValueError) as error:  # what torchvision's IDX reader raises

@@ -4,7 +4,7 @@
   file into one error naming it; `CheckpointIO` makes the Trainer read that way. Saving is
   Lightning's own: the bytes go to a temporary file that replaces the old checkpoint only
   once complete, so a crash mid-write leaves the previous one.
-- `Resumable`, the base of every model here: its checkpoints carry the random state (an
+- `Resumable`, mixed into every model here: its checkpoints carry the random state (an
   exact resume), and `load_from_checkpoint` reads without pickle.
 - `hyperparameters`: what a model's checkpoint keeps of its arguments, among them its network
   as LightningCLI writes one from YAML (`class_path` and `init_args`: `net_config` for a network
@@ -52,9 +52,10 @@ class CheckpointIO(TorchCheckpointIO):
         return read_checkpoint(path, map_location=map_location or (lambda storage, _: storage))
 
 
-class Resumable(L.LightningModule):
-    """What a model adds for runs that survive: its random state travels in its checkpoints, and
-    `load_from_checkpoint` reads without pickle and names a file that is no checkpoint of this class."""
+class Resumable:
+    """What a LightningModule adds for runs that survive (a mixin, before `LightningModule` among the bases):
+    its random state travels in its checkpoints, and `load_from_checkpoint` reads without pickle and names a
+    file that is no checkpoint of this class."""
 
     _rng_to_restore: dict[str, Any] | None = None  # from a checkpoint, for the first training step after it
 

@@ -20,8 +20,11 @@ from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
 
+import datamodules  # noqa: F401  (its data modules by short name: --data TabularDataModule)
+from nnmodules import quiet
 from nnmodules._lightning import drop_hyperparameters, take_links_into_a_network_the_model_lacks
 from nnmodules.callbacks import HParamsMetrics, Interruption, PredictionWriter, RunSummary
+from nnmodules.errors import LitArgumentParser, run_plainly
 from nnmodules.run_config import FROM_CHECKPOINT, RunConfig, with_run_config
 from nnmodules.runs import LitTrainer, run_folder
 from nnmodules.tasks import MONITOR, output_width
@@ -104,11 +107,13 @@ class LitCLI(LightningCLI):
     """
 
     def __init__(self, args: list[str] | None = None, **kwargs: Any) -> None:
+        quiet.install()
         logger = lazy_instance(TensorBoardLogger, **LOGGER_DEFAULTS)
         # callbacks here are always present, besides those of a config's trainer.callbacks
         always = {"logger": logger, "callbacks": default_callbacks()}
         kwargs.setdefault("trainer_defaults", {**TRAINER_DEFAULTS, **always})
         kwargs.setdefault("trainer_class", LitTrainer)
+        kwargs.setdefault("parser_class", LitArgumentParser)  # errors in a line or two, not the whole usage
         kwargs.setdefault("save_config_callback", RunConfig)
         # LitTrainer refuses a new run in a used folder: the config is rewritten only by a run continuing itself
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
@@ -180,4 +185,4 @@ class LitCLI(LightningCLI):
 def main() -> None:
     """The `litmodules` console script."""
     sys.path.insert(0, "")  # a config's class_path may name a module of the current folder, as `python -m` finds it
-    LitCLI()
+    run_plainly(LitCLI)

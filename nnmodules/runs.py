@@ -17,10 +17,19 @@ from typing import Any
 
 import lightning as L
 from lightning.fabric.plugins import CheckpointIO as AnyCheckpointIO
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, ProgressBar, TQDMProgressBar
+from lightning.pytorch.callbacks import (
+    LearningRateMonitor,
+    ModelCheckpoint,
+    ModelSummary,
+    ProgressBar,
+    RichModelSummary,
+    TQDMProgressBar,
+)
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
+from torchmetrics import Metric, MetricCollection
 
+from nnmodules import quiet
 from nnmodules._lightning import (
     NoProfiler,
     epochs_done,
@@ -83,6 +92,23 @@ class LitProgressBar(TQDMProgressBar):
         return {**version, "train/loss": loss.item(), **items}
 
 
+class NetworkSummary(RichModelSummary):
+    """Lightning's model summary without the rows of the metric objects (no weights: what a model
+    computes, not what it is)."""
+
+    metrics: set[str] = set()  # the model's attributes that are metric objects
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        children = pl_module.named_children()
+        self.metrics = {name for name, child in children if isinstance(child, (Metric, MetricCollection))}
+        super().on_fit_start(trainer, pl_module)
+
+    def summarize(self, summary_data: list[tuple[str, list[str]]], *args: Any, **kwargs: Any) -> None:
+        names = dict(summary_data)["Name"]
+        keep = [row for row, name in enumerate(names) if name.split(".")[0] not in self.metrics]
+        super().summarize([(title, [values[row] for row in keep]) for title, values in summary_data], *args, **kwargs)
+
+
 class LitTrainer(L.Trainer):
     """A Lightning `Trainer` that continues runs by name and never mixes two runs in one folder.
 
@@ -95,6 +121,7 @@ class LitTrainer(L.Trainer):
     holds a run is refused for a new run: continue it with "last" or pick another.
     Checkpoints are read by `CheckpointIO` unless another checkpoint plugin is given;
     the progress bar (`LitProgressBar`) redraws every `PROGRESS_BAR_STEPS` steps unless one is given;
+    the model summary (`NetworkSummary`) leaves out metric objects unless another summary is given;
     without a `profiler`, `NoProfiler` stands in for Lightning's do-nothing default; without a logger
     (`logger=False`), a `LearningRateMonitor` among the callbacks is left out, as it needs one.
     """
@@ -102,12 +129,15 @@ class LitTrainer(L.Trainer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # keyword arguments only, so that LightningCLI reads Trainer's own signature (e.g. `--trainer.callbacks+=`)
         skip_nvml_check_without_nvml()
+        quiet.install()
         plugins, callbacks = _as_list(kwargs.get("plugins")), _as_list(kwargs.get("callbacks"))
         if not any(isinstance(plugin, AnyCheckpointIO) for plugin in plugins):
             plugins.append(CheckpointIO())  # loads without pickle, with a clear error for a damaged file
         if kwargs.get("enable_progress_bar") is not False and not any(isinstance(c, ProgressBar) for c in callbacks):
             # Lightning's bar redraws after every step: 15-20% of a small model's epoch on a 2-core CPU
             callbacks.append(LitProgressBar())
+        if kwargs.get("enable_model_summary") is not False and not any(isinstance(c, ModelSummary) for c in callbacks):
+            callbacks.append(NetworkSummary())
         if kwargs.get("logger") in (False, []):  # a LearningRateMonitor (a default) would stop a run without logger
             callbacks = [callback for callback in callbacks if not isinstance(callback, LearningRateMonitor)]
         kwargs["plugins"], kwargs["callbacks"] = plugins, callbacks
@@ -126,6 +156,11 @@ class LitTrainer(L.Trainer):
         ckpt_path: str | Path | None = None,
         weights_only: bool | None = None,
     ) -> None:
+        """Train the model, validating after every epoch; `ckpt_path` continues a run ("last": this run's newest).
+
+        As `lightning.Trainer.fit`, in a run folder of its own: a new run refuses a folder that holds one,
+        and a run continued from its newest checkpoint goes on in that checkpoint's folder (docs/runs.md).
+        """
         if ckpt_path == "last":
             ckpt_path = self._latest_checkpoint()
         elif ckpt_path is None:

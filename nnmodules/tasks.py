@@ -19,6 +19,7 @@ What a network gives, per batch of N examples:
 
 from __future__ import annotations
 
+import abc
 import math
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -55,7 +56,7 @@ def one_per_example(outputs: Tensor) -> Tensor:
     return outputs.squeeze(1) if outputs.dim() == 2 and outputs.shape[1] == 1 else outputs
 
 
-class TaskModule(Resumable, FastHookNames):
+class TaskModule(Resumable, FastHookNames, metaclass=abc.ABCMeta):
     """What every model shares: the network, the training and evaluation steps, what they log, the
     default optimizer, and its hyperparameters.
 
@@ -178,8 +179,9 @@ class TaskModule(Resumable, FastHookNames):
     def forward(self, inputs: Tensor) -> Tensor:
         return self.net(inputs)
 
+    @abc.abstractmethod
     def compute_loss(self, outputs: Tensor, targets: Tensor) -> Tensor:
-        raise NotImplementedError
+        """The loss to train on, from the network's outputs and the batch's targets."""
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         inputs, targets = batch

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import struct
+import sys
 from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
@@ -24,7 +25,7 @@ from hypothesis import strategies as st
 
 from datamodules import MNISTDataModule, TabularDataModule
 from nnmodules import MLPClassifier, ScratchDeepNet
-from nnmodules.cli import LitCLI
+from nnmodules.cli import LitCLI, main
 
 QUIET = {"enable_progress_bar": False, "enable_model_summary": False, "accelerator": "cpu", "logger": False}
 CONFIG = str(Path(__file__).resolve().parents[1] / "configs" / "mnist_mlp.yaml")
@@ -184,36 +185,98 @@ def test_input_width_is_checked_before_the_first_step(tmp_path):
     assert steps == []
 
 
+MODELS = "Known: Classifier, MLPClassifier, MLPRegressor, Regressor, ScratchDeepNet, ToyRegressor."
 CLI_ROWS = [
+    ("model typo", ["--model", "MLPClasifier"],
+     f"--model MLPClasifier: no such class. Did you mean MLPClassifier? {MODELS} (Or give its import path: "
+     "my_module.MyClass.)"),
     ("unknown model", ["--model", "nnmodules.Nope"],
-     "    - Problem with given class_path 'nnmodules.Nope':\n        module 'nnmodules' has no attribute 'Nope'"),
-    ("unknown data", ["--data", "datamodules.Nope"],
-     "    - Problem with given class_path 'datamodules.Nope':\n        module 'datamodules' has no attribute 'Nope'"),
-    ("unknown argument", ["--trainer.epochs", "3"], "error: unrecognized arguments: --trainer.epochs 3"),
-    ("wrong type", ["--trainer.max_epochs", "ten"],
-     'error: Parser key "trainer.max_epochs":\n  Does not validate against any of the Union subtypes'),
-    ("config missing", ["--config", "{tmp}/nope.yaml"],
-     "error: Parser key \"config\": File does not exist: '{tmp}/nope.yaml'"),
+     f"--model nnmodules.Nope: no such class. {MODELS} (Or give its import path: my_module.MyClass.)"),
+    ("model of no module", ["--model", "my_module.Net"],
+     "--model my_module.Net: no module 'my_module' here: run from the folder that holds it, or install it"),
+    ("data typo", ["--data", "TabularDatamodule"],
+     "--data TabularDatamodule: no such class. Did you mean TabularDataModule? Known: MNISTDataModule, "
+     "TabularDataModule, ToyRegressionDataModule. (Or give its import path: my_module.MyClass.)"),
+    ("argument typo", ["--model.init_args.hiden_dims", "[3]"],
+     "--model.hiden_dims: MLPClassifier takes no argument 'hiden_dims'. Did you mean hidden_dims?"),
+    ("argument of a wrong type", ["--model.init_args.lr", "fast"], "--model.lr fast: expected float"),
+    ("unknown option", ["--trainer.epochs", "3"],
+     "no option --trainer.epochs. Did you mean --trainer.min_epochs or --trainer.max_epochs?"),
+    ("wrong type", ["--trainer.max_epochs", "ten"], "--trainer.max_epochs ten: expected int"),
+    ("config missing", ["--config", "{tmp}/nope.yaml"], "--config: File does not exist: '{tmp}/nope.yaml'"),
     ("config not yaml", ["--config", "{tmp}/broken.yaml"],
-     "error: Problems parsing config: while parsing a flow sequence"),
+     'Problems parsing config: while parsing a flow sequence in "<unicode string>", line 1, column 10 did not '
+     """find expected ',' or ']' in "<unicode string>", line 3, column 1"""),
 ]  # fmt: skip
 
 
 @pytest.mark.parametrize(("args", "message"), [row[1:] for row in CLI_ROWS], ids=[r[0] for r in CLI_ROWS])
 def test_command_line_mistakes(args, message, tmp_path, capsys):
+    """A usage error is one line and a pointer to --help, with exit status 2."""
     (tmp_path / "broken.yaml").write_text("trainer: [max_epochs: 3\n  bad")
     args = [arg.replace("{tmp}", str(tmp_path)) for arg in args]
     with pytest.raises(SystemExit) as stop:
         LitCLI(args=["fit", "--config", CONFIG, *args])
     assert stop.value.code == 2
-    assert message.replace("{tmp}", str(tmp_path)) in capsys.readouterr().err
+    message = message.replace("{tmp}", str(tmp_path))
+    assert capsys.readouterr().err == f"error: {message}\n(litmodules fit --help lists the options)\n"
 
 
-def test_command_line_model_value_is_checked_by_the_model(tmp_path):
-    with pytest.raises(
-        ValueError, match=re.escape("- layer widths must be positive whole numbers: input_dim=784, hidden_dims=[0]")
-    ):
-        LitCLI(args=["fit", "--config", CONFIG, "--model.init_args.hidden_dims", "[0]"])
+def test_fit_help_lists_the_classes_one_can_name_and_every_subcommand_says_what_it_does(capsys):
+    with pytest.raises(SystemExit):
+        LitCLI(args=["fit", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    models = "known subclasses: lightning.LightningModule, nnmodules.Classifier, nnmodules.MLPClassifier,"
+    data = "known subclasses: lightning.LightningDataModule, datamodules.MNISTDataModule,"
+    assert models in text and data in text  # no TaskModule, Resumable (bases) or TensorDataModule (abstract)
+    with pytest.raises(SystemExit):
+        LitCLI(args=["--help"])
+    assert "fit Train the model, validating after every epoch" in " ".join(capsys.readouterr().out.split())
+
+
+def whole_command_rows(tmp: Path) -> list[tuple[list[str], str]]:
+    """Mistakes found after the command line is read: the arguments, and the message."""
+    table_args = ["--model", "MLPClassifier", "--data", "TabularDataModule", "--data.target", "y", "--data.csv"]
+    one_class = table(tmp, "a,y\n" + "".join(f"{row},yes\n" for row in range(20)))
+    return [
+        ([*table_args, f"{tmp}/absent.csv"], f"data file '{tmp}/absent.csv' not found: pass the path of a CSV, "
+         "Parquet or Excel file"),
+        ([*table_args, str(one_class)], "target column 'y' has a single class ('yes') in the training rows: "
+         "classification needs two or more"),
+        ([*table_args, str(one_class), "--data.val_fraction", "0.5", "--data.test_fraction", "0.5"],
+         "val_fraction (0.5) must be above 0 and, with test_fraction (0.5), leave some rows for training: the two "
+         "must sum below 1"),
+        (["--config", CONFIG, "--data.data_dir", str(tmp), "--data.download", "false"],
+         f"MNIST not found under {tmp}/MNIST/raw: put the four IDX files there, pass --data.data_dir, or allow "
+         "download=True"),
+        (["--config", CONFIG, "--model.init_args.hidden_dims", "[0]"],
+         "layer widths must be positive whole numbers: input_dim=784, hidden_dims=[0], output_dim=10"),
+        (["--config", CONFIG, "--ckpt_path", f"{tmp}/nope.ckpt"],
+         f"checkpoint {tmp}/nope.ckpt does not exist: pass the path of a .ckpt file"),
+    ]  # fmt: skip
+
+
+def test_a_mistake_found_later_is_its_message_alone_and_leaves_no_run_folder(tmp_path, monkeypatch, capfd):
+    """Exit status 1, the message and how to see the traceback (at most 3 lines in all), nothing written."""
+    monkeypatch.chdir(tmp_path)
+    for args, message in whole_command_rows(tmp_path):
+        monkeypatch.setattr(sys, "argv", ["litmodules", "fit", *args])
+        before = sorted(tmp_path.rglob("*"))
+        with pytest.raises(SystemExit) as stop:
+            main()
+        out, err = capfd.readouterr()
+        assert stop.value.code == 1, args
+        assert err.endswith(f"error: {message}\n(LITMODULES_DEBUG=1 shows where it was raised)\n"), args
+        assert len((out + err).splitlines()) <= 3, out + err
+        assert sorted(tmp_path.rglob("*")) == before, args
+
+
+def test_litmodules_debug_shows_the_traceback(tmp_path, monkeypatch):
+    monkeypatch.setenv("LITMODULES_DEBUG", "1")
+    args = ["fit", "--model", "MLPClassifier", "--data", "TabularDataModule", "--data.target", "y"]
+    monkeypatch.setattr(sys, "argv", ["litmodules", *args, "--data.csv", str(tmp_path / "absent.csv")])
+    with pytest.raises(FileNotFoundError, match="absent.csv' not found"):
+        main()
 
 
 NAMES = st.sampled_from(["y", "a", "b", "Größe", "名前", " ", "", "y.1", "1", "nan"])
