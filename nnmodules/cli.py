@@ -155,7 +155,8 @@ class LitCLI(LightningCLI):
         if not self.config.fit.test_after_fit or self.trainer.fast_dev_run:
             return
         best = self.trainer.checkpoint_callback.best_model_path if self.trainer.checkpoint_callback else ""
-        results = self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path="best" if best else None)
+        ckpt_path = "best" if best else None  # its figures are printed below, with the checkpoint's name
+        results = self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt_path, verbose=False)
         lines = [f"{name}: {value:.4f}" for name, value in results[0].items()]
         lines.append(f"(tested {best or 'the final weights: no checkpoint'})")
         rank_zero_info("\n".join(lines))

@@ -47,9 +47,23 @@ def cli_run(mnist_dir, tmp_path_factory):
     folder = tmp_path_factory.mktemp("cli")
     command = [sys.executable, "-m", "nnmodules", "fit", "--config", CONFIG, *fake_data_args(mnist_dir)]
     command += ["--data.batch_size=16", "--trainer.max_epochs=3", "--trainer.enable_progress_bar=false"]
+    command += ["--trainer.log_every_n_steps=4"]  # Lightning warns of an epoch shorter than its logging interval
     result = subprocess.run(command, cwd=folder, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     return folder, result.stdout + result.stderr
+
+
+ENDING = ("`Trainer.fit` stopped: ", "val/", "best checkpoint: ", "last checkpoint: ", "TensorBoard: ", "test/")
+ENDING += ("Restoring states from the checkpoint", "Loaded model weights from the checkpoint", "(tested ", "test metrics")
+MODEL_SUMMARY = ("┏", "┃", "┡", "│", "└", "Trainable params", "Non-trainable params", "Total ", "Modules in ")
+
+
+def test_a_fit_prints_the_model_summary_and_its_results_and_nothing_else(cli_run):
+    """No third-party warning or tip: every line is the summary of the network or what the run ended with."""
+    _, output = cli_run
+    others = [line for line in output.splitlines() if line.strip() and not line.startswith(ENDING + MODEL_SUMMARY)]
+    assert others == []
+    assert "│ 0 │ net  │ MLP  │" in output and "MeanMetric" not in output  # the network, not the metric objects
 
 
 def test_fit_leaves_checkpoints_tensorboard_events_and_its_config(cli_run):
