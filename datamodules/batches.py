@@ -361,6 +361,8 @@ class TensorDataModule(L.LightningDataModule, metaclass=abc.ABCMeta):
     target_mean, target_std = 0.0, 1.0  # regression targets are fed as (target - mean) / std
     numeric_features = 0  # how many of the first input features are a table's numbers
     embeds_numbers = False  # whether models that can should embed those numbers (TabularDataModule decides)
+    # arguments that say where data is or how fast it comes, not what is learnt: left out of TensorBoard's HParams
+    plumbing: tuple[str, ...] = ("num_workers", "pin_memory", "eval_batch_size", "device_resident")
 
     def __init__(
         self,

@@ -44,6 +44,7 @@ class MNISTDataModule(TensorDataModule):
 
     num_features = 28 * 28
     num_classes = 10
+    plumbing = (*TensorDataModule.plumbing, "data_dir", "download")
     image_shape = (1, 28, 28)  # what a flat 784-vector is, for figures of digits
     class_names = [str(digit) for digit in range(10)]
 

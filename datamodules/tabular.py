@@ -89,6 +89,8 @@ class TabularDataModule(TensorDataModule):
             (see `TensorDataModule`).
     """
 
+    plumbing = (*TensorDataModule.plumbing, "sep", "encoding", "id_column", "predict_csv")
+
     def __init__(
         self,
         csv: str | Path | pd.DataFrame | None,

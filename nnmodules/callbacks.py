@@ -98,7 +98,9 @@ class HParamsMetrics(L.Callback):
     `hparams_metrics` (classifiers: `val/acc_best`, `test/acc`; regressors: `val/mse_best`, `test/mse`).
 
     The tab shows the last value logged under each name, so nothing is logged twice
-    and no placeholder `hp_metric = -1` appears. One declaration per run folder.
+    and no placeholder `hp_metric = -1` appears. One declaration per run folder. The model's
+    settings come first; a data module's `plumbing` (where files are, how fast batches come:
+    `data_dir`, `num_workers`, ...) is left out of the tab, not out of `hparams.yaml`.
     """
 
     def __init__(self) -> None:
@@ -114,10 +116,14 @@ class HParamsMetrics(L.Callback):
         logger = trainer.logger
         if not isinstance(logger, TensorBoardLogger) or not trainer.is_global_zero or logger.log_dir in self._declared:
             return
-        data_hparams = trainer.datamodule.hparams_initial if trainer.datamodule is not None else {}
+        settings = dict(module.hparams_initial)  # the model's first; where both have a name, the model's value
+        data = trainer.datamodule
+        for name, value in ({} if data is None else data.hparams_initial).items():
+            if name not in getattr(data, "plumbing", ()):
+                settings.setdefault(name, value)
         params = {
             name: value if isinstance(value, (bool, int, float, str)) else str(value)
-            for name, value in _flat({**data_hparams, **module.hparams_initial}).items()
+            for name, value in _flat(settings).items()
         }
         metrics = dict.fromkeys(getattr(module, "hparams_metrics", ("val/loss",)), 0.0)  # names only: no value written
         writer = tensorboard_writer(logger)

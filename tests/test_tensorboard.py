@@ -120,6 +120,9 @@ def test_the_hparams_tab_holds_the_models_and_the_datas_settings_once(runs):
     hparams = start.session_start_info.hparams
     assert hparams["lr"].number_value == 0.003 and hparams["hidden_dims"].string_value == "(16,)"  # the model's
     assert hparams["batch_size"].number_value == 32 and hparams["val_size"].number_value == 64  # the data's
+    assert not {"data_dir", "download", "num_workers", "pin_memory", "device_resident"} & set(hparams)  # plumbing
+    columns = [info.name for info in experiment.experiment.hparam_infos]
+    assert columns.index("lr") < columns.index("batch_size")  # the model's settings lead
 
 
 def test_the_hparams_tab_leaves_out_private_settings_and_compares_runs_by_val_loss_by_default(tmp_path):
