@@ -201,3 +201,15 @@ def skip_nvml_check_without_nvml() -> None:
         ctypes.CDLL("libnvidia-ml.so.1")  # what torch loads
     except OSError:
         os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = "0"  # torch checks for "1"
+
+
+def no_last_checkpoint_in_fast_dev_run(trainer: L.Trainer) -> None:
+    """Keeps `ModelCheckpoint(save_last=True)` from writing `last.ckpt` at the end of a `fast_dev_run`.
+
+    Why: Lightning 2.6's `ModelCheckpoint.on_train_end` saves the last checkpoint without asking, as its
+    other saves do, whether checkpointing is off for a `fast_dev_run`; with its logger off (as a
+    `fast_dev_run` has it) the file lands in `<default_root_dir>/checkpoints/`, the user's working folder.
+    """
+    if trainer.fast_dev_run:
+        for callback in trainer.checkpoint_callbacks:
+            callback.save_last = False

@@ -34,6 +34,7 @@ from nnmodules._lightning import (
     NoProfiler,
     epochs_done,
     logger_version,
+    no_last_checkpoint_in_fast_dev_run,
     set_logger_version,
     skip_nvml_check_without_nvml,
 )
@@ -144,6 +145,7 @@ class LitTrainer(L.Trainer):
         if kwargs.get("profiler") is None:
             kwargs["profiler"] = NoProfiler()
         super().__init__(*args, **kwargs)
+        no_last_checkpoint_in_fast_dev_run(self)
         logger = self.logger
         self._version_given = isinstance(logger, (TensorBoardLogger, CSVLogger)) and logger_version(logger) is not None
 

@@ -219,7 +219,9 @@ def test_command_line_mistakes(args, message, tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
         LitCLI(args=["fit", "--config", CONFIG, *args])
     assert stop.value.code == 2
-    expected = re.escape(f"error: {message}\n(litmodules fit --help lists the options)\n".replace("{tmp}", str(tmp_path)))
+    expected = re.escape(
+        f"error: {message}\n(litmodules fit --help lists the options)\n".replace("{tmp}", str(tmp_path))
+    )
     expected = expected.replace(re.escape("{...}"), r"(\w+, )*").replace(re.escape("{,...}"), r"(, \w+)*")
     assert re.fullmatch(expected, capsys.readouterr().err)
 

@@ -54,7 +54,12 @@ def cli_run(mnist_dir, tmp_path_factory):
 
 
 ENDING = ("`Trainer.fit` stopped: ", "val/", "best checkpoint: ", "last checkpoint: ", "TensorBoard: ", "test/")
-ENDING += ("Restoring states from the checkpoint", "Loaded model weights from the checkpoint", "(tested ", "test metrics")
+ENDING += (
+    "Restoring states from the checkpoint",
+    "Loaded model weights from the checkpoint",
+    "(tested ",
+    "test metrics",
+)
 MODEL_SUMMARY = ("┏", "┃", "┡", "│", "└", "Trainable params", "Non-trainable params", "Total ", "Modules in ")
 
 

@@ -12,6 +12,7 @@ import lightning as L
 import pytest
 import torch
 from conftest import ROOT, VAL_SIZE
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.profilers import SimpleProfiler
 from lightning.pytorch.utilities.exceptions import SIGTERMException
@@ -40,6 +41,7 @@ from nnmodules._lightning import (
 )
 from nnmodules.checkpoints import net_config, read_checkpoint
 from nnmodules.cli import LOGGER_DEFAULTS, LitCLI, make_trainer
+from nnmodules.runs import LitTrainer
 
 STEPS = 8  # per epoch: 256 fake training images in batches of 32
 
@@ -239,3 +241,14 @@ def test_guard_no_profiler():
     assert isinstance(profiler, NoProfiler)
     assert profiler.profile("[Callback]ModelCheckpoint.on_train_batch_start") is profiler.profile("[Strategy]backward")
     assert isinstance(make_trainer(logger=False, profiler=SimpleProfiler()).profiler, SimpleProfiler)
+
+
+def test_no_last_checkpoint_in_fast_dev_run(tmp_path, mnist):
+    def fast_dev_run(trainer_class: type) -> list[Path]:
+        folder = tmp_path / trainer_class.__name__
+        trainer = trainer_class(default_root_dir=folder, fast_dev_run=True, callbacks=[ModelCheckpoint(save_last=True)])
+        trainer.fit(MLPClassifier(hidden_dims=[8]), mnist)
+        return list(folder.rglob("*.ckpt"))
+
+    assert fast_dev_run(L.Trainer), "Lightning no longer saves last.ckpt in a fast_dev_run: remove the workaround"
+    assert fast_dev_run(LitTrainer) == []
