@@ -10,7 +10,7 @@ DATA_DIR ?= data
 TORCH := torch==2.14.1 torchvision==0.29.1
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install train test lint smoke benchmark mutation clean
+.PHONY: install train test lint smoke package benchmark mutation clean
 
 install: $(INSTALLED)
 
@@ -35,6 +35,18 @@ lint: $(INSTALLED)
 smoke: $(INSTALLED)
 	$(BIN)/python scripts/train_mnist.py --data-dir $(DATA_DIR) --max-epochs 1 --min-test-acc 0.90
 
+# the sdist and the wheel built from it (dist/), the wheel installed into a fresh venv and run from an
+# empty folder, as a user who installs the package has it
+FRESH := build/fresh
+package: $(INSTALLED)
+	rm -rf dist $(FRESH)
+	$(BIN)/python -m build --outdir dist .
+	$(PYTHON) -m venv $(FRESH)
+	$(FRESH)/bin/python -m pip install --quiet $(TORCH)
+	$(FRESH)/bin/python -m pip install --quiet dist/*.whl
+	cd "$$(mktemp -d)" && $(CURDIR)/$(FRESH)/bin/litmodules --version && \
+		$(CURDIR)/$(FRESH)/bin/litmodules fit --help > /dev/null && echo "installed package: litmodules fit --help works"
+
 benchmark: $(INSTALLED)
 	$(BIN)/python scripts/benchmark.py --data-dir $(DATA_DIR)
 
@@ -47,4 +59,4 @@ mutation: $(INSTALLED)
 	$(BIN)/python scripts/mutation.py $(MODULES) $(if $(SAMPLE),--sample $(SAMPLE))
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache build/mutation
+	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache build/mutation $(FRESH) dist

@@ -8,7 +8,7 @@ import re
 import runpy
 import subprocess
 import sys
-from importlib.metadata import entry_points
+from importlib.metadata import entry_points, version
 from pathlib import Path
 
 import pytest
@@ -51,6 +51,12 @@ def cli_run(mnist_dir, tmp_path_factory):
     result = subprocess.run(command, cwd=folder, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     return folder, result.stdout + result.stderr
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit):
+        LitCLI(args=["--version"])
+    assert capsys.readouterr().out == f"litmodules {version('litmodules')}\n"
 
 
 ENDING = ("`Trainer.fit` stopped: ", "val/", "best checkpoint: ", "last checkpoint: ", "TensorBoard: ", "test/")
