@@ -18,6 +18,11 @@ import torch.nn.functional as F
 from rtdl_num_embeddings import PeriodicEmbeddings
 from torch import Tensor, nn
 
+from nnmodules.choices import check_choice
+
+Init = Literal["pytorch", "active"]  # an MLP's first weights: see `MLP`
+ScratchInit = Literal["kaiming", "tutorial"]  # the scratch net's first weights: see `ScratchNet`
+
 
 def _check_widths(**widths: int | Sequence[int]) -> None:
     given = ", ".join(
@@ -51,13 +56,12 @@ class MLP(nn.Sequential):
         hidden_dims: Sequence[int],
         output_dim: int,
         dropout: float = 0.0,
-        init: Literal["pytorch", "active"] = "pytorch",
+        init: Init = "pytorch",
     ) -> None:
         _check_widths(input_dim=input_dim, hidden_dims=hidden_dims, output_dim=output_dim)
         if not 0 <= dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-        if init not in ("pytorch", "active"):
-            raise ValueError(f"init must be 'pytorch' or 'active', got {init!r}")
+        check_choice("init", init, Init)
         widths = [input_dim, *hidden_dims]
         layers: list[nn.Module] = [nn.Flatten()]
         for width_in, width_out in pairwise(widths):
@@ -149,10 +153,11 @@ class ScratchNet(nn.Module):
         input_dim: int,
         hidden_dims: Sequence[int],
         output_dim: int,
-        init: Literal["kaiming", "tutorial"] = "kaiming",
+        init: ScratchInit = "kaiming",
     ) -> None:
         super().__init__()
         _check_widths(input_dim=input_dim, hidden_dims=hidden_dims, output_dim=output_dim)
+        check_choice("init", init, ScratchInit)
         self.input_dim, self.hidden_dims, self.output_dim, self.init = input_dim, list(hidden_dims), output_dim, init
         self.sizes = [input_dim, *hidden_dims, output_dim]
         self.weights, self.biases = self.init_coeffs(init)

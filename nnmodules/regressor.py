@@ -10,7 +10,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics import MeanAbsoluteError, MeanSquaredError, MinMetric, R2Score
 
+from nnmodules.choices import check_choice
 from nnmodules.tasks import Schedule, TaskModule, inputs_of, one_per_example
+
+Optimizer = Literal["adam", "lbfgs"]  # see `Regressor`
 
 
 class Regressor(TaskModule):
@@ -45,15 +48,14 @@ class Regressor(TaskModule):
         net: nn.Module,
         target_mean: float = 0.0,
         target_std: float = 1.0,
-        optimizer: Literal["adam", "lbfgs"] = "adam",
+        optimizer: Optimizer = "adam",
         lr: float = 1e-3,
         weight_decay: float = 0.0,
         lr_schedule: Schedule = "one_cycle",
     ) -> None:
         if not target_std > 0:
             raise ValueError(f"target_std must be positive, got {target_std}")
-        if optimizer not in ("adam", "lbfgs"):
-            raise ValueError(f"optimizer must be 'adam' or 'lbfgs', got {optimizer!r}")
+        check_choice("optimizer", optimizer, Optimizer)
         metrics = {"mse": MeanSquaredError(), "mae": MeanAbsoluteError(), "r2": R2Score()}
         super().__init__(net, metrics, [], lr, weight_decay, lr_schedule)
         self.target_mean, self.target_std, self.optimizer_name = target_mean, target_std, optimizer

@@ -21,11 +21,15 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchmetrics import MeanMetric
 
+from nnmodules.choices import check_choice
 from nnmodules.classifier import Classifier
 from nnmodules.figures import ParameterHistograms
-from nnmodules.nets import ScratchNet
+from nnmodules.nets import ScratchInit, ScratchNet
 from nnmodules.schedules import announce, planned_steps
 from nnmodules.tasks import Task
+
+Loss = Literal["mae", "bce"]  # see `ScratchDeepNet`
+StepSchedule = Literal["constant", "cosine"]
 
 
 class ScratchDeepNet(Classifier):
@@ -61,18 +65,15 @@ class ScratchDeepNet(Classifier):
         hidden_dims: Sequence[int] = (20,),
         num_classes: int | None = None,
         task: Task = "multiclass",
-        loss: Literal["mae", "bce"] = "mae",
-        init: Literal["kaiming", "tutorial"] = "kaiming",
+        loss: Loss = "mae",
+        init: ScratchInit = "kaiming",
         lr: float = 0.1,
-        lr_schedule: Literal["constant", "cosine"] = "constant",
+        lr_schedule: StepSchedule = "constant",
         class_weights: Sequence[float] | None = None,
     ) -> None:
-        if loss not in ("mae", "bce"):
-            raise ValueError(f"loss must be 'mae' or 'bce', got {loss!r}")
-        if lr_schedule not in ("constant", "cosine"):
-            raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {lr_schedule!r}")
-        if init not in ("kaiming", "tutorial"):
-            raise ValueError(f"init must be 'kaiming' or 'tutorial', got {init!r}")
+        check_choice("loss", loss, Loss)
+        check_choice("lr_schedule", lr_schedule, StepSchedule)
+        check_choice("init", init, ScratchInit)
         classes = num_classes or (2 if task == "binary" else 10)
         net = ScratchNet(input_dim, hidden_dims, 1 if task == "binary" else classes, init=init)
         super().__init__(net, classes, task=task, class_weights=class_weights, lr=lr, lr_schedule="constant")

@@ -31,6 +31,7 @@ from torchmetrics import MeanMetric, Metric, MetricCollection
 
 from nnmodules._lightning import FastHookNames, epoch_position, logs_this_step, trainer_of
 from nnmodules.checkpoints import Resumable, hyperparameters
+from nnmodules.choices import check_choice
 from nnmodules.schedules import announce, planned_steps, replan_one_cycle
 
 MONITOR = "val/loss"  # what "best" means for checkpoints: lowest validation loss, any task
@@ -105,8 +106,7 @@ class TaskModule(Resumable, FastHookNames, metaclass=abc.ABCMeta):
             raise ValueError(f"lr must be positive, got {lr}")
         if weight_decay < 0:
             raise ValueError(f"weight_decay must be 0 or more, got {weight_decay}")
-        if lr_schedule not in ("one_cycle", "constant"):
-            raise ValueError(f"lr_schedule must be 'one_cycle' or 'constant', got {lr_schedule!r}")
+        check_choice("lr_schedule", lr_schedule, Schedule)
         settings, self.unrebuildable = hyperparameters(self, net)  # unrebuildable: why no checkpoint could build net
         self.save_hyperparameters(settings)
         self.net = net

@@ -6,6 +6,7 @@ import inspect
 import math
 import re
 from pathlib import Path
+from typing import Literal
 
 import lightning as L
 import pytest
@@ -16,6 +17,7 @@ from test_runs import QUIET, Crash, CrashAtEpoch
 
 from datamodules import MNISTDataModule, ToyRegressionDataModule
 from nnmodules import MLP, Classifier, MLPClassifier, Regressor, ScratchDeepNet, ToyRegressor
+from nnmodules.choices import check_choice
 from nnmodules.cli import LOGGER_DEFAULTS, make_trainer
 from nnmodules.tasks import output_width
 
@@ -248,3 +250,9 @@ def test_evaluation_adds_up_in_float64_on_a_cpu():
     model.setup("validate")
     states = [*model.val_loss.metric_state.values(), *model.test_metrics["acc"].metric_state.values()]
     assert {state.dtype for state in states if state.is_floating_point()} == {torch.float64}
+
+
+def test_a_choice_outside_its_literal_type_is_refused_naming_the_choices():
+    with pytest.raises(ValueError, match=re.escape("colour must be 'red', 'green' or 'blue', got 'pink'")):
+        check_choice("colour", "pink", Literal["red", "green", "blue"])
+    check_choice("colour", "green", Literal["red", "green", "blue"])
