@@ -94,7 +94,9 @@ def _guess(column: Column, present: pd.Series) -> None:
     for dayfirst in (False, True):  # 03/04/2021: March the 4th first, then the 3rd of April
         date_format = guess_datetime_format(text.iloc[0], dayfirst=dayfirst) if len(text) else None
         if date_format and pd.to_datetime(text, format=date_format, errors="coerce").notna().mean() >= MOSTLY:
-            column.role, column.date_format, column.why = "date", date_format, f"dates as {date_format}"
+            column.role = "date"
+            column.date_format = date_format
+            column.why = f"dates as {date_format}"
             return
     if column.distinct == len(text) >= MIN_ID_ROWS:
         column.role, column.why = "dropped", "a different value in every row: an id"

@@ -94,7 +94,10 @@ class TablePreprocessing:
         train = with_date_parts(train, dates)
         numeric = [*numeric, *(f"{name}.{part}" for name, date in dates.items() for part in date["parts"])]
         lenient = list(lenient or [])
-        medians, means, stds, quantiles = {}, {}, {}, {}
+        medians = {}
+        means = {}
+        stds = {}
+        quantiles = {}
         levels = np.linspace(0, 1, max(min(len(train), QUANTILES), 2))
         for name in numeric:
             numbers = _numbers(train[name], name in log1p, name in lenient)

@@ -141,18 +141,23 @@ class TabularDataModule(TensorDataModule):
             raise ValueError(f"task must be 'binary', 'multiclass', 'regression' or None (detect), got {task!r}")
         if scaling not in get_args(Scaling):
             raise ValueError(f"scaling must be one of {get_args(Scaling)}, got {scaling!r}")
-        self.csv, self.target, self.task_override, self.id_column = csv, target, task, id_column
+        self.csv = csv
+        self.target = target
+        self.task_override = task
+        self.id_column = id_column
         self.sep, self.encoding = sep, encoding
-        self.drop, self.categorical, self.numeric, self.log1p = (
-            list(drop),
-            list(categorical),
-            list(numeric),
-            list(log1p),
-        )
+        self.drop = list(drop)
+        self.categorical = list(categorical)
+        self.numeric = list(numeric)
+        self.log1p = list(log1p)
         self.missing_indicators, self.max_categories = missing_indicators, max_categories
-        self.scaling, self.standardize_target, self.embed_numbers = scaling, standardize_target, embed_numbers
+        self.scaling = scaling
+        self.standardize_target = standardize_target
+        self.embed_numbers = embed_numbers
         self.class_weights_option = class_weights
-        self.val_fraction, self.test_fraction, self.split_column = val_fraction, test_fraction, split_column
+        self.val_fraction = val_fraction
+        self.test_fraction = test_fraction
+        self.split_column = split_column
         self.test_csv, self.predict_csv = test_csv, predict_csv
         self.frames: dict[str, pd.DataFrame] = {}  # the raw rows of each split
         self.predict_frame: pd.DataFrame | None = None  # the raw rows of predict_csv, once read

@@ -156,7 +156,9 @@ class ClassificationFigures(EpochFigures):
         self.misclassified = misclassified
 
     def figures(self, trainer: L.Trainer, module: L.LightningModule) -> dict[str, Figure]:
-        predicted, targets, wrong_inputs = [], [], []
+        predicted = []
+        targets = []
+        wrong_inputs = []
         batches = trainer.val_dataloaders
         data = trainer.datamodule
         if trainer.world_size > 1 and hasattr(data, "table"):  # under DDP rank 0's loader holds its share only

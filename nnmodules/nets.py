@@ -70,7 +70,9 @@ class MLP(nn.Sequential):
                 layers.append(nn.Dropout(dropout))
         layers.append(nn.Linear(widths[-1], output_dim))
         super().__init__(*layers)
-        self.input_dim, self.hidden_dims, self.output_dim = input_dim, list(hidden_dims), output_dim
+        self.input_dim = input_dim
+        self.hidden_dims = list(hidden_dims)
+        self.output_dim = output_dim
         self.dropout, self.init = dropout, init
         if init == "active":
             for layer in [layer for layer in self if isinstance(layer, nn.Linear)][:-1]:
@@ -114,7 +116,9 @@ class TableMLP(nn.Module):
             raise ValueError(f"numeric_features must be from 0 to input_dim ({input_dim}), got {numeric_features}")
         if frequency_scale <= 0:
             raise ValueError(f"frequency_scale must be above 0, got {frequency_scale}")
-        self.input_dim, self.hidden_dims, self.output_dim = input_dim, list(hidden_dims), output_dim
+        self.input_dim = input_dim
+        self.hidden_dims = list(hidden_dims)
+        self.output_dim = output_dim
         self.numeric_features, self.embedding_dim = numeric_features, embedding_dim
         self.frequency_scale, self.dropout = frequency_scale, dropout
         self.numbers = None
@@ -158,7 +162,10 @@ class ScratchNet(nn.Module):
         super().__init__()
         _check_widths(input_dim=input_dim, hidden_dims=hidden_dims, output_dim=output_dim)
         check_choice("init", init, ScratchInit)
-        self.input_dim, self.hidden_dims, self.output_dim, self.init = input_dim, list(hidden_dims), output_dim, init
+        self.input_dim = input_dim
+        self.hidden_dims = list(hidden_dims)
+        self.output_dim = output_dim
+        self.init = init
         self.sizes = [input_dim, *hidden_dims, output_dim]
         self.weights, self.biases = self.init_coeffs(init)
 
@@ -232,7 +239,9 @@ class SmallCNN(nn.Module):
             raise ValueError(f"{image_size}x{image_size} images are too small for {len(channels)} blocks of pooling")
         if not 0 <= dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-        self.in_channels, self.image_size, self.num_classes = in_channels, image_size, num_classes
+        self.in_channels = in_channels
+        self.image_size = image_size
+        self.num_classes = num_classes
         self.channels = list(channels)
         self.hidden_dim, self.dropout = hidden_dim, dropout
         blocks: list[nn.Module] = []

@@ -58,7 +58,9 @@ class Regressor(TaskModule):
         check_choice("optimizer", optimizer, Optimizer)
         metrics = {"mse": MeanSquaredError(), "mae": MeanAbsoluteError(), "r2": R2Score()}
         super().__init__(net, metrics, [], lr, weight_decay, lr_schedule)
-        self.target_mean, self.target_std, self.optimizer_name = target_mean, target_std, optimizer
+        self.target_mean = target_mean
+        self.target_std = target_std
+        self.optimizer_name = optimizer
         self.val_mse_best = MinMetric()
         self.val_mse_best.persistent(True)  # a resumed run keeps its best so far
 

@@ -257,4 +257,6 @@ class LitTrainer(L.Trainer):
 
 def _as_list(items: Any) -> list:
     """A Trainer argument that takes one item or several, as a list of its own."""
-    return [] if items is None else list(items) if isinstance(items, (list, tuple)) else [items]
+    if items is None:
+        return []
+    return list(items) if isinstance(items, (list, tuple)) else [items]

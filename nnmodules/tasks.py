@@ -110,8 +110,12 @@ class TaskModule(Resumable, FastHookNames, metaclass=abc.ABCMeta):
         settings, self.unrebuildable = hyperparameters(self, net)  # unrebuildable: why no checkpoint could build net
         self.save_hyperparameters(settings)
         self.net = net
-        self.lr, self.weight_decay, self.lr_schedule = lr, weight_decay, lr_schedule
-        self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.lr_schedule = lr_schedule
+        self.train_loss = MeanMetric()
+        self.val_loss = MeanMetric()
+        self.test_loss = MeanMetric()
 
         def collection(stage: str, names: Sequence[str]) -> MetricCollection:
             return MetricCollection({n: metrics[n].clone() for n in names}, prefix=f"{stage}/", compute_groups=False)

@@ -185,18 +185,32 @@ def test_input_width_is_checked_before_the_first_step(tmp_path):
     assert steps == []
 
 
-MODELS = "Known: Classifier, {...}MLPClassifier, MLPRegressor, {...}Regressor, ScratchDeepNet, ToyRegressor{,...}."
+PRESETS = {"Classifier", "MLPClassifier", "MLPRegressor", "Regressor", "ScratchDeepNet", "ToyRegressor"}
+DATA = {"MNISTDataModule", "TabularDataModule", "ToyRegressionDataModule"}
+CLASS_ROWS = [
+    ("model typo", ["--model", "MLPClasifier"], "--model MLPClasifier: no such class. Did you mean MLPClassifier?",
+     PRESETS),
+    ("unknown model", ["--model", "nnmodules.Nope"], "--model nnmodules.Nope: no such class.", PRESETS),
+    ("data typo", ["--data", "TabularDatamodule"],
+     "--data TabularDatamodule: no such class. Did you mean TabularDataModule?", DATA),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("args", "message", "known"), [r[1:] for r in CLASS_ROWS], ids=[r[0] for r in CLASS_ROWS])
+def test_a_class_not_found_is_named_with_the_closest_and_the_known_ones(args, message, known, capsys):
+    """The known classes are the project's and any others imported (other test modules define some)."""
+    with pytest.raises(SystemExit) as stop:
+        LitCLI(args=["fit", "--config", CONFIG, *args])
+    error = capsys.readouterr().err
+    assert stop.value.code == 2 and error.startswith(f"error: {message} Known: ")
+    listed = error.split(" Known: ")[1].split(". (Or give its import path: my_module.MyClass.)\n")[0]
+    assert known <= set(listed.split(", ")) and "TaskModule" not in listed and "TensorDataModule" not in listed
+    assert error.endswith("(Or give its import path: my_module.MyClass.)\n(litmodules fit --help lists the options)\n")
+
+
 CLI_ROWS = [
-    ("model typo", ["--model", "MLPClasifier"],
-     f"--model MLPClasifier: no such class. Did you mean MLPClassifier? {MODELS} (Or give its import path: "
-     "my_module.MyClass.)"),
-    ("unknown model", ["--model", "nnmodules.Nope"],
-     f"--model nnmodules.Nope: no such class. {MODELS} (Or give its import path: my_module.MyClass.)"),
     ("model of no module", ["--model", "my_module.Net"],
      "--model my_module.Net: no module 'my_module' here: run from the folder that holds it, or install it"),
-    ("data typo", ["--data", "TabularDatamodule"],
-     "--data TabularDatamodule: no such class. Did you mean TabularDataModule? Known: {...}MNISTDataModule, "
-     "{...}TabularDataModule, ToyRegressionDataModule{,...}. (Or give its import path: my_module.MyClass.)"),
     ("argument typo", ["--model.init_args.hiden_dims", "[3]"],
      "--model.hiden_dims: MLPClassifier takes no argument 'hiden_dims'. Did you mean hidden_dims?"),
     ("argument of a wrong type", ["--model.init_args.lr", "fast"], "--model.lr fast: expected float"),
@@ -212,8 +226,7 @@ CLI_ROWS = [
 
 @pytest.mark.parametrize(("args", "message"), [row[1:] for row in CLI_ROWS], ids=[r[0] for r in CLI_ROWS])
 def test_command_line_mistakes(args, message, tmp_path, capsys):
-    """A usage error is one line and a pointer to --help, with exit status 2. ({...}: the classes other test
-    modules define, which the lists of known classes hold too when they are imported.)"""
+    """A usage error is one line and a pointer to --help, with exit status 2."""
     (tmp_path / "broken.yaml").write_text("trainer: [max_epochs: 3\n  bad")
     args = [arg.replace("{tmp}", str(tmp_path)) for arg in args]
     with pytest.raises(SystemExit) as stop:
