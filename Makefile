@@ -1,4 +1,4 @@
-# The README's two commands: `make train` (the main job) and `make test`.
+# The two commands of the README's quick start: `make train` (the main job) and `make test`.
 # Both create .venv and install the project on first use.
 #   make train DATA_DIR=<dir>   uses MNIST files already in <dir>/MNIST/raw
 

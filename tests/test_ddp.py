@@ -225,8 +225,8 @@ def test_sigterm_stops_both_processes_and_last_continues_to_the_uninterrupted_we
     assert all(torch.equal(uninterrupted[name], resumed[name]) for name in uninterrupted)
 
 
-def test_the_readme_multi_node_command_as_two_nodes_of_one_process(ddp_fit, mnist_dir, tmp_path):
-    """README's torchrun line, run as 2 "machines" of 1 process each on this one, with c10d on 127.0.0.1."""
+def test_the_documented_multi_node_command_as_two_nodes_of_one_process(ddp_fit, mnist_dir, tmp_path):
+    """The torchrun line of docs/runs.md, run as 2 "machines" of 1 process each on this one, with c10d on 127.0.0.1."""
     port = free_port()
     nodes = [
         subprocess.Popen(
