@@ -138,6 +138,7 @@ def _one_line(text: str) -> str:
 def run_plainly(command: Any) -> None:
     """Runs `command()`; a user's mistake ends it with its message alone (status 1), and warnings are a line
     each, unless debugging."""
+    formatwarning = warnings.formatwarning
     if not debugging():
         warnings.formatwarning = lambda message, *_, **__: f"warning: {message}\n"
     try:
@@ -146,3 +147,5 @@ def run_plainly(command: Any) -> None:
         if debugging():
             raise
         fail(f"{plain_usage_error(str(error))}\n({DEBUG}=1 shows where it was raised)", 1)
+    finally:
+        warnings.formatwarning = formatwarning

@@ -14,6 +14,8 @@ from datamodules import MNISTDataModule
 
 TRAIN_IMAGES, TEST_IMAGES, VAL_SIZE = 320, 80, 64
 ROOT = Path(__file__).resolve().parents[1]  # the repository
+QUIET = {"enable_progress_bar": False, "enable_model_summary": False, "accelerator": "cpu"}  # a test's Trainer
+NO_LOGGER = {**QUIET, "logger": False}  # ... that writes no events
 UNDER_MUTMUT = "mutmut" in sys.modules  # `make mutation`: the mutants live in this process only
 # a test of another process (a command, a server) runs code that no mutant reaches: under mutmut it only costs time
 in_another_process = pytest.mark.skipif(UNDER_MUTMUT, reason="mutmut's mutants never reach another process")

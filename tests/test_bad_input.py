@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import TRAIN_IMAGES, UNDER_MUTMUT, fake_digits, write_idx
+from conftest import NO_LOGGER, TRAIN_IMAGES, UNDER_MUTMUT, fake_digits, write_idx
 from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 
@@ -27,7 +27,6 @@ from datamodules import MNISTDataModule, TabularDataModule
 from nnmodules import MLPClassifier, ScratchDeepNet
 from nnmodules.cli import LitCLI, main
 
-QUIET = {"enable_progress_bar": False, "enable_model_summary": False, "accelerator": "cpu", "logger": False}
 CONFIG = str(Path(__file__).resolve().parents[1] / "configs" / "mnist_mlp.yaml")
 
 
@@ -162,7 +161,7 @@ DATA_ROWS: list[tuple[str, Callable[[Path], object], type, str]] = [
     ("lr 0", lambda t: MLPClassifier(lr=0), ValueError, "lr must be positive, got 0"),
     ("hidden width negative", lambda t: ScratchDeepNet(hidden_dims=[-3]), ValueError,
      "layer widths must be positive whole numbers: input_dim=784, hidden_dims=[-3], output_dim=10"),
-    ("input width", lambda t: L.Trainer(max_steps=1, **QUIET).fit(MLPClassifier(input_dim=784), TabularDataModule(
+    ("input width", lambda t: L.Trainer(max_steps=1, **NO_LOGGER).fit(MLPClassifier(input_dim=784), TabularDataModule(
      table(t, "a,b,y\n" + "1,2,0\n3,4,1\n" * 10), target="y")), ValueError,
      "the model takes 784 input features (input_dim) but TabularDataModule gives 2 (num_features): build it with "
      "input_dim=2, or leave input_dim to the CLI, which links it"),
@@ -181,7 +180,7 @@ def test_input_width_is_checked_before_the_first_step(tmp_path):
     model.training_step = lambda *args: steps.append(args)  # noqa: ARG005
     data = TabularDataModule(table(tmp_path, "a,b,y\n" + "1,2,0\n3,4,1\n" * 10), target="y")
     with pytest.raises(ValueError, match="the model takes 784 input features"):
-        L.Trainer(max_steps=1, **QUIET).fit(model, data)
+        L.Trainer(max_steps=1, **NO_LOGGER).fit(model, data)
     assert steps == []
 
 
@@ -362,6 +361,8 @@ TABLE_MESSAGES = [  # every refusal a random table may meet, each naming the thi
 PHASES = [phase for phase in Phase if phase is not Phase.shrink or not UNDER_MUTMUT]
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning:datamodules")  # the table's own warnings: tested one by one elsewhere
+@pytest.mark.filterwarnings("ignore:Initializing zero-element tensors is a no-op:UserWarning")  # a table of no features
 @settings(
     max_examples=1000, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow], phases=PHASES
 )

@@ -17,7 +17,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from conftest import ROOT, VAL_SIZE
+from conftest import NO_LOGGER, ROOT, VAL_SIZE
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from datamodules import MNISTDataModule, TabularDataModule
@@ -26,7 +26,6 @@ from nnmodules import MLPClassifier, ScratchDeepNet
 from nnmodules.figures import ClassificationFigures
 
 PEOPLE = ROOT / "examples" / "people.csv"
-QUIET = {"enable_progress_bar": False, "enable_model_summary": False, "accelerator": "cpu", "logger": False}
 
 
 def data_modules(mnist_dir: Path) -> dict:
@@ -90,7 +89,7 @@ def one_process(model: L.LightningModule, data: L.LightningDataModule, stage: st
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        run = getattr(L.Trainer(devices=1, **QUIET), stage)
+        run = getattr(L.Trainer(devices=1, **NO_LOGGER), stage)
         metrics = run(model, datamodule=data, verbose=False)[0]
         return metrics if exact else {name: np.float32(value) for name, value in metrics.items()}
     finally:

@@ -18,7 +18,7 @@ from lightning.pytorch.profilers import SimpleProfiler
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from test_networks import TinyRegressionNet
-from test_runs import QUIET
+from test_runs import LOGS_OFTEN
 from torch.utils.tensorboard.summary import scalar
 
 from datamodules import MNISTDataModule
@@ -52,7 +52,7 @@ def mnist(mnist_dir: Path) -> MNISTDataModule:
 
 def trainer_in(folder: Path, epochs: int, **overrides) -> L.Trainer:
     logger = TensorBoardLogger(**{**LOGGER_DEFAULTS, "save_dir": str(folder), "name": "run", "log_graph": False})
-    return make_trainer(logger=logger, max_epochs=epochs, **{**QUIET, **overrides})
+    return make_trainer(logger=logger, max_epochs=epochs, **{**LOGS_OFTEN, **overrides})
 
 
 class Positions(L.Callback):
@@ -126,7 +126,7 @@ class LogsEveryStep(L.LightningModule):
 
 def test_guard_logs_this_step():
     model, logger = LogsEveryStep(), StepsLogged()
-    trainer = L.Trainer(max_steps=10, logger=logger, enable_checkpointing=False, **QUIET)  # logs every 3 steps
+    trainer = L.Trainer(max_steps=10, logger=logger, enable_checkpointing=False, **LOGS_OFTEN)  # logs every 3 steps
     trainer.fit(model, torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.randn(10, 2)), batch_size=1))
     told = [step for step, logs in model.said if logs]
     assert told == logger.steps == [2, 5, 8], f"Lightning's should_update_logs changed (see logs_this_step): {told}"
@@ -135,7 +135,7 @@ def test_guard_logs_this_step():
 def test_guard_trainer_of():
     model = MLPClassifier(hidden_dims=(4,))
     assert trainer_of(model) is None, "a module without a Trainer no longer keeps None in _trainer (see trainer_of)"
-    trainer = L.Trainer(logger=False, **QUIET)
+    trainer = L.Trainer(logger=False, **LOGS_OFTEN)
     model.trainer = trainer
     assert trainer_of(model) is trainer, "see trainer_of"
 
@@ -186,7 +186,7 @@ def test_guard_cli_hyperparameters_and_the_links_into_a_network_a_model_lacks(mn
 def test_guard_built_as_the_cli_builds(tmp_path):
     net = TinyRegressionNet(3)
     model = Regressor(net)
-    trainer = L.Trainer(logger=False, **QUIET)
+    trainer = L.Trainer(logger=False, **LOGS_OFTEN)
     trainer.strategy.connect(model)
     trainer.save_checkpoint(tmp_path / "model.ckpt")
     hyperparameters = torch.load(tmp_path / "model.ckpt", weights_only=True)["hyper_parameters"]
@@ -218,7 +218,7 @@ class HookNames(FastHookNames):
 
 def test_guard_fast_hook_names():
     model = HookNames()
-    trainer = L.Trainer(max_steps=2, logger=False, enable_checkpointing=False, **QUIET)
+    trainer = L.Trainer(max_steps=2, logger=False, enable_checkpointing=False, **LOGS_OFTEN)
     trainer.fit(model, torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.randn(4, 2)), batch_size=2))
     assert model.names == ["training_step"] * 2, "Lightning no longer names the hook in _current_fx_name"
     assert "_current_fx_name" in vars(model) and "loss" in trainer.callback_metrics, "see FastHookNames"
@@ -232,7 +232,7 @@ def test_guard_skip_nvml_check_without_nvml(nvml_loads, expected, monkeypatch):
 
     monkeypatch.setenv("PYTORCH_NVML_BASED_CUDA_CHECK", "1")  # as importing Lightning sets it
     monkeypatch.setattr(_lightning.ctypes, "CDLL", load)
-    make_trainer(logger=False, **QUIET)
+    make_trainer(logger=False, **LOGS_OFTEN)
     assert os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] == expected
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+from conftest import QUIET
 from lightning.pytorch.tuner import Tuner
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
@@ -15,8 +16,6 @@ from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 from nnmodules import MLPClassifier, ScratchDeepNet, tasks
 from nnmodules.cli import make_trainer
 from nnmodules.figures import ClassificationFigures
-
-QUIET = {"enable_progress_bar": False, "enable_model_summary": False, "accelerator": "cpu"}
 
 
 class FirstBatches(L.Callback):

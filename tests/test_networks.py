@@ -10,7 +10,7 @@ import lightning as L
 import pytest
 import torch
 from conftest import ROOT, VAL_SIZE
-from test_runs import QUIET, Crash, CrashAtEpoch, trainer_in, weights
+from test_runs import LOGS_OFTEN, Crash, CrashAtEpoch, trainer_in, weights
 from torch import nn
 
 from datamodules import MNISTDataModule, TabularDataModule, ToyRegressionDataModule
@@ -261,12 +261,12 @@ def test_the_scratch_net_for_a_binary_task_needs_no_class_count():
 
 def test_a_network_a_checkpoint_cannot_build_again_is_refused_before_training(mnist, tmp_path):
     model = Classifier(Unrecorded(10), num_classes=10)
-    trainer = L.Trainer(default_root_dir=tmp_path, logger=False, max_epochs=1, **QUIET)
+    trainer = L.Trainer(default_root_dir=tmp_path, logger=False, max_epochs=1, **LOGS_OFTEN)
     message = "no checkpoint could build this network again: test_networks.Unrecorded keeps no attribute 'width'"
     with pytest.raises(ValueError, match=re.escape(message)):
         trainer.fit(model, mnist)
     assert trainer.global_step == 0 and not list(tmp_path.rglob("*.ckpt"))
-    trainer = L.Trainer(logger=False, max_epochs=1, enable_checkpointing=False, **QUIET)
+    trainer = L.Trainer(logger=False, max_epochs=1, enable_checkpointing=False, **LOGS_OFTEN)
     trainer.fit(model, mnist)  # without checkpoints it trains
     assert trainer.global_step > 0
     with pytest.raises(ValueError, match=re.escape(message)):
@@ -406,7 +406,7 @@ def test_a_network_whose_attributes_build_another_is_refused():
     ids=["outputs", "input-width", "input-shape", "regressor-for-classes", "classifier-for-numbers"],
 )
 def test_a_network_that_does_not_fit_the_data_is_refused_before_the_first_step(model, data, message, mnist_dir):
-    trainer = L.Trainer(logger=False, enable_checkpointing=False, max_epochs=1, **QUIET)
+    trainer = L.Trainer(logger=False, enable_checkpointing=False, max_epochs=1, **LOGS_OFTEN)
     with pytest.raises(ValueError, match=re.escape(message)):
         trainer.fit(model(), data(mnist_dir))
     assert trainer.global_step == 0
@@ -426,6 +426,6 @@ def test_tables_of_numbers_have_an_mlp_regressor(tmp_path):
     data = TabularDataModule(PEOPLE, target="income", drop=["id"], standardize_target=True, batch_size=32)
     data.setup("fit")
     model = MLPRegressor(data.num_features, target_mean=data.target_mean, target_std=data.target_std)
-    trainer = L.Trainer(logger=False, enable_checkpointing=False, max_epochs=2, **QUIET)
+    trainer = L.Trainer(logger=False, enable_checkpointing=False, max_epochs=2, **LOGS_OFTEN)
     trainer.fit(model, data)
     assert NAMES[Regressor] <= set(trainer.callback_metrics)

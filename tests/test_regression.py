@@ -11,15 +11,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import ROOT
+from conftest import QUIET, ROOT
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from datamodules import TabularDataModule, ToyRegressionDataModule
 from nnmodules import MLPClassifier, MLPRegressor, ToyRegressor
 from nnmodules.cli import LitCLI, make_trainer
 from nnmodules.figures import RegressionFigures
-
-QUIET = {"enable_progress_bar": False, "enable_model_summary": False, "accelerator": "cpu"}
 
 
 @pytest.fixture(autouse=True)

@@ -19,7 +19,7 @@ from typing import Any
 import lightning as L
 import pytest
 import torch
-from conftest import ROOT, VAL_SIZE, in_another_process
+from conftest import QUIET, ROOT, VAL_SIZE, in_another_process
 from fsspec.implementations.local import LocalFileOpener
 from lightning.pytorch.callbacks import Checkpoint, LearningRateMonitor, ModelCheckpoint, ProgressBar, TQDMProgressBar
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
@@ -33,8 +33,8 @@ from nnmodules.checkpoints import CheckpointIO, read_checkpoint
 from nnmodules.cli import LOGGER_DEFAULTS, make_trainer
 from nnmodules.runs import PROGRESS_BAR_STEPS, LitProgressBar, earlier_name, run_folder
 
+LOGS_OFTEN = {**QUIET, "log_every_n_steps": 3}
 EPOCHS = 4
-QUIET = {"enable_progress_bar": False, "enable_model_summary": False, "accelerator": "cpu", "log_every_n_steps": 3}
 PEOPLE = ROOT / "examples" / "people.csv"
 
 
@@ -53,7 +53,7 @@ def build(kind: str, mnist_dir: Path) -> tuple[L.LightningModule, L.LightningDat
 
 def trainer_in(folder: Path, kind: str, **overrides) -> L.Trainer:
     logger = TensorBoardLogger(**{**LOGGER_DEFAULTS, "save_dir": str(folder), "name": kind, "log_graph": False})
-    return make_trainer(logger=logger, **{"max_epochs": EPOCHS, **QUIET, **overrides})
+    return make_trainer(logger=logger, **{"max_epochs": EPOCHS, **LOGS_OFTEN, **overrides})
 
 
 class Crash(Exception):
@@ -425,7 +425,7 @@ def test_a_new_run_never_writes_into_an_earlier_runs_folder(uninterrupted, mnist
     folder = Path(trainer.log_dir)
     logger = TensorBoardLogger(**{**LOGGER_DEFAULTS, "save_dir": str(folder.parents[1]), "name": "mlp", "version": 0})
     model, data = build("mlp", mnist_dir)
-    again = make_trainer(max_epochs=EPOCHS, logger=logger, **QUIET)
+    again = make_trainer(max_epochs=EPOCHS, logger=logger, **LOGS_OFTEN)
     expected = f"{folder} already holds a run, which a new run would overwrite: continue it with `--ckpt_path last`"
     with pytest.raises(ValueError, match=re.escape(expected)):
         again.fit(model, data)
@@ -438,7 +438,7 @@ def test_predictions_never_overwrite_a_file_unless_asked(uninterrupted, mnist_di
     target.write_text("earlier work\n")
     data = MNISTDataModule(mnist_dir, batch_size=32, val_size=VAL_SIZE, download=False)
     for overwrite in (False, True):
-        trainer = L.Trainer(callbacks=[PredictionWriter(str(target), overwrite=overwrite)], logger=False, **QUIET)
+        trainer = L.Trainer(callbacks=[PredictionWriter(str(target), overwrite=overwrite)], logger=False, **LOGS_OFTEN)
         if not overwrite:
             message = f"{target} exists: pass --prediction_writer.overwrite true to replace it"
             with pytest.raises(FileExistsError, match=re.escape(message)):
@@ -645,6 +645,6 @@ def test_a_run_that_has_taken_its_max_steps_is_refused(tmp_path):
 
 def test_a_version_given_that_does_not_exist_yet_is_a_new_run(tmp_path):
     logger = TensorBoardLogger(tmp_path, name="toy", version=7, log_graph=False)
-    trainer = make_trainer(logger=logger, max_steps=2, max_epochs=-1, **QUIET)
+    trainer = make_trainer(logger=logger, max_steps=2, max_epochs=-1, **LOGS_OFTEN)
     trainer.fit(ToyRegressor(optimizer="adam"), ToyRegressionDataModule())
     assert (tmp_path / "toy" / "version_7" / "checkpoints" / "last.ckpt").is_file()

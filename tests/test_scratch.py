@@ -5,15 +5,13 @@ from __future__ import annotations
 import lightning as L
 import pytest
 import torch
-from conftest import ROOT, VAL_SIZE
+from conftest import QUIET, ROOT, VAL_SIZE
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from datamodules import MNISTDataModule
 from datamodules.batches import TensorTable, batch_loader
 from nnmodules import ScratchDeepNet
 from nnmodules.cli import LitCLI, make_trainer
-
-QUIET = {"enable_progress_bar": False, "enable_model_summary": False, "accelerator": "cpu"}
 
 
 def test_parameters_are_one_weight_matrix_and_bias_per_layer():

@@ -11,14 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import ROOT
+from conftest import NO_LOGGER, ROOT
 
 from datamodules import TabularDataModule
 from datamodules.preprocess import TablePreprocessing, to_numbers
 from datamodules.tabular import auto_batch_size, detect_task
 from nnmodules import MLPClassifier, ScratchDeepNet
-
-QUIET = {"enable_progress_bar": False, "enable_model_summary": False, "accelerator": "cpu", "logger": False}
 
 
 def rule_table(rows: int = 400, seed: int = 0) -> pd.DataFrame:
@@ -39,7 +37,7 @@ def rule_table(rows: int = 400, seed: int = 0) -> pd.DataFrame:
 
 
 def fit(model, data, epochs=15, **trainer_args):
-    trainer = L.Trainer(max_epochs=epochs, enable_checkpointing=False, **QUIET, **trainer_args)
+    trainer = L.Trainer(max_epochs=epochs, enable_checkpointing=False, **NO_LOGGER, **trainer_args)
     trainer.fit(model, data)
     return trainer, trainer.test(model, datamodule=data, verbose=False)[0]
 
@@ -357,7 +355,7 @@ def test_checkpoint_restores_model_and_preprocessing_for_new_rows(source, tmp_pa
     table = csv if source == "csv" else rule_table()  # from a DataFrame, it failed: "missing ... 'csv'"
     data = TabularDataModule(table, target="y", drop=["name"], log1p=[], batch_size=32)
     model = ScratchDeepNet(data.num_features, hidden_dims=[8], num_classes=2, task="binary", init="tutorial")
-    trainer = L.Trainer(max_epochs=2, default_root_dir=tmp_path, **{**QUIET, "logger": True})
+    trainer = L.Trainer(max_epochs=2, default_root_dir=tmp_path, **{**NO_LOGGER, "logger": True})
     trainer.fit(model, data)
     checkpoint = trainer.checkpoint_callback.best_model_path  # with no monitor: the latest epoch's
     assert torch.load(checkpoint, weights_only=True)["TabularDataModule"]["preprocessing"]["numeric"] == ["x", "noise"]
@@ -367,7 +365,7 @@ def test_checkpoint_restores_model_and_preprocessing_for_new_rows(source, tmp_pa
     csv.unlink()  # the training table is gone: the checkpoint alone must do
     restored_data = TabularDataModule.load_from_checkpoint(checkpoint, predict_csv=new_rows)
     restored = ScratchDeepNet.load_from_checkpoint(checkpoint)
-    predictions = torch.cat(L.Trainer(**QUIET).predict(restored, datamodule=restored_data))
+    predictions = torch.cat(L.Trainer(**NO_LOGGER).predict(restored, datamodule=restored_data))
     data.predict_csv = new_rows
     data.tables.pop("predict", None)
     model.eval()

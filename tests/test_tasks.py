@@ -13,7 +13,7 @@ import pytest
 import torch
 from conftest import VAL_SIZE
 from lightning.pytorch.loggers import TensorBoardLogger
-from test_runs import QUIET, Crash, CrashAtEpoch
+from test_runs import LOGS_OFTEN, Crash, CrashAtEpoch
 
 from datamodules import MNISTDataModule, ToyRegressionDataModule
 from nnmodules import MLP, Classifier, MLPClassifier, Regressor, ScratchDeepNet, ToyRegressor
@@ -114,7 +114,7 @@ def test_the_best_so_far_keeps_the_best_epoch_through_a_worse_one_and_a_resume(k
     model, data, metric, best, better = kind(mnist_dir)
     logger = TensorBoardLogger(**{**LOGGER_DEFAULTS, "save_dir": str(tmp_path), "log_graph": False})
     worse = WorseFrom(epoch=2)
-    trainer = make_trainer(logger=logger, max_epochs=3, **QUIET)
+    trainer = make_trainer(logger=logger, max_epochs=3, **LOGS_OFTEN)
     trainer.callbacks.append(worse)
     seen = []
     if resumed:  # stopped at the start of the worse epoch: the best so far must come back from the checkpoint
@@ -123,7 +123,7 @@ def test_the_best_so_far_keeps_the_best_epoch_through_a_worse_one_and_a_resume(k
             trainer.fit(model, data)
         seen = worse.seen
         model, data, *_ = kind(mnist_dir)
-        trainer = make_trainer(logger=logger, max_epochs=3, **QUIET)
+        trainer = make_trainer(logger=logger, max_epochs=3, **LOGS_OFTEN)
         worse = WorseFrom(epoch=2)
         trainer.callbacks.append(worse)
         trainer.fit(model, data, ckpt_path="last")
@@ -206,7 +206,7 @@ def test_class_weights_given_as_whole_numbers_weigh_the_loss_as_floats():
 
 
 def test_the_progress_bar_shows_the_validation_loss_metrics_and_best_so_far(mnist, tmp_path):
-    trainer = L.Trainer(max_epochs=1, default_root_dir=tmp_path, logger=False, **QUIET)
+    trainer = L.Trainer(max_epochs=1, default_root_dir=tmp_path, logger=False, **LOGS_OFTEN)
     trainer.fit(MLPClassifier(hidden_dims=[8]), mnist)
     assert {"val/loss", "val/acc", "val/acc_best"} <= set(trainer.progress_bar_metrics)
     assert not {name for name in trainer.progress_bar_metrics if name.startswith("train/")}  # read back every step
@@ -217,7 +217,7 @@ def test_the_progress_bar_shows_the_validation_loss_metrics_and_best_so_far(mnis
 )
 def test_the_best_so_far_is_the_same_on_every_process(model, name, reduce, monkeypatch):
     module, logged = model(), {}
-    module.trainer = L.Trainer(logger=False, **QUIET)
+    module.trainer = L.Trainer(logger=False, **LOGS_OFTEN)
     monkeypatch.setattr(module, "log", lambda name, value, **options: logged.setdefault(name, options))
     module.val_metrics.update(
         *module.metric_inputs(*((SCORES, TARGETS) if model is MLPClassifier else (TARGETS.float(),) * 2))
@@ -246,7 +246,7 @@ def test_the_default_optimizers_bad_settings_are_refused_by_name(settings, messa
 
 def test_evaluation_adds_up_in_float64_on_a_cpu():
     model = MLPClassifier(hidden_dims=[4])
-    model.trainer = L.Trainer(logger=False, **QUIET)
+    model.trainer = L.Trainer(logger=False, **LOGS_OFTEN)
     model.setup("validate")
     states = [*model.val_loss.metric_state.values(), *model.test_metrics["acc"].metric_state.values()]
     assert {state.dtype for state in states if state.is_floating_point()} == {torch.float64}

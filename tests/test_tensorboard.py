@@ -15,7 +15,7 @@ from types import SimpleNamespace
 
 import lightning as L
 import pytest
-from conftest import in_another_process
+from conftest import QUIET, in_another_process
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
@@ -27,7 +27,7 @@ from nnmodules.callbacks import HParamsMetrics
 from nnmodules.cli import make_trainer
 from nnmodules.figures import ClassificationFigures, LearningCurves, RegressionFigures
 
-QUIET = {"enable_progress_bar": False, "enable_model_summary": False, "accelerator": "cpu", "log_every_n_steps": 2}
+LOGS_EVERY_2 = {**QUIET, "log_every_n_steps": 2}
 
 
 class ValAccuracy(L.Callback):
@@ -42,7 +42,7 @@ class ValAccuracy(L.Callback):
 
 def fit(model, data, callbacks, epochs=2):
     L.seed_everything(0)
-    trainer = make_trainer(max_epochs=epochs, **QUIET)
+    trainer = make_trainer(max_epochs=epochs, **LOGS_EVERY_2)
     trainer.callbacks += callbacks
     trainer.fit(model, data)
     trainer.test(model, datamodule=data, verbose=False)
