@@ -72,7 +72,9 @@ class TensorTable(Dataset):
         """One row for an int; one batch for a tensor of row indices (what `DeviceBatches` hands out)."""
         if not isinstance(index, Tensor):
             return tuple(column[0] for column in self[torch.tensor([index], device=self.device)])
-        first, *rest = (t.index_select(0, index) for t in self.tensors)  # ~5x faster than t[index] on a CPU
+        first, *rest = (
+            t.index_select(0, index) for t in self.tensors
+        )  # t[index] takes advanced indexing's slower, general path
         if self.transform is not None:
             first = self.transform(first)
         return (first, *rest)
@@ -104,7 +106,8 @@ POSITION = "epoch_position"  # the key of an interrupted epoch's position in a d
 
 def epoch_order(rows: int, seed: int, epoch: int, total: int, device: torch.device | str = "cpu") -> Tensor:
     """An epoch's shuffled row order, `torch.randperm` seeded by `seed + epoch`, repeated from its start up to
-    `total` rows as `DistributedSampler` pads it (so that every DDP rank takes as many rows)."""
+    `total` rows as `DistributedSampler` pads it (so that every DDP rank takes as many rows).
+    """
     generator = torch.Generator(device).manual_seed(seed + epoch)
     order = torch.randperm(rows, generator=generator, device=device)
     return order.repeat(math.ceil(total / rows))[:total]
@@ -197,7 +200,8 @@ class TableLoader(DataLoader):
 
     def state_dict(self) -> dict:
         """Nothing: an interrupted epoch's position travels in the data module's state, which Lightning always
-        restores. Having these two methods tells Lightning the loader resumes mid-epoch, as it does."""
+        restores. Having these two methods tells Lightning the loader resumes mid-epoch, as it does.
+        """
         return {}
 
     def load_state_dict(self, state: dict) -> None:
@@ -296,7 +300,7 @@ class DeviceLoader:
     """A resident table's batches, one per index tensor of its `DeviceBatches`, as Lightning iterates them.
 
     A plain iterable, not a `DataLoader`: it has nothing to do for it (no workers,
-    no collation, no pinning) and would cost about 40 us a batch on a CPU.
+    no collation, no pinning) and would add its own cost to every batch.
     Lightning calls its `sampler.set_epoch` and leaves it as it is under DDP.
     """
 
@@ -488,7 +492,8 @@ class TensorDataModule(L.LightningDataModule, metaclass=abc.ABCMeta):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Where an interrupted epoch goes on. It goes on in the steps it began with: Lightning counts an
         epoch's batches, and ends it at the count it expects. A mid-epoch checkpoint with other steps than
-        this run's (another batch size or number of processes) is refused, before any training step."""
+        this run's (another batch size or number of processes) is refused, before any training step.
+        """
         position = state_dict.get(POSITION)
         if position is None:
             self.resumption.set()

@@ -33,7 +33,8 @@ OTHER = "<other>"  # rare categories, past `max_categories`
 
 def to_numbers(column: pd.Series, fix: str = "name it in categorical=[...] or clean the data") -> pd.Series:
     """The column as floats; a value that is not a finite number is an error naming it (and `fix`), missing
-    stays missing."""
+    stays missing.
+    """
     numbers = pd.to_numeric(column, errors="coerce")
     bad = column.notna() & numbers.isna()
     if bad.any():
@@ -139,7 +140,8 @@ class TablePreprocessing:
 
     def transform(self, frame: pd.DataFrame) -> Tensor:
         """The rows as one float32 tensor, one column per feature name, written in place: no wider temporaries
-        (a one-hot block is set entry by entry, not gathered from an identity matrix)."""
+        (a one-hot block is set entry by entry, not gathered from an identity matrix).
+        """
         parts = {f"{name}.{part}" for name, date in self.dates.items() for part in date["parts"]}
         used = [*(name for name in self.numeric if name not in parts), *self.categorical, *self.dates]
         if missing := [name for name in used if name not in frame.columns]:
@@ -179,7 +181,8 @@ class TablePreprocessing:
 
 def _distinct_quantiles(quantiles: np.ndarray, levels: np.ndarray) -> list[list[float]]:
     """The quantiles and their levels without the inside of a run of equal values (a column of few values
-    keeps a few numbers, not a thousand): the interpolation between those left is the same."""
+    keeps a few numbers, not a thousand): the interpolation between those left is the same.
+    """
     inside = np.zeros(len(quantiles), dtype=bool)
     inside[1:-1] = (quantiles[1:-1] == quantiles[:-2]) & (quantiles[1:-1] == quantiles[2:])
     return [quantiles[~inside].tolist(), levels[~inside].tolist()]
@@ -188,7 +191,8 @@ def _distinct_quantiles(quantiles: np.ndarray, levels: np.ndarray) -> list[list[
 def normal_scores(values: np.ndarray, quantiles: np.ndarray, levels: np.ndarray) -> np.ndarray:
     """Each value's level, interpolated between the training split's `quantiles` at `levels` (from 0 to 1),
     as a standard normal score: within ±5.2, beyond the training range too. A value that fills several
-    levels (a 0 in a column of many zeros) takes their middle, as scikit-learn's `QuantileTransformer` does."""
+    levels (a 0 in a column of many zeros) takes their middle, as scikit-learn's `QuantileTransformer` does.
+    """
     upward = np.interp(values, quantiles, levels)
     downward = -np.interp(-values, -quantiles[::-1], -levels[::-1])
     middle = torch.from_numpy((upward + downward) / 2).clamp(1e-7, 1 - 1e-7)

@@ -1,5 +1,6 @@
 """Callbacks: what every run does besides training (Ctrl-C, the HParams tab, the summary at its end), predictions
-to a CSV file, and `torch.compile` switched on from a config. TensorBoard's figures are in `figures.py`."""
+to a CSV file, and `torch.compile` switched on from a config. TensorBoard's figures are in `figures.py`.
+"""
 
 from __future__ import annotations
 
@@ -149,7 +150,8 @@ def _flat(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 class RunSummary(L.Callback):
     """Says at the end of every `fit` where things are: the best checkpoint and its score, the last one,
-    and the TensorBoard command for the run."""
+    and the TensorBoard command for the run.
+    """
 
     def on_fit_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         if trainer.fast_dev_run:

@@ -41,7 +41,8 @@ def fail(message: str, status: int) -> NoReturn:
 
 class LitArgumentParser(LightningArgumentParser):
     """LightningCLI's parser, whose errors are one plain message instead of the usage and the
-    parser's own account of every type it tried."""
+    parser's own account of every type it tried.
+    """
 
     def error(self, message: str, ex: Exception | None = None) -> NoReturn:
         if not self.exit_on_error or debugging():  # jsonargparse is trying alternatives, or the user asked
@@ -56,7 +57,7 @@ class LitArgumentParser(LightningArgumentParser):
 
 
 def plain_usage_error(message: str) -> str:
-    """jsonargparse's error message, shortened to what went wrong, for the option given."""
+    """Jsonargparse's error message, shortened to what went wrong, for the option given."""
     found = re.match(r'Parser key "([^"]+)":\s*(.*)', message, re.DOTALL)
     if found is None:  # a class's own check, raised while jsonargparse built it, or no option to name
         reasons = re.findall(r"^\s*- (?!Expected an? <class)(.*)$", message, re.MULTILINE)
@@ -137,7 +138,8 @@ def _one_line(text: str) -> str:
 
 def run_plainly(command: Any) -> None:
     """Runs `command()`; a user's mistake ends it with its message alone (status 1), and warnings are a line
-    each, unless debugging."""
+    each, unless debugging.
+    """
     formatwarning = warnings.formatwarning
     if not debugging():
         warnings.formatwarning = lambda message, *_, **__: f"warning: {message}\n"

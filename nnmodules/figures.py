@@ -144,8 +144,7 @@ class ClassificationFigures(EpochFigures):
 
     Args:
         every_n_epochs: draw after every this many training epochs; 0: only at the end of fit.
-            The default, 2, keeps an MNIST MLP epoch within about 5% of its time without figures
-            (a draw takes about 0.15 s here: `scripts/benchmark.py --only summaries`).
+            The default, 2, keeps the figures' share of an MNIST MLP's epochs small (docs/results.md).
         misclassified: how many misclassified examples to show (0: no grid).
     """
 

@@ -70,7 +70,8 @@ class Regressor(TaskModule):
 
     def check_data(self, data: Any) -> None:
         """Also refuses data that feeds the targets scaled otherwise than the model was told (`target_mean`,
-        `target_std`): its metrics and predictions would be in the wrong units."""
+        `target_std`): its metrics and predictions would be in the wrong units.
+        """
         super().check_data(data)
         scale = (getattr(data, "target_mean", None), getattr(data, "target_std", None))
         if None in scale or all(map(math.isclose, scale, (self.target_mean, self.target_std))):

@@ -95,7 +95,8 @@ class LitProgressBar(TQDMProgressBar):
 
 class NetworkSummary(RichModelSummary):
     """Lightning's model summary without the rows of the metric objects (no weights: what a model
-    computes, not what it is)."""
+    computes, not what it is).
+    """
 
     metrics: set[str] = set()  # the model's attributes that are metric objects
 
@@ -135,7 +136,7 @@ class LitTrainer(L.Trainer):
         if not any(isinstance(plugin, AnyCheckpointIO) for plugin in plugins):
             plugins.append(CheckpointIO())  # loads without pickle, with a clear error for a damaged file
         if kwargs.get("enable_progress_bar") is not False and not any(isinstance(c, ProgressBar) for c in callbacks):
-            # Lightning's bar redraws after every step: 15-20% of a small model's epoch on a 2-core CPU
+            # Lightning's bar redraws after every step, a cost that small models notice (docs/results.md)
             callbacks.append(LitProgressBar())
         if kwargs.get("enable_model_summary") is not False and not any(isinstance(c, ModelSummary) for c in callbacks):
             callbacks.append(NetworkSummary())
@@ -196,7 +197,8 @@ class LitTrainer(L.Trainer):
 
     def _continue_in_its_folder(self, ckpt_path: str | Path) -> None:
         """The newest checkpoint of a run under the logger's root goes on in that run's folder, as "last" does;
-        any other checkpoint starts a new folder (its run's later checkpoints stay as they are)."""
+        any other checkpoint starts a new folder (its run's later checkpoints stay as they are).
+        """
         logger, run = self._versioned_logger(), run_folder(ckpt_path)
         if logger is None or logger_version(logger) is not None or run is None:
             return

@@ -45,7 +45,8 @@ def replan_one_cycle(
     schedule: torch.optim.lr_scheduler.OneCycleLR, max_lr: float, total_steps: int, step: int
 ) -> str | None:
     """Makes `schedule` (restored from a checkpoint) the one-cycle schedule of `max_lr` over `total_steps`, at
-    `step`; returns a line saying what changed, or None when it already was that schedule at that step."""
+    `step`; returns a line saying what changed, or None when it already was that schedule at that step.
+    """
     peaks = [group["max_lr"] for group in schedule.optimizer.param_groups]
     if schedule.total_steps == total_steps and schedule.last_epoch == step and peaks == [max_lr] * len(peaks):
         return None

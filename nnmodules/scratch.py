@@ -88,7 +88,8 @@ class ScratchDeepNet(Classifier):
 
     def calc_loss(self, preds: Tensor, targets: Tensor) -> Tensor:
         """Binary: mean absolute error (the tutorials) or cross-entropy of the probabilities; multiclass: negative
-        log-likelihood of the log-probabilities; weighted by `class_weights`."""
+        log-likelihood of the log-probabilities; weighted by `class_weights`.
+        """
         if self.task == "binary" and self.loss == "mae":
             errors = torch.abs(preds - targets.to(preds.dtype))
             if self.class_weights is None:
@@ -115,7 +116,8 @@ class ScratchDeepNet(Classifier):
 
     def on_train_start(self) -> None:
         """The cosine's length: the run's steps as now configured, re-planned after a resume with other settings
-        (see `nnmodules.schedules`)."""
+        (see `nnmodules.schedules`).
+        """
         super().on_train_start()
         self._planned_steps = planned_steps(self.trainer)
         before = self._planned_steps_before

@@ -43,7 +43,8 @@ Schedule = Literal["one_cycle", "constant"]
 
 def output_width(task: str, num_classes: int | None) -> int:
     """How many outputs per example a network gives for a data set's task: one score per class, or one number
-    (a binary logit, a regression)."""
+    (a binary logit, a regression).
+    """
     return num_classes if task == "multiclass" and num_classes else 1
 
 
@@ -143,7 +144,8 @@ class TaskModule(Resumable, FastHookNames, metaclass=abc.ABCMeta):
     def check_data(self, data: Any) -> None:
         """Refuses data of another task, and a network that cannot take the data's inputs or gives outputs of
         another shape than the task needs (two rows of zeros of the data's `input_shape` go through it); sets
-        `example_input_array` (TensorBoard's graph) from that shape when the model has none."""
+        `example_input_array` (TensorBoard's graph) from that shape when the model has none.
+        """
         name = type(data).__name__
         if getattr(data, "task", None) is not None and data.task not in self.data_tasks:
             raise ValueError(
@@ -242,7 +244,8 @@ class TaskModule(Resumable, FastHookNames, metaclass=abc.ABCMeta):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Checks the pending steps first: no checkpoint of a diverged model is written. Mid-epoch, keeps the
         epoch's running training metrics and pending steps as they are (not added up early, which would
-        round the sums otherwise), so that a resumed run ends with the very metrics of an uninterrupted one."""
+        round the sums otherwise), so that a resumed run ends with the very metrics of an uninterrupted one.
+        """
         if self.unrebuildable:
             raise ValueError(f"no checkpoint could build this network again: {self.unrebuildable}")
         if self._pending:
@@ -264,7 +267,8 @@ class TaskModule(Resumable, FastHookNames, metaclass=abc.ABCMeta):
 
     def on_train_start(self) -> None:
         """After a resume: the epoch's restored steps to the model's device, and the run's current settings
-        (learning rate, schedule length) applied to the default optimizer, whose state the checkpoint held."""
+        (learning rate, schedule length) applied to the default optimizer, whose state the checkpoint held.
+        """
         for name in self.epoch_buffers:
             setattr(self, name, move_data_to_device(getattr(self, name), self.device))
         step, optimizer = self.trainer.global_step, self._default_optimizer
@@ -315,7 +319,8 @@ class TaskModule(Resumable, FastHookNames, metaclass=abc.ABCMeta):
     def configure_optimizers(self) -> Any:
         """Adam, on a one-cycle schedule over the whole run unless "constant"; `--optimizer` / `--lr_scheduler`
         replace it. On CPUs and CUDA GPUs, torch's fused Adam: the same update in one kernel instead of one
-        per operation and parameter (about half the step on a CPU)."""
+        per operation and parameter (about half the step on a CPU).
+        """
         fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in self.parameters())
         optimizer = torch.optim.Adam(self.parameters(), lr=self.lr, weight_decay=self.weight_decay, fused=fused or None)
         self._default_optimizer = optimizer
