@@ -260,7 +260,13 @@ class TabularDataModule(TensorDataModule):
                     "classification needs two or more"
                 )
         classes = None if class_names is None else len(class_names)
-        rank_zero_info(describe(columns, len(train), train.attrs.get("name", "the table"), task, classes))
+        name = train.attrs.get("name", "the table")
+        rank_zero_info(describe(columns, len(train), name, task, classes))
+        if not preprocessing.feature_names:
+            raise ValueError(
+                f"{name} has no feature left: every column but the target is dropped (see why above); keep one by "
+                "naming it in categorical=[...] or numeric=[...]"
+            )
         return {
             "task": task,
             "class_names": class_names,

@@ -112,6 +112,9 @@ DATA_ROWS: list[tuple[str, Callable[[Path], object], type, str]] = [
     ("unseen test classes", lambda t: TabularDataModule(table(t, "a,y\n" + "1,0\n2,1\n" * 10), target="y",
      test_csv=table(t / "more", "a,y\n" + "".join(f"{c},{c}\n" for c in range(1, 8)))).setup("test"), ValueError,
      "target values ['2', '3', '4', '5', '6'] are not among the training classes ['0', '1']"),
+    ("no feature left", lambda t: TabularDataModule(table(t, "a,y\n" + "1,0\n1,1\n" * 5), target="y").setup("fit"),
+     ValueError, "data file '{tmp}/t.csv' has no feature left: every column but the target is dropped (see why "
+     "above); keep one by naming it in categorical=[...] or numeric=[...]"),
     ("repeated NA names", lambda t: TabularDataModule(table(t, "NA,y,NA\n1,2,3\n"), target="y").setup("fit"),
      ValueError, "data file '{tmp}/t.csv' repeats column names ['NA']: give every column its own name"),
     ("test csv missing", lambda t: TabularDataModule(table(t, "a,y\n" + "1,0\n2,1\n" * 5), target="y",
@@ -344,6 +347,8 @@ TABLE_MESSAGES = [  # every refusal a random table may meet, each naming the thi
     r"data file '.*' is empty: it needs a header row and data rows",
     r"data file '.*' repeats column names \[.*\]: give every column its own name",
     r"data file '.*' has no data rows",
+    r"data file .* has no feature left: every column but the target is dropped \(see why above\); keep one by naming "
+    r"it in categorical=\[\.\.\.\] or numeric=\[\.\.\.\]",
     r"target column .* not in data file '.*'; columns are: \[.*\]",
     r"target column .* in data file '.*' has no values",
     r"target column .* has a single class \(.*\) in the training rows: classification needs two or more",
@@ -362,7 +367,6 @@ PHASES = [phase for phase in Phase if phase is not Phase.shrink or not UNDER_MUT
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning:datamodules")  # the table's own warnings: tested one by one elsewhere
-@pytest.mark.filterwarnings("ignore:Initializing zero-element tensors is a no-op:UserWarning")  # a table of no features
 @settings(
     max_examples=1000, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow], phases=PHASES
 )
