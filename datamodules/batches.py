@@ -105,8 +105,10 @@ POSITION = "epoch_position"  # the key of an interrupted epoch's position in a d
 
 
 def epoch_order(rows: int, seed: int, epoch: int, total: int, device: torch.device | str = "cpu") -> Tensor:
-    """An epoch's shuffled row order, `torch.randperm` seeded by `seed + epoch`, repeated from its start up to
-    `total` rows as `DistributedSampler` pads it (so that every DDP rank takes as many rows).
+    """An epoch's shuffled row order: `torch.randperm` seeded by `seed + epoch`.
+
+    Repeated from its start up to `total` rows as `DistributedSampler` pads it (so that every DDP rank takes as many
+    rows).
     """
     generator = torch.Generator(device).manual_seed(seed + epoch)
     order = torch.randperm(rows, generator=generator, device=device)
@@ -199,8 +201,10 @@ class TableLoader(DataLoader):
     """A `DataLoader` that says it resumes (see `state_dict`)."""
 
     def state_dict(self) -> dict:
-        """Nothing: an interrupted epoch's position travels in the data module's state, which Lightning always
-        restores. Having these two methods tells Lightning the loader resumes mid-epoch, as it does.
+        """Nothing: an interrupted epoch's position travels in the data module's state.
+
+        Lightning always restores that state. Having these two methods tells Lightning the loader resumes mid-epoch,
+        as it does.
         """
         return {}
 
@@ -490,9 +494,11 @@ class TensorDataModule(L.LightningDataModule, metaclass=abc.ABCMeta):
         return {POSITION: {"epoch": epoch, "batches": batches, "rows_per_step": rows_per_step}}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Where an interrupted epoch goes on. It goes on in the steps it began with: Lightning counts an
-        epoch's batches, and ends it at the count it expects. A mid-epoch checkpoint with other steps than
-        this run's (another batch size or number of processes) is refused, before any training step.
+        """Where an interrupted epoch goes on.
+
+        It goes on in the steps it began with: Lightning counts an epoch's batches, and ends it at the count it
+        expects. A mid-epoch checkpoint with other steps than this run's (another batch size or number of processes)
+        is refused, before any training step.
         """
         position = state_dict.get(POSITION)
         if position is None:

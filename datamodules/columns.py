@@ -52,7 +52,8 @@ def column_roles(
         frame: the training rows.
         target: the target column.
         dropped: columns left out whatever they hold, and why (e.g. {"id": "drop=[...]"}).
-        categorical, numeric: columns named to be so.
+        categorical: columns named to be categorical, whatever they hold.
+        numeric: columns named to be numeric, whatever they hold.
     """
     columns = []
     for name in frame.columns:

@@ -21,8 +21,9 @@ class Normalize:
 
 
 class MNISTDataModule(TensorDataModule):
-    """The 70,000 MNIST digits: a seeded train/validation split of the 60,000 training
-    images and the official 10,000 test images.
+    """The 70,000 MNIST digits: a seeded train/validation split and the official test images.
+
+    60,000 training images (55,000 and 5,000 by default), 10,000 test images.
 
     `torchvision.datasets.MNIST` downloads and reads the IDX files; each split is
     then kept as one uint8 tensor and normalised a batch at a time.

@@ -32,8 +32,9 @@ OTHER = "<other>"  # rare categories, past `max_categories`
 
 
 def to_numbers(column: pd.Series, fix: str = "name it in categorical=[...] or clean the data") -> pd.Series:
-    """The column as floats; a value that is not a finite number is an error naming it (and `fix`), missing
-    stays missing.
+    """The column as floats; missing stays missing.
+
+    A value that is not a finite number is an error naming it (and `fix`).
     """
     numbers = pd.to_numeric(column, errors="coerce")
     bad = column.notna() & numbers.isna()
@@ -86,6 +87,12 @@ class TablePreprocessing:
         """Learn the preprocessing from the training rows.
 
         Args:
+            train: the training rows.
+            numeric: the numeric columns.
+            categorical: the categorical columns, one-hot encoded.
+            log1p: numeric columns passed through log(1 + x) first.
+            missing_indicators: add a 0/1 column per numeric column with missing training values.
+            max_categories: one-hot columns per categorical column at most; rarer values go to `OTHER`.
             dates: columns of dates or times, and the format each follows: their parts become numeric features
                 (`<column>.year`, ...).
             lenient: numeric columns whose values that are not numbers count as missing (others refuse them).
@@ -139,8 +146,10 @@ class TablePreprocessing:
         return names + [f"{name}={value}" for name in self.categorical for value in self.categories[name]]
 
     def transform(self, frame: pd.DataFrame) -> Tensor:
-        """The rows as one float32 tensor, one column per feature name, written in place: no wider temporaries
-        (a one-hot block is set entry by entry, not gathered from an identity matrix).
+        """The rows as one float32 tensor, one column per feature name.
+
+        Written in place: no wider temporaries (a one-hot block is set entry by entry, not gathered from an identity
+        matrix).
         """
         parts = {f"{name}.{part}" for name, date in self.dates.items() for part in date["parts"]}
         used = [*(name for name in self.numeric if name not in parts), *self.categorical, *self.dates]
@@ -180,8 +189,9 @@ class TablePreprocessing:
 
 
 def _distinct_quantiles(quantiles: np.ndarray, levels: np.ndarray) -> list[list[float]]:
-    """The quantiles and their levels without the inside of a run of equal values (a column of few values
-    keeps a few numbers, not a thousand): the interpolation between those left is the same.
+    """The quantiles and their levels without the inside of a run of equal values.
+
+    A column of few values keeps a few numbers, not a thousand; the interpolation between those left is the same.
     """
     inside = np.zeros(len(quantiles), dtype=bool)
     inside[1:-1] = (quantiles[1:-1] == quantiles[:-2]) & (quantiles[1:-1] == quantiles[2:])
@@ -189,9 +199,11 @@ def _distinct_quantiles(quantiles: np.ndarray, levels: np.ndarray) -> list[list[
 
 
 def normal_scores(values: np.ndarray, quantiles: np.ndarray, levels: np.ndarray) -> np.ndarray:
-    """Each value's level, interpolated between the training split's `quantiles` at `levels` (from 0 to 1),
-    as a standard normal score: within ±5.2, beyond the training range too. A value that fills several
-    levels (a 0 in a column of many zeros) takes their middle, as scikit-learn's `QuantileTransformer` does.
+    """Each value's level among the training split's quantiles, as a standard normal score.
+
+    The level is interpolated between `quantiles` at `levels` (from 0 to 1); the score stays within ±5.2, beyond the
+    training range too. A value that fills several levels (a 0 in a column of many zeros) takes their middle, as
+    scikit-learn's `QuantileTransformer` does.
     """
     upward = np.interp(values, quantiles, levels)
     downward = -np.interp(-values, -quantiles[::-1], -levels[::-1])

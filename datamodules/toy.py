@@ -9,8 +9,9 @@ from datamodules.tabular import TabularDataModule
 
 
 class ToyRegressionDataModule(TabularDataModule):
-    """`n_samples` points on a noisy line, split in order: the first for training, then
-    validation, the last `test_fraction` for testing (the introduction trains on the
+    """`n_samples` points on a noisy line, split in order.
+
+    The first for training, then validation, the last `test_fraction` for testing (the introduction trains on the
     first 70 of 100 and tests on the last 30).
 
     A `TabularDataModule` over the generated table, so splits and batches take the

@@ -58,8 +58,9 @@ def is_last_batch(trainer: L.Trainer) -> bool:
 
 
 def stop_after_this_step(trainer: L.Trainer) -> None:
-    """Has Lightning stop at the end of the training step under way, as on SIGTERM: it raises its
-    `SIGTERMException` there, which the callbacks' `on_exception` receive.
+    """Has Lightning stop at the end of the training step under way, as on SIGTERM.
+
+    Lightning raises its `SIGTERMException` there, which the callbacks' `on_exception` receive.
 
     Why private: the flag Lightning's SIGTERM handler sets is the connector's `received_sigterm`; the
     Trainer's `received_sigterm` property has no setter, and calling the handler itself would, under DDP,
@@ -110,8 +111,10 @@ def tensorboard_writer(logger: TensorBoardLogger) -> Any:
 
 
 def cli_hyperparameters() -> dict[str, Any] | None:
-    """While LightningCLI builds a model: the model's config as the CLI parsed it, which `save_hyperparameters`
-    saves instead of the arguments (a network as `class_path` and `init_args`, not as an object); else None.
+    """While LightningCLI builds a model: the model's config as the CLI parsed it; else None.
+
+    `save_hyperparameters` saves it instead of the arguments (a network as `class_path` and `init_args`, not as an
+    object).
 
     Why private: LightningCLI hands it over in the context variable `_given_hyperparameters`.
     """
@@ -119,8 +122,9 @@ def cli_hyperparameters() -> dict[str, Any] | None:
 
 
 def built_as_the_cli_builds(hparams: dict[str, Any]) -> dict[str, Any]:
-    """A model's hyperparameters, marked for `load_from_checkpoint` to build the model from them as LightningCLI
-    does (jsonargparse): a network among them, given as `class_path` and `init_args`, is built too.
+    """A model's hyperparameters, marked for `load_from_checkpoint` to build the model as LightningCLI does.
+
+    That is, with jsonargparse: a network among them, given as `class_path` and `init_args`, is built too.
 
     Why private: the mark is the `_instantiator` entry LightningCLI saves, naming its `instantiate_module`,
     which `load_from_checkpoint` reads (from an allowlist of such functions).

@@ -1,5 +1,7 @@
-"""Callbacks: what every run does besides training (Ctrl-C, the HParams tab, the summary at its end), predictions
-to a CSV file, and `torch.compile` switched on from a config. TensorBoard's figures are in `figures.py`.
+"""Callbacks: what every run does besides training, predictions to a CSV file, and `torch.compile`.
+
+Every run: Ctrl-C, the HParams tab, the summary at its end; `torch.compile` is switched on from a config.
+TensorBoard's figures are in `figures.py`.
 """
 
 from __future__ import annotations
@@ -95,8 +97,9 @@ class PredictionWriter(BasePredictionWriter):
 
 
 class HParamsMetrics(L.Callback):
-    """Fills TensorBoard's HParams tab: the run's hyperparameters and, as its metrics, the model's
-    `hparams_metrics` (classifiers: `val/acc_best`, `test/acc`; regressors: `val/mse_best`, `test/mse`).
+    """Fills TensorBoard's HParams tab: the run's hyperparameters and the model's `hparams_metrics`.
+
+    The metrics: classifiers `val/acc_best`, `test/acc`; regressors `val/mse_best`, `test/mse`.
 
     The tab shows the last value logged under each name, so nothing is logged twice
     and no placeholder `hp_metric = -1` appears. One declaration per run folder. The model's
@@ -149,8 +152,9 @@ def _flat(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 class RunSummary(L.Callback):
-    """Says at the end of every `fit` where things are: the best checkpoint and its score, the last one,
-    and the TensorBoard command for the run.
+    """Says at the end of every `fit` where things are.
+
+    The best checkpoint and its score, the last one, and the TensorBoard command for the run.
     """
 
     def on_fit_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:

@@ -53,9 +53,10 @@ class CheckpointIO(TorchCheckpointIO):
 
 
 class Resumable:
-    """What a LightningModule adds for runs that survive (a mixin, before `LightningModule` among the bases):
-    its random state travels in its checkpoints, and `load_from_checkpoint` reads without pickle and names a
-    file that is no checkpoint of this class.
+    """What a LightningModule adds for runs that survive: a mixin, before `LightningModule` among the bases.
+
+    Its random state travels in its checkpoints, and `load_from_checkpoint` reads without pickle and names a file that
+    is no checkpoint of this class.
     """
 
     _rng_to_restore: dict[str, Any] | None = None  # from a checkpoint, for the first training step after it
@@ -91,10 +92,12 @@ class Resumable:
 
 
 def hyperparameters(model: L.LightningModule, net: nn.Module) -> tuple[dict[str, Any], str | None]:
-    """What `model.save_hyperparameters` keeps: the arguments of its class's `__init__` (as LightningCLI gave
-    them, or as passed), a network given as `net` as its config (`net_config`); and why no checkpoint could
-    build that network again, or None. Arguments the class does not take (links of the CLI it lacks) are left
-    out. Call it from the model's `__init__`: it reads the arguments from the calls under way.
+    """What `model.save_hyperparameters` keeps, and why no checkpoint could build its network, or None.
+
+    The arguments of its class's `__init__` (as LightningCLI gave them, or as passed), a network given as `net` as its
+    config (`net_config`); and why no checkpoint could build that network again, or None. Arguments the class does not
+    take (links of the CLI it lacks) are left out. Call it from the model's `__init__`: it reads the arguments from
+    the calls under way.
     """
     accepted = inspect.signature(type(model).__init__).parameters
     settings = cli_hyperparameters()

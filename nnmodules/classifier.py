@@ -15,8 +15,9 @@ from nnmodules.tasks import Schedule, Task, TaskModule, inputs_of, one_per_examp
 
 
 class Classifier(TaskModule):
-    """Classification with any network: cross-entropy, accuracy per stage, the best validation accuracy so far,
-    class probabilities as predictions.
+    """Classification with any network.
+
+    Cross-entropy, accuracy per stage, the best validation accuracy so far, class probabilities as predictions.
 
     Args:
         net: any `torch.nn.Module`; for "multiclass" it gives one score (logit) per class,

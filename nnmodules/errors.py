@@ -40,8 +40,9 @@ def fail(message: str, status: int) -> NoReturn:
 
 
 class LitArgumentParser(LightningArgumentParser):
-    """LightningCLI's parser, whose errors are one plain message instead of the usage and the
-    parser's own account of every type it tried.
+    """LightningCLI's parser, whose errors are one plain message.
+
+    Not the usage and the parser's own account of every type it tried.
     """
 
     def error(self, message: str, ex: Exception | None = None) -> NoReturn:
@@ -137,8 +138,9 @@ def _one_line(text: str) -> str:
 
 
 def run_plainly(command: Any) -> None:
-    """Runs `command()`; a user's mistake ends it with its message alone (status 1), and warnings are a line
-    each, unless debugging.
+    """Runs `command()`; a user's mistake ends it with its message alone (status 1).
+
+    Warnings are a line each; `LITMODULES_DEBUG=1` keeps tracebacks and Python's warning format.
     """
     formatwarning = warnings.formatwarning
     if not debugging():

@@ -70,10 +70,11 @@ class EpochFigures(L.Callback):
 
 
 class ParameterHistograms(L.Callback):
-    """Histograms of every parameter (`parameters/<name>`) and of its gradient in the epoch's last
-    training step (`gradients/<name>`), after every `every_n_epochs` epochs: TensorBoard's
-    Histograms and Distributions tabs. Works for automatic and manual optimization alike
-    (`on_after_backward` follows `manual_backward` too), on rank 0, with a TensorBoard logger.
+    """Histograms of every parameter and of its gradient in the epoch's last training step.
+
+    As `parameters/<name>` and `gradients/<name>`, after every `every_n_epochs` epochs: TensorBoard's Histograms and
+    Distributions tabs. Works for automatic and manual optimization alike (`on_after_backward` follows
+    `manual_backward` too), on rank 0, with a TensorBoard logger.
 
     Args:
         every_n_epochs: log after every this many training epochs.
@@ -104,8 +105,9 @@ class ParameterHistograms(L.Callback):
 
 
 class LearningCurves(EpochFigures):
-    """`curves/learning`, at the end of fit: the tutorials' two plots in one figure, training
-    loss and the validation metric (accuracy, or MSE for regressors) per epoch.
+    """`curves/learning`, at the end of fit: the tutorials' two plots in one figure.
+
+    The training loss and the validation metric (accuracy, or MSE for regressors) per epoch.
 
     Args:
         every_n_epochs: also draw the curves so far after every this many epochs; 0: only at the end.
@@ -138,9 +140,10 @@ class LearningCurves(EpochFigures):
 
 
 class ClassificationFigures(EpochFigures):
-    """`classification/confusion`: the confusion matrix on the validation split; and, when the
-    data module says its inputs are images (`image_shape`), `classification/misclassified`:
-    a grid of misclassified validation examples titled with predicted and true labels.
+    """`classification/confusion` and `classification/misclassified`, of the validation split.
+
+    The confusion matrix; and, when the data module says its inputs are images (`image_shape`),
+    `classification/misclassified`: a grid of misclassified validation examples titled with predicted and true labels.
 
     Args:
         every_n_epochs: draw after every this many training epochs; 0: only at the end of fit.
@@ -216,11 +219,12 @@ class ClassificationFigures(EpochFigures):
 
 
 class RegressionFigures(EpochFigures):
-    """`regression/fit`: with one input feature, the training and validation points, the
-    model's curve and, when the data module knows it (`slope`, `intercept`), the true
-    line; with more features, predicted against true values on the test split.
-    `regression/residuals`: true minus predicted against predicted, on the test split.
-    Needs a data module with `table(split)`.
+    """`regression/fit` and `regression/residuals`.
+
+    `regression/fit`: with one input feature, the training and validation points, the model's curve and, when the data
+    module knows it (`slope`, `intercept`), the true line; with more features, predicted against true values on the
+    test split. `regression/residuals`: true minus predicted against predicted, on the test split. Needs a data module
+    with `table(split)`.
 
     Args:
         every_n_epochs: draw after every this many training epochs; 0: only at the end of fit.

@@ -55,8 +55,9 @@ class MLPClassifier(Classifier):
 
 
 class MLPRegressor(Regressor):
-    """Linear layers with ReLU between them, ending in one number: a `Regressor` over `nets.MLP`, for tables
-    with a numeric target (best fed standardised: `TabularDataModule(standardize_target=True)`).
+    """Linear layers with ReLU between them, ending in one number: a `Regressor` over `nets.MLP`.
+
+    For tables with a numeric target (best fed standardised, as `TabularDataModule` does by default).
 
     Args:
         input_dim: features per example (linked from the data module by the CLI).

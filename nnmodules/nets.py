@@ -209,8 +209,10 @@ class ScratchNet(nn.Module):
 
 
 class SmallCNN(nn.Module):
-    """A small convolutional network for small images (28x28 digits): two blocks of 3x3 convolution,
-    batch normalisation, ReLU and 2x2 max-pooling, then a hidden linear layer and one score per class.
+    """A small convolutional network for small images (28x28 digits).
+
+    Two blocks of 3x3 convolution, batch normalisation, ReLU and 2x2 max-pooling, then a hidden linear layer and one
+    score per class.
 
     Args:
         in_channels: image channels (1 for grayscale).

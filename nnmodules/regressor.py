@@ -17,8 +17,10 @@ Optimizer = Literal["adam", "lbfgs"]  # see `Regressor`
 
 
 class Regressor(TaskModule):
-    """Regression with any network: mean squared error, MSE/MAE/R² on validation and test, the best validation
-    MSE so far, predictions in the target's units.
+    """Regression with any network.
+
+    Mean squared error, MSE/MAE/R² on validation and test, the best validation MSE so far, predictions in the target's
+    units.
 
     When the data feeds standardised targets, `(target - target_mean) / target_std`,
     the network learns on that scale, while everything logged (`train/loss`,
@@ -69,8 +71,9 @@ class Regressor(TaskModule):
         return self.target_std**2
 
     def check_data(self, data: Any) -> None:
-        """Also refuses data that feeds the targets scaled otherwise than the model was told (`target_mean`,
-        `target_std`): its metrics and predictions would be in the wrong units.
+        """Also refuses data that feeds the targets scaled otherwise than the model was told.
+
+        That is, other `target_mean` and `target_std`: its metrics and predictions would be in the wrong units.
         """
         super().check_data(data)
         scale = (getattr(data, "target_mean", None), getattr(data, "target_std", None))

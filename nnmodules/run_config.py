@@ -28,10 +28,11 @@ FROM_CHECKPOINT = ("validate", "test", "predict")  # the subcommands that can ta
 
 
 class RunConfig(SaveConfigCallback):
-    """Saves `config.yaml` into a fitting run's folder when training starts (not before: a run refused
-    before its first step leaves its folder as it was), headed by the folder it ran in; an earlier,
-    different config of the same run (continued with other settings) is kept as `config.<n>.yaml`.
-    Evaluating and predicting write no config: they change nothing of the run.
+    """Saves `config.yaml` into a fitting run's folder when training starts.
+
+    Not before: a run refused before its first step leaves its folder as it was. The file is headed by the folder
+    the run ran in; an earlier, different config of the same run (continued with other settings) is kept as
+    `config.<n>.yaml`. Evaluating and predicting write no config: they change nothing of the run.
     """
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
@@ -56,10 +57,11 @@ def _settings(config_text: str) -> str:
 
 
 def with_run_config(args: Any) -> Any:
-    """The command line, with a run's config read as it was written: `--config <the run's config.yaml>` put
-    first for `test`, `validate` or `predict` given a run's `--ckpt_path` and no `--config`; and the relative
-    paths of any run's config.yaml (its first line says where it ran) taken from the folder it ran in.
-    Arguments given as a dict or Namespace (LightningCLI takes those too) are left as they are.
+    """The command line, with a run's config read as it was written.
+
+    `--config <the run's config.yaml>` is put first for `test`, `validate` or `predict` given a run's `--ckpt_path`
+    and no `--config`; and the relative paths of any run's config.yaml (its first line says where it ran) taken from
+    the folder it ran in. Arguments given as a dict or Namespace (LightningCLI takes those too) are left as they are.
     """
     if not isinstance(args, (list, tuple)) or not args:
         return args
@@ -86,8 +88,9 @@ def with_run_config(args: Any) -> Any:
 
 
 def _as_it_ran(config_text: str) -> str:
-    """A run's saved config as YAML text, its data's and model's relative paths made absolute from the folder
-    the run ran in (its first line), or from here when it does not say.
+    """A run's saved config as YAML text, its data's and model's relative paths made absolute.
+
+    From the folder the run ran in (its first line), or from here when it does not say.
     """
     first = config_text.split("\n", 1)[0]
     trained_in = Path(first.removeprefix(TRAINED_IN)) if first.startswith(TRAINED_IN) else Path.cwd()

@@ -94,8 +94,9 @@ class LitProgressBar(TQDMProgressBar):
 
 
 class NetworkSummary(RichModelSummary):
-    """Lightning's model summary without the rows of the metric objects (no weights: what a model
-    computes, not what it is).
+    """Lightning's model summary without the rows of the metric objects.
+
+    They have no weights: they are what a model computes, not what it is.
     """
 
     metrics: set[str] = set()  # the model's attributes that are metric objects
@@ -196,8 +197,9 @@ class LitTrainer(L.Trainer):
         return run / "hparams.yaml"
 
     def _continue_in_its_folder(self, ckpt_path: str | Path) -> None:
-        """The newest checkpoint of a run under the logger's root goes on in that run's folder, as "last" does;
-        any other checkpoint starts a new folder (its run's later checkpoints stay as they are).
+        """The newest checkpoint of a run goes on in that run's folder, as "last" does.
+
+        Any other checkpoint starts a new folder (its run's later checkpoints stay as they are).
         """
         logger, run = self._versioned_logger(), run_folder(ckpt_path)
         if logger is None or logger_version(logger) is not None or run is None:

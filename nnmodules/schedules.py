@@ -44,8 +44,9 @@ def planned_steps(trainer: L.Trainer) -> float:
 def replan_one_cycle(
     schedule: torch.optim.lr_scheduler.OneCycleLR, max_lr: float, total_steps: int, step: int
 ) -> str | None:
-    """Makes `schedule` (restored from a checkpoint) the one-cycle schedule of `max_lr` over `total_steps`, at
-    `step`; returns a line saying what changed, or None when it already was that schedule at that step.
+    """Makes `schedule` (restored from a checkpoint) the one-cycle schedule of `max_lr` over `total_steps`.
+
+    At `step`; returns a line saying what changed, or None when it already was that schedule at that step.
     """
     peaks = [group["max_lr"] for group in schedule.optimizer.param_groups]
     if schedule.total_steps == total_steps and schedule.last_epoch == step and peaks == [max_lr] * len(peaks):
@@ -61,5 +62,6 @@ def replan_one_cycle(
 
 
 def announce(line: str | None, step: int) -> None:
+    """Says `line`, what a resume changed in a schedule, and the step it goes on from (nothing if None)."""
     if line:
         rank_zero_info(f"{line}; going on from step {step}")

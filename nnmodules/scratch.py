@@ -87,8 +87,10 @@ class ScratchDeepNet(Classifier):
         self.example_input_array = torch.zeros(1, input_dim)  # for the TensorBoard graph
 
     def calc_loss(self, preds: Tensor, targets: Tensor) -> Tensor:
-        """Binary: mean absolute error (the tutorials) or cross-entropy of the probabilities; multiclass: negative
-        log-likelihood of the log-probabilities; weighted by `class_weights`.
+        """The loss of the tutorials' recipe, weighted by `class_weights`.
+
+        Binary: mean absolute error (the tutorials) or cross-entropy of the probabilities; multiclass: negative
+        log-likelihood of the log-probabilities.
         """
         if self.task == "binary" and self.loss == "mae":
             errors = torch.abs(preds - targets.to(preds.dtype))
@@ -115,8 +117,9 @@ class ScratchDeepNet(Classifier):
         return self.lr * 0.5 * (1 + math.cos(math.pi * self.global_step / self._planned_steps))
 
     def on_train_start(self) -> None:
-        """The cosine's length: the run's steps as now configured, re-planned after a resume with other settings
-        (see `nnmodules.schedules`).
+        """The cosine's length: the run's steps as now configured.
+
+        Re-planned after a resume with other settings (see `nnmodules.schedules`).
         """
         super().on_train_start()
         self._planned_steps = planned_steps(self.trainer)

@@ -42,8 +42,9 @@ Schedule = Literal["one_cycle", "constant"]
 
 
 def output_width(task: str, num_classes: int | None) -> int:
-    """How many outputs per example a network gives for a data set's task: one score per class, or one number
-    (a binary logit, a regression).
+    """How many outputs per example a network gives for a data set's task.
+
+    One score per class, or one number (a binary logit, a regression).
     """
     return num_classes if task == "multiclass" and num_classes else 1
 
@@ -59,8 +60,7 @@ def one_per_example(outputs: Tensor) -> Tensor:
 
 
 class TaskModule(Resumable, FastHookNames, metaclass=abc.ABCMeta):
-    """What every model shares: the network, the training and evaluation steps, what they log, the
-    default optimizer, and its hyperparameters.
+    """What every model shares: the network, its steps, what they log, the optimizer and hyperparameters.
 
     A training step keeps its loss and outputs and updates the running
     torchmetrics with `PENDING_STEPS` steps at a time: one update costs about
@@ -142,9 +142,11 @@ class TaskModule(Resumable, FastHookNames, metaclass=abc.ABCMeta):
             self.check_data(self.trainer.datamodule)
 
     def check_data(self, data: Any) -> None:
-        """Refuses data of another task, and a network that cannot take the data's inputs or gives outputs of
-        another shape than the task needs (two rows of zeros of the data's `input_shape` go through it); sets
-        `example_input_array` (TensorBoard's graph) from that shape when the model has none.
+        """Refuses data of another task, and a network that does not fit the data.
+
+        A network that cannot take the data's inputs or gives outputs of another shape than the task needs (two rows
+        of zeros of the data's `input_shape` go through it); sets `example_input_array` (TensorBoard's graph) from
+        that shape when the model has none.
         """
         name = type(data).__name__
         if getattr(data, "task", None) is not None and data.task not in self.data_tasks:
@@ -242,9 +244,10 @@ class TaskModule(Resumable, FastHookNames, metaclass=abc.ABCMeta):
     epoch_buffers: tuple[str, ...] = ("_pending",)  # per-step values of the epoch under way, kept in order
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Checks the pending steps first: no checkpoint of a diverged model is written. Mid-epoch, keeps the
-        epoch's running training metrics and pending steps as they are (not added up early, which would
-        round the sums otherwise), so that a resumed run ends with the very metrics of an uninterrupted one.
+        """Checks the pending steps first: no checkpoint of a diverged model is written.
+
+        Mid-epoch, keeps the epoch's running training metrics and pending steps as they are (not added up early, which
+        would round the sums otherwise), so that a resumed run ends with the very metrics of an uninterrupted one.
         """
         if self.unrebuildable:
             raise ValueError(f"no checkpoint could build this network again: {self.unrebuildable}")
@@ -266,8 +269,9 @@ class TaskModule(Resumable, FastHookNames, metaclass=abc.ABCMeta):
                 setattr(self, name, [tuple(step) if isinstance(step, list) else step for step in state[name]])
 
     def on_train_start(self) -> None:
-        """After a resume: the epoch's restored steps to the model's device, and the run's current settings
-        (learning rate, schedule length) applied to the default optimizer, whose state the checkpoint held.
+        """After a resume: the restored steps to the model's device, the run's settings to the optimizer.
+
+        The settings (learning rate, schedule length) go to the default optimizer, whose state the checkpoint held.
         """
         for name in self.epoch_buffers:
             setattr(self, name, move_data_to_device(getattr(self, name), self.device))
@@ -317,9 +321,10 @@ class TaskModule(Resumable, FastHookNames, metaclass=abc.ABCMeta):
         self.log_dict(self.test_metrics)
 
     def configure_optimizers(self) -> Any:
-        """Adam, on a one-cycle schedule over the whole run unless "constant"; `--optimizer` / `--lr_scheduler`
-        replace it. On CPUs and CUDA GPUs, torch's fused Adam: the same update in one kernel instead of one
-        per operation and parameter (about half the step on a CPU).
+        """Adam, on a one-cycle schedule over the whole run unless "constant".
+
+        `--optimizer` / `--lr_scheduler` replace it. On CPUs and CUDA GPUs, torch's fused Adam: the same update in one
+        kernel instead of one per operation and parameter.
         """
         fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in self.parameters())
         optimizer = torch.optim.Adam(self.parameters(), lr=self.lr, weight_decay=self.weight_decay, fused=fused or None)
