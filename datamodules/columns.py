@@ -93,7 +93,7 @@ def _guess(column: Column, present: pd.Series) -> None:
             )
         return
     for dayfirst in (False, True):  # 03/04/2021: March the 4th first, then the 3rd of April
-        date_format = guess_datetime_format(text.iloc[0], dayfirst=dayfirst) if len(text) else None
+        date_format = _date_format(text.iloc[0], dayfirst) if len(text) else None
         if date_format and pd.to_datetime(text, format=date_format, errors="coerce").notna().mean() >= MOSTLY:
             column.role = "date"
             column.date_format = date_format
@@ -127,3 +127,10 @@ def describe(columns: list[Column], rows: int, name: str, task: str, classes: in
             f"{column.why}".rstrip()
         )
     return "\n".join(lines)
+
+
+def _date_format(text: str, dayfirst: bool) -> str | None:
+    """The format `text` follows as a date, if any; both orders of day and month are tried by the caller."""
+    with warnings.catch_warnings():  # pandas warns when the day comes first and dayfirst is off: we try both
+        warnings.filterwarnings("ignore", message="Parsing dates in .* format when dayfirst=", category=UserWarning)
+        return guess_datetime_format(text, dayfirst=dayfirst)

@@ -446,6 +446,10 @@ def _is_number(column: pd.Series) -> bool:
 
 def _name(value: Any) -> str:
     """A class label as text: 1.0 and 1 are both "1"."""
-    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) and value % 1 == 0:
+    if (
+        isinstance(value, (int, float, np.integer, np.floating))
+        and not isinstance(value, bool)
+        and float(value).is_integer()
+    ):
         return str(int(value))
     return str(value)

@@ -72,8 +72,8 @@ def test_dates_become_their_year_month_day_of_week_and_day_of_year_and_times_the
     train = data.frames["train"]
     first = data.table("train").tensors[0][0].tolist()
     day, stamp = pd.Timestamp(days[train.index[0]]), pd.Timestamp(stamps[train.index[0]])
-    assert first[:4] == [day.year, day.month, day.dayofweek, day.dayofyear]  # 30/12/2021: the 30th, not a month 30
-    assert first[4:] == [stamp.year, stamp.month, stamp.dayofweek, stamp.dayofyear, stamp.hour]
+    assert first[:4] == [day.year, day.month, day.day_of_week, day.day_of_year]  # 30/12/2021: the 30th, not a month 30
+    assert first[4:] == [stamp.year, stamp.month, stamp.day_of_week, stamp.day_of_year, stamp.hour]
     new = frame.drop(columns="y").iloc[:2].copy()  # a new file with a date that is not one: missing, then median
     new.loc[new.index[1], "day"] = "sometime"
     data.predict_frame, data.predict_csv = None, "new"
