@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 import json
 import sys
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -123,7 +123,7 @@ class LitCLI(LightningCLI):
 
     def setup_parser(self, add_subcommands: bool, main_kwargs: dict, subparser_kwargs: dict) -> None:
         super().setup_parser(add_subcommands, main_kwargs, subparser_kwargs)
-        self.parser.add_argument("--version", action="version", version=f"litmodules {version('litmodules')}")
+        self.parser.add_argument("--version", action="version", version=f"litmodules {_version()}")
 
     def add_arguments_to_parser(self, parser: Any) -> None:
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
@@ -186,6 +186,13 @@ class LitCLI(LightningCLI):
         records[Path(ckpt_path).name] = {n: float(v) for n, v in metrics if n.startswith(prefix) and "_best" not in n}
         path.write_text(json.dumps(records, indent=2) + "\n")
         rank_zero_info(f"{stage} metrics of {Path(ckpt_path).name} added to {path}")
+
+
+def _version() -> str:
+    try:
+        return version("litmodules")
+    except PackageNotFoundError:  # run from a clone that was never installed
+        return "(not installed)"
 
 
 def main() -> None:
