@@ -291,6 +291,8 @@ class TaskModule(Resumable, FastHookNames, metaclass=abc.ABCMeta):
 
     def on_train_epoch_end(self) -> None:
         self.update_training_metrics()
+        if not self.train_loss.update_count:  # no step: an epoch's end run again on resuming from its checkpoint
+            return
         # Lightning computes logged metric objects over all processes, then resets them
         self.log("train/loss_epoch", self.train_loss)
         self.log_dict(self.train_metrics)

@@ -452,3 +452,11 @@ def test_a_fit_ends_saying_where_its_best_and_last_checkpoints_are(tmp_path, cap
     last = "last checkpoint: run/checkpoints/last.ckpt\n"
     expected = [f"val/acc_best: 0.5000\n{best}{last}{board}", f"val/acc_best: 0.5000\n{last}{board}"]
     assert [record.getMessage() for record in caplog.records] == expected
+
+
+def test_a_run_resumed_at_an_epochs_end_logs_nothing_for_the_epoch_ended_again(mnist_dir, tmp_path, recwarn):
+    """Lightning runs the end of the checkpoint's epoch again on resuming, with no step: logging it then would
+    compute empty means (torchmetrics warns the user: "compute ... called before the update")."""
+    fit(tmp_path, MLPClassifier(), mnist(mnist_dir), epochs=1)
+    fit(tmp_path, MLPClassifier(), mnist(mnist_dir), epochs=10, ckpt_path="last", max_steps=20)
+    assert not [w for w in recwarn if "was called before the ``update`` method" in str(w.message)]
