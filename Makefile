@@ -45,7 +45,10 @@ package: $(INSTALLED)
 	$(FRESH)/bin/python -m pip install --quiet $(TORCH)
 	$(FRESH)/bin/python -m pip install --quiet dist/*.whl
 	cd "$$(mktemp -d)" && $(CURDIR)/$(FRESH)/bin/litmodules --version && \
-		$(CURDIR)/$(FRESH)/bin/litmodules fit --help > /dev/null && echo "installed package: litmodules fit --help works"
+		$(CURDIR)/$(FRESH)/bin/litmodules fit --help > /dev/null && \
+		$(CURDIR)/$(FRESH)/bin/litmodules fit --model ToyRegressor --data ToyRegressionDataModule \
+			--trainer.max_epochs 2 --trainer.enable_progress_bar false > fit.log && \
+		echo "installed package: litmodules fit --help and a toy fit work"
 
 benchmark: $(INSTALLED)
 	$(BIN)/python scripts/benchmark.py --data-dir $(DATA_DIR)

@@ -17,6 +17,8 @@ WARNINGS = [  # (message, the module that warns)
     (r"`isinstance\(treespec, LeafSpec\)` is deprecated", r"lightning\.pytorch\.utilities\._pytree"),
     # TensorBoardLogger draws the model's graph by tracing it, the only way TensorBoard takes one
     (r"`torch\.jit\.trace(_method)?` is deprecated", r"torch\.jit\._trace"),
+    # ... and a regressor's check of its output's width is a constant of that one trace, as the tracer fears
+    (r"Converting a tensor to a Python boolean might cause the trace to be incorrect", r"nnmodules\.tasks"),
 ]
 LOG_LINES = {  # logger: the starts of its lines that say nothing here
     "lightning.fabric.utilities.seed": ("Seed set to",),  # the seed is in the run's config.yaml

@@ -22,7 +22,6 @@ from lightning.pytorch.callbacks import (
     ModelCheckpoint,
     ModelSummary,
     ProgressBar,
-    RichModelSummary,
     TQDMProgressBar,
 )
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
@@ -93,8 +92,8 @@ class LitProgressBar(TQDMProgressBar):
         return {**version, "train/loss": loss.item(), **items}
 
 
-class NetworkSummary(RichModelSummary):
-    """Lightning's model summary without the rows of the metric objects.
+class NetworkSummary(ModelSummary):
+    """Lightning's model summary (the plain table: `rich` is optional) without the rows of the metric objects.
 
     They have no weights: they are what a model computes, not what it is.
     """

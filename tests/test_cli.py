@@ -66,7 +66,11 @@ ENDING += (
     "(tested ",
     "test metrics",
 )
-MODEL_SUMMARY = ("┏", "┃", "┡", "│", "└", "Trainable params", "Non-trainable params", "Total ", "Modules in ")
+MODEL_SUMMARY = ("  | Name ", "-----", "0 | net ")  # the table (Lightning's plain one), then its totals:
+TOTALS = [("118 K", "Trainable params"), ("0", "Non-trainable params"), ("118 K", "Total params"),
+          ("0.473", "Total estimated model params size (MB)"), ("19", "Modules in train mode"),
+          ("0", "Modules in eval mode"), ("236 K", "Total Flops")]  # fmt: skip
+MODEL_SUMMARY += tuple(f"{figure:<10}{what}" for figure, what in TOTALS)
 
 
 def test_a_fit_prints_the_model_summary_and_its_results_and_nothing_else(cli_run):
@@ -74,7 +78,7 @@ def test_a_fit_prints_the_model_summary_and_its_results_and_nothing_else(cli_run
     _, output = cli_run
     others = [line for line in output.splitlines() if line.strip() and not line.startswith(ENDING + MODEL_SUMMARY)]
     assert others == []
-    assert "│ 0 │ net  │ MLP  │" in output and "MeanMetric" not in output  # the network, not the metric objects
+    assert "0 | net  | MLP  | 118 K" in output and "MeanMetric" not in output  # the network, not the metric objects
 
 
 def test_fit_leaves_checkpoints_tensorboard_events_and_its_config(cli_run):
