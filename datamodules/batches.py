@@ -72,9 +72,8 @@ class TensorTable(Dataset):
         """One row for an int; one batch for a tensor of row indices (what `DeviceBatches` hands out)."""
         if not isinstance(index, Tensor):
             return tuple(column[0] for column in self[torch.tensor([index], device=self.device)])
-        first, *rest = (
-            t.index_select(0, index) for t in self.tensors
-        )  # t[index] takes advanced indexing's slower, general path
+        # index_select: t[index] takes advanced indexing's slower, general path
+        first, *rest = (t.index_select(0, index) for t in self.tensors)
         if self.transform is not None:
             first = self.transform(first)
         return (first, *rest)

@@ -6,7 +6,7 @@ import math
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -18,6 +18,7 @@ from datamodules.batches import POSITION, TensorDataModule, TensorTable
 from datamodules.columns import column_roles, describe
 from datamodules.files import read_table
 from datamodules.preprocess import Scaling, TablePreprocessing, to_numbers
+from nnmodules.choices import check_choice
 
 Task = Literal["binary", "multiclass", "regression"]
 SPLITS = ("train", "val", "test")
@@ -139,8 +140,7 @@ class TabularDataModule(TensorDataModule):
             raise ValueError(f"max_categories must be at least 1, got {max_categories}")
         if task not in (None, "binary", "multiclass", "regression"):
             raise ValueError(f"task must be 'binary', 'multiclass', 'regression' or None (detect), got {task!r}")
-        if scaling not in get_args(Scaling):
-            raise ValueError(f"scaling must be one of {get_args(Scaling)}, got {scaling!r}")
+        check_choice("scaling", scaling, Scaling)
         self.csv = csv
         self.target = target
         self.task_override = task

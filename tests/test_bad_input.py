@@ -129,6 +129,8 @@ DATA_ROWS: list[tuple[str, Callable[[Path], object], type, str]] = [
      "the two must sum below 1"),
     ("predict csv lacks a column", lambda t: predict_table(t, "a\n1\n"), ValueError,
      "columns ['b'] were used in training but are not in the data"),
+    ("scaling typo", lambda t: TabularDataModule(t / "x.csv", target="y", scaling="quantiles"), ValueError,
+     "scaling must be 'quantile', 'robust', 'standard' or 'none', got 'quantiles'"),
     ("table batch size 0", lambda t: TabularDataModule(t / "x.csv", target="y", batch_size=0), ValueError,
      "batch_size must be at least 1, got 0"),
     # MNIST
