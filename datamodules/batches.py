@@ -393,12 +393,9 @@ class TensorDataModule(L.LightningDataModule, metaclass=abc.ABCMeta):
                 f"device_resident=True cuts batches on the device, in the main process: num_workers must be 0, "
                 f"got {num_workers}"
             )
-        self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size
-        self.drop_last = drop_last
-        self.seed = seed
-        self.num_workers = num_workers
-        self.pin_memory = pin_memory
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.seed, self.drop_last = seed, drop_last
+        self.num_workers, self.pin_memory = num_workers, pin_memory
         self.device_resident = device_resident
         self.tables: dict[str, TensorTable] = {}
         self._on_device: dict[str, tuple[TensorTable, TensorTable]] = {}  # split: (table, its copy on the device)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -35,12 +36,8 @@ class MNISTDataModule(TensorDataModule):
         flatten: hand out 784-vectors (for MLPs); False keeps 1x28x28 images.
         download: download the files into `data_dir` when they are missing.
         seed: seeds the train/validation split and the shuffle of every epoch.
-        num_workers: worker processes per data loader (0 is fastest here).
-        pin_memory: page-locked batches, for faster copies to a GPU.
-        eval_batch_size: images per validation and test batch; None: 4 x `batch_size`.
-        drop_last: leave out each training epoch's last, shorter batch (for compiled models).
-        device_resident: keep the images on the GPU and cut batches there; None: when they fit
-            (see `TensorDataModule`).
+        **loading: how batches are served, as for any data module: `num_workers`, `pin_memory`,
+            `eval_batch_size`, `drop_last`, `device_resident` (see `TensorDataModule`).
     """
 
     num_features = 28 * 28
@@ -57,14 +54,10 @@ class MNISTDataModule(TensorDataModule):
         flatten: bool = True,
         download: bool = True,
         seed: int = 42,
-        num_workers: int = 0,
-        pin_memory: bool = False,
-        eval_batch_size: int | None = None,
-        drop_last: bool = False,
-        device_resident: bool | None = None,
+        **loading: Any,
     ) -> None:
         data_dir = str(data_dir)  # saved hyperparameters stay plain data: checkpoints load with weights_only=True
-        super().__init__(batch_size, seed, num_workers, pin_memory, eval_batch_size, drop_last, device_resident)
+        super().__init__(batch_size, seed, **loading)
         self.save_hyperparameters()
         self.data_dir = Path(data_dir)
         if self.data_dir.exists() and not self.data_dir.is_dir():

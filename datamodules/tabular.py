@@ -82,12 +82,8 @@ class TabularDataModule(TensorDataModule):
         batch_size: rows per training batch; None: by the training rows (`auto_batch_size`), 16 up to about
             6,000 rows, 1024 from about 185,000.
         seed: seeds the split (stratified by class for classification) and the shuffle.
-        num_workers: worker processes per data loader (0 is fastest for in-memory tables).
-        pin_memory: page-locked batches, for faster copies to a GPU.
-        eval_batch_size: rows per validation, test and prediction batch; None: 4 x `batch_size`.
-        drop_last: leave out each training epoch's last, shorter batch (for compiled models).
-        device_resident: keep the tables on the GPU and cut batches there; None: when they fit
-            (see `TensorDataModule`).
+        **loading: how batches are served, as for any data module: `num_workers`, `pin_memory`,
+            `eval_batch_size`, `drop_last`, `device_resident` (see `TensorDataModule`).
     """
 
     plumbing = (*TensorDataModule.plumbing, "sep", "encoding", "id_column", "predict_csv")
@@ -117,15 +113,11 @@ class TabularDataModule(TensorDataModule):
         predict_csv: str | Path | None = None,
         batch_size: int | None = None,
         seed: int = 42,
-        num_workers: int = 0,
-        pin_memory: bool = False,
-        eval_batch_size: int | None = None,
-        drop_last: bool = False,
-        device_resident: bool | None = None,
+        **loading: Any,
     ) -> None:
         # saved hyperparameters stay plain data, so checkpoints load with weights_only=True
         csv, test_csv, predict_csv = (str(p) if isinstance(p, Path) else p for p in (csv, test_csv, predict_csv))
-        super().__init__(batch_size, seed, num_workers, pin_memory, eval_batch_size, drop_last, device_resident)
+        super().__init__(batch_size, seed, **loading)
         # A DataFrame is data, not a hyperparameter (it would need pickle in the checkpoint): saved as None, so
         # that load_from_checkpoint(path, predict_csv=...) needs no csv. The task and class weights in effect
         # travel in state_dict, and the model logs them under the same names.

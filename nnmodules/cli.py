@@ -151,8 +151,10 @@ class LitCLI(LightningCLI):
     def after_instantiate_classes(self) -> None:
         # LightningCLI hands the model its whole config section as hyperparameters, link targets included;
         # one the model does not take would be saved in its checkpoints and break `--ckpt_path` later.
-        # (The project's models keep only their own arguments; this is for any other LightningModule.)
-        accepted = inspect.signature(type(self.model).__init__).parameters
+        # (The project's models keep only their own arguments; this is for any other LightningModule.) What it
+        # takes through **kwargs, jsonargparse found in the calls they go to: the parsed config's arguments.
+        parsed = self.config.get(str(self.subcommand), self.config).get("model.init_args")
+        accepted = {*inspect.signature(type(self.model).__init__).parameters, *vars(parsed or Namespace())}
         unused = [name for name in self.model.hparams if not name.startswith("_") and name not in accepted]
         drop_hyperparameters(self.model, unused)
 

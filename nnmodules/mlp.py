@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -24,13 +25,10 @@ class MLPClassifier(Classifier):
         hidden_dims: width of each hidden layer; empty for logistic regression.
         num_classes: classes to tell apart (linked from the data module by the CLI).
         class_weights: a loss weight per class (linked from the data module by the CLI).
-        dropout: dropout probability after each hidden layer.
         lr: peak learning rate of the default optimizer (Adam, one-cycle schedule).
         weight_decay: L2 penalty of the default optimizer.
         lr_schedule: "one_cycle" or "constant" (see `Classifier`).
-        numeric_features: how many of the first inputs are a table's numbers (linked from the data module
-            by the CLI): above 0, each is embedded first (`nets.TableMLP`); 0 (images): a plain `nets.MLP`.
-        embedding_dim, frequency_scale: the embeddings of those numbers (see `nets.TableMLP`).
+        **net_settings: `dropout`, `numeric_features`, `embedding_dim`, `frequency_scale` (see `mlp_net`).
     """
 
     def __init__(
@@ -39,15 +37,12 @@ class MLPClassifier(Classifier):
         hidden_dims: Sequence[int] = (128, 128),
         num_classes: int = 10,
         class_weights: Sequence[float] | None = None,
-        dropout: float = 0.1,
         lr: float = 3e-3,
         weight_decay: float = 0.0,
         lr_schedule: Schedule = "one_cycle",
-        numeric_features: int = 0,
-        embedding_dim: int = 16,
-        frequency_scale: float = 0.1,
+        **net_settings: Any,
     ) -> None:
-        net = _mlp(input_dim, hidden_dims, num_classes, dropout, numeric_features, embedding_dim, frequency_scale)
+        net = mlp_net(input_dim, hidden_dims, num_classes, **net_settings)
         super().__init__(
             net, num_classes, class_weights=class_weights, lr=lr, weight_decay=weight_decay, lr_schedule=lr_schedule
         )
@@ -62,45 +57,48 @@ class MLPRegressor(Regressor):
     Args:
         input_dim: features per example (linked from the data module by the CLI).
         hidden_dims: width of each hidden layer.
-        dropout: dropout probability after each hidden layer.
+        target_mean, target_std: how the data scaled the targets (linked from the data module by the CLI).
         lr: peak learning rate of the default optimizer (Adam, one-cycle schedule).
         weight_decay: L2 penalty of the default optimizer.
         lr_schedule: "one_cycle" or "constant" (see `Regressor`).
-        target_mean, target_std: how the data scaled the targets (linked from the data module by the CLI).
-        numeric_features: how many of the first inputs are a table's numbers (linked from the data module
-            by the CLI): above 0, each is embedded first (`nets.TableMLP`); 0: a plain `nets.MLP`.
-        embedding_dim, frequency_scale: the embeddings of those numbers (see `nets.TableMLP`).
+        **net_settings: `dropout`, `numeric_features`, `embedding_dim`, `frequency_scale` (see `mlp_net`).
     """
 
     def __init__(
         self,
         input_dim: int,
         hidden_dims: Sequence[int] = (128, 128),
-        dropout: float = 0.1,
+        target_mean: float = 0.0,
+        target_std: float = 1.0,
         lr: float = 3e-3,
         weight_decay: float = 0.0,
         lr_schedule: Schedule = "one_cycle",
-        target_mean: float = 0.0,
-        target_std: float = 1.0,
-        numeric_features: int = 0,
-        embedding_dim: int = 16,
-        frequency_scale: float = 0.1,
+        **net_settings: Any,
     ) -> None:
-        net = _mlp(input_dim, hidden_dims, 1, dropout, numeric_features, embedding_dim, frequency_scale)
+        net = mlp_net(input_dim, hidden_dims, 1, **net_settings)
         super().__init__(net, target_mean, target_std, lr=lr, weight_decay=weight_decay, lr_schedule=lr_schedule)
         self.example_input_array = torch.zeros(1, input_dim)  # for the TensorBoard graph
 
 
-def _mlp(
+def mlp_net(
     input_dim: int,
     hidden_dims: Sequence[int],
     output_dim: int,
-    dropout: float,
-    numeric_features: int,
-    embedding_dim: int,
-    frequency_scale: float,
+    dropout: float = 0.1,
+    numeric_features: int = 0,
+    **embeddings: Any,
 ) -> MLP | TableMLP:
-    """A plain MLP, or, for a table's numbers, one that embeds them first."""
+    """The MLP presets' network: a plain `nets.MLP`, or, for a table's numbers, a `nets.TableMLP`.
+
+    Args:
+        input_dim: features per example.
+        hidden_dims: width of each hidden layer.
+        output_dim: outputs per example.
+        dropout: dropout probability after each hidden layer.
+        numeric_features: how many of the first inputs are a table's numbers (linked from the data module by
+            the CLI): above 0, each is embedded first (`nets.TableMLP`); 0 (images): a plain `nets.MLP`.
+        **embeddings: `embedding_dim` and `frequency_scale` of those embeddings (see `nets.TableMLP`).
+    """
     if not numeric_features:
         return MLP(input_dim, hidden_dims, output_dim, dropout=dropout)
-    return TableMLP(input_dim, hidden_dims, output_dim, numeric_features, embedding_dim, frequency_scale, dropout)
+    return TableMLP(input_dim, hidden_dims, output_dim, numeric_features, dropout=dropout, **embeddings)

@@ -157,6 +157,14 @@ def test_a_tables_numbers_are_linked_to_the_embeddings_of_an_mlp(in_tmp):
     assert type(cli.model.net) is MLP
 
 
+def test_settings_passed_on_as_kwargs_are_options_and_hyperparameters(mnist_dir, in_tmp):
+    """The presets' network settings and the data modules' loading settings go on through **kwargs."""
+    args = ["--config", CONFIG, *fake_data_args(mnist_dir), "--model.dropout=0.3", "--model.embedding_dim=8"]
+    cli = LitCLI(args=[*args, "--data.drop_last=true", "--data.eval_batch_size=7"], run=False)
+    assert cli.model.net.dropout == 0.3 and cli.model.hparams.dropout == 0.3 and cli.model.hparams.embedding_dim == 8
+    assert cli.datamodule.drop_last and cli.datamodule.eval_batch_size == 7 and cli.datamodule.hparams.drop_last
+
+
 def test_optimizer_and_scheduler_can_be_replaced(mnist_dir, in_tmp):
     args = ["fit", "--config", CONFIG, *fake_data_args(mnist_dir), "--trainer.fast_dev_run=true"]
     args += ["--optimizer=SGD", "--optimizer.lr=0.05", "--lr_scheduler=StepLR", "--lr_scheduler.step_size=1"]
