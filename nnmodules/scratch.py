@@ -12,6 +12,7 @@ backward, `update_coeffs`.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -170,4 +171,8 @@ class ScratchDeepNet(Classifier):
     def configure_optimizers(self) -> None:
         """No optimizer: `update_coeffs` is the update. `--optimizer` on the command line replaces this."""
         self.optimizers_configured = False
+        # Lightning then warns that the fit runs with no optimizer, which is this net's design
+        warnings.filterwarnings(
+            "ignore", r"`LightningModule.configure_optimizers` returned `None`", module=r"lightning\.pytorch\.core"
+        )
         return None

@@ -308,6 +308,9 @@ class TaskModule(Resumable, FastHookNames, metaclass=abc.ABCMeta):
         """What the validation and test metrics compare."""
         return outputs, targets
 
+    def on_validation_epoch_start(self) -> None:
+        self.update_training_metrics()  # a diverged training loss stops a fit before its weights are evaluated
+
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._evaluation_step(batch, "val")
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 import struct
 import sys
-from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
 
@@ -68,112 +67,127 @@ def mnist_setup(folder: Path, **kwargs) -> None:
 
 IMAGES = struct.pack(">IIII", 2051, TRAIN_IMAGES, 28, 28) + bytes(TRAIN_IMAGES * 28 * 28)
 RAW = "{tmp}/MNIST/raw"
-DATA_ROWS: list[tuple[str, Callable[[Path], object], type, str]] = [
+DATA_ROWS = [
     # tables (the tabular data module's list)
-    ("csv missing", lambda t: TabularDataModule(t / "absent.csv", target="y").setup("fit"), FileNotFoundError,
-     "data file '{tmp}/absent.csv' not found: pass the path of a CSV, Parquet or Excel file"),
-    ("csv empty", lambda t: TabularDataModule(table(t, ""), target="y").setup("fit"), ValueError,
-     "data file '{tmp}/t.csv' is empty: it needs a header row and data rows"),
-    ("csv header only", lambda t: TabularDataModule(table(t, "a,y\n"), target="y").setup("fit"), ValueError,
-     "data file '{tmp}/t.csv' has no data rows"),
-    ("target missing", lambda t: TabularDataModule(table(t, "a,b\n1,2\n"), target="y").setup("fit"), ValueError,
-     "target column 'y' not in data file '{tmp}/t.csv'; columns are: ['a', 'b']"),
-    ("target all missing", lambda t: TabularDataModule(table(t, "a,y\n1,\n2,\n"), target="y").setup("fit"),
-     ValueError, "target column 'y' in data file '{tmp}/t.csv' has no values"),
-    ("single class", lambda t: TabularDataModule(table(t, "a,y\n" + "1,1\n" * 20), target="y").setup("fit"),
-     ValueError, "target column 'y' has a single class ('1') in the training rows: classification needs two or more"),
-    ("too few rows", lambda t: TabularDataModule(table(t, "a,y\n1,0\n2,1\n3,0\n"), target="y").setup("fit"),
+    pytest.param(lambda t: TabularDataModule(t / "absent.csv", target="y").setup("fit"), FileNotFoundError,
+     "data file '{tmp}/absent.csv' not found: pass the path of a CSV, Parquet or Excel file", id="csv missing"),
+    pytest.param(lambda t: TabularDataModule(table(t, ""), target="y").setup("fit"), ValueError,
+     "data file '{tmp}/t.csv' is empty: it needs a header row and data rows", id="csv empty"),
+    pytest.param(lambda t: TabularDataModule(table(t, "a,y\n"), target="y").setup("fit"), ValueError,
+     "data file '{tmp}/t.csv' has no data rows", id="csv header only"),
+    pytest.param(lambda t: TabularDataModule(table(t, "a,b\n1,2\n"), target="y").setup("fit"), ValueError,
+     "target column 'y' not in data file '{tmp}/t.csv'; columns are: ['a', 'b']", id="target missing"),
+    pytest.param(lambda t: TabularDataModule(table(t, "a,y\n1,\n2,\n"), target="y").setup("fit"),
+     ValueError, "target column 'y' in data file '{tmp}/t.csv' has no values", id="target all missing"),
+    pytest.param(lambda t: TabularDataModule(table(t, "a,y\n" + "1,1\n" * 20), target="y").setup("fit"),
+     ValueError, "target column 'y' has a single class ('1') in the training rows: classification needs two or more",
+     id="single class",
+     marks=pytest.mark.filterwarnings("ignore:target 'y' holds 1 whole", "ignore:column 'a' has one value")),
+    pytest.param(lambda t: TabularDataModule(table(t, "a,y\n1,0\n2,1\n3,0\n"), target="y").setup("fit"),
      ValueError, "3 rows are too few for the splits asked (val_fraction=0.2, test_fraction=0.2): ['val', 'test'] "
-     "would be empty {'train': 3, 'val': 0, 'test': 0}"),
-    ("forced numeric", lambda t: TabularDataModule(table(t, "a,y\nx,0\n" + "1,1\n2,0\n" * 5), target="y",
+     "would be empty {'train': 3, 'val': 0, 'test': 0}", id="too few rows"),
+    pytest.param(lambda t: TabularDataModule(table(t, "a,y\nx,0\n" + "1,1\n2,0\n" * 5), target="y",
      numeric=["a"]).setup("fit"), ValueError,
-     "column 'a' is treated as numeric but holds 'x': name it in categorical=[...] or clean the data"),
-    ("two bad numbers", lambda t: TabularDataModule(table(t, "a,y\nx,0\nz,1\n" + "1,1\n2,0\n" * 5), target="y",
+     "column 'a' is treated as numeric but holds 'x': name it in categorical=[...] or clean the data",
+     id="forced numeric"),
+    pytest.param(lambda t: TabularDataModule(table(t, "a,y\nx,0\nz,1\n" + "1,1\n2,0\n" * 5), target="y",
      numeric=["a"]).setup("fit"), ValueError, "column 'a' is treated as numeric but holds 'x' (and 1 more value "
-     "that is not a number): name it in categorical=[...] or clean the data"),
-    ("log1p at -1", lambda t: TabularDataModule(table(t, "a,y\n-1,0\n" + "1,1\n2,0\n" * 5), target="y",
+     "that is not a number): name it in categorical=[...] or clean the data", id="two bad numbers"),
+    pytest.param(lambda t: TabularDataModule(table(t, "a,y\n-1,0\n" + "1,1\n2,0\n" * 5), target="y",
      log1p=["a"]).setup("fit"), ValueError, "log1p column 'a' has values of -1 or less (min -1.0): log(1 + x) needs "
-     "x above -1; leave it out of log1p=[...] or shift it"),
-    ("repeated names", lambda t: TabularDataModule(table(t, "y,a,y\n1,2,3\n"), target="y").setup("fit"),
-     ValueError, "data file '{tmp}/t.csv' repeats column names ['y']: give every column its own name"),
-    ("infinite number", lambda t: TabularDataModule(table(t, "a,y\n1e400,0\n" + "1,1\n2,0\n" * 5), target="y")
-     .setup("fit"), ValueError, "column 'a' holds an infinite number (inf): clean the data or drop it"),
-    ("regression on words", lambda t: TabularDataModule(table(t, "a,y\n" + "1,low\n2,high\n" * 5), target="y",
+     "x above -1; leave it out of log1p=[...] or shift it", id="log1p at -1"),
+    pytest.param(lambda t: TabularDataModule(table(t, "y,a,y\n1,2,3\n"), target="y").setup("fit"),
+     ValueError, "data file '{tmp}/t.csv' repeats column names ['y']: give every column its own name",
+     id="repeated names"),
+    pytest.param(lambda t: TabularDataModule(table(t, "a,y\n1e400,0\n" + "1,1\n2,0\n" * 5), target="y")
+     .setup("fit"), ValueError, "column 'a' holds an infinite number (inf): clean the data or drop it",
+     id="infinite number"),
+    pytest.param(lambda t: TabularDataModule(table(t, "a,y\n" + "1,low\n2,high\n" * 5), target="y",
      task="regression").setup("fit"), ValueError, "column 'y' is treated as numeric but holds 'high' (and 5 more "
      "values that are not numbers): a regression target must be numbers: pass task='binary' or 'multiclass' for "
-     "classes, or clean the data"),
-    ("standardised regression on words", lambda t: TabularDataModule(table(t, "a,y\n" + "1,low\n2,high\n" * 5),
+     "classes, or clean the data", id="regression on words"),
+    pytest.param(lambda t: TabularDataModule(table(t, "a,y\n" + "1,low\n2,high\n" * 5),
      target="y", task="regression", standardize_target=True).setup("fit"), ValueError, "column 'y' is treated as "
      "numeric but holds 'high' (and 5 more values that are not numbers): a regression target must be numbers: pass "
-     "task='binary' or 'multiclass' for classes, or clean the data"),
-    ("split column typo", lambda t: TabularDataModule(table(t, "a,s,y\n1,train,0\n2,tset,1\n3,val,0\n"), target="y",
+     "task='binary' or 'multiclass' for classes, or clean the data", id="standardised regression on words"),
+    pytest.param(lambda t: TabularDataModule(table(t, "a,s,y\n1,train,0\n2,tset,1\n3,val,0\n"), target="y",
      split_column="s").setup("fit"), ValueError,
-     "split column 's' must say 'train', 'val' or 'test' in every row; it also holds ['tset']"),
-    ("unseen test classes", lambda t: TabularDataModule(table(t, "a,y\n" + "1,0\n2,1\n" * 10), target="y",
+     "split column 's' must say 'train', 'val' or 'test' in every row; it also holds ['tset']", id="split column typo"),
+    pytest.param(lambda t: TabularDataModule(table(t, "a,y\n" + "1,0\n2,1\n" * 10), target="y",
      test_csv=table(t / "more", "a,y\n" + "".join(f"{c},{c}\n" for c in range(1, 8)))).setup("test"), ValueError,
-     "target values ['2', '3', '4', '5', '6'] are not among the training classes ['0', '1']"),
-    ("no feature left", lambda t: TabularDataModule(table(t, "a,y\n" + "1,0\n1,1\n" * 5), target="y").setup("fit"),
+     "target values ['2', '3', '4', '5', '6'] are not among the training classes ['0', '1']", id="unseen test classes"),
+    pytest.param(lambda t: TabularDataModule(table(t, "a,y\n" + "1,0\n1,1\n" * 5), target="y").setup("fit"),
      ValueError, "data file '{tmp}/t.csv' has no feature left: every column but the target is dropped (see why "
-     "above); keep one by naming it in categorical=[...] or numeric=[...]"),
-    ("repeated NA names", lambda t: TabularDataModule(table(t, "NA,y,NA\n1,2,3\n"), target="y").setup("fit"),
-     ValueError, "data file '{tmp}/t.csv' repeats column names ['NA']: give every column its own name"),
-    ("test csv missing", lambda t: TabularDataModule(table(t, "a,y\n" + "1,0\n2,1\n" * 5), target="y",
+     "above); keep one by naming it in categorical=[...] or numeric=[...]",
+     id="no feature left",
+     marks=pytest.mark.filterwarnings("ignore:column 'a' has one value")),
+    pytest.param(lambda t: TabularDataModule(table(t, "NA,y,NA\n1,2,3\n"), target="y").setup("fit"),
+     ValueError, "data file '{tmp}/t.csv' repeats column names ['NA']: give every column its own name",
+     id="repeated NA names"),
+    pytest.param(lambda t: TabularDataModule(table(t, "a,y\n" + "1,0\n2,1\n" * 5), target="y",
      test_csv=t / "absent.csv").setup("fit"), FileNotFoundError,
-     "test_csv '{tmp}/absent.csv' not found: pass the path of a CSV, Parquet or Excel file"),
-    ("numeric unknown", lambda t: TabularDataModule(table(t, "a,y\n1,0\n"), target="y", numeric=["b"]).setup("fit"),
-     ValueError, "columns ['b'] (in numeric) not in data file '{tmp}/t.csv'; columns are: ['a', 'y']"),
-    ("drop unknown", lambda t: TabularDataModule(table(t, "a,y\n1,0\n"), target="y", drop=["b"]).setup("fit"),
-     ValueError, "columns ['b'] (in drop) not in data file '{tmp}/t.csv'; columns are: ['a', 'y']"),
-    ("fractions sum to 1", lambda t: TabularDataModule(t / "x.csv", target="y", val_fraction=0.5, test_fraction=0.5),
+     "test_csv '{tmp}/absent.csv' not found: pass the path of a CSV, Parquet or Excel file", id="test csv missing"),
+    pytest.param(lambda t: TabularDataModule(table(t, "a,y\n1,0\n"), target="y", numeric=["b"]).setup("fit"),
+     ValueError, "columns ['b'] (in numeric) not in data file '{tmp}/t.csv'; columns are: ['a', 'y']",
+     id="numeric unknown"),
+    pytest.param(lambda t: TabularDataModule(table(t, "a,y\n1,0\n"), target="y", drop=["b"]).setup("fit"),
+     ValueError, "columns ['b'] (in drop) not in data file '{tmp}/t.csv'; columns are: ['a', 'y']", id="drop unknown"),
+    pytest.param(lambda t: TabularDataModule(t / "x.csv", target="y", val_fraction=0.5, test_fraction=0.5),
      ValueError, "val_fraction (0.5) must be above 0 and, with test_fraction (0.5), leave some rows for training: "
-     "the two must sum below 1"),
-    ("predict csv lacks a column", lambda t: predict_table(t, "a\n1\n"), ValueError,
-     "columns ['b'] were used in training but are not in the data"),
-    ("scaling typo", lambda t: TabularDataModule(t / "x.csv", target="y", scaling="quantiles"), ValueError,
-     "scaling must be 'quantile', 'robust', 'standard' or 'none', got 'quantiles'"),
-    ("table batch size 0", lambda t: TabularDataModule(t / "x.csv", target="y", batch_size=0), ValueError,
-     "batch_size must be at least 1, got 0"),
+     "the two must sum below 1", id="fractions sum to 1"),
+    pytest.param(lambda t: predict_table(t, "a\n1\n"), ValueError,
+     "columns ['b'] were used in training but are not in the data", id="predict csv lacks a column"),
+    pytest.param(lambda t: TabularDataModule(t / "x.csv", target="y", scaling="quantiles"), ValueError,
+     "scaling must be 'quantile', 'robust', 'standard' or 'none', got 'quantiles'", id="scaling typo"),
+    pytest.param(lambda t: TabularDataModule(t / "x.csv", target="y", batch_size=0), ValueError,
+     "batch_size must be at least 1, got 0", id="table batch size 0"),
     # MNIST
-    ("mnist missing", lambda t: mnist_setup(t), FileNotFoundError,
-     f"MNIST not found under {RAW}: put the four IDX files there, pass --data.data_dir, or allow download=True"),
-    ("mnist truncated", lambda t: mnist_setup(mnist_files(t, images=IMAGES[:5000])), ValueError,
+    pytest.param(lambda t: mnist_setup(t), FileNotFoundError,
+     f"MNIST not found under {RAW}: put the four IDX files there, pass --data.data_dir, or allow download=True",
+     id="mnist missing"),
+    pytest.param(lambda t: mnist_setup(mnist_files(t, images=IMAGES[:5000])), ValueError,
      f"MNIST files {RAW}/train-* cannot be read (shape '[{TRAIN_IMAGES}, 28, 28]' is invalid for input of size 4984): "
-     "cut short or not MNIST; delete them and download them again"),
-    ("mnist not idx", lambda t: mnist_setup(mnist_files(t, images=b"<html>Not found</html>")), ValueError,
+     "cut short or not MNIST; delete them and download them again", id="mnist truncated"),
+    pytest.param(lambda t: mnist_setup(mnist_files(t, images=b"<html>Not found</html>")), ValueError,
      f"MNIST files {RAW}/train-* cannot be read (not in the IDX format): cut short or not MNIST; "
-     "delete them and download them again"),
-    ("mnist labels of another set", lambda t: mnist_setup(mnist_files(t, labels=struct.pack(">II", 2049, 10)
+     "delete them and download them again", id="mnist not idx"),
+    pytest.param(lambda t: mnist_setup(mnist_files(t, labels=struct.pack(">II", 2049, 10)
      + bytes(10))), ValueError, f"MNIST files {RAW}/train-* do not match: {TRAIN_IMAGES} images of 28x28 pixels "
-     "and 10 labels; delete them and download them again"),
-    ("data_dir is a file", lambda t: MNISTDataModule(table(t, "x")), ValueError,
-     "data_dir '{tmp}/t.csv' is a file: pass the folder that holds MNIST/raw"),
-    ("batch size 0", lambda t: MNISTDataModule(t, batch_size=0), ValueError, "batch_size must be at least 1, got 0"),
-    ("batch size negative", lambda t: MNISTDataModule(t, batch_size=-5), ValueError,
-     "batch_size must be at least 1, got -5"),
-    ("eval batch size 0", lambda t: MNISTDataModule(t, eval_batch_size=0), ValueError,
-     "eval_batch_size must be at least 1 (or None: 4 x batch_size), got 0"),
-    ("workers negative", lambda t: MNISTDataModule(t, num_workers=-1), ValueError,
-     "num_workers must be 0 or more, got -1"),
-    ("val_size 0", lambda t: MNISTDataModule(t, val_size=0), ValueError, "val_size must be at least 1 image, got 0"),
-    ("val_size all", lambda t: mnist_setup(mnist_files(t), val_size=TRAIN_IMAGES), ValueError,
-     f"val_size {TRAIN_IMAGES} leaves no training images: there are {TRAIN_IMAGES}"),
+     "and 10 labels; delete them and download them again", id="mnist labels of another set"),
+    pytest.param(lambda t: MNISTDataModule(table(t, "x")), ValueError,
+     "data_dir '{tmp}/t.csv' is a file: pass the folder that holds MNIST/raw", id="data_dir is a file"),
+    pytest.param(lambda t: MNISTDataModule(t, batch_size=0), ValueError, "batch_size must be at least 1, got 0",
+     id="batch size 0"),
+    pytest.param(lambda t: MNISTDataModule(t, batch_size=-5), ValueError,
+     "batch_size must be at least 1, got -5", id="batch size negative"),
+    pytest.param(lambda t: MNISTDataModule(t, eval_batch_size=0), ValueError,
+     "eval_batch_size must be at least 1 (or None: 4 x batch_size), got 0", id="eval batch size 0"),
+    pytest.param(lambda t: MNISTDataModule(t, num_workers=-1), ValueError,
+     "num_workers must be 0 or more, got -1", id="workers negative"),
+    pytest.param(lambda t: MNISTDataModule(t, val_size=0), ValueError, "val_size must be at least 1 image, got 0",
+     id="val_size 0"),
+    pytest.param(lambda t: mnist_setup(mnist_files(t), val_size=TRAIN_IMAGES), ValueError,
+     f"val_size {TRAIN_IMAGES} leaves no training images: there are {TRAIN_IMAGES}", id="val_size all"),
     # models
-    ("hidden width 0", lambda t: MLPClassifier(hidden_dims=(128, 0)), ValueError,
-     "layer widths must be positive whole numbers: input_dim=784, hidden_dims=[128, 0], output_dim=10"),
-    ("one class", lambda t: MLPClassifier(num_classes=1), ValueError,
-     "num_classes must be at least 2, got 1 (a classifier needs classes)"),
-    ("dropout 1", lambda t: MLPClassifier(dropout=1.0), ValueError, "dropout must be in [0, 1), got 1.0"),
-    ("lr 0", lambda t: MLPClassifier(lr=0), ValueError, "lr must be positive, got 0"),
-    ("hidden width negative", lambda t: ScratchDeepNet(hidden_dims=[-3]), ValueError,
-     "layer widths must be positive whole numbers: input_dim=784, hidden_dims=[-3], output_dim=10"),
-    ("input width", lambda t: L.Trainer(max_steps=1, **NO_LOGGER).fit(MLPClassifier(input_dim=784), TabularDataModule(
+    pytest.param(lambda t: MLPClassifier(hidden_dims=(128, 0)), ValueError,
+     "layer widths must be positive whole numbers: input_dim=784, hidden_dims=[128, 0], output_dim=10",
+     id="hidden width 0"),
+    pytest.param(lambda t: MLPClassifier(num_classes=1), ValueError,
+     "num_classes must be at least 2, got 1 (a classifier needs classes)", id="one class"),
+    pytest.param(lambda t: MLPClassifier(dropout=1.0), ValueError, "dropout must be in [0, 1), got 1.0",
+     id="dropout 1"),
+    pytest.param(lambda t: MLPClassifier(lr=0), ValueError, "lr must be positive, got 0", id="lr 0"),
+    pytest.param(lambda t: ScratchDeepNet(hidden_dims=[-3]), ValueError,
+     "layer widths must be positive whole numbers: input_dim=784, hidden_dims=[-3], output_dim=10",
+     id="hidden width negative"),
+    pytest.param(lambda t: L.Trainer(max_steps=1, **NO_LOGGER).fit(MLPClassifier(input_dim=784), TabularDataModule(
      table(t, "a,b,y\n" + "1,2,0\n3,4,1\n" * 10), target="y")), ValueError,
      "the model takes 784 input features (input_dim) but TabularDataModule gives 2 (num_features): build it with "
-     "input_dim=2, or leave input_dim to the CLI, which links it"),
+     "input_dim=2, or leave input_dim to the CLI, which links it", id="input width"),
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("action", "error", "message"), [row[1:] for row in DATA_ROWS], ids=[r[0] for r in DATA_ROWS])
+@pytest.mark.parametrize(("action", "error", "message"), DATA_ROWS)
 def test_data_and_model_mistakes(action, error, message, tmp_path):
     with pytest.raises(error, match=exactly(message.replace("{tmp}", str(tmp_path)))):
         action(tmp_path)
@@ -192,15 +206,15 @@ def test_input_width_is_checked_before_the_first_step(tmp_path):
 PRESETS = {"Classifier", "MLPClassifier", "MLPRegressor", "Regressor", "ScratchDeepNet", "ToyRegressor"}
 DATA = {"MNISTDataModule", "TabularDataModule", "ToyRegressionDataModule"}
 CLASS_ROWS = [
-    ("model typo", ["--model", "MLPClasifier"], "--model MLPClasifier: no such class. Did you mean MLPClassifier?",
-     PRESETS),
-    ("unknown model", ["--model", "nnmodules.Nope"], "--model nnmodules.Nope: no such class.", PRESETS),
-    ("data typo", ["--data", "TabularDatamodule"],
-     "--data TabularDatamodule: no such class. Did you mean TabularDataModule?", DATA),
+    pytest.param(["--model", "MLPClasifier"], "--model MLPClasifier: no such class. Did you mean MLPClassifier?",
+     PRESETS, id="model typo"),
+    pytest.param(["--model", "nnmodules.Nope"], "--model nnmodules.Nope: no such class.", PRESETS, id="unknown model"),
+    pytest.param(["--data", "TabularDatamodule"],
+     "--data TabularDatamodule: no such class. Did you mean TabularDataModule?", DATA, id="data typo"),
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("args", "message", "known"), [r[1:] for r in CLASS_ROWS], ids=[r[0] for r in CLASS_ROWS])
+@pytest.mark.parametrize(("args", "message", "known"), CLASS_ROWS)
 def test_a_class_not_found_is_named_with_the_closest_and_the_known_ones(args, message, known, capsys):
     """The known classes are the project's and any others imported (other test modules define some)."""
     with pytest.raises(SystemExit) as stop:
@@ -213,22 +227,24 @@ def test_a_class_not_found_is_named_with_the_closest_and_the_known_ones(args, me
 
 
 CLI_ROWS = [
-    ("model of no module", ["--model", "my_module.Net"],
-     "--model my_module.Net: no module 'my_module' here: run from the folder that holds it, or install it"),
-    ("argument typo", ["--model.init_args.hiden_dims", "[3]"],
-     "--model.hiden_dims: MLPClassifier takes no argument 'hiden_dims'. Did you mean hidden_dims?"),
-    ("argument of a wrong type", ["--model.init_args.lr", "fast"], "--model.lr fast: expected float"),
-    ("unknown option", ["--trainer.epochs", "3"],
-     "no option --trainer.epochs. Did you mean --trainer.min_epochs or --trainer.max_epochs?"),
-    ("wrong type", ["--trainer.max_epochs", "ten"], "--trainer.max_epochs ten: expected int"),
-    ("config missing", ["--config", "{tmp}/nope.yaml"], "--config: File does not exist: '{tmp}/nope.yaml'"),
-    ("config not yaml", ["--config", "{tmp}/broken.yaml"],
+    pytest.param(["--model", "my_module.Net"],
+     "--model my_module.Net: no module 'my_module' here: run from the folder that holds it, or install it",
+     id="model of no module"),
+    pytest.param(["--model.init_args.hiden_dims", "[3]"],
+     "--model.hiden_dims: MLPClassifier takes no argument 'hiden_dims'. Did you mean hidden_dims?", id="argument typo"),
+    pytest.param(["--model.init_args.lr", "fast"], "--model.lr fast: expected float", id="argument of a wrong type"),
+    pytest.param(["--trainer.epochs", "3"],
+     "no option --trainer.epochs. Did you mean --trainer.min_epochs or --trainer.max_epochs?", id="unknown option"),
+    pytest.param(["--trainer.max_epochs", "ten"], "--trainer.max_epochs ten: expected int", id="wrong type"),
+    pytest.param(["--config", "{tmp}/nope.yaml"], "--config: File does not exist: '{tmp}/nope.yaml'",
+     id="config missing"),
+    pytest.param(["--config", "{tmp}/broken.yaml"],
      'Problems parsing config: while parsing a flow sequence in "<unicode string>", line 1, column 10 did not '
-     """find expected ',' or ']' in "<unicode string>", line 3, column 1"""),
+     """find expected ',' or ']' in "<unicode string>", line 3, column 1""", id="config not yaml"),
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("args", "message"), [row[1:] for row in CLI_ROWS], ids=[r[0] for r in CLI_ROWS])
+@pytest.mark.parametrize(("args", "message"), CLI_ROWS)
 def test_command_line_mistakes(args, message, tmp_path, capsys):
     """A usage error is one line and a pointer to --help, with exit status 2."""
     (tmp_path / "broken.yaml").write_text("trainer: [max_epochs: 3\n  bad")

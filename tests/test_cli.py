@@ -168,7 +168,8 @@ def test_settings_passed_on_as_kwargs_are_options_and_hyperparameters(mnist_dir,
 def test_optimizer_and_scheduler_can_be_replaced(mnist_dir, in_tmp):
     args = ["fit", "--config", CONFIG, *fake_data_args(mnist_dir), "--trainer.fast_dev_run=true"]
     args += ["--optimizer=SGD", "--optimizer.lr=0.05", "--lr_scheduler=StepLR", "--lr_scheduler.step_size=1"]
-    cli = LitCLI(args=args)
+    with pytest.warns(UserWarning, match="will be overridden by `LitCLI.configure_optimizers`"):  # as it says
+        cli = LitCLI(args=args)
     (optimizer,) = cli.trainer.optimizers
     assert isinstance(optimizer, torch.optim.SGD) and optimizer.defaults["lr"] == 0.05
     assert isinstance(cli.trainer.lr_scheduler_configs[0].scheduler, torch.optim.lr_scheduler.StepLR)

@@ -65,8 +65,14 @@ def digests(folder: Path) -> dict[str, str]:
 
 def one_cycle_plan(peak: float, steps: int) -> list[float]:
     """The learning rate of each step of a new one-cycle run of `steps` steps."""
-    schedule = torch.optim.lr_scheduler.OneCycleLR(torch.optim.Adam([torch.zeros(1)]), max_lr=peak, total_steps=steps)
-    return [schedule.get_last_lr()[0]] + [schedule.step() or schedule.get_last_lr()[0] for _ in range(steps - 1)]
+    optimizer = torch.optim.Adam([torch.zeros(1)])
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=peak, total_steps=steps)
+    rates = [schedule.get_last_lr()[0]]
+    for _ in range(steps - 1):
+        optimizer.step()  # a step without gradients changes nothing; torch expects one before the schedule's
+        schedule.step()
+        rates.append(schedule.get_last_lr()[0])
+    return rates
 
 
 def recording_rates(model: L.LightningModule) -> list[float]:

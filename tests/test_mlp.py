@@ -192,7 +192,7 @@ def test_epoch_training_metrics_count_every_step_once(mnist, monkeypatch):
             loss = super().training_step(batch, batch_idx)
             inputs, targets = batch
             correct = int((self(inputs).argmax(dim=1) == targets).sum())  # no dropout: the same outputs
-            steps.append((float(loss), correct, len(targets)))
+            steps.append((loss.item(), correct, len(targets)))
             return loss
 
     L.seed_everything(0)

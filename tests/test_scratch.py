@@ -27,6 +27,7 @@ def test_parameters_are_one_weight_matrix_and_bias_per_layer():
     assert kaiming.net.weights[0].std().item() == pytest.approx((2 / 784) ** 0.5, rel=0.1)
 
 
+@pytest.mark.filterwarnings("ignore:You defined a `validation_step` but have no `val_dataloader`")  # one step alone
 def test_one_step_is_p_minus_lr_times_grad(mnist):
     L.seed_everything(0)
     model = ScratchDeepNet(hidden_dims=[16], lr=0.3)
@@ -75,7 +76,8 @@ def test_an_ordinary_optimizer_replaces_update_coeffs(mnist_dir, tmp_path, monke
     monkeypatch.chdir(tmp_path)
     data_args = [f"--data.data_dir={mnist_dir}", f"--data.val_size={VAL_SIZE}", "--data.download=false"]
     args = ["fit", "--config", str(ROOT / "configs" / "mnist_scratch.yaml"), *data_args, "--trainer.fast_dev_run=true"]
-    cli = LitCLI(args=[*args, "--optimizer=Adam", "--optimizer.lr=0.01"])
+    with pytest.warns(UserWarning, match="will be overridden by `LitCLI.configure_optimizers`"):
+        cli = LitCLI(args=[*args, "--optimizer=Adam", "--optimizer.lr=0.01"])
     assert isinstance(cli.trainer.optimizers[0], torch.optim.Adam)
     assert cli.model.hparams.input_dim == 784 and cli.model.hparams.num_classes == 10  # linked from the data
     assert cli.trainer.global_step == 1

@@ -101,7 +101,7 @@ def test_the_chosen_batch_size_trains_and_travels_in_the_checkpointed_state():
     restored = TabularDataModule(None, target="y", drop=["name"])
     restored.load_state_dict(data.state_dict())
     assert restored.batch_size == 16 and restored.hparams.batch_size is None
-    assert TabularDataModule(rule_table(), target="y", batch_size=100).batch_size == 100  # given: as given
+    assert TabularDataModule(rule_table(), target="y", drop=["name"], batch_size=100).batch_size == 100  # as given
 
 
 def test_numbers_are_embedded_from_a_thousand_training_rows_unless_said():
