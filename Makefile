@@ -51,7 +51,7 @@ package: $(INSTALLED)
 		echo "installed package: litmodules fit --help and a toy fit work"
 
 benchmark: $(INSTALLED)
-	$(BIN)/python scripts/benchmark.py --data-dir $(DATA_DIR)
+	$(BIN)/python -m benchmarks --data-dir $(DATA_DIR)
 
 # mutation testing (slow: not in CI): scripts/mutation.py names the modules and the tests of each;
 # `make mutation MODULES=preprocess` tests one of them, `make mutation MODULES='tasks runs' SAMPLE=100`

@@ -155,7 +155,7 @@ def test_classification_figures_each_epoch(mnist):
     events = EventAccumulator(trainer.log_dir, size_guidance={"images": 0}).Reload()
     steps = [image.step for image in events.Images("classification/confusion")]
     assert steps == [trainer.global_step // 2, trainer.global_step]  # each epoch; the end of fit is the last
-    assert ClassificationFigures().every_n_epochs == 2  # the default: see scripts/benchmark.py --only summaries
+    assert ClassificationFigures().every_n_epochs == 2  # the default: see python -m benchmarks --only summaries
     assert "classification/misclassified" in events.Tags()["images"]  # MNIST says its inputs are 1x28x28 images
 
 

@@ -1,6 +1,6 @@
 """The MNIST recipes on this machine's accelerator: each epoch's time and the test accuracy.
 
-    bash scripts/gpu_check.sh [DATA_DIR] [EPOCHS]        (or: python scripts/gpu_check.py --data-dir DIR ...)
+    bash scripts/gpu_check.sh [DATA_DIR] [EPOCHS]        (or: python -m benchmarks.gpu --data-dir DIR ...)
 
 Fits `configs/mnist_mlp.yaml`, `configs/mnist_mlp_fast.yaml` (bf16, compiled) and
 `configs/mnist_cnn.yaml` through the command line's own classes, in a temporary folder,
@@ -21,9 +21,8 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from nnmodules.cli import LitCLI
+from benchmarks.recipes import from_config
 
-ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ("mnist_mlp", "mnist_mlp_fast", "mnist_cnn")
 
 
@@ -51,10 +50,13 @@ def _synchronize(module: L.LightningModule) -> None:
 
 def check(config: str, data_dir: str, epochs: int, accelerator: str) -> tuple[list[float], float]:
     """Fits one recipe and tests its best checkpoint: its epochs' seconds and the test accuracy."""
-    args = ["--config", str(ROOT / "configs" / f"{config}.yaml"), f"--data.data_dir={data_dir}"]
-    args += [f"--trainer.max_epochs={epochs}", f"--trainer.accelerator={accelerator}", "--trainer.devices=1"]
-    args += ["--trainer.enable_progress_bar=false"]
-    cli = LitCLI(args=args, run=False)
+    cli = from_config(
+        config,
+        f"--data.data_dir={data_dir}",
+        f"--trainer.max_epochs={epochs}",
+        f"--trainer.accelerator={accelerator}",
+        "--trainer.devices=1",
+    )
     times = EpochTimes()
     cli.trainer.callbacks.append(times)
     cli.trainer.fit(cli.model, cli.datamodule)
@@ -63,6 +65,7 @@ def check(config: str, data_dir: str, epochs: int, accelerator: str) -> tuple[li
 
 
 def main() -> None:
+    """Fits each recipe asked for and prints its epochs and accuracy."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", default="data", help="the folder holding MNIST/raw")
     parser.add_argument("--epochs", type=int, default=3)

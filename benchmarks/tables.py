@@ -1,6 +1,6 @@
 """Tables against gradient boosting: ours, LightGBM and a linear model on every table of a folder, same splits.
 
-    python scripts/benchmark_tables.py --tables ../shared/data/tables [--seeds 3] [--only NAME ...]
+    python -m benchmarks.tables --tables ../shared/data/tables [--seeds 3] [--only NAME ...]
         [--args '--trainer.max_epochs 30' ...] [--json FILE]
 
 Needs the benchmark extra: `pip install -e '.[bench]'` (LightGBM, scikit-learn).
@@ -95,6 +95,7 @@ def frames(path: Path, target: str, seed: int) -> tuple[TabularDataModule, dict[
 
 
 def lightgbm_fit(path: Path, target: str, seed: int) -> tuple[float, float]:
+    """LightGBM on the same rows: its test score and fit seconds."""
     data, tables = frames(path, target, seed)
     targets = {split: data.table(split).tensors[1].numpy() for split in ("train", "val", "test")}
     if data.task == "regression":
@@ -114,6 +115,7 @@ def lightgbm_fit(path: Path, target: str, seed: int) -> tuple[float, float]:
 
 
 def linear_fit(path: Path, target: str, seed: int) -> tuple[float, float]:
+    """The linear model on our preprocessed features: its test score and fit seconds."""
     data = TabularDataModule(path, target=target, seed=seed)
     data.setup("fit")
     data.setup("test")
@@ -132,6 +134,7 @@ def linear_fit(path: Path, target: str, seed: int) -> tuple[float, float]:
 
 
 def main() -> None:
+    """Every table and seed, each model; the table of scores and the summary."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tables", required=True, help="a folder with tables.json and the tables it names")
     parser.add_argument("--seeds", type=int, default=3)
@@ -172,6 +175,7 @@ def main() -> None:
 
 
 def summary(rows: pd.DataFrame) -> None:
+    """Tables where ours is ahead, the mean and worst gap, the median ratio of fit times."""
     means = rows.groupby("table").mean(numeric_only=True)
     gaps = means["lightgbm"] - means["ours"]  # below 0: ours ahead
     ratios = means["ours_s"] / means["lightgbm_s"]

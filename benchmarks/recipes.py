@@ -1,0 +1,37 @@
+"""The recipes the parts measure, read from `configs/` (each defined there once), and the MNIST files they use."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from nnmodules.cli import LitCLI
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "configs"
+PEOPLE = ROOT / "examples" / "people.csv"
+
+
+def from_config(name: str, *overrides: str) -> LitCLI:
+    """The model, data and Trainer of `configs/<name>.yaml` with `overrides`, as `litmodules fit` builds them.
+
+    Nothing runs; the progress bar and model summary are off (the parts print their own figures). Build it in
+    a scratch folder: its Trainer writes `lightning_logs/` there.
+    """
+    args = [
+        "--config",
+        str(CONFIGS / f"{name}.yaml"),
+        "--trainer.enable_progress_bar=false",
+        "--trainer.enable_model_summary=false",
+        *overrides,
+    ]
+    return LitCLI(args=args, run=False)
+
+
+def mnist_args(data_dir: str | Path, batch_size: int | None = None, epochs: int | None = None) -> list[str]:
+    """The overrides that point a MNIST config at `data_dir` (never downloading), with a batch size and epochs."""
+    args = [f"--data.data_dir={data_dir}", "--data.download=false"]
+    if batch_size is not None:
+        args.append(f"--data.batch_size={batch_size}")
+    if epochs is not None:
+        args.append(f"--trainer.max_epochs={epochs}")
+    return args

@@ -1,0 +1,46 @@
+"""The benchmarks' clocks, and the MLP comparison run end to end on a small MNIST (its figures are not checked)."""
+
+from __future__ import annotations
+
+from contextlib import chdir
+
+import pytest
+from conftest import fake_digits, write_idx
+
+from benchmarks import mlp
+from benchmarks.timing import side_by_side, summary
+
+
+def test_the_headline_is_the_median_whole_epoch_and_the_diagnostics_sit_beside_it():
+    runs = [(10, [1.0, 2.0, 0.5]), (10, [3.0, 1.0, 0.5]), (10, [1.0, 1.0, 4.0])]  # two steps, then the end
+    row = summary(runs)
+    assert row["median_epoch_s"] == 4.5 and row["epochs_s"] == [3.5, 4.5, 6.0] and row["samples_per_s"] == 2
+    assert row["median_step_us"] == 1_000_000  # of the six steps 1, 2, 3, 1, 1, 1 (ends left out)
+    assert row["per_step_minimum_epoch_s"] == 2.5  # 1 + 1 + 0.5
+
+
+def test_slow_paths_run_at_most_twice_and_the_others_interleaved():
+    order: list[str] = []
+
+    def path(name: str):
+        return lambda: order.append(name) or (1, [0.1, 0.0])
+
+    side_by_side({"slow": path("slow"), "fast": path("fast")}, repeats=3, at_most_twice=["slow"])
+    assert order == ["slow", "fast", "slow", "fast", "fast"]
+
+
+@pytest.fixture(scope="module")
+def mnist_of_5100(tmp_path_factory):
+    """5,100 training images: the configs' 5,000 for validation, 100 to train on."""
+    root = tmp_path_factory.mktemp("mnist5100")
+    write_idx(root / "MNIST" / "raw", "train", *fake_digits(5_100, seed=0))
+    write_idx(root / "MNIST" / "raw", "t10k", *fake_digits(20, seed=1))
+    return root
+
+
+def test_every_path_of_the_mlp_part_trains_one_epoch_of_the_config(mnist_of_5100, tmp_path):
+    with chdir(tmp_path):
+        rows = side_by_side(mlp.paths(str(mnist_of_5100), batch_size=64), repeats=1)
+    samples = {name: row["samples"] for name, row in rows.items()}
+    assert samples == {"tutorial": 5100, "tensor_loop": 100, "lightning_floor": 100, "plain_trainer": 100, "ours": 100}
+    assert all(row["median_epoch_s"] > 0 for row in rows.values())
