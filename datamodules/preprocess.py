@@ -4,9 +4,12 @@
 to use (year, month, day of week, day of year, and the hour where times vary),
 medians for missing numbers, optional `log1p`, how to scale each number (see
 `Scaling`), and the categories to one-hot encode. `transform` turns any rows (validation, test, a
-new CSV at predict time) into one float tensor. Its `state_dict` is made of
-strings, numbers and lists, so it travels inside a checkpoint and loads with
-`torch.load(weights_only=True)`.
+new CSV at predict time) into one float32 array. Its `state_dict` is made of
+strings, numbers and lists, so it travels inside a checkpoint (and loads with
+`torch.load(weights_only=True)`) and as JSON beside an exported model.
+
+Only numpy and pandas: an exported table model predicts with this file alone beside it
+(`nnmodules.export`), without torch.
 """
 
 from __future__ import annotations
@@ -17,8 +20,6 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-import torch
-from torch import Tensor
 
 Scaling = Literal["quantile", "robust", "standard", "none"]
 """How numbers are scaled, from the training split: "quantile", to the normal score of their quantile (mean 0,
@@ -145,8 +146,8 @@ class TablePreprocessing:
         names = [*self.numeric, *(f"{name}_missing" for name in self.indicators)]
         return names + [f"{name}={value}" for name in self.categorical for value in self.categories[name]]
 
-    def transform(self, frame: pd.DataFrame) -> Tensor:
-        """The rows as one float32 tensor, one column per feature name.
+    def transform(self, frame: pd.DataFrame) -> np.ndarray:
+        """The rows as one float32 array, one column per feature name.
 
         Written in place: no wider temporaries (a one-hot block is set entry by entry, not gathered from an identity
         matrix).
@@ -178,7 +179,7 @@ class TablePreprocessing:
             seen = np.flatnonzero(codes >= 0)
             features[seen, column + codes[seen]] = 1.0
             column += len(known)
-        return torch.from_numpy(features)
+        return features
 
     def state_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -207,8 +208,30 @@ def normal_scores(values: np.ndarray, quantiles: np.ndarray, levels: np.ndarray)
     """
     upward = np.interp(values, quantiles, levels)
     downward = -np.interp(-values, -quantiles[::-1], -levels[::-1])
-    middle = torch.from_numpy((upward + downward) / 2).clamp(1e-7, 1 - 1e-7)
-    return torch.special.ndtri(middle).numpy()
+    return ndtri(np.clip((upward + downward) / 2, 1e-7, 1 - 1e-7))
+
+
+def ndtri(p: np.ndarray) -> np.ndarray:
+    """The standard normal quantile function, to a relative error below 1.2e-9 (Acklam's rational approximation).
+
+    numpy has none of its own, and this module needs no more than numpy and pandas.
+    """
+    a = (-3.969683028665376e01, 2.209460984245205e02, -2.759285104469687e02, 1.383577518672690e02)
+    a += (-3.066479806614716e01, 2.506628277459239e00)
+    b = (-5.447609879822406e01, 1.615858368580409e02, -1.556989798598866e02, 6.680131188771972e01)
+    b += (-1.328068155288572e01, 1.0)
+    c = (-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e00, -2.549732539343734e00)
+    c += (4.374664141464968e00, 2.938163982698783e00)
+    d = (7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e00, 3.754408661907416e00, 1.0)
+    p = np.asarray(p, dtype=np.float64)
+    tail = np.minimum(p, 1 - p)
+    central = tail >= 0.02425
+    q = p - 0.5
+    r = q * q
+    middle = q * np.polyval(a, r) / np.polyval(b, r)
+    t = np.sqrt(-2 * np.log(np.where(central, 0.5, tail)))
+    ends = np.polyval(c, t) / np.polyval(d, t)
+    return np.where(central, middle, np.where(p < 0.5, ends, -ends))
 
 
 def _numbers(column: pd.Series, log1p: bool, lenient: bool) -> pd.Series:

@@ -373,10 +373,11 @@ class TabularDataModule(TensorDataModule):
             preprocessing = TablePreprocessing.from_state_dict(state["preprocessing"])
             if split == "predict":
                 self.predict_frame = read_table(self.predict_csv, "predict_csv", self.sep, self.encoding)
-                self.tables[split] = TensorTable(preprocessing.transform(self.predict_frame))
+                self.tables[split] = TensorTable(torch.from_numpy(preprocessing.transform(self.predict_frame)))
             else:
                 rows = self._frames()[split]
-                self.tables[split] = TensorTable(preprocessing.transform(rows), self._targets(rows[self.target], state))
+                features = torch.from_numpy(preprocessing.transform(rows))
+                self.tables[split] = TensorTable(features, self._targets(rows[self.target], state))
         return self.tables[split]
 
     @property
