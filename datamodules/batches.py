@@ -411,6 +411,22 @@ class TensorDataModule(L.LightningDataModule, metaclass=abc.ABCMeta):
         table = next(iter(self.tables.values()), None)
         return None if table is None else tuple(table.tensors[0].shape[1:])
 
+    def example_inputs(self, rows: int) -> Tensor:
+        """`rows` examples' inputs as the tables hold them (before `batch_transform`): what an exported model takes.
+
+        The first rows of a set-up split; subclasses that know their inputs without reading data override this.
+        """
+        table = next(iter(self.tables.values()), None)
+        if table is None:
+            raise RuntimeError(f"{type(self).__name__} has no split yet to take example inputs from: call setup()")
+        return table.tensors[0][:rows]
+
+    @property
+    def batch_transform(self) -> Callable[[Tensor], Tensor] | None:
+        """What every batch's inputs go through on their way to the model (see `TensorTable`), or None."""
+        table = next(iter(self.tables.values()), None)
+        return None if table is None else table.transform
+
     def table(self, split: str) -> TensorTable:
         """One split's table; subclasses that build tables on demand override this."""
         if split not in self.tables:

@@ -68,6 +68,15 @@ class MNISTDataModule(TensorDataModule):
         self.flatten = flatten
         self.download = download
 
+    def example_inputs(self, rows: int) -> Tensor:
+        """Random uint8 pixels, as the tables hold them: 784 per image, or 1x28x28 without `flatten`."""
+        shape = (self.num_features,) if self.flatten else self.image_shape
+        return torch.randint(0, 256, (rows, *shape), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+
+    @property
+    def batch_transform(self) -> Normalize:
+        return Normalize()
+
     @property
     def raw_dir(self) -> Path:
         return self.data_dir / "MNIST" / "raw"

@@ -189,11 +189,26 @@ class TabularDataModule(TensorDataModule):
 
     @property
     def feature_names(self) -> list[str]:
-        return TablePreprocessing.from_state_dict(self._state()["preprocessing"]).feature_names
+        return self.preprocessing.feature_names
 
     @property
     def class_names(self) -> list[str] | None:
         return self._state()["class_names"]
+
+    @property
+    def preprocessing(self) -> TablePreprocessing:
+        """What turns raw rows into the model's features, as learnt from the training split."""
+        return TablePreprocessing.from_state_dict(self._state()["preprocessing"])
+
+    def example_inputs(self, rows: int) -> torch.Tensor:
+        """Random features (the preprocessing's output), as many as the model takes."""
+        return torch.randn(rows, self.num_features, generator=torch.Generator().manual_seed(0))
+
+    def deployment(self) -> dict[str, Any]:
+        """What predicting new rows needs besides the model, as plain data (an export writes it as JSON)."""
+        state = self._state()
+        names = ("task", "class_names", "preprocessing")
+        return {"target": self.target, "id_column": self.id_column, **{name: state[name] for name in names}}
 
     @property
     def num_classes(self) -> int | None:

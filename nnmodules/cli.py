@@ -121,6 +121,11 @@ class LitCLI(LightningCLI):
         kwargs.setdefault("seed_everything_default", SEED)
         super().__init__(args=with_run_config(sys.argv[1:] if args is None else args), **kwargs)
 
+    @staticmethod
+    def subcommands() -> dict[str, set[str]]:
+        """Lightning's, and `export` (`LitTrainer.export`): a checkpoint's model as ONNX or pt2."""
+        return {**LightningCLI.subcommands(), "export": {"model", "datamodule"}}
+
     def setup_parser(self, add_subcommands: bool, main_kwargs: dict, subparser_kwargs: dict) -> None:
         super().setup_parser(add_subcommands, main_kwargs, subparser_kwargs)
         self.parser.add_argument("--version", action="version", version=f"litmodules {_version()}")
@@ -144,7 +149,10 @@ class LitCLI(LightningCLI):
         run = run_folder(config.get("ckpt_path")) if self.subcommand in FROM_CHECKPOINT else None
         if run is not None:  # evaluating or predicting a run's checkpoint: into that run's folder, not a new one
             config.trainer.logger = False
-            if self.subcommand != "predict":  # its metrics as events of their own, <run>/test/ or <run>/validate/
+            if self.subcommand in (
+                "validate",
+                "test",
+            ):  # its metrics as events of their own, <run>/test/ or <run>/validate/
                 folder = {**LOGGER_DEFAULTS, "save_dir": str(run), "version": self.subcommand, "log_graph": False}
                 config.trainer.logger = Namespace(class_path=TENSORBOARD, init_args=Namespace(**folder))
 

@@ -24,7 +24,7 @@ from lightning.pytorch.cli import SaveConfigCallback
 from nnmodules.runs import earlier_name, run_folder
 
 TRAINED_IN = "# trained in: "  # the first line of a run's config.yaml, then the folder the run started from
-FROM_CHECKPOINT = ("validate", "test", "predict")  # the subcommands that can take their config from a run
+FROM_CHECKPOINT = ("validate", "test", "predict", "export")  # the subcommands that can take their config from a run
 
 
 class RunConfig(SaveConfigCallback):
@@ -84,13 +84,14 @@ def with_run_config(args: Any) -> Any:
             f"{ckpt_path} is not in the checkpoints/ folder of a run with its config.yaml: pass the config it was "
             f"trained with too (`litmodules {args[0]} --config CONFIG --ckpt_path {ckpt_path}`)"
         )
-    return [args[0], "--config", _as_it_ran(config.read_text()), *args[1:]]
+    return [args[0], "--config", _as_it_ran(config.read_text(), args[0]), *args[1:]]
 
 
-def _as_it_ran(config_text: str) -> str:
+def _as_it_ran(config_text: str, subcommand: str | None = None) -> str:
     """A run's saved config as YAML text, its data's and model's relative paths made absolute.
 
-    From the folder the run ran in (its first line), or from here when it does not say.
+    From the folder the run ran in (its first line), or from here when it does not say. For `export`, without
+    `weights_only`, an argument of Lightning's subcommands that `export` lacks (it never loads with pickle).
     """
     first = config_text.split("\n", 1)[0]
     trained_in = Path(first.removeprefix(TRAINED_IN)) if first.startswith(TRAINED_IN) else Path.cwd()
@@ -98,6 +99,8 @@ def _as_it_ran(config_text: str) -> str:
     for section in ("data", "model"):
         if isinstance(settings.get(section), dict):
             _absolute_paths(settings[section], trained_in)
+    if subcommand == "export":
+        settings.pop("weights_only", None)
     return yaml.safe_dump(settings)
 
 

@@ -38,6 +38,7 @@ from nnmodules._lightning import (
     skip_nvml_check_without_nvml,
 )
 from nnmodules.checkpoints import CheckpointIO, read_checkpoint
+from nnmodules.export import Format, export
 
 INTERRUPTED = "interrupted"  # the checkpoint of an interrupted run: <checkpoints dir>/interrupted.ckpt
 PROGRESS_BAR_STEPS = 20  # the progress bar redraws every this many steps (and at the end of each epoch)
@@ -187,6 +188,39 @@ class LitTrainer(L.Trainer):
                 kept.unlink()
             elif kept is not None:
                 rank_zero_info(f"this run's settings differ from its earlier ones, which are kept in {kept}")
+
+    def export(
+        self,
+        model: L.LightningModule,
+        datamodule: L.LightningDataModule | None = None,
+        ckpt_path: str | Path | None = None,
+        format: Format = "onnx",
+        output: str | Path | None = None,
+        overwrite: bool = False,
+    ) -> list[Path]:
+        """Write a checkpoint's model as ONNX or pt2, to predict without Lightning (`nnmodules.export`).
+
+        Args:
+            model: the model to load the checkpoint's weights into.
+            datamodule: its data, given the checkpoint's state (a table's preprocessing).
+            ckpt_path: the checkpoint.
+            format: "onnx" (onnxruntime) or "pt2" (`torch.export.load`).
+            output: the file to write; None: `<run>/export/<checkpoint's name>.<format>`.
+            overwrite: replace files of the same names (otherwise an existing one stops the export).
+        """
+        if ckpt_path is None:
+            raise ValueError("export needs a checkpoint: pass --ckpt_path <run>/checkpoints/<name>.ckpt")
+        checkpoint = read_checkpoint(ckpt_path, map_location="cpu")
+        model.load_state_dict(checkpoint["state_dict"])
+        data_state = checkpoint.get(type(datamodule).__qualname__)
+        if data_state is not None:
+            datamodule.load_state_dict(data_state)
+        if output is None:
+            folder = run_folder(ckpt_path) or Path(ckpt_path).parent
+            output = folder / "export" / f"{Path(ckpt_path).stem}.{format}"
+        files = export(model.cpu(), output, format, datamodule, overwrite)
+        rank_zero_info(f"exported {Path(ckpt_path).name} to {', '.join(map(str, files))}")
+        return files
 
     def _hparams_file(self, ckpt_path: str | Path) -> Path | None:
         """The hparams.yaml of the run folder a fit continues in, on rank 0."""
