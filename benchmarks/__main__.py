@@ -13,9 +13,9 @@ from pathlib import Path
 import torch
 
 import benchmarks
-from benchmarks import accuracy, cnn, mlp, overhead, scratch, summaries, tabular, toy
+from benchmarks import accuracy, cnn, export, mlp, overhead, scratch, summaries, tabular, toy
 
-PARTS = ("mlp", "accuracy", "scratch", "toy", "overhead", "tabular", "summaries", "cnn")
+PARTS = ("mlp", "accuracy", "scratch", "toy", "overhead", "tabular", "summaries", "cnn", "export")
 
 
 def main() -> None:
@@ -28,6 +28,7 @@ def main() -> None:
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 128], help="of the mlp part")
     parser.add_argument("--repeats", type=int, default=5, help="epochs of each path (the tutorial's at most 2)")
     parser.add_argument("--seeds", type=int, default=5, help="of the toy and tabular parts")
+    parser.add_argument("--tables", help="folder of the shared tables (tables.json), for the export part")
     parser.add_argument("--json", default="lightning_logs/benchmark.json", help="where to write the results")
     args = parser.parse_args()
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # each fit's reports: the parts print theirs
@@ -41,6 +42,7 @@ def main() -> None:
         "tabular": lambda: tabular.run(args.seeds),
         "summaries": lambda: summaries.run(data_dir),
         "cnn": lambda: cnn.run(data_dir),
+        "export": lambda: export.run(data_dir, args.tables),
     }
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
     print(f"machine: {machine}; torch threads: {torch.get_num_threads()}")

@@ -7,8 +7,9 @@ tables hold them (MNIST: uint8 pixels, normalised inside the graph; a table: the
 preprocessed features), and gives what `predict` gives: class probabilities, or numbers
 in the target's units. Beside it, `<name>.json` (`model.onnx.json`) says what goes in and comes out; for a
 table it also holds the fitted preprocessing (medians, scales, categories, date parts,
-column order), and `preprocess.py` and `predict.py` are written too, so that a CSV of new
-rows is predicted with numpy, pandas and onnxruntime alone:
+column order), and `preprocess.py` (the preprocessing's code) and, for ONNX, `predict.py`
+are written too, so that a CSV of new rows is predicted with numpy, pandas and
+onnxruntime alone:
 
     from predict import predict
     predict("model.onnx", "new.csv")  # row, prediction, p_<class> ... as `litmodules predict` writes them
@@ -75,10 +76,15 @@ def export(
     check_choice("format", format, Format)
     output = Path(output)
     deployment = datamodule.deployment() if hasattr(datamodule, "deployment") else None
-    files = [output, description(output)]
+    copies = {}  # the code that predicting with a table's export needs, written beside it: its source
     if deployment is not None:
-        files += [output.with_name("preprocess.py"), output.with_name("predict.py")]
-    if not overwrite and (existing := [str(path) for path in files if path.exists()]):
+        copies[output.with_name("preprocess.py")] = Path(inspect.getfile(type(datamodule.preprocessing)))
+        if format == "onnx":
+            copies[output.with_name("predict.py")] = PREDICT_SCRIPT
+    files = [output, description(output), *copies]
+    existing = [path for path in files if path.exists()]
+    existing = [str(path) for path in existing if path not in copies or path.read_bytes() != copies[path].read_bytes()]
+    if not overwrite and existing:
         raise ValueError(
             f"{', '.join(existing)} already exist{'s' if len(existing) == 1 else ''}: pass --overwrite true "
             "(overwrite=True in Python) to replace, or another --output"
@@ -106,11 +112,11 @@ def export(
     info = {"format": format, "model": type(model).__name__, **_inputs_and_outputs(sample, expected)}
     if deployment is not None:
         info |= deployment
-        shutil.copyfile(inspect.getfile(type(datamodule.preprocessing)), output.with_name("preprocess.py"))
-        shutil.copyfile(PREDICT_SCRIPT, output.with_name("predict.py"))
     elif getattr(datamodule, "class_names", None):
         info["class_names"] = datamodule.class_names
     description(output).write_text(json.dumps(info, indent=1))
+    for path, source in copies.items():
+        shutil.copyfile(source, path)
     return files
 
 

@@ -19,6 +19,8 @@ WARNINGS = [  # (message, the module that warns)
     (r"`torch\.jit\.trace(_method)?` is deprecated", r"torch\.jit\._trace"),
     # ... and a regressor's check of its output's width is a constant of that one trace, as the tracer fears
     (r"Converting a tensor to a Python boolean might cause the trace to be incorrect", r"nnmodules\.tasks"),
+    # ... as are the embeddings' checks of their input's width (nets.TableMLP)
+    (r"Converting a tensor to a Python boolean might cause the trace to be incorrect", r"rtdl_num_embeddings"),
     # mixed precision keeps the weights in 32 bits, which is what the model summary then counts
     (r"Precision (bf)?16-mixed is not supported by the model summary", r"lightning\.pytorch\.utilities\.model_summary"),
 ]

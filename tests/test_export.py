@@ -70,6 +70,8 @@ def test_the_export_predicts_what_predict_gives_on_the_whole_test_split(case, fo
 
         session = onnxruntime.InferenceSession(str(files[0]), providers=["CPUExecutionProvider"])
         (outputs,) = session.run(None, {session.get_inputs()[0].name: inputs.numpy()})
+        (one,) = session.run(None, {session.get_inputs()[0].name: inputs[:1].numpy()})  # any batch size
+        assert np.array_equal(one, outputs[:1])
     else:
         with torch.no_grad():
             outputs = torch.export.load(files[0]).module()(inputs).numpy()
@@ -83,6 +85,7 @@ def test_a_table_is_predicted_from_raw_rows_without_torch(tmp_path):
     L.seed_everything(0)
     model = model_for(data)
     export(model, tmp_path / "out" / "model.onnx", datamodule=data)
+    export(model, tmp_path / "out" / "model.pt2", "pt2", datamodule=data)  # beside it: preprocess.py is the same
     new = pd.read_csv(PEOPLE).drop(columns=["renewed"]).head(40)
     new.loc[0, "region"] = "a region never seen"
     new.loc[1, ["age", "income"]] = np.nan
