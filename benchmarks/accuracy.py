@@ -20,7 +20,6 @@ import torch
 
 from benchmarks.recipes import CONFIGS, from_config, mnist_args
 from datamodules.batches import TensorTable
-from datamodules.mnist import Normalize
 from nnmodules.cli import LitCLI
 
 
@@ -39,7 +38,8 @@ class TestAccuracyClock(L.Callback):
         was_training = module.training
         module.eval()
         with torch.no_grad(), torch.random.fork_rng(devices=[]):
-            guesses = torch.cat([module(Normalize()(part)).argmax(dim=1) for part in images.split(1000)])
+            normalize = self.test_table.transform
+            guesses = torch.cat([module(normalize(part)).argmax(dim=1) for part in images.split(1000)])
         module.train(was_training)
         self.rows.append((trainer.current_epoch + 1, self.seconds, float((guesses == labels).float().mean())))
 

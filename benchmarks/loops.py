@@ -22,7 +22,6 @@ from torchvision import datasets, transforms
 
 from benchmarks.timing import Run, timed_epoch
 from datamodules import MNISTDataModule
-from datamodules.mnist import Normalize
 
 Step = Callable[[Tensor, Tensor], None]
 
@@ -45,7 +44,7 @@ def in_memory_mnist(data_dir: str, split: str = "train") -> tuple[Tensor, Tensor
     data = MNISTDataModule(data_dir, download=False)
     data.setup("fit")
     images, labels = data.tables[split].tensors
-    return Normalize()(images), labels
+    return data.batch_transform(images), labels
 
 
 def tensor_batches(inputs: Tensor, targets: Tensor, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:

@@ -1,50 +1,63 @@
-"""MNIST digits through torchvision, decoded once into tensors and served by the fast batch path."""
+"""The MNIST family (MNIST, Fashion-MNIST, KMNIST, EMNIST) through torchvision, kept as tensors for the batch path."""
 
 from __future__ import annotations
 
+import string
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
-from torchvision.datasets import MNIST
+from torchvision.datasets import EMNIST, KMNIST, MNIST, FashionMNIST
 
 from datamodules.batches import TensorDataModule, TensorTable
+from nnmodules.choices import check_choice
 
-MEAN, STD = 0.1307, 0.3081  # of the 60,000 training images, on the 0-1 scale
+Dataset = Literal["MNIST", "FashionMNIST", "KMNIST", "EMNIST"]
+EmnistSplit = Literal["byclass", "bymerge", "balanced", "letters", "digits", "mnist"]  # see torchvision's EMNIST
+DATASETS = {"MNIST": MNIST, "FashionMNIST": FashionMNIST, "KMNIST": KMNIST, "EMNIST": EMNIST}
+# MNIST's figures as the tutorials give them (its training images' own, rounded), so that runs compare with theirs;
+# the other data sets' are computed from their training images
+STATISTICS = {"MNIST": (0.1307, 0.3081)}
 
 
 class Normalize:
-    """uint8 pixels to floats with MNIST's mean and standard deviation; runs once per batch."""
+    """uint8 pixels to floats of mean 0 and deviation 1 over the training images; runs once per batch."""
+
+    def __init__(self, mean: float, std: float) -> None:
+        self.mean, self.std = mean, std  # of the training images' pixels, on the 0-1 scale
 
     def __call__(self, pixels: Tensor) -> Tensor:
-        return pixels.float().sub_(MEAN * 255).div_(STD * 255)
+        return pixels.float().sub_(self.mean * 255).div_(self.std * 255)
 
 
 class MNISTDataModule(TensorDataModule):
-    """The 70,000 MNIST digits: a seeded train/validation split and the official test images.
+    """A data set of the MNIST family: a seeded train/validation split and the official test images.
 
-    60,000 training images (55,000 and 5,000 by default), 10,000 test images.
-
-    `torchvision.datasets.MNIST` downloads and reads the IDX files; each split is
-    then kept as one uint8 tensor and normalised a batch at a time.
+    MNIST (digits), Fashion-MNIST (clothes), KMNIST (Japanese characters), each 60,000
+    training and 10,000 test images of 28x28 in 10 classes; EMNIST (handwritten digits and
+    letters) in one of its splits (`emnist_split`: 10 to 62 classes, up to 697,932 training
+    images; its "letters" are labelled a to z, from 0). `torchvision.datasets` downloads
+    and reads the IDX files; each split is then kept as one uint8 tensor (EMNIST's turned
+    upright) and normalised a batch at a time with the mean and deviation of that data
+    set's training images.
 
     Args:
-        data_dir: holds (or receives) `MNIST/raw/` with the four IDX files.
+        data_dir: holds (or receives) `<dataset>/raw/` with the IDX files (`MNIST/raw/`, `FashionMNIST/raw/`, ...).
         batch_size: images per batch.
         val_size: training images held out for validation.
         flatten: hand out 784-vectors (for MLPs); False keeps 1x28x28 images.
         download: download the files into `data_dir` when they are missing.
         seed: seeds the train/validation split and the shuffle of every epoch.
+        dataset: "MNIST", "FashionMNIST", "KMNIST" or "EMNIST".
+        emnist_split: EMNIST's split: "byclass", "bymerge", "balanced", "letters", "digits" or "mnist".
         **loading: how batches are served, as for any data module: `num_workers`, `pin_memory`,
             `eval_batch_size`, `drop_last`, `device_resident` (see `TensorDataModule`).
     """
 
     num_features = 28 * 28
-    num_classes = 10
     plumbing = (*TensorDataModule.plumbing, "data_dir", "download")
-    image_shape = (1, 28, 28)  # what a flat 784-vector is, for figures of digits
-    class_names = [str(digit) for digit in range(10)]
+    image_shape = (1, 28, 28)  # what a flat 784-vector is, for figures
 
     def __init__(
         self,
@@ -54,19 +67,42 @@ class MNISTDataModule(TensorDataModule):
         flatten: bool = True,
         download: bool = True,
         seed: int = 42,
+        dataset: Dataset = "MNIST",
+        emnist_split: EmnistSplit = "balanced",
         **loading: Any,
     ) -> None:
         data_dir = str(data_dir)  # saved hyperparameters stay plain data: checkpoints load with weights_only=True
         super().__init__(batch_size, seed, **loading)
         self.save_hyperparameters()
+        check_choice("dataset", dataset, Dataset)
+        check_choice("emnist_split", emnist_split, EmnistSplit)
         self.data_dir = Path(data_dir)
         if self.data_dir.exists() and not self.data_dir.is_dir():
-            raise ValueError(f"data_dir '{self.data_dir}' is a file: pass the folder that holds MNIST/raw")
+            raise ValueError(f"data_dir '{self.data_dir}' is a file: pass the folder that holds {dataset}/raw")
         if val_size < 1:
             raise ValueError(f"val_size must be at least 1 image, got {val_size}")
+        self.dataset, self.emnist_split = dataset, emnist_split
         self.val_size = val_size
         self.flatten = flatten
         self.download = download
+        self._statistics: tuple[float, float] | None = None
+
+    @property
+    def class_names(self) -> list[str]:
+        """The classes in label order: digits as "0" to "9", the others as torchvision names them."""
+        if self.dataset == "MNIST":
+            return [str(digit) for digit in range(10)]
+        if self.dataset == "EMNIST":
+            return (
+                list(string.ascii_lowercase)
+                if self.emnist_split == "letters"
+                else EMNIST.classes_split_dict[self.emnist_split]
+            )
+        return DATASETS[self.dataset].classes
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
 
     def example_inputs(self, rows: int) -> Tensor:
         """Random uint8 pixels, as the tables hold them: 784 per image, or 1x28x28 without `flatten`."""
@@ -75,64 +111,102 @@ class MNISTDataModule(TensorDataModule):
 
     @property
     def batch_transform(self) -> Normalize:
-        return Normalize()
+        """The per-batch normalisation, with the mean and deviation of this data set's training images."""
+        return Normalize(*self.statistics)
+
+    @property
+    def statistics(self) -> tuple[float, float]:
+        """The mean and standard deviation of the training images' pixels (all of them, validation included), 0-1.
+
+        MNIST's as the tutorials give them (`STATISTICS`).
+        """
+        if self._statistics is None:
+            self._statistics = STATISTICS.get(self.dataset) or pixel_statistics(self._read(train=True)[0])
+        return self._statistics
 
     @property
     def raw_dir(self) -> Path:
-        return self.data_dir / "MNIST" / "raw"
+        return self.data_dir / self.dataset / "raw"  # where torchvision's class reads and downloads
+
+    def files(self, train: bool) -> list[Path]:
+        """The images and labels files of the training or test split."""
+        if self.dataset == "EMNIST":
+            prefix = f"emnist-{self.emnist_split}-{'train' if train else 'test'}"
+        else:
+            prefix = "train" if train else "t10k"
+        return [self.raw_dir / f"{prefix}-{kind}-ubyte" for kind in ("images-idx3", "labels-idx1")]
+
+    def _torchvision(self, train: bool, download: bool = False) -> MNIST:
+        """The torchvision dataset of this split (reading the files, twice their size in memory at once)."""
+        options = {"split": self.emnist_split} if self.dataset == "EMNIST" else {}
+        return DATASETS[self.dataset](self.data_dir, train=train, download=download, **options)
 
     def prepare_data(self) -> None:
-        # constructing torchvision's MNIST reads the files (twice their size in memory at once): not when present
-        files = [Path(url).stem for url, _ in MNIST.resources]  # "train-images-idx3-ubyte", ...
-        if all((self.raw_dir / name).is_file() for name in files):
+        if all(file.is_file() for train in (True, False) for file in self.files(train)):
             return
         if not self.download:  # said here, before the Trainer opens the run's folder for setup
             raise self._missing()
         try:
             for train in (True, False):
-                MNIST(self.data_dir, train=train, download=True)
+                self._torchvision(train, download=True)
         except (OSError, RuntimeError) as error:
             raise FileNotFoundError(
-                f"MNIST not found under {self.raw_dir} and the download failed ({' '.join(str(error).split())}): "
-                "put the four IDX files there or pass --data.data_dir"
+                f"{self.dataset} not found under {self.raw_dir} and the download failed "
+                f"({' '.join(str(error).split())}): put {self._names()} there or pass --data.data_dir"
             ) from error
+
+    def _names(self) -> str:
+        return ", ".join(file.name for train in (True, False) for file in self.files(train))
 
     def _missing(self) -> FileNotFoundError:
         return FileNotFoundError(
-            f"MNIST not found under {self.raw_dir}: put the four IDX files there, pass --data.data_dir, or allow "
+            f"{self.dataset} not found under {self.raw_dir}: put {self._names()} there, pass --data.data_dir, or allow "
             "download=True"
         )
 
     def _read(self, train: bool) -> tuple[Tensor, Tensor]:
-        prefix = "train" if train else "t10k"
-        files = [self.raw_dir / f"{prefix}-{kind}-ubyte" for kind in ("images-idx3", "labels-idx1")]
+        files = self.files(train)
         if not all(file.is_file() for file in files):
             raise self._missing()
+        where = f"{self.dataset} files {files[0].parent}/{files[0].name.removesuffix('-images-idx3-ubyte')}-*"
         try:
-            mnist = MNIST(self.data_dir, train=train)
+            data = self._torchvision(train)
         except (RuntimeError, AssertionError, ValueError) as error:  # what torchvision's IDX reader raises
             raise ValueError(
-                f"MNIST files {self.raw_dir}/{prefix}-* cannot be read ({str(error) or 'not in the IDX format'}): "
-                f"cut short or not MNIST; delete them and download them again"
+                f"{where} cannot be read ({str(error) or 'not in the IDX format'}): cut short or not "
+                f"{self.dataset}; delete them and download them again"
             ) from error
-        images, labels = mnist.data, mnist.targets
+        images, labels = data.data, data.targets
         if len(images) != len(labels) or images.shape[1:] != (28, 28):
             raise ValueError(
-                f"MNIST files {self.raw_dir}/{prefix}-* do not match: {len(images)} images of "
-                f"{'x'.join(map(str, images.shape[1:]))} pixels and {len(labels)} labels; "
-                f"delete them and download them again"
+                f"{where} do not match: {len(images)} images of {'x'.join(map(str, images.shape[1:]))} pixels and "
+                f"{len(labels)} labels; delete them and download them again"
             )
+        if self.dataset == "EMNIST":
+            images = images.transpose(1, 2).contiguous()  # stored column by column: upright, as the others
+            if self.emnist_split == "letters":
+                labels = labels - 1  # labelled 1 to 26: from 0, one class per letter
         images = images.reshape(len(images), -1) if self.flatten else images.unsqueeze(1)
         return images, labels
 
     def setup(self, stage: str | None = None) -> None:
         if stage in ("fit", "validate", None) and "train" not in self.tables:
             images, labels = self._read(train=True)
+            self._statistics = self._statistics or STATISTICS.get(self.dataset) or pixel_statistics(images)
             if self.val_size >= len(images):
                 raise ValueError(f"val_size {self.val_size} leaves no training images: there are {len(images)}")
             order = torch.randperm(len(images), generator=torch.Generator().manual_seed(self.seed))
             val, train = order[: self.val_size], order[self.val_size :]
-            self.tables["train"] = TensorTable(images[train], labels[train], transform=Normalize())
-            self.tables["val"] = TensorTable(images[val], labels[val], transform=Normalize())
+            self.tables["train"] = TensorTable(images[train], labels[train], transform=self.batch_transform)
+            self.tables["val"] = TensorTable(images[val], labels[val], transform=self.batch_transform)
         if stage in ("test", "predict", None) and "test" not in self.tables:
-            self.tables["test"] = TensorTable(*self._read(train=False), transform=Normalize())
+            self.tables["test"] = TensorTable(*self._read(train=False), transform=self.batch_transform)
+
+
+def pixel_statistics(images: Tensor) -> tuple[float, float]:
+    """The mean and standard deviation of uint8 pixels on the 0-1 scale, exact, from their counts (no float copy)."""
+    counts = torch.bincount(images.flatten(), minlength=256).double()
+    values = torch.arange(256, dtype=torch.float64) / 255
+    mean = float((counts * values).sum() / counts.sum())
+    std = float(((counts * (values - mean) ** 2).sum() / counts.sum()).sqrt())
+    return mean, std or 1.0

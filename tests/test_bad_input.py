@@ -67,6 +67,7 @@ def mnist_setup(folder: Path, **kwargs) -> None:
 
 IMAGES = struct.pack(">IIII", 2051, TRAIN_IMAGES, 28, 28) + bytes(TRAIN_IMAGES * 28 * 28)
 RAW = "{tmp}/MNIST/raw"
+IDX = "train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte"
 DATA_ROWS = [
     # tables (the tabular data module's list)
     pytest.param(lambda t: TabularDataModule(t / "absent.csv", target="y").setup("fit"), FileNotFoundError,
@@ -143,8 +144,14 @@ DATA_ROWS = [
      "batch_size must be at least 1, got 0", id="table batch size 0"),
     # MNIST
     pytest.param(lambda t: mnist_setup(t), FileNotFoundError,
-     f"MNIST not found under {RAW}: put the four IDX files there, pass --data.data_dir, or allow download=True",
+     f"MNIST not found under {RAW}: put {IDX} there, pass --data.data_dir, or allow download=True",
      id="mnist missing"),
+    pytest.param(lambda t: mnist_setup(t, dataset="EMNIST", emnist_split="letters"), FileNotFoundError,
+     "EMNIST not found under {tmp}/EMNIST/raw: put emnist-letters-train-images-idx3-ubyte, "
+     "emnist-letters-train-labels-idx1-ubyte, emnist-letters-test-images-idx3-ubyte, "
+     "emnist-letters-test-labels-idx1-ubyte there, pass --data.data_dir, or allow download=True", id="emnist missing"),
+    pytest.param(lambda t: MNISTDataModule(t, dataset="Fashion"), ValueError,
+     "dataset must be 'MNIST', 'FashionMNIST', 'KMNIST' or 'EMNIST', got 'Fashion'", id="dataset typo"),
     pytest.param(lambda t: mnist_setup(mnist_files(t, images=IMAGES[:5000])), ValueError,
      f"MNIST files {RAW}/train-* cannot be read (shape '[{TRAIN_IMAGES}, 28, 28]' is invalid for input of size 4984): "
      "cut short or not MNIST; delete them and download them again", id="mnist truncated"),
@@ -284,8 +291,7 @@ def whole_command_rows(tmp: Path) -> list[tuple[list[str], str]]:
          "val_fraction (0.5) must be above 0 and, with test_fraction (0.5), leave some rows for training: the two "
          "must sum below 1"),
         (["--config", CONFIG, "--data.data_dir", str(tmp), "--data.download", "false"],
-         f"MNIST not found under {tmp}/MNIST/raw: put the four IDX files there, pass --data.data_dir, or allow "
-         "download=True"),
+         f"MNIST not found under {tmp}/MNIST/raw: put {IDX} there, pass --data.data_dir, or allow download=True"),
         (["--config", CONFIG, "--model.init_args.hidden_dims", "[0]"],
          "layer widths must be positive whole numbers: input_dim=784, hidden_dims=[0], output_dim=10"),
         (["--config", CONFIG, "--ckpt_path", f"{tmp}/nope.ckpt"],

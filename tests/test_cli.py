@@ -6,6 +6,7 @@ import functools
 import json
 import re
 import runpy
+import shutil
 import subprocess
 import sys
 from importlib.metadata import entry_points, version
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import ROOT, TEST_IMAGES, VAL_SIZE
+from conftest import ROOT, TEST_IMAGES, VAL_SIZE, fake_digits, write_idx
 
 import datamodules
 from datamodules import MNISTDataModule
@@ -165,6 +166,16 @@ def test_settings_passed_on_as_kwargs_are_options_and_hyperparameters(mnist_dir,
     assert cli.datamodule.drop_last and cli.datamodule.eval_batch_size == 7 and cli.datamodule.hparams.drop_last
 
 
+def test_the_mnist_family_links_its_classes(mnist_dir, in_tmp):
+    raw = in_tmp / "EMNIST" / "raw"
+    for split in ("train", "t10k"):
+        images, labels = fake_digits(120 if split == "train" else 20, seed=0)
+        write_idx(raw, f"emnist-letters-{'train' if split == 'train' else 'test'}", images, labels + 1)
+    args = ["--config", CONFIG, *fake_data_args(in_tmp), "--data.dataset=EMNIST", "--data.emnist_split=letters"]
+    cli = LitCLI(args=args, run=False)
+    assert cli.model.hparams.num_classes == 26 and cli.model(torch.zeros(2, 784)).shape == (2, 26)
+
+
 def test_optimizer_and_scheduler_can_be_replaced(mnist_dir, in_tmp):
     args = ["fit", "--config", CONFIG, *fake_data_args(mnist_dir), "--trainer.fast_dev_run=true"]
     args += ["--optimizer=SGD", "--optimizer.lr=0.05", "--lr_scheduler=StepLR", "--lr_scheduler.step_size=1"]
@@ -211,9 +222,11 @@ def test_plain_script_trains_tests_and_checks_its_floor(mnist_dir, in_tmp, monke
 @pytest.mark.parametrize("config", sorted(path.name for path in (ROOT / "configs").glob("*.yaml")))
 def test_every_config_runs(config, mnist_dir, in_tmp):
     args = ["fit", "--config", str(ROOT / "configs" / config), "--trainer.fast_dev_run=true"]
-    if "mnist" in config:
-        args += fake_data_args(mnist_dir)
     settings = yaml.safe_load((ROOT / "configs" / config).read_text())
+    if settings["data"]["class_path"].endswith("MNISTDataModule"):  # the fake files, in the data set's own folder
+        dataset = settings["data"]["init_args"].get("dataset", "MNIST")
+        shutil.copytree(mnist_dir / "MNIST", in_tmp / "fake" / dataset)
+        args += fake_data_args(in_tmp / "fake")
     if "csv" in settings["data"]["init_args"]:  # the recipe's example table, from the repository
         args += [f"--data.csv={ROOT / settings['data']['init_args']['csv']}"]
     cli = LitCLI(args=args)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import lightning as L
+import numpy as np
 import pytest
 import torch
-from conftest import TEST_IMAGES, TRAIN_IMAGES, VAL_SIZE
+from conftest import TEST_IMAGES, TRAIN_IMAGES, VAL_SIZE, fake_digits, write_idx
 from torch.utils.data import DataLoader
 from torchvision.datasets import MNIST
 
@@ -121,7 +122,8 @@ def test_missing_files_and_failed_download_give_one_clear_error(tmp_path, monkey
     monkeypatch.setattr(MNIST, "mirrors", ["http://127.0.0.1:9/"])  # refused at once, with or without a network
     data = MNISTDataModule(tmp_path / "nothing_here", batch_size=32)
     expected = r"(?s)MNIST not found under \S*nothing_here/MNIST/raw and the download failed \(.*127.0.0.1.*\): "
-    with pytest.raises(FileNotFoundError, match=expected + "put the four IDX files there or pass --data.data_dir"):
+    files = "train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte"
+    with pytest.raises(FileNotFoundError, match=expected + f"put {files} there or pass --data.data_dir"):
         data.prepare_data()
 
 
@@ -271,3 +273,30 @@ def test_prepare_data_reads_nothing_when_the_files_are_there(mnist_dir, monkeypa
 
     monkeypatch.setattr(MNIST, "__init__", read)
     MNISTDataModule(mnist_dir, download=True).prepare_data()  # every stage calls it, fit and test alike
+
+
+def test_fashion_mnist_has_its_own_folder_classes_and_statistics(tmp_path):
+    images, labels = fake_digits(120, seed=3)
+    write_idx(tmp_path / "FashionMNIST" / "raw", "train", images // 2, labels)  # darker than the digits
+    write_idx(tmp_path / "FashionMNIST" / "raw", "t10k", *fake_digits(20, seed=4))
+    data = MNISTDataModule(tmp_path, dataset="FashionMNIST", val_size=20, batch_size=16, download=False)
+    data.setup(None)
+    assert data.class_names[:2] == ["T-shirt/top", "Trouser"] and data.num_classes == 10
+    assert data.statistics == pytest.approx(((images // 2).mean() / 255, (images // 2).std() / 255), rel=1e-9)
+    assert {name: len(table) for name, table in data.tables.items()} == {"train": 100, "val": 20, "test": 20}
+    batch, _ = next(iter(data.train_dataloader()))
+    assert batch.shape == (16, 784) and abs(batch.mean().item()) < 0.5  # normalised by its own statistics
+
+
+def test_emnist_letters_are_upright_and_labelled_from_zero(tmp_path):
+    images, _ = fake_digits(60, seed=5)
+    letters = np.arange(60, dtype=np.uint8) % 26 + 1  # EMNIST labels its letters 1 to 26
+    raw = tmp_path / "EMNIST" / "raw"
+    write_idx(raw, "emnist-letters-train", images.transpose(0, 2, 1), letters)  # the files hold them column by column
+    write_idx(raw, "emnist-letters-test", images[:10].transpose(0, 2, 1), letters[:10])
+    data = MNISTDataModule(tmp_path, dataset="EMNIST", emnist_split="letters", val_size=10, download=False)
+    data.setup("test")
+    pixels, targets = data.tables["test"].tensors
+    assert np.array_equal(pixels.numpy().reshape(10, 28, 28), images[:10])  # turned upright again
+    assert targets.tolist() == (letters[:10] - 1).tolist() and data.class_names[targets[0]] == "a"
+    assert data.num_classes == 26 and data.class_names == list("abcdefghijklmnopqrstuvwxyz")
