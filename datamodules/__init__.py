@@ -1,7 +1,8 @@
 """What feeds: LightningDataModules."""
 
+from datamodules.images import ImageFolderDataModule
 from datamodules.mnist import MNISTDataModule
 from datamodules.tabular import TabularDataModule
 from datamodules.toy import ToyRegressionDataModule
 
-__all__ = ["MNISTDataModule", "TabularDataModule", "ToyRegressionDataModule"]
+__all__ = ["ImageFolderDataModule", "MNISTDataModule", "TabularDataModule", "ToyRegressionDataModule"]

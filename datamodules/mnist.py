@@ -11,6 +11,7 @@ from torch import Tensor
 from torchvision.datasets import EMNIST, KMNIST, MNIST, FashionMNIST
 
 from datamodules.batches import TensorDataModule, TensorTable
+from datamodules.pixels import Normalize, pixel_statistics
 from nnmodules.choices import check_choice
 
 Dataset = Literal["MNIST", "FashionMNIST", "KMNIST", "EMNIST"]
@@ -19,16 +20,6 @@ DATASETS = {"MNIST": MNIST, "FashionMNIST": FashionMNIST, "KMNIST": KMNIST, "EMN
 # MNIST's figures as the tutorials give them (its training images' own, rounded), so that runs compare with theirs;
 # the other data sets' are computed from their training images
 STATISTICS = {"MNIST": (0.1307, 0.3081)}
-
-
-class Normalize:
-    """uint8 pixels to floats of mean 0 and deviation 1 over the training images; runs once per batch."""
-
-    def __init__(self, mean: float, std: float) -> None:
-        self.mean, self.std = mean, std  # of the training images' pixels, on the 0-1 scale
-
-    def __call__(self, pixels: Tensor) -> Tensor:
-        return pixels.float().sub_(self.mean * 255).div_(self.std * 255)
 
 
 class MNISTDataModule(TensorDataModule):
@@ -201,12 +192,3 @@ class MNISTDataModule(TensorDataModule):
             self.tables["val"] = TensorTable(images[val], labels[val], transform=self.batch_transform)
         if stage in ("test", "predict", None) and "test" not in self.tables:
             self.tables["test"] = TensorTable(*self._read(train=False), transform=self.batch_transform)
-
-
-def pixel_statistics(images: Tensor) -> tuple[float, float]:
-    """The mean and standard deviation of uint8 pixels on the 0-1 scale, exact, from their counts (no float copy)."""
-    counts = torch.bincount(images.flatten(), minlength=256).double()
-    values = torch.arange(256, dtype=torch.float64) / 255
-    mean = float((counts * values).sum() / counts.sum())
-    std = float(((counts * (values - mean) ** 2).sum() / counts.sum()).sqrt())
-    return mean, std or 1.0

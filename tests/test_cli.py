@@ -16,6 +16,7 @@ import pytest
 import torch
 import yaml
 from conftest import ROOT, TEST_IMAGES, VAL_SIZE, fake_digits, write_idx
+from test_images import image_tree
 
 import datamodules
 from datamodules import MNISTDataModule
@@ -227,6 +228,8 @@ def test_every_config_runs(config, mnist_dir, in_tmp):
         dataset = settings["data"]["init_args"].get("dataset", "MNIST")
         shutil.copytree(mnist_dir / "MNIST", in_tmp / "fake" / dataset)
         args += fake_data_args(in_tmp / "fake")
+    if settings["data"]["class_path"].endswith("ImageFolderDataModule"):
+        args += [f"--data.root={image_tree(in_tmp / 'images')}", "--data.workers=1"]
     if "csv" in settings["data"]["init_args"]:  # the recipe's example table, from the repository
         args += [f"--data.csv={ROOT / settings['data']['init_args']['csv']}"]
     cli = LitCLI(args=args)

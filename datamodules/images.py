@@ -1,0 +1,335 @@
+"""Folders of image files, a folder per class: decoded once, cached as one uint8 tensor, served by the batch path."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+from torchvision.transforms.v2.functional import resize
+from tqdm import tqdm
+
+from datamodules.batches import TensorDataModule, TensorTable
+from datamodules.pixels import Normalize, pixel_statistics
+from nnmodules.choices import check_choice
+
+Layout = Literal["auto", "classes", "train_test"]
+SPLIT_FOLDERS = ("training", "testing")  # the train_test layout's two folders, each a folder per class
+CACHE_VERSION = 1  # part of every cache key: a change of what a cache holds invalidates the old ones
+
+
+class ImageFolderDataModule(TensorDataModule):
+    """Image files in a folder per class, decoded once into one uint8 tensor and kept in a cache beside them.
+
+    Two layouts: `root/<class>/...` (torchvision's `ImageFolder`; `test_fraction` of the
+    images are held out for testing) and `root/training/<class>/...` with
+    `root/testing/<class>/...` (an official test split, as the MNIST PNG download has it);
+    "auto" takes the second when both folders exist. Class names are the folder names,
+    sorted. Every file in a class folder (at any depth, hidden files aside) is decoded
+    with Pillow (PNG, JPEG, BMP, GIF, TIFF, WebP), in several processes with a progress bar, on
+    the first setup only: the tensors are saved in `cache_dir` under a key made of the
+    files' paths, sizes and modification times (and `image_size` and `channels`), and
+    rebuilt when any of them changes. Pixels are normalised a batch at a time with the mean
+    and deviation of the training images.
+
+    Args:
+        root: the folder of the images.
+        layout: "auto", "classes" or "train_test" (see above).
+        image_size: resize every image to this height and width (one number: square); None: the images must
+            share one size already.
+        channels: 1 (grayscale) or 3 (RGB); None: 1 when every image is grayscale, else 3.
+        flatten: hand out one vector per image (for MLPs); False keeps channels x height x width.
+        val_fraction: share of the training images held out for validation.
+        test_fraction: share of the images held out for testing, in the "classes" layout.
+        cache_dir: where the decoded tensors are kept; None: `<root>/.litmodules_cache`, or a folder under
+            `~/.cache/litmodules` when `root` cannot be written to.
+        workers: processes that decode the images on the first setup; None: one per CPU.
+        batch_size: images per batch.
+        seed: seeds the splits and the shuffle of every epoch.
+        **loading: how batches are served, as for any data module (see `TensorDataModule`).
+    """
+
+    plumbing = (*TensorDataModule.plumbing, "root", "cache_dir", "workers")
+
+    def __init__(
+        self,
+        root: str | Path,
+        layout: Layout = "auto",
+        image_size: int | tuple[int, int] | None = None,
+        channels: Literal[1, 3] | None = None,
+        flatten: bool = False,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.1,
+        cache_dir: str | Path | None = None,
+        workers: int | None = None,
+        batch_size: int = 64,
+        seed: int = 42,
+        **loading: Any,
+    ) -> None:
+        root, cache_dir = str(root), None if cache_dir is None else str(cache_dir)  # plain data in checkpoints
+        super().__init__(batch_size, seed, **loading)
+        self.save_hyperparameters()
+        check_choice("layout", layout, Layout)
+        if channels not in (None, 1, 3):
+            raise ValueError(f"channels must be 1, 3 or None (as the images are), got {channels}")
+        if not 0 < val_fraction < 1 or not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
+            raise ValueError(
+                f"val_fraction ({val_fraction}) must be above 0 and, with test_fraction ({test_fraction}), leave "
+                "images for training: the two must sum below 1"
+            )
+        self.root, self.layout = Path(root), layout
+        self.image_size = (image_size, image_size) if isinstance(image_size, int) else image_size
+        self.channels, self.flatten = channels, flatten
+        self.val_fraction, self.test_fraction = val_fraction, test_fraction
+        self.cache_dir = None if cache_dir is None else Path(cache_dir)
+        self.workers = workers
+        self.statistics: tuple[float, float] | None = None  # of the training split's pixels, set by setup
+        self._decoded_cache: dict[str, Any] | None = None
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self._decoded()["classes"])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """Channels, height, width: what a flat vector is, for figures."""
+        channels, height, width = self._decoded()["shape"]
+        return channels, height, width
+
+    @property
+    def num_features(self) -> int:
+        channels, height, width = self.image_shape
+        return channels * height * width
+
+    def prepare_data(self) -> None:
+        self._decoded()  # decoded and cached once, on one process; the others then read the cache
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.tables:
+            return
+        decoded = self._decoded()
+        images, labels = decoded["images"], decoded["labels"]
+        if self.flatten:
+            images = images.reshape(len(images), -1)
+        generator = torch.Generator().manual_seed(self.seed)
+        splits = decoded["splits"]  # per image: 0 training, 1 testing (the train_test layout's folders)
+        test = torch.nonzero(splits == 1).flatten()
+        train = torch.nonzero(splits == 0).flatten()
+        if self._layout() == "classes":
+            train = train[torch.randperm(len(train), generator=generator)]
+            held = round(len(train) * self.test_fraction)
+            test, train = train[:held], train[held:]
+        else:
+            train = train[torch.randperm(len(train), generator=generator)]
+        held = max(1, round(len(train) * self.val_fraction))
+        val, train = train[:held], train[held:]
+        if len(train) == 0 or len(val) == 0:
+            raise ValueError(f"{self.root} has too few images ({len(images)}) for a training and a validation split")
+        self.statistics = pixel_statistics(images[train])
+        normalize = Normalize(*self.statistics)
+        for split, rows in (("train", train), ("val", val), ("test", test)):
+            if len(rows):
+                self.tables[split] = TensorTable(images[rows], labels[rows], transform=normalize)
+
+    @property
+    def batch_transform(self) -> Normalize:
+        if self.statistics is None:
+            self.setup()
+        return Normalize(*self.statistics)
+
+    def example_inputs(self, rows: int) -> Tensor:
+        """Random uint8 pixels of the images' shape, flattened or not, as the tables hold them."""
+        shape = (self.num_features,) if self.flatten else self.image_shape
+        return torch.randint(0, 256, (rows, *shape), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+
+    # -- finding, decoding and caching the images --
+
+    def _layout(self) -> str:
+        if self.layout != "auto":
+            return self.layout
+        both = all((self.root / folder).is_dir() for folder in SPLIT_FOLDERS)
+        return "train_test" if both else "classes"
+
+    def _files(self) -> tuple[list[str], list[tuple[str, int, int]]]:
+        """The class names, and each image file as (its path under root, its class, its split: 0 train, 1 test)."""
+        if not self.root.is_dir():
+            raise FileNotFoundError(
+                f"image folder {self.root} not found: pass the folder that holds a folder per class"
+            )
+        layout = self._layout()
+        tops = [self.root / folder for folder in SPLIT_FOLDERS] if layout == "train_test" else [self.root]
+        for top in tops:
+            if not top.is_dir():
+                raise FileNotFoundError(
+                    f"{top} not found: the train_test layout needs {self.root}/training/<class>/ "
+                    f"and {self.root}/testing/<class>/"
+                )
+        classes = sorted(entry.name for entry in tops[0].iterdir() if entry.is_dir() and not entry.name.startswith("."))
+        if not classes:
+            raise ValueError(f"{tops[0]} holds no class folders: put each class's images in a folder of its name")
+        if layout == "train_test":
+            unknown = sorted({entry.name for entry in tops[1].iterdir() if entry.is_dir()} - set(classes))
+            if unknown:
+                raise ValueError(f"{tops[1]} has classes that {tops[0]} lacks: {unknown}")
+        files = []
+        for split, top in enumerate(tops):
+            for label, name in enumerate(classes):
+                folder = top / name
+                found = (
+                    sorted(path for path in folder.rglob("*") if path.is_file() and not path.name.startswith("."))
+                    if folder.is_dir()
+                    else []
+                )
+                files += [(str(path.relative_to(self.root)), label, split) for path in found]
+        if not files:
+            raise ValueError(f"{self.root} holds class folders but no image files")
+        return classes, files
+
+    def _cache_path(self, files: list[tuple[str, int, int]]) -> Path:
+        """The cache file of this set of files and settings: its name is their key."""
+        stats = [(path, *_size_and_time(self.root / path)) for path, _, _ in files]
+        settings = [CACHE_VERSION, self._layout(), self.image_size, self.channels]
+        key = hashlib.sha256(json.dumps([settings, stats]).encode()).hexdigest()[:20]
+        return self._cache_folder() / f"images-{key}.pt"
+
+    def _cache_folder(self) -> Path:
+        if self.cache_dir is not None:
+            return self.cache_dir
+        beside = self.root / ".litmodules_cache"
+        if os.access(self.root, os.W_OK):
+            return beside
+        where = hashlib.sha256(str(self.root.resolve()).encode()).hexdigest()[:16]
+        return Path.home() / ".cache" / "litmodules" / where  # a read-only data folder
+
+    def _decoded(self) -> dict[str, Any]:
+        """The images, labels, splits, classes and shape: from the cache, or decoded and cached."""
+        if self._decoded_cache is not None:
+            return self._decoded_cache
+        classes, files = self._files()
+        path = self._cache_path(files)
+        if path.is_file():
+            decoded = torch.load(path, weights_only=True)
+        else:
+            decoded = self._decode(classes, files)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            for stale in path.parent.glob("images-*.pt"):  # made from files or settings that have since changed
+                if stale != path:
+                    stale.unlink(missing_ok=True)
+            partial = path.with_suffix(f".{os.getpid()}.partial")  # one a process: DDP's may decode at once
+            torch.save(decoded, partial)
+            partial.replace(path)  # whole or not at all: another process never reads half a cache
+        self._decoded_cache = decoded
+        return decoded
+
+    def _decode(self, classes: list[str], files: list[tuple[str, int, int]]) -> dict[str, Any]:
+        paths = [str(self.root / path) for path, _, _ in files]
+        workers = self.workers or os.cpu_count() or 1
+        chunk = max(1, len(paths) // (workers * 8))
+        decode = _decode_resized if self.image_size else _decode_file
+        arguments = [(path, self.image_size) for path in paths]
+        with ProcessPoolExecutor(workers) if workers > 1 else _Serial() as pool:
+            results = list(
+                tqdm(
+                    pool.map(decode, arguments, chunksize=chunk),
+                    total=len(paths),
+                    desc=f"decoding {len(paths)} images (once)",
+                    unit=" images",
+                    disable=None,
+                )
+            )
+        failed = [
+            (path, result) for (path, _, _), result in zip(files, results, strict=True) if isinstance(result, str)
+        ]
+        if failed:
+            first = "; ".join(f"{path} ({why})" for path, why in failed[:3])
+            raise ValueError(
+                f"{len(failed)} of {len(files)} files under {self.root} are not images Pillow reads: "
+                f"{first}{' ...' if len(failed) > 3 else ''}; move them out of the class folders"
+            )
+        channels = self.channels or (3 if any(image.shape[0] >= 3 for image in results) else 1)
+        images = [_with_channels(image, channels) for image in results]
+        sizes = Counter(tuple(image.shape[1:]) for image in images)
+        if len(sizes) > 1:
+            usual = sizes.most_common(1)[0][0]
+            odd = [
+                (path, tuple(image.shape[1:]))
+                for (path, _, _), image in zip(files, images, strict=True)
+                if tuple(image.shape[1:]) != usual
+            ]
+            listed = "; ".join(f"{path} ({h}x{w})" for path, (h, w) in odd[:3])
+            raise ValueError(
+                f"{len(odd)} of {len(files)} images differ from the usual {usual[0]}x{usual[1]} pixels: "
+                f"{listed}{' ...' if len(odd) > 3 else ''}; pass image_size to resize them all"
+            )
+        stacked = torch.stack(images)
+        return {
+            "images": stacked,
+            "labels": torch.tensor([label for _, label, _ in files]),
+            "splits": torch.tensor([split for _, _, split in files], dtype=torch.uint8),
+            "classes": classes,
+            "files": [path for path, _, _ in files],
+            "shape": list(stacked.shape[1:]),
+        }
+
+
+def _size_and_time(path: Path) -> tuple[int, int]:
+    status = path.stat()
+    return status.st_size, status.st_mtime_ns
+
+
+def _decode_file(argument: tuple[str, Any]) -> Tensor | str:
+    """One file's pixels (channels x height x width, uint8), or why it could not be read.
+
+    Gray or RGB: palettes, alpha and 1-bit images are converted.
+    """
+    try:
+        with Image.open(argument[0]) as image:
+            if image.mode not in ("L", "RGB"):
+                image = image.convert(
+                    "RGB" if image.mode in ("P", "PA", "RGBA", "CMYK", "YCbCr", "LAB", "HSV") else "L"
+                )
+            pixels = np.array(image)  # a copy torch may own
+    except (OSError, ValueError, SyntaxError) as error:  # what Pillow raises for what it cannot read
+        return str(error).splitlines()[0] or type(error).__name__
+    pixels = torch.from_numpy(pixels)
+    return pixels.unsqueeze(0) if pixels.dim() == 2 else pixels.permute(2, 0, 1).contiguous()
+
+
+def _decode_resized(argument: tuple[str, tuple[int, int]]) -> Tensor | str:
+    image = _decode_file(argument)
+    return image if isinstance(image, str) else resize(image, list(argument[1]), antialias=True)
+
+
+def _with_channels(image: Tensor, channels: int) -> Tensor:
+    """Grayscale or RGB: a gray image repeated to RGB, an RGB one weighted to gray (ITU-R 601)."""
+    if image.shape[0] == channels:
+        return image
+    if channels == 3:
+        return image.expand(3, -1, -1).contiguous()
+    weights = torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)
+    return (image.float() * weights).sum(dim=0, keepdim=True).round().to(torch.uint8)
+
+
+class _Serial:
+    """`ProcessPoolExecutor`'s `map` in this process (one worker asked for, or none available)."""
+
+    def __enter__(self) -> _Serial:
+        return self
+
+    def __exit__(self, *args: object) -> None:
+        pass
+
+    def map(self, function: Any, arguments: Any, chunksize: int = 1) -> Any:
+        return map(function, arguments)

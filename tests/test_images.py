@@ -1,0 +1,108 @@
+"""Folders of images: both layouts, grayscale and RGB, the cache and when it is rebuilt, files that are not images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from datamodules import ImageFolderDataModule
+from datamodules.images import ImageFolderDataModule as Module
+from nnmodules.cli import LitCLI
+
+
+def image_tree(root: Path, layout: str = "train_test", size: int = 8, mode: str = "L", per_class: int = 10) -> Path:
+    """PNG files of two classes whose brightness tells them apart: `cat` dark, `dog` bright."""
+    rng = np.random.default_rng(0)
+    splits = {"training": per_class, "testing": per_class // 2} if layout == "train_test" else {".": per_class}
+    for split, count in splits.items():
+        for label, name in enumerate(("cat", "dog")):
+            folder = root / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for index in range(count):
+                shape = (size, size) if mode == "L" else (size, size, 3)
+                pixels = rng.integers(0, 100, shape, dtype=np.uint8) + 150 * label
+                Image.fromarray(pixels).save(folder / f"{index}.png")
+    return root
+
+
+def test_the_training_and_testing_folders_are_the_splits_and_the_folder_names_the_classes(tmp_path):
+    data = ImageFolderDataModule(image_tree(tmp_path / "digits"), batch_size=4, workers=1)
+    data.setup("fit")
+    assert data.class_names == ["cat", "dog"] and data.num_classes == 2 and data.image_shape == (1, 8, 8)
+    assert {split: len(table) for split, table in data.tables.items()} == {"train": 18, "val": 2, "test": 10}
+    images, labels = data.tables["test"].tensors
+    assert images.dtype == torch.uint8 and labels.tolist() == [0] * 5 + [1] * 5
+    assert (images[labels == 1].float().mean() > 150) and (images[labels == 0].float().mean() < 100)  # dog bright
+    first = Image.open(tmp_path / "digits" / "testing" / "cat" / "0.png")
+    assert np.array_equal(images[0, 0].numpy(), np.asarray(first))
+    train = data.tables["train"].tensors[0]
+    mean, std = train.double().mean().item() / 255, train.double().std(unbiased=False).item() / 255
+    assert data.statistics == pytest.approx((mean, std))
+    batch, _ = next(iter(data.train_dataloader()))
+    assert batch.shape == (4, 1, 8, 8) and batch.dtype == torch.float32
+
+
+def test_a_folder_per_class_holds_out_a_seeded_test_share_and_rgb_stays_rgb(tmp_path):
+    root = image_tree(tmp_path / "photos", layout="classes", mode="RGB", per_class=20)
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(root / "cat" / "gray.png")  # one gray among RGB
+    data = ImageFolderDataModule(root, flatten=True, test_fraction=0.25, workers=1)
+    data.setup(None)
+    assert data.image_shape == (3, 8, 8) and data.num_features == 192
+    assert {split: len(table) for split, table in data.tables.items()} == {"train": 28, "val": 3, "test": 10}
+    again = ImageFolderDataModule(root, flatten=True, test_fraction=0.25, workers=1)
+    again.setup(None)
+    assert torch.equal(again.tables["test"].tensors[0], data.tables["test"].tensors[0])  # the same seeded split
+
+
+def test_the_cache_is_read_the_second_time_and_rebuilt_when_a_file_changes(tmp_path, monkeypatch):
+    root = image_tree(tmp_path / "digits")
+    ImageFolderDataModule(root, workers=1).setup("fit")
+    (cache,) = (root / ".litmodules_cache").iterdir()
+    monkeypatch.setattr(Module, "_decode", lambda *args: pytest.fail("decoded again, though nothing changed"))
+    ImageFolderDataModule(root, workers=1).setup("fit")
+    monkeypatch.undo()
+    Image.fromarray(np.full((8, 8), 255, np.uint8)).save(root / "training" / "cat" / "0.png")
+    data = ImageFolderDataModule(root, workers=1)
+    data.setup("fit")
+    (rebuilt,) = (root / ".litmodules_cache").iterdir()
+    assert rebuilt != cache and not cache.exists()  # the stale cache is gone
+    assert (data._decoded()["images"] == 255).all(dim=(1, 2, 3)).sum() == 1  # the new file's pixels
+
+
+def test_files_that_are_not_images_are_named_in_one_error(tmp_path):
+    root = image_tree(tmp_path / "digits")
+    (root / "training" / "dog" / "notes.png").write_text("not a picture")
+    (root / "training" / "cat" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(20))
+    with pytest.raises(
+        ValueError,
+        match=r"^2 of 32 files under .* are not images Pillow reads: "
+        r"training/cat/broken.png \(.*\); training/dog/notes.png \(.*\); move them out",
+    ):
+        ImageFolderDataModule(root, workers=1).setup("fit")
+
+
+def test_images_of_another_size_are_named_unless_resized(tmp_path):
+    root = image_tree(tmp_path / "digits")
+    Image.fromarray(np.zeros((10, 12), np.uint8)).save(root / "training" / "dog" / "big.png")
+    with pytest.raises(
+        ValueError,
+        match=r"^1 of 31 images differ from the usual 8x8 pixels: "
+        r"training/dog/big.png \(10x12\); pass image_size to resize them all$",
+    ):
+        ImageFolderDataModule(root, workers=1).setup("fit")
+    data = ImageFolderDataModule(root, image_size=6, workers=1)
+    data.setup("fit")
+    assert data.image_shape == (1, 6, 6)
+
+
+def test_the_command_line_links_the_images_shape_and_classes_to_the_model(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    root = image_tree(tmp_path / "digits")
+    args = ["fit", "--model", "MLPClassifier", "--data", "ImageFolderDataModule", f"--data.root={root}"]
+    cli = LitCLI(args=[*args, "--data.flatten=true", "--trainer.fast_dev_run=true", "--data.workers=1"])
+    assert cli.model.hparams.input_dim == 64 and cli.model.hparams.num_classes == 2
+    assert cli.trainer.global_step == 1
