@@ -271,7 +271,7 @@ def test_fit_help_lists_the_classes_one_can_name_and_every_subcommand_says_what_
         LitCLI(args=["fit", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     models = "known subclasses: lightning.LightningModule, nnmodules.Classifier, nnmodules.MLPClassifier,"
-    data = "known subclasses: lightning.LightningDataModule, datamodules.MNISTDataModule,"
+    data = "known subclasses: lightning.LightningDataModule, datamodules.ImageFolderDataModule, datamodules.MNIST"
     assert models in text and data in text  # no TaskModule, Resumable (bases) or TensorDataModule (abstract)
     with pytest.raises(SystemExit):
         LitCLI(args=["--help"])
