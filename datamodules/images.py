@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import pandas as pd
 import torch
 from PIL import Image
 from torch import Tensor
@@ -52,12 +53,14 @@ class ImageFolderDataModule(TensorDataModule):
         cache_dir: where the decoded tensors are kept; None: `<root>/.litmodules_cache`, or a folder under
             `~/.cache/litmodules` when `root` cannot be written to.
         workers: processes that decode the images on the first setup; None: one per CPU.
+        predict_dir: a folder of images (any depth, no class folders needed) for `predict`, which writes each
+            file's path (`file`) with its predicted class; None: `predict` predicts the test split.
         batch_size: images per batch.
         seed: seeds the splits and the shuffle of every epoch.
         **loading: how batches are served, as for any data module (see `TensorDataModule`).
     """
 
-    plumbing = (*TensorDataModule.plumbing, "root", "cache_dir", "workers")
+    plumbing = (*TensorDataModule.plumbing, "root", "cache_dir", "workers", "predict_dir")
 
     def __init__(
         self,
@@ -70,11 +73,14 @@ class ImageFolderDataModule(TensorDataModule):
         test_fraction: float = 0.1,
         cache_dir: str | Path | None = None,
         workers: int | None = None,
+        predict_dir: str | Path | None = None,
         batch_size: int = 64,
         seed: int = 42,
         **loading: Any,
     ) -> None:
-        root, cache_dir = str(root), None if cache_dir is None else str(cache_dir)  # plain data in checkpoints
+        root = str(root)  # paths as plain strings: checkpoints load with weights_only=True
+        cache_dir = None if cache_dir is None else str(cache_dir)
+        predict_dir = None if predict_dir is None else str(predict_dir)
         super().__init__(batch_size, seed, **loading)
         self.save_hyperparameters()
         check_choice("layout", layout, Layout)
@@ -91,6 +97,8 @@ class ImageFolderDataModule(TensorDataModule):
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
         self.workers = workers
+        self.predict_dir = None if predict_dir is None else Path(predict_dir)
+        self.files_of: dict[str, list[str]] = {}  # each split's files, in its rows' order
         self.statistics: tuple[float, float] | None = None  # of the training split's pixels, set by setup
         self._decoded_cache: dict[str, Any] | None = None
 
@@ -117,8 +125,13 @@ class ImageFolderDataModule(TensorDataModule):
         self._decoded()  # decoded and cached once, on one process; the others then read the cache
 
     def setup(self, stage: str | None = None) -> None:
-        if self.tables:
-            return
+        if "train" not in self.tables:
+            self._split()
+        if stage in ("predict", None) and self.predict_dir is not None and "predict" not in self.tables:
+            self.tables["predict"] = self._predict_table(Normalize(*self.statistics))
+
+    def _split(self) -> None:
+        """The training, validation and test tables, and the statistics of the training pixels."""
         decoded = self._decoded()
         images, labels = decoded["images"], decoded["labels"]
         if self.flatten:
@@ -142,6 +155,7 @@ class ImageFolderDataModule(TensorDataModule):
         for split, rows in (("train", train), ("val", val), ("test", test)):
             if len(rows):
                 self.tables[split] = TensorTable(images[rows], labels[rows], transform=normalize)
+                self.files_of[split] = [decoded["files"][row] for row in rows.tolist()]
 
     @property
     def batch_transform(self) -> Normalize:
@@ -234,54 +248,89 @@ class ImageFolderDataModule(TensorDataModule):
         return decoded
 
     def _decode(self, classes: list[str], files: list[tuple[str, int, int]]) -> dict[str, Any]:
-        paths = [str(self.root / path) for path, _, _ in files]
-        workers = self.workers or os.cpu_count() or 1
-        chunk = max(1, len(paths) // (workers * 8))
-        decode = _decode_resized if self.image_size else _decode_file
-        arguments = [(path, self.image_size) for path in paths]
-        with ProcessPoolExecutor(workers) if workers > 1 else _Serial() as pool:
-            results = list(
-                tqdm(
-                    pool.map(decode, arguments, chunksize=chunk),
-                    total=len(paths),
-                    desc=f"decoding {len(paths)} images (once)",
-                    unit=" images",
-                    disable=None,
-                )
-            )
-        failed = [
-            (path, result) for (path, _, _), result in zip(files, results, strict=True) if isinstance(result, str)
-        ]
-        if failed:
-            first = "; ".join(f"{path} ({why})" for path, why in failed[:3])
-            raise ValueError(
-                f"{len(failed)} of {len(files)} files under {self.root} are not images Pillow reads: "
-                f"{first}{' ...' if len(failed) > 3 else ''}; move them out of the class folders"
-            )
+        """The class folders' images as one tensor, with their labels, splits, classes and shape."""
+        names = [path for path, _, _ in files]
+        results = self._decode_files(self.root, names, "move them out of the class folders")
         channels = self.channels or (3 if any(image.shape[0] >= 3 for image in results) else 1)
         images = [_with_channels(image, channels) for image in results]
-        sizes = Counter(tuple(image.shape[1:]) for image in images)
-        if len(sizes) > 1:
-            usual = sizes.most_common(1)[0][0]
-            odd = [
-                (path, tuple(image.shape[1:]))
-                for (path, _, _), image in zip(files, images, strict=True)
-                if tuple(image.shape[1:]) != usual
-            ]
-            listed = "; ".join(f"{path} ({h}x{w})" for path, (h, w) in odd[:3])
-            raise ValueError(
-                f"{len(odd)} of {len(files)} images differ from the usual {usual[0]}x{usual[1]} pixels: "
-                f"{listed}{' ...' if len(odd) > 3 else ''}; pass image_size to resize them all"
-            )
-        stacked = torch.stack(images)
+        usual = Counter(tuple(image.shape[1:]) for image in images).most_common(1)[0][0]
+        stacked = _stacked(images, names, usual)
         return {
             "images": stacked,
             "labels": torch.tensor([label for _, label, _ in files]),
             "splits": torch.tensor([split for _, _, split in files], dtype=torch.uint8),
             "classes": classes,
-            "files": [path for path, _, _ in files],
+            "files": names,
             "shape": list(stacked.shape[1:]),
         }
+
+    def _decode_files(self, folder: Path, names: list[str], fix: str) -> list[Tensor]:
+        """Each file's pixels, decoded in `workers` processes; files that are not images, named in one error."""
+        workers = self.workers or os.cpu_count() or 1
+        decode = _decode_resized if self.image_size else _decode_file
+        arguments = [(str(folder / name), self.image_size) for name in names]
+        with ProcessPoolExecutor(workers) if workers > 1 else _Serial() as pool:
+            decoded = pool.map(decode, arguments, chunksize=max(1, len(names) // (workers * 8)))
+            progress = tqdm(
+                decoded, total=len(names), desc=f"decoding {len(names)} images", unit=" images", disable=None
+            )
+            results = list(progress)
+        failed = [(name, result) for name, result in zip(names, results, strict=True) if isinstance(result, str)]
+        if failed:
+            first = "; ".join(f"{name} ({why})" for name, why in failed[:3])
+            raise ValueError(
+                f"{len(failed)} of {len(names)} files under {folder} are not images Pillow reads: "
+                f"{first}{' ...' if len(failed) > 3 else ''}; {fix}"
+            )
+        return results
+
+    # -- predicting a folder of images --
+
+    @property
+    def predict_split(self) -> str:
+        return "predict" if self.predict_dir is not None else "test"
+
+    @property
+    def predict_name(self) -> str:
+        return self.predict_dir.name if self.predict_dir is not None else "test"
+
+    def prediction_rows(self) -> pd.DataFrame:
+        """`row`, each predicted image's position, and `file`, its path under its folder (`root` or `predict_dir`)."""
+        self.setup("predict")
+        return pd.DataFrame(
+            {"row": range(len(self.files_of[self.predict_split])), "file": self.files_of[self.predict_split]}
+        )
+
+    def _predict_table(self, normalize: Normalize) -> TensorTable:
+        """The images under `predict_dir` (any depth, no classes needed), as the training images are."""
+        if not self.predict_dir.is_dir():
+            raise FileNotFoundError(f"predict_dir {self.predict_dir} not found: pass a folder of images")
+        names = sorted(
+            str(path.relative_to(self.predict_dir))
+            for path in self.predict_dir.rglob("*")
+            if path.is_file() and not any(part.startswith(".") for part in path.relative_to(self.predict_dir).parts)
+        )
+        if not names:
+            raise ValueError(f"predict_dir {self.predict_dir} holds no image files")
+        channels, height, width = self.image_shape
+        images = [
+            _with_channels(image, channels) for image in self._decode_files(self.predict_dir, names, "move them out")
+        ]
+        stacked = _stacked(images, names, (height, width))
+        self.files_of["predict"] = names
+        return TensorTable(stacked.reshape(len(stacked), -1) if self.flatten else stacked, transform=normalize)
+
+
+def _stacked(images: list[Tensor], names: list[str], size: tuple[int, int]) -> Tensor:
+    """The images as one tensor, when all are of `size` (height, width); those that are not, named in one error."""
+    odd = [(name, tuple(image.shape[1:])) for name, image in zip(names, images, strict=True) if image.shape[1:] != size]
+    if odd:
+        listed = "; ".join(f"{name} ({h}x{w})" for name, (h, w) in odd[:3])
+        raise ValueError(
+            f"{len(odd)} of {len(images)} images differ from the usual {size[0]}x{size[1]} pixels: "
+            f"{listed}{' ...' if len(odd) > 3 else ''}; pass image_size to resize them all"
+        )
+    return torch.stack(images)
 
 
 def _size_and_time(path: Path) -> tuple[int, int]:

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import lightning as L
 import numpy as np
+import pandas as pd
 import pytest
 import torch
+from conftest import NO_LOGGER
 from PIL import Image
 
 from datamodules import ImageFolderDataModule
 from datamodules.images import ImageFolderDataModule as Module
+from nnmodules import MLPClassifier
+from nnmodules.callbacks import PredictionWriter
 from nnmodules.cli import LitCLI
 
 
@@ -106,3 +111,22 @@ def test_the_command_line_links_the_images_shape_and_classes_to_the_model(tmp_pa
     cli = LitCLI(args=[*args, "--data.flatten=true", "--trainer.fast_dev_run=true", "--data.workers=1"])
     assert cli.model.hparams.input_dim == 64 and cli.model.hparams.num_classes == 2
     assert cli.trainer.global_step == 1
+
+
+def test_predict_on_a_folder_writes_each_files_path_and_predicted_class(tmp_path):
+    new = tmp_path / "new"
+    (new / "more").mkdir(parents=True)
+    Image.fromarray(np.full((8, 8), 230, np.uint8)).save(new / "bright.png")
+    Image.fromarray(np.full((8, 8), 20, np.uint8)).save(new / "more" / "dark.png")
+    data = ImageFolderDataModule(image_tree(tmp_path / "digits"), predict_dir=new, flatten=True, workers=1)
+    model = MLPClassifier(input_dim=64, hidden_dims=[8], num_classes=2, lr=0.05, lr_schedule="constant")
+    writer = PredictionWriter(filename=str(tmp_path / "predictions.csv"))
+    trainer = L.Trainer(max_epochs=30, callbacks=[writer], **NO_LOGGER, enable_checkpointing=False)
+    trainer.fit(model, data)
+    trainer.predict(model, datamodule=data, return_predictions=False)
+    written = pd.read_csv(tmp_path / "predictions.csv")
+    assert list(written.columns) == ["row", "file", "prediction", "p_cat", "p_dog"]
+    assert written["file"].tolist() == ["bright.png", "more/dark.png"] and written["prediction"].tolist() == [
+        "dog",
+        "cat",
+    ]
