@@ -274,7 +274,7 @@ class ImageFolderDataModule(TensorDataModule):
             progress = tqdm(
                 decoded, total=len(names), desc=f"decoding {len(names)} images", unit=" images", disable=None
             )
-            results = list(progress)
+            results = [torch.from_numpy(result) if isinstance(result, np.ndarray) else result for result in progress]
         failed = [(name, result) for name, result in zip(names, results, strict=True) if isinstance(result, str)]
         if failed:
             first = "; ".join(f"{name} ({why})" for name, why in failed[:3])
@@ -338,10 +338,11 @@ def _size_and_time(path: Path) -> tuple[int, int]:
     return status.st_size, status.st_mtime_ns
 
 
-def _decode_file(argument: tuple[str, Any]) -> Tensor | str:
+def _decode_file(argument: tuple[str, Any]) -> np.ndarray | str:
     """One file's pixels (channels x height x width, uint8), or why it could not be read.
 
-    Gray or RGB: palettes, alpha and 1-bit images are converted.
+    Gray or RGB: palettes, alpha and 1-bit images are converted. A numpy array, not a tensor: the worker processes
+    hand it back by value, where a tensor would go through a file descriptor each, and run out of them.
     """
     try:
         with Image.open(argument[0]) as image:
@@ -352,13 +353,14 @@ def _decode_file(argument: tuple[str, Any]) -> Tensor | str:
             pixels = np.array(image)  # a copy torch may own
     except (OSError, ValueError, SyntaxError) as error:  # what Pillow raises for what it cannot read
         return str(error).splitlines()[0] or type(error).__name__
-    pixels = torch.from_numpy(pixels)
-    return pixels.unsqueeze(0) if pixels.dim() == 2 else pixels.permute(2, 0, 1).contiguous()
+    return pixels[None] if pixels.ndim == 2 else np.ascontiguousarray(pixels.transpose(2, 0, 1))
 
 
-def _decode_resized(argument: tuple[str, tuple[int, int]]) -> Tensor | str:
+def _decode_resized(argument: tuple[str, tuple[int, int]]) -> np.ndarray | str:
     image = _decode_file(argument)
-    return image if isinstance(image, str) else resize(image, list(argument[1]), antialias=True)
+    return (
+        image if isinstance(image, str) else resize(torch.from_numpy(image), list(argument[1]), antialias=True).numpy()
+    )
 
 
 def _with_channels(image: Tensor, channels: int) -> Tensor:

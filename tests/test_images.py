@@ -63,6 +63,14 @@ def test_a_folder_per_class_holds_out_a_seeded_test_share_and_rgb_stays_rgb(tmp_
     assert torch.equal(again.tables["test"].tensors[0], data.tables["test"].tensors[0])  # the same seeded split
 
 
+def test_several_processes_decode_what_one_does(tmp_path):
+    root = image_tree(tmp_path / "photos", layout="classes", mode="RGB", per_class=100)
+    serial = ImageFolderDataModule(root, workers=1, cache_dir=tmp_path / "one")._decoded()
+    parallel = ImageFolderDataModule(root, workers=2, cache_dir=tmp_path / "two")._decoded()
+    assert serial["images"].shape == (200, 3, 8, 8) and torch.equal(serial["images"], parallel["images"])
+    assert serial["files"] == parallel["files"] and torch.equal(serial["labels"], parallel["labels"])
+
+
 def test_the_cache_is_read_the_second_time_and_rebuilt_when_a_file_changes(tmp_path, monkeypatch):
     root = image_tree(tmp_path / "digits")
     ImageFolderDataModule(root, workers=1).setup("fit")
