@@ -13,9 +13,10 @@ import pandas as pd
 import pytest
 import torch
 from conftest import NO_LOGGER, ROOT, VAL_SIZE
+from test_images import image_tree
 from torch import nn
 
-from datamodules import MNISTDataModule, TabularDataModule
+from datamodules import ImageFolderDataModule, MNISTDataModule, TabularDataModule
 from nnmodules import Classifier, MLPClassifier, MLPRegressor, ScratchDeepNet, SmallCNN
 from nnmodules.cli import LitCLI
 from nnmodules.export import TOLERANCE, agree, export
@@ -44,6 +45,10 @@ CASES = {  # name: (model, data) from the fake MNIST's folder and a scratch fold
     "binary table": lambda m, t: (None, people(t, "renewed", drop=["tier"])),
     "multiclass table": lambda m, t: (None, people(t, "tier", drop=["renewed"], embed_numbers=True)),
     "regression table": lambda m, t: (None, people(t, "income", drop=["renewed", "tier"])),
+    "image folder": lambda m, t: (
+        Classifier(SmallCNN(in_channels=3, image_size=8, channels=(4, 8), hidden_dim=16, num_classes=2), 2),
+        ImageFolderDataModule(image_tree(t / "photos", layout="classes", mode="RGB"), workers=1),
+    ),
 }
 
 
