@@ -176,8 +176,24 @@ class ImageFolderDataModule(TensorDataModule):
         both = all((self.root / folder).is_dir() for folder in SPLIT_FOLDERS)
         return "train_test" if both else "classes"
 
-    def _files(self) -> tuple[list[str], list[tuple[str, int, int]]]:
-        """The class names, and each image file as (its path under root, its class, its split: 0 train, 1 test)."""
+    def _files(self) -> tuple[list[str], list[tuple[str, int, int]], list[tuple[int, int]]]:
+        """The class names, each image file and each file's size and modification time (the cache's key).
+
+        A file as (its path under root, its class, its split: 0 train, 1 test).
+        """
+        tops, classes = self._class_folders()
+        files, stats = [], []
+        for split, top in enumerate(tops):
+            for label, name in enumerate(classes):
+                for path, size, time in _listed(self.root, top / name):
+                    files.append((path, label, split))
+                    stats.append((size, time))
+        if not files:
+            raise ValueError(f"{self.root} holds class folders but no image files")
+        return classes, files, stats
+
+    def _class_folders(self) -> tuple[list[Path], list[str]]:
+        """The folders that hold the class folders (training/ and testing/, or root), and the class names."""
         if not self.root.is_dir():
             raise FileNotFoundError(
                 f"image folder {self.root} not found: pass the folder that holds a folder per class"
@@ -197,23 +213,11 @@ class ImageFolderDataModule(TensorDataModule):
             unknown = sorted({entry.name for entry in tops[1].iterdir() if entry.is_dir()} - set(classes))
             if unknown:
                 raise ValueError(f"{tops[1]} has classes that {tops[0]} lacks: {unknown}")
-        files = []
-        for split, top in enumerate(tops):
-            for label, name in enumerate(classes):
-                folder = top / name
-                found = (
-                    sorted(path for path in folder.rglob("*") if path.is_file() and not path.name.startswith("."))
-                    if folder.is_dir()
-                    else []
-                )
-                files += [(str(path.relative_to(self.root)), label, split) for path in found]
-        if not files:
-            raise ValueError(f"{self.root} holds class folders but no image files")
-        return classes, files
+        return tops, classes
 
-    def _cache_path(self, files: list[tuple[str, int, int]]) -> Path:
+    def _cache_path(self, files: list[tuple[str, int, int]], stats: list[tuple[int, int]]) -> Path:
         """The cache file of this set of files and settings: its name is their key."""
-        stats = [(path, *_size_and_time(self.root / path)) for path, _, _ in files]
+        stats = [(path, size, time) for (path, _, _), (size, time) in zip(files, stats, strict=True)]
         settings = [CACHE_VERSION, self._layout(), self.image_size, self.channels]
         key = hashlib.sha256(json.dumps([settings, stats]).encode()).hexdigest()[:20]
         return self._cache_folder() / f"images-{key}.pt"
@@ -231,8 +235,8 @@ class ImageFolderDataModule(TensorDataModule):
         """The images, labels, splits, classes and shape: from the cache, or decoded and cached."""
         if self._decoded_cache is not None:
             return self._decoded_cache
-        classes, files = self._files()
-        path = self._cache_path(files)
+        classes, files, stats = self._files()
+        path = self._cache_path(files, stats)
         if path.is_file():
             decoded = torch.load(path, weights_only=True)
         else:
@@ -333,9 +337,26 @@ def _stacked(images: list[Tensor], names: list[str], size: tuple[int, int]) -> T
     return torch.stack(images)
 
 
-def _size_and_time(path: Path) -> tuple[int, int]:
-    status = path.stat()
-    return status.st_size, status.st_mtime_ns
+def _listed(root: Path, folder: Path) -> list[tuple[str, int, int]]:
+    """Every file under `folder` (any depth; hidden files and folders aside), sorted by path.
+
+    Each as (its path under `root`, its size, its modification time): one `scandir` a folder, which gives each
+    entry's kind without a call of its own.
+    """
+    if not folder.is_dir():
+        return []
+    start, found, pending = len(str(root)) + 1, [], [str(folder)]
+    while pending:
+        with os.scandir(pending.pop()) as entries:
+            for entry in entries:
+                if entry.name.startswith("."):
+                    continue
+                if entry.is_dir():
+                    pending.append(entry.path)
+                elif entry.is_file():
+                    status = entry.stat()
+                    found.append((entry.path[start:], status.st_size, status.st_mtime_ns))
+    return sorted(found)
 
 
 def _decode_file(argument: tuple[str, Any]) -> np.ndarray | str:
