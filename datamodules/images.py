@@ -140,12 +140,10 @@ class ImageFolderDataModule(TensorDataModule):
         splits = decoded["splits"]  # per image: 0 training, 1 testing (the train_test layout's folders)
         test = torch.nonzero(splits == 1).flatten()
         train = torch.nonzero(splits == 0).flatten()
-        if self._layout() == "classes":
-            train = train[torch.randperm(len(train), generator=generator)]
+        train = train[torch.randperm(len(train), generator=generator)]
+        if self._layout() == "classes":  # no test folder: a seeded share of the images
             held = round(len(train) * self.test_fraction)
             test, train = train[:held], train[held:]
-        else:
-            train = train[torch.randperm(len(train), generator=generator)]
         held = max(1, round(len(train) * self.val_fraction))
         val, train = train[:held], train[held:]
         if len(train) == 0 or len(val) == 0:
