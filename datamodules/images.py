@@ -23,6 +23,7 @@ from datamodules.pixels import Normalize, pixel_statistics
 from nnmodules.choices import check_choice
 
 Layout = Literal["auto", "classes", "train_test"]
+Channels = Literal[1, 3]  # grayscale or RGB
 SPLIT_FOLDERS = ("training", "testing")  # the train_test layout's two folders, each a folder per class
 CACHE_VERSION = 1  # part of every cache key: a change of what a cache holds invalidates the old ones
 
@@ -67,7 +68,7 @@ class ImageFolderDataModule(TensorDataModule):
         root: str | Path,
         layout: Layout = "auto",
         image_size: int | tuple[int, int] | None = None,
-        channels: Literal[1, 3] | None = None,
+        channels: Channels | None = None,
         flatten: bool = False,
         val_fraction: float = 0.1,
         test_fraction: float = 0.1,
@@ -84,8 +85,8 @@ class ImageFolderDataModule(TensorDataModule):
         super().__init__(batch_size, seed, **loading)
         self.save_hyperparameters()
         check_choice("layout", layout, Layout)
-        if channels not in (None, 1, 3):
-            raise ValueError(f"channels must be 1, 3 or None (as the images are), got {channels}")
+        if channels is not None:
+            check_choice("channels", channels, Channels)
         if not 0 < val_fraction < 1 or not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
             raise ValueError(
                 f"val_fraction ({val_fraction}) must be above 0 and, with test_fraction ({test_fraction}), leave "
@@ -148,12 +149,13 @@ class ImageFolderDataModule(TensorDataModule):
         val, train = train[:held], train[held:]
         if len(train) == 0 or len(val) == 0:
             raise ValueError(f"{self.root} has too few images ({len(images)}) for a training and a validation split")
-        self.statistics = pixel_statistics(images[train])
-        normalize = Normalize(*self.statistics)
         for split, rows in (("train", train), ("val", val), ("test", test)):
             if len(rows):
-                self.tables[split] = TensorTable(images[rows], labels[rows], transform=normalize)
+                self.tables[split] = TensorTable(images[rows], labels[rows])
                 self.files_of[split] = [decoded["files"][row] for row in rows.tolist()]
+        self.statistics = pixel_statistics(self.tables["train"].tensors[0])  # the table's pixels: no copy of them
+        for table in self.tables.values():
+            table.transform = Normalize(*self.statistics)
 
     @property
     def batch_transform(self) -> Normalize:
@@ -307,11 +309,7 @@ class ImageFolderDataModule(TensorDataModule):
         """The images under `predict_dir` (any depth, no classes needed), as the training images are."""
         if not self.predict_dir.is_dir():
             raise FileNotFoundError(f"predict_dir {self.predict_dir} not found: pass a folder of images")
-        names = sorted(
-            str(path.relative_to(self.predict_dir))
-            for path in self.predict_dir.rglob("*")
-            if path.is_file() and not any(part.startswith(".") for part in path.relative_to(self.predict_dir).parts)
-        )
+        names = [path for path, _, _ in _listed(self.predict_dir, self.predict_dir)]
         if not names:
             raise ValueError(f"predict_dir {self.predict_dir} holds no image files")
         channels, height, width = self.image_shape

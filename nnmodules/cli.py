@@ -149,10 +149,8 @@ class LitCLI(LightningCLI):
         run = run_folder(config.get("ckpt_path")) if self.subcommand in FROM_CHECKPOINT else None
         if run is not None:  # evaluating or predicting a run's checkpoint: into that run's folder, not a new one
             config.trainer.logger = False
-            if self.subcommand in (
-                "validate",
-                "test",
-            ):  # its metrics as events of their own, <run>/test/ or <run>/validate/
+            # its metrics as events of their own, <run>/test/ or <run>/validate/
+            if self.subcommand in ("validate", "test"):
                 folder = {**LOGGER_DEFAULTS, "save_dir": str(run), "version": self.subcommand, "log_graph": False}
                 config.trainer.logger = Namespace(class_path=TENSORBOARD, init_args=Namespace(**folder))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import resource
 from pathlib import Path
 
 import lightning as L
@@ -63,11 +64,17 @@ def test_a_folder_per_class_holds_out_a_seeded_test_share_and_rgb_stays_rgb(tmp_
     assert torch.equal(again.tables["test"].tensors[0], data.tables["test"].tensors[0])  # the same seeded split
 
 
-def test_several_processes_decode_what_one_does(tmp_path):
-    root = image_tree(tmp_path / "photos", layout="classes", mode="RGB", per_class=100)
+def test_several_processes_decode_what_one_does_within_few_file_descriptors(tmp_path):
+    """Workers hand back arrays by value: tensors would each hold a file descriptor, 300 of them past the limit."""
+    root = image_tree(tmp_path / "photos", layout="classes", mode="RGB", per_class=150)
     serial = ImageFolderDataModule(root, workers=1, cache_dir=tmp_path / "one")._decoded()
-    parallel = ImageFolderDataModule(root, workers=2, cache_dir=tmp_path / "two")._decoded()
-    assert serial["images"].shape == (200, 3, 8, 8) and torch.equal(serial["images"], parallel["images"])
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (128, hard))
+    try:
+        parallel = ImageFolderDataModule(root, workers=2, cache_dir=tmp_path / "two")._decoded()
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert serial["images"].shape == (300, 3, 8, 8) and torch.equal(serial["images"], parallel["images"])
     assert serial["files"] == parallel["files"] and torch.equal(serial["labels"], parallel["labels"])
 
 
