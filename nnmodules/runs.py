@@ -260,7 +260,8 @@ class LitTrainer(L.Trainer):
             folders = _run_folders(root)[::-1]
         for folder in folders:
             if (checkpoint := _resumable(folder / "checkpoints")) is not None:
-                set_logger_version(logger, int(folder.name.removeprefix("version_")))
+                if logger_version(logger) is None:  # a version given may be any name (`version="trial_3"`)
+                    set_logger_version(logger, int(folder.name.removeprefix("version_")))
                 rank_zero_info(f"continuing the run in {folder} from {checkpoint.name}")
                 return str(checkpoint)
         rank_zero_info(f"no checkpoint to continue under {root}: starting a new run")

@@ -113,6 +113,17 @@ def test_last_without_an_earlier_run_starts_a_new_one(mnist_dir, tmp_path):
     assert trainer.global_step == 8 and Path(trainer.log_dir).name == "version_0"
 
 
+def test_last_continues_a_run_whose_version_is_a_name(mnist_dir, tmp_path):
+    """As `litmodules tune` names its trials' folders (trial_<n>)."""
+    for epochs in (1, 2):
+        model, data = build("mlp", mnist_dir)
+        logger = TensorBoardLogger(tmp_path, name="study", version="trial_3", log_graph=False)
+        trainer = make_trainer(logger=logger, max_epochs=epochs, **QUIET)
+        trainer.fit(model, data, ckpt_path="last")
+    assert trainer.global_step == 16 and trainer.log_dir == str(tmp_path / "study" / "trial_3")
+    assert sorted(p.name for p in (tmp_path / "study").iterdir()) == ["trial_3"]
+
+
 class SignalAt(L.Callback):
     """Sends a signal to this very process during one training step (first of the callbacks: as if it came then)."""
 
