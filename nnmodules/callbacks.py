@@ -186,9 +186,13 @@ class Interruption(L.Callback):
     Lightning's own SIGTERM handler is replaced for the training loop: under DDP it
     calls a collective operation inside the handler, which deadlocks when every
     process gets the signal (torchrun, SLURM, or Lightning forwarding it).
+
+    Args:
+        resume_hint: how to continue, said after the checkpoint's path.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, resume_hint: str = RESUME_HINT) -> None:
+        self.resume_hint = resume_hint
         self._signal: int | None = None
         self._previous: dict[int, Any] = {}
 
@@ -232,7 +236,7 @@ class Interruption(L.Callback):
         where = f"epoch {trainer.current_epoch}, step {trainer.global_step}"
         checkpoint_dir = getattr(trainer.checkpoint_callback, "dirpath", None)
         if trainer.sanity_checking or trainer.validating or not checkpoint_dir:
-            rank_zero_info(f"{signal.Signals(signum).name} during {where}: {RESUME_HINT} from its last checkpoint")
+            rank_zero_info(f"{signal.Signals(signum).name} during {where}: {self.resume_hint} from its last checkpoint")
             return
         path = os.path.join(checkpoint_dir, f"{INTERRUPTED}.ckpt")
         try:
@@ -240,7 +244,7 @@ class Interruption(L.Callback):
         except FloatingPointError as error:  # a diverged model is not worth continuing
             rank_zero_info(f"{signal.Signals(signum).name} at {where}: nothing saved: {error}")
             return
-        rank_zero_info(f"{signal.Signals(signum).name} at {where}: saved {path}; {RESUME_HINT}")
+        rank_zero_info(f"{signal.Signals(signum).name} at {where}: saved {path}; {self.resume_hint}")
 
 
 def _main_thread() -> bool:

@@ -25,7 +25,7 @@ import datamodules  # noqa: F401  (its data modules by short name: --data Tabula
 from nnmodules import quiet
 from nnmodules._lightning import drop_hyperparameters, take_links_into_a_network_the_model_lacks
 from nnmodules.callbacks import HParamsMetrics, Interruption, PredictionWriter, RunSummary
-from nnmodules.errors import LitArgumentParser, run_plainly
+from nnmodules.errors import LitArgumentParser
 from nnmodules.run_config import FROM_CHECKPOINT, RunConfig, with_run_config
 from nnmodules.runs import LitTrainer, run_folder
 from nnmodules.tasks import MONITOR, output_width
@@ -75,9 +75,13 @@ NET_LINKS = [
 ]
 
 
-def default_callbacks() -> list[L.Callback]:
-    """The callbacks of every run, besides the checkpoints and learning-rate monitor a config may set up."""
-    return [HParamsMetrics(), Interruption(), RunSummary()]
+def default_callbacks(**interruption: Any) -> list[L.Callback]:
+    """The callbacks of every run, besides the checkpoints and learning-rate monitor a config may set up.
+
+    Args:
+        **interruption: `Interruption`'s arguments.
+    """
+    return [HParamsMetrics(), Interruption(**interruption), RunSummary()]
 
 
 def make_trainer(name: str = "", **overrides: Any) -> L.Trainer:
@@ -105,6 +109,9 @@ class LitCLI(LightningCLI):
     `numeric_features`, `output_dim` (one per class, or 1 for a binary or numeric target)
     and `in_channels` (images). No one types them twice; a model or
     network that lacks one of these arguments does not get it.
+
+    `trainer_defaults` given update the project's (`TRAINER_DEFAULTS`, the TensorBoard logger,
+    `default_callbacks`); LightningCLI's other arguments are as Lightning has them.
     """
 
     def __init__(self, args: list[str] | None = None, **kwargs: Any) -> None:
@@ -112,7 +119,7 @@ class LitCLI(LightningCLI):
         logger = lazy_instance(TensorBoardLogger, **LOGGER_DEFAULTS)
         # callbacks here are always present, besides those of a config's trainer.callbacks
         always = {"logger": logger, "callbacks": default_callbacks()}
-        kwargs.setdefault("trainer_defaults", {**TRAINER_DEFAULTS, **always})
+        kwargs["trainer_defaults"] = {**TRAINER_DEFAULTS, **always, **kwargs.get("trainer_defaults", {})}
         kwargs.setdefault("trainer_class", LitTrainer)
         kwargs.setdefault("parser_class", LitArgumentParser)  # errors in a line or two, not the whole usage
         kwargs.setdefault("save_config_callback", RunConfig)
@@ -129,6 +136,7 @@ class LitCLI(LightningCLI):
     def setup_parser(self, add_subcommands: bool, main_kwargs: dict, subparser_kwargs: dict) -> None:
         super().setup_parser(add_subcommands, main_kwargs, subparser_kwargs)
         self.parser.add_argument("--version", action="version", version=f"litmodules {_version()}")
+        self.parser.epilog = "litmodules tune --help: a hyperparameter search, each trial a `fit` (nnmodules.tune)"
 
     def add_arguments_to_parser(self, parser: Any) -> None:
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
@@ -201,9 +209,3 @@ def _version() -> str:
         return version("litmodules")
     except PackageNotFoundError:  # run from a clone that was never installed
         return "(not installed)"
-
-
-def main() -> None:
-    """The `litmodules` console script."""
-    sys.path.insert(0, "")  # a config's class_path may name a module of the current folder, as `python -m` finds it
-    run_plainly(LitCLI)

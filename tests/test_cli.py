@@ -135,7 +135,7 @@ def test_predict_writes_labels_and_probabilities_into_the_checkpoints_run(cli_ru
 
 def test_console_script_is_the_cli():
     (script,) = entry_points(group="console_scripts", name="litmodules")
-    assert script.value == "nnmodules.cli:main"
+    assert script.value == "nnmodules.commands:main"
 
 
 def test_data_dimensions_are_linked_to_the_model(mnist_dir, in_tmp):
