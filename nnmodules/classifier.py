@@ -34,6 +34,7 @@ class Classifier(TaskModule):
     """
 
     hparams_metrics = ("val/acc_best", "test/acc")  # what TensorBoard's HParams tab compares runs by
+    objective = ("val/acc_best", "maximize")  # what `litmodules tune` optimises unless its search file says otherwise
     data_tasks = ("multiclass", "binary")
 
     def __init__(

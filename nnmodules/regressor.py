@@ -41,6 +41,7 @@ class Regressor(TaskModule):
     """
 
     hparams_metrics = ("val/mse_best", "test/mse")  # what TensorBoard's HParams tab compares runs by
+    objective = ("val/mse_best", "minimize")  # what `litmodules tune` optimises unless its search file says otherwise
     data_tasks = ("regression",)
     output_shape = ()
     output_hint = "build it with 1 output (output_dim=1), or leave that to the CLI"

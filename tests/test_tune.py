@@ -1,0 +1,219 @@
+"""`litmodules tune`: trials as runs, pruning, a stopped search continued, best.yaml, and search files refused."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sys
+from pathlib import Path
+
+import lightning as L
+import optuna
+import pytest
+import yaml
+from conftest import VAL_SIZE
+from optuna.trial import TrialState
+
+from nnmodules.cli import LitCLI
+from nnmodules.commands import main
+from nnmodules.tune import _pick_up, tune
+
+EPOCHS = 2
+
+
+class InterruptAt(L.Callback):
+    """Ctrl-C in the middle of trial_1's first epoch, when that trial starts (not when it is continued)."""
+
+    def on_train_batch_end(self, trainer, *args) -> None:
+        if trainer.logger.version == "trial_1" and trainer.global_step == 3 and trainer.ckpt_path is None:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def fit_args(mnist_dir: Path, *more: str) -> list[str]:
+    data = [f"--data.data_dir={mnist_dir}", f"--data.val_size={VAL_SIZE}", "--data.download=false"]
+    quiet = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
+    model = ["--model=MLPClassifier", "--model.hidden_dims=[32]", "--data=MNISTDataModule", *data]
+    return [*model, f"--trainer.max_epochs={EPOCHS}", "--trainer.log_every_n_steps=4", *quiet, *more]
+
+
+def search_file(folder: Path, name: str = "search", **settings) -> Path:
+    space = {"model.init_args.lr": {"low": 1e-3, "high": 3e-2, "log": True}, "data.init_args.batch_size": [16, 32]}
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({"space": space, **settings}, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="module")
+def study(mnist_dir, tmp_path_factory):
+    """Three trials of a search over lr, hidden_dims and batch_size: (folder, study, fit args)."""
+    folder = tmp_path_factory.mktemp("tune")
+    space = {"model.init_args.hidden_dims": [[16], [32, 16]], "model.init_args.lr": {"low": 1e-3, "high": 3e-2}}
+    (folder / "widths.yaml").write_text(yaml.safe_dump({"space": space}))
+    args = fit_args(mnist_dir)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)
+        return folder, tune(folder / "widths.yaml", 3, args), args
+
+
+def test_each_trial_is_a_run_of_its_own_with_the_search_values(study):
+    folder, result, _ = study
+    assert [trial.state for trial in result.trials] == [TrialState.COMPLETE] * 3  # 3 trials: none pruned yet
+    for trial in result.trials:
+        run = folder / "lightning_logs" / "widths" / f"trial_{trial.number}"
+        config = yaml.safe_load((run / "config.yaml").read_text().split("\n", 1)[1])
+        assert config["model"]["init_args"]["lr"] == trial.params["model.init_args.lr"]
+        assert str(config["model"]["init_args"]["hidden_dims"]).replace(" ", "") == trial.params[
+            "model.init_args.hidden_dims"
+        ].replace(" ", "")
+        assert config["test_after_fit"] is False  # a search never looks at the test split
+        assert (run / "checkpoints" / "last.ckpt").is_file() and list(run.glob("events.out.tfevents.*"))
+        assert sorted(trial.intermediate_values) == list(range(EPOCHS))  # the pruner saw every epoch
+        assert trial.value == max(trial.intermediate_values.values())  # val/acc_best: the best epoch's
+    assert (folder / "lightning_logs" / "widths" / "study.db").is_file()
+
+
+def test_best_yaml_trains_the_best_trial_again_to_the_same_figure(study, monkeypatch):
+    folder, result, _ = study
+    monkeypatch.chdir(folder)
+    best = folder / "lightning_logs" / "widths" / "best.yaml"
+    assert f"trial {result.best_trial.number}" in best.read_text().splitlines()[1]
+    cli = LitCLI(args=["fit", "--config", str(best)])
+    assert cli.trainer.callback_metrics["val/acc_best"].item() == result.best_value
+    assert cli.trainer.logger.log_dir.endswith("widths/version_0")  # a new run, beside the trials
+
+
+def test_the_same_command_again_runs_only_what_is_missing(study, monkeypatch, capsys):
+    folder, _, args = study
+    monkeypatch.chdir(folder)
+    again = tune(folder / "widths.yaml", 4, args)
+    assert len(again.trials) == 4 and again.trials[3].user_attrs["run"] == "trial_3"
+    assert len(tune(folder / "widths.yaml", 4, args).trials) == 4  # done: nothing runs
+    output = capsys.readouterr().out
+    assert "study lightning_logs/widths/study.db: 4 complete" in output
+    assert "the best trial's config: lightning_logs/widths/best.yaml" in output
+
+
+def test_a_study_refuses_another_search_or_other_options(study, monkeypatch):
+    folder, _, args = study
+    monkeypatch.chdir(folder)
+    (folder / "other.yaml").write_text(yaml.safe_dump({"space": {"model.init_args.lr": [0.01, 0.02]}}))
+    with pytest.raises(ValueError, match="holds a study of another search file"):
+        tune(folder / "other.yaml", 5, args, study_name="widths")
+    with pytest.raises(ValueError, match="holds a study of other options"):
+        tune(folder / "widths.yaml", 5, [*args, "--model.dropout=0.3"])
+
+
+def test_a_search_built_to_prune_prunes_the_hopeless_trial_after_its_first_epoch(mnist_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    space = {"model.init_args.lr": [0.01, 1e-9]}  # 1e-9: chance accuracy, 0.1
+    pruner = {"class_path": "ThresholdPruner", "init_args": {"lower": 0.3}}
+    sampler = {"class_path": "GridSampler", "init_args": {"search_space": space}}  # each value once, then it stops
+    (tmp_path / "prune.yaml").write_text(yaml.safe_dump({"space": space, "pruner": pruner, "sampler": sampler}))
+    result = tune(tmp_path / "prune.yaml", 3, fit_args(mnist_dir, "--trainer.max_epochs=3"))
+    assert len(result.trials) == 2  # the grid done, its sampler ends the study
+    states = {trial.params["model.init_args.lr"]: trial.state for trial in result.trials}
+    assert states == {0.01: TrialState.COMPLETE, 1e-9: TrialState.PRUNED}
+    (pruned,) = result.get_trials(states=(TrialState.PRUNED,))
+    assert list(pruned.intermediate_values) == [0]  # stopped after its first epoch, of three
+    assert not (tmp_path / "lightning_logs" / "prune" / pruned.user_attrs["run"] / "checkpoints" / "last.ckpt").exists()
+
+
+def test_ctrl_c_stops_the_search_and_the_same_command_continues_the_trial(mnist_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    args = fit_args(mnist_dir, f"--trainer.callbacks+={__name__}.InterruptAt")
+    with pytest.raises(SystemExit) as stop:
+        tune(search_file(tmp_path), 3, args)
+    assert stop.value.code == 130
+    run = tmp_path / "lightning_logs" / "search" / "trial_1"
+    assert (run / "checkpoints" / "interrupted.ckpt").is_file()
+    assert "search stopped" in capsys.readouterr().err
+
+    result = tune(search_file(tmp_path), 3, args)
+    states = [trial.state for trial in result.trials]
+    assert states == [TrialState.COMPLETE, TrialState.FAIL, TrialState.COMPLETE, TrialState.COMPLETE]
+    continued = result.trials[2]
+    assert continued.user_attrs["continues"] == 1 and continued.user_attrs["run"] == "trial_1"
+    assert continued.params == result.trials[1].params
+    assert sorted(continued.intermediate_values) == list(range(EPOCHS))
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    assert "study lightning_logs/search/study.db: 3 complete, 1 stopped" in capsys.readouterr().out
+
+
+def test_a_trial_of_a_killed_process_is_continued():
+    study = optuna.create_study()
+    trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    for key, value in {"run": "trial_0", "host": os.uname().nodename, "pid": 2**22 + 1}.items():  # above pid_max
+        trial.set_user_attr(key, value)
+    alive = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    for key, value in {"run": "trial_1", "host": os.uname().nodename, "pid": os.getpid()}.items():
+        alive.set_user_attr(key, value)
+    _pick_up(study)
+    states = [t.state for t in study.get_trials()]
+    assert states == [TrialState.FAIL, TrialState.RUNNING, TrialState.WAITING]
+    assert study.trials[2].user_attrs == {"continues": 0, "run": "trial_0"}
+    assert study.trials[2].system_attrs["fixed_params"] == trial.params  # its settings, when it is asked for
+
+
+BAD_SEARCHES = [
+    pytest.param({"model.init_args.lrr": [0.1]}, "model.init_args.lrr: 0.1 is refused: ", id="unknown-key"),
+    pytest.param({"model.init_args.lr": {"low": 0.1, "high": 0.01}}, r"low \(0.1\) must be below high", id="range"),
+    pytest.param({"model.init_args.lr": {"low": 0, "high": 0.1, "log": True}}, "log scale needs low above 0", id="log"),
+    pytest.param({"model.init_args.hidden_dims": [[16], "wide"]}, '"wide" is refused', id="bad-choice"),
+    pytest.param({"model.init_args.dropout": {"low": 0.5, "high": 1.5}}, "1.5 is refused: .*dropout", id="model-check"),
+    pytest.param({"model.init_args.lr": {"low": 0.1, "hi": 1}}, "no 'hi' \\(did you mean 'high'", id="bound"),
+    pytest.param({}, "needs `space:`", id="empty"),
+]
+
+
+@pytest.mark.parametrize(("space", "message"), BAD_SEARCHES)
+def test_a_bad_search_file_is_one_error_before_any_trial(space, message, mnist_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump({"space": space}))
+    with pytest.raises(ValueError, match=message):
+        tune(tmp_path / "bad.yaml", 2, fit_args(mnist_dir))
+    assert not (tmp_path / "lightning_logs").exists()
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"spaces": {}}, "no section 'spaces' \\(did you mean 'space'"),
+        ({"pruner": "MedianPrunr"}, "pruner 'MedianPrunr' is not in optuna.pruners \\(did you mean 'MedianPruner'"),
+        ({"pruner": {"class_path": "MedianPruner", "init_args": {"startup": 3}}}, "pruner MedianPruner: .*startup"),
+        ({"metric": "val/loss"}, "metric val/loss needs its direction"),
+        ({"direction": "up", "metric": "val/loss"}, "direction 'up': maximize or minimize"),
+    ],
+)
+def test_a_bad_section_is_one_error_on_the_command_line(settings, message, mnist_dir, tmp_path, monkeypatch, capfd):
+    monkeypatch.chdir(tmp_path)
+    path = search_file(tmp_path, **settings)
+    monkeypatch.setattr(
+        sys, "argv", ["litmodules", "tune", "--search", str(path), "--trials", "2", *fit_args(mnist_dir)]
+    )
+    with pytest.raises(SystemExit) as stop:
+        main()
+    assert stop.value.code == 1
+    error = capfd.readouterr().err
+    assert error.startswith(f"error: {path}: ") and len(error.splitlines()) == 2
+    assert re.search(message, error), error
+
+
+def test_a_metric_the_runs_do_not_log_stops_the_search_naming_those_they_do(mnist_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = search_file(tmp_path, metric="val/accuracy", direction="maximize")
+    with pytest.raises(ValueError, match="no metric val/accuracy to optimise: set `metric:` to one of .*val/acc_best"):
+        tune(path, 2, fit_args(mnist_dir))
+
+
+def test_tune_without_what_to_train_or_with_a_checkpoint_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="tune needs what each trial trains"):
+        tune(search_file(tmp_path), 2, [])
+    with pytest.raises(ValueError, match="tune takes no --ckpt_path"):
+        tune(search_file(tmp_path), 2, ["--config=c.yaml", "--ckpt_path=last"])
+
+
+def test_several_devices_are_refused_for_one_per_process(mnist_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="run one tune per device"):
+        tune(search_file(tmp_path), 2, fit_args(mnist_dir, "--trainer.accelerator=cpu", "--trainer.devices=2"))
