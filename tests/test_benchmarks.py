@@ -7,7 +7,7 @@ from contextlib import chdir
 import pytest
 from conftest import fake_digits, write_idx
 
-from benchmarks import mlp
+from benchmarks import mlp, tune
 from benchmarks.timing import side_by_side, summary
 
 
@@ -44,3 +44,13 @@ def test_every_path_of_the_mlp_part_trains_one_epoch_of_the_config(mnist_of_5100
     samples = {name: row["samples"] for name, row in rows.items()}
     assert samples == {"tutorial": 5100, "tensor_loop": 100, "lightning_floor": 100, "plain_trainer": 100, "ours": 100}
     assert all(row["median_epoch_s"] > 0 for row in rows.values())
+
+
+def test_the_tune_part_runs_both_searches_of_the_mnist_search_file(mnist_of_5100, tmp_path, capsys):
+    with chdir(tmp_path):
+        result = tune.run(str(mnist_of_5100), trials=2, epochs=1)
+    assert {name: row["complete"] + row["pruned"] for name, row in result["searches"].items()} == {
+        "pruned": 2,
+        "unpruned": 2,
+    }
+    assert 0 <= result["default_val_acc"] <= 1 and "pruned search: " in capsys.readouterr().out
