@@ -96,7 +96,7 @@ def tune(
     base = _build(fit_args)
     metric, direction = _objective(settings, base.model)
     folder = _folder(base.trainer, name)
-    _check_space(settings, fit_args, name)
+    _check_space(settings, fit_args)
     study = _open_study(folder, name, settings, fit_args, direction)
     again = f"litmodules tune {shlex.join(command or [])}" if command is not None else "the same tune"
     left = trials - _counted(study)
@@ -183,7 +183,7 @@ def _folder(trainer: L.Trainer, name: str) -> Path:
     return folder
 
 
-def _check_space(search: Search, fit_args: list[str], name: str) -> None:
+def _check_space(search: Search, fit_args: list[str]) -> None:
     """Builds the run with each bound and each choice of every key: a value the config refuses stops the search now."""
     for setting in search.space:
         for value in setting.bounds():
@@ -270,16 +270,18 @@ def _run_trial(trial: optuna.Trial, search: Search, fit_args: list[str], folder:
             trial.report(value, step)
     for key, value in {"run": run, "host": socket.gethostname(), "pid": os.getpid()}.items():
         trial.set_user_attr(key, value)
-    args = ["fit", *fit_args, *(_option(key, value) for key, value in values.items()), "--test_after_fit=false"]
+    args = [*fit_args, *(_option(key, value) for key, value in values.items()), "--test_after_fit=false"]
     args += [f"--trainer.logger.init_args.name={folder.name}", f"--trainer.logger.init_args.version={run}"]
-    args += ["--ckpt_path=last"] if continues is not None else []  # its folder's newest checkpoint
     shown = ", ".join(f"{_short(key)}={_text(value)}" for key, value in values.items())
     again = "" if continues is None else f", continuing trial {continues}"
     print(f"trial {trial.number} ({folder / run}): {shown}{again}")
     started = time.perf_counter()
     callbacks = [*default_callbacks(resume_hint="the same `litmodules tune` continues it"), Pruning(trial, metric)]
     try:
-        cli = LitCLI(args=args, trainer_defaults={**ONE_PROCESS, "callbacks": callbacks})
+        # built as `fit` builds a run, without the parsers of the other subcommands, which `litmodules fit` makes too
+        cli = LitCLI(args=args, run=False, trainer_defaults={**ONE_PROCESS, "callbacks": callbacks})
+        ckpt_path = "last" if continues is not None else None  # its folder's newest checkpoint
+        cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt_path)
     except optuna.TrialPruned:
         raise
     except SystemExit as stop:  # Ctrl-C (or SIGTERM) as `fit` ends on it: the trial's checkpoint is kept
