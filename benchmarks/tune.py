@@ -53,5 +53,5 @@ def run(data_dir: str, trials: int = 20, epochs: int = 3) -> dict:
     for name, row in rows.items():
         print(f"{name:<10}{row['seconds']:>9.1f}{row['complete']:>10}{row['pruned']:>8}{row['best_val_acc']:>19.4f}")
     print(f"configs/mnist_mlp.yaml as it is, {epochs} epochs: val/acc_best {default:.4f}")
-    print(f"pruned search: {100 * share:.0f}% of the unpruned one's time (target: at most 60%)")
+    print(f"pruned search: {100 * share:.1f}% of the unpruned one's time (target: at most 60%)")
     return {"default_val_acc": default, "searches": rows, "pruned_share": share}
