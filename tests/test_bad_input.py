@@ -24,7 +24,8 @@ from hypothesis import strategies as st
 
 from datamodules import MNISTDataModule, TabularDataModule
 from nnmodules import MLPClassifier, ScratchDeepNet
-from nnmodules.cli import LitCLI, main
+from nnmodules.cli import LitCLI
+from nnmodules.commands import main
 
 CONFIG = str(Path(__file__).resolve().parents[1] / "configs" / "mnist_mlp.yaml")
 
