@@ -184,16 +184,32 @@ def _folder(trainer: L.Trainer, name: str) -> Path:
 
 
 def _check_space(search: Search, fit_args: list[str]) -> None:
-    """Builds the run with each bound and each choice of every key: a value the config refuses stops the search now."""
-    for setting in search.space:
-        for value in setting.bounds():
-            output = io.StringIO()
-            try:
-                with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
-                    _build([*fit_args, _option(setting.key, value)], exit_on_error=False)
-            except (ArgumentError, ValueError, TypeError) as error:
-                reason = plain_usage_error(str(error)).split("\n(")[0]
-                raise ValueError(f"{search.path}: {setting.key}: {json.dumps(value)} is refused: {reason}") from None
+    """Builds the run with each bound and each choice of every key: a value the config refuses stops the search now.
+
+    The keys' values go together (the first bound or choice of each, then the second, ...): as many builds as the
+    longest list of choices. One that fails is built again key by key, to name the key and value at fault.
+    """
+    bounds = {setting.key: setting.bounds() for setting in search.space}
+    for corner in range(max(map(len, bounds.values()))):
+        values = {key: values[corner % len(values)] for key, values in bounds.items()}
+        if _refused(fit_args, values) is None:
+            continue
+        for key, value in values.items():
+            if (reason := _refused(fit_args, {key: value})) is not None:
+                raise ValueError(f"{search.path}: {key}: {json.dumps(value)} is refused: {reason}")
+        together = ", ".join(f"{key}={json.dumps(value)}" for key, value in values.items())
+        raise ValueError(f"{search.path}: {together} are refused together: {_refused(fit_args, values)}")
+
+
+def _refused(fit_args: list[str], values: dict[str, Any]) -> str | None:
+    """Why the run of these options and values cannot be built, or None."""
+    output = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
+            _build([*fit_args, *(_option(key, value) for key, value in values.items())], exit_on_error=False)
+    except (ArgumentError, ValueError, TypeError) as error:
+        return plain_usage_error(str(error)).split("\n(")[0]
+    return None
 
 
 def _option(key: str, value: Any) -> str:
