@@ -22,7 +22,7 @@ $(INSTALLED): pyproject.toml
 	touch $@
 
 train: $(INSTALLED)
-	$(BIN)/litmodules fit --config configs/mnist_mlp.yaml --data.data_dir $(DATA_DIR)
+	$(BIN)/litmodules fit --config mnist_mlp --data.data_dir $(DATA_DIR)
 
 test: $(INSTALLED)
 	$(BIN)/python -m pytest
@@ -36,7 +36,8 @@ smoke: $(INSTALLED)
 	$(BIN)/python scripts/train_mnist.py --data-dir $(DATA_DIR) --max-epochs 1 --min-test-acc 0.90
 
 # the sdist and the wheel built from it (dist/), the wheel installed into a fresh venv and run from an
-# empty folder, as a user who installs the package has it
+# empty folder, as a user who installs the package has it: the recipes by name, a toy fit, and, where
+# $(DATA_DIR)/MNIST/raw holds MNIST, one epoch of the main job (fails below 90% test accuracy)
 FRESH := build/fresh
 package: $(INSTALLED)
 	rm -rf dist $(FRESH)
@@ -44,11 +45,16 @@ package: $(INSTALLED)
 	$(PYTHON) -m venv $(FRESH)
 	$(FRESH)/bin/python -m pip install --quiet $(TORCH)
 	$(FRESH)/bin/python -m pip install --quiet dist/*.whl
-	cd "$$(mktemp -d)" && $(CURDIR)/$(FRESH)/bin/litmodules --version && \
+	data="$(abspath $(DATA_DIR))" && cd "$$(mktemp -d)" && $(CURDIR)/$(FRESH)/bin/litmodules --version && \
+		$(CURDIR)/$(FRESH)/bin/litmodules recipes > recipes.txt && \
 		$(CURDIR)/$(FRESH)/bin/litmodules fit --help > /dev/null && \
-		$(CURDIR)/$(FRESH)/bin/litmodules fit --model ToyRegressor --data ToyRegressionDataModule \
-			--trainer.max_epochs 2 --trainer.enable_progress_bar false > fit.log && \
-		echo "installed package: litmodules fit --help and a toy fit work"
+		$(CURDIR)/$(FRESH)/bin/litmodules fit --config toy_regression --trainer.enable_progress_bar false > toy.log && \
+		echo "installed package: --version, recipes and a toy_regression fit work from an empty folder" && \
+		if [ -d "$$data/MNIST/raw" ]; then \
+			$(CURDIR)/$(FRESH)/bin/litmodules fit --config mnist_mlp --data.data_dir "$$data" --trainer.max_epochs 1 \
+				--trainer.enable_progress_bar false > mnist.log 2>&1 && grep "^test/acc" mnist.log && \
+			grep -q "^test/acc: 0\.9" mnist.log; \
+		fi
 
 benchmark: $(INSTALLED)
 	$(BIN)/python -m benchmarks --data-dir $(DATA_DIR)

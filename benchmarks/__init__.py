@@ -1,4 +1,4 @@
-"""The project's benchmarks: each comparison measured side by side in one process, recipes read from `configs/`.
+"""The project's benchmarks: each comparison measured side by side in one process, on the package's recipes.
 
     python -m benchmarks --data-dir DIR [--only PART ...] [--repeats 5] [--json FILE]
     python -m benchmarks.tables --tables DIR      # tables against gradient boosting (the `bench` extra)

@@ -1,4 +1,4 @@
-"""accuracy: configs/mnist_mlp.yaml's training time until its test accuracy first reaches 98%, and memory.
+"""accuracy: the mnist_mlp recipe's training time until its test accuracy first reaches 98%, and memory.
 
 The test set is scored after each epoch, off the clock. Memory: the peak RSS of the
 config's `litmodules fit` (what `make train` runs) against the same run on 600 blank
@@ -85,7 +85,7 @@ def peak_rss_mb(code: str) -> float:
 
 
 def fit_rss_mb(*args: str) -> float:
-    """Peak RSS of `litmodules fit` of configs/mnist_mlp.yaml with `args`."""
+    """Peak RSS of `litmodules fit` of the mnist_mlp recipe with `args`."""
     command = ["fit", "--config", str(CONFIGS / "mnist_mlp.yaml"), "--trainer.enable_progress_bar=false", *args]
     return peak_rss_mb(f"from nnmodules.cli import LitCLI; LitCLI(args={command!r})")
 
@@ -100,7 +100,7 @@ def run(data_dir: str) -> dict:
     imports_mb = peak_rss_mb("import lightning, torch, torchvision, pandas, matplotlib, nnmodules, datamodules")
     raw_mb = sum(file.stat().st_size for file in Path(data_dir, "MNIST", "raw").iterdir()) / 2**20
     reached = next(((epoch, seconds) for epoch, seconds, accuracy in rows if accuracy >= 0.98), None)
-    print_epochs("configs/mnist_mlp.yaml", rows)
+    print_epochs("the mnist_mlp recipe", rows)
     print("98.0% first reached:", f"epoch {reached[0]}, {reached[1]:.1f} s of training" if reached else "not reached")
     print(
         f"peak RSS of `make train` (CLI fit and test): {peak_mb:.0f} MB; the same run on 600 blank images: "

@@ -2,8 +2,8 @@
 
     bash scripts/gpu_check.sh [DATA_DIR] [EPOCHS]        (or: python -m benchmarks.gpu --data-dir DIR ...)
 
-Fits `configs/mnist_mlp.yaml`, `configs/mnist_mlp_fast.yaml` (bf16, compiled) and
-`configs/mnist_cnn.yaml` through the command line's own classes, in a temporary folder,
+Fits `the mnist_mlp recipe`, `the mnist_mlp_fast recipe` (bf16, compiled) and
+`the mnist_cnn recipe` through the command line's own classes, in a temporary folder,
 then tests the best checkpoint. An epoch's time is wall clock from its first training
 batch to the end of its validation, the device synchronised at both ends; the first
 epoch (compilation, CUDA warm-up) is shown but left out of the median.

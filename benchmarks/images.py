@@ -2,7 +2,7 @@
 
 Made from the IDX files (`--png-dir` keeps the tree; otherwise a temporary one). Figures:
 the first setup (decoding every file, in a process per CPU, and writing the cache) and
-a cached setup, median of 3; one training epoch of configs/mnist_mlp.yaml's model at
+a cached setup, median of 3; one training epoch of the mnist_mlp recipe's model at
 batch 64 from the PNG tree, ours (our Trainer on `ImageFolderDataModule`) against the
 tutorials' way (torchvision `ImageFolder` + `DataLoader(shuffle=True)` + `ToTensor` +
 `Normalize`: PIL per image, a plain loop), median whole epochs; and the config's test
@@ -76,7 +76,7 @@ def run(data_dir: str, repeats: int, png_dir: str | None) -> dict:
         "by median epochs (target: 5x)"
     )
     print(
-        f"configs/mnist_mlp.yaml test accuracy: from PNG {100 * accuracy['png']:.2f}%, "
+        f"the mnist_mlp recipe test accuracy: from PNG {100 * accuracy['png']:.2f}%, "
         f"from IDX {100 * accuracy['idx']:.2f}%"
     )
     return {"first_setup_s": first, "cached_setup_s": cached, "epochs": rows, "test_accuracy": accuracy}
@@ -108,7 +108,7 @@ def png_args(root: Path) -> list[str]:
 
 
 def test_accuracy(*overrides: str) -> float:
-    """configs/mnist_mlp.yaml's fit with `overrides`, and its best checkpoint's test accuracy."""
+    """The mnist_mlp recipe's fit with `overrides`, and its best checkpoint's test accuracy."""
     cli = from_config("mnist_mlp", *overrides)
     cli.trainer.fit(cli.model, cli.datamodule)
     return cli.trainer.test(ckpt_path="best", datamodule=cli.datamodule, verbose=False)[0]["test/acc"]

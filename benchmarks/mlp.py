@@ -1,4 +1,4 @@
-"""mlp: one MNIST training epoch of configs/mnist_mlp.yaml's MLP, five ways, side by side.
+"""mlp: one MNIST training epoch of the mnist_mlp recipe's MLP, five ways, side by side.
 
 - tutorial: the tutorial's loop and network (Adam at a constant 1e-3), `loops` (a);
 - tensor_loop: the config's network and optimizer (dropout, fused Adam, one-cycle) in the
@@ -95,7 +95,7 @@ def run(data_dir: str, batch_sizes: list[int], repeats: int) -> dict:
     with tempfile.TemporaryDirectory() as folder, chdir(folder):
         for batch_size in batch_sizes:
             rows = side_by_side(paths(data_dir, batch_size), repeats, at_most_twice=["tutorial"])
-            print_table(f"MLP (configs/mnist_mlp.yaml): one MNIST training epoch, batch {batch_size}", rows)
+            print_table(f"MLP (the mnist_mlp recipe): one MNIST training epoch, batch {batch_size}", rows)
             over_floor = rows["ours"]["median_step_us"] / rows["lightning_floor"]["median_step_us"] - 1
             rows["ours_step_over_lightning_floor"] = round(over_floor, 3)
             rows["tutorial_epoch_over_ours"] = ratio(rows, "tutorial", "ours")

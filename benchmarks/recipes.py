@@ -1,18 +1,19 @@
-"""The recipes the parts measure, read from `configs/` (each defined there once), and the MNIST files they use."""
+"""The recipes the parts measure (`nnmodules/configs/`, each defined there once), and the MNIST files they use."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from nnmodules.cli import LitCLI
+from nnmodules.recipes import FOLDER
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = ROOT / "configs"
-PEOPLE = ROOT / "examples" / "people.csv"
+CONFIGS = FOLDER
+PEOPLE = FOLDER / "examples" / "people.csv"
 
 
 def from_config(name: str, *overrides: str) -> LitCLI:
-    """The model, data and Trainer of `configs/<name>.yaml` with `overrides`, as `litmodules fit` builds them.
+    """The model, data and Trainer of `nnmodules/configs/<name>.yaml` with `overrides`, as `litmodules fit` builds them.
 
     Nothing runs; the progress bar and model summary are off (the parts print their own figures). Build it in
     a scratch folder: its Trainer writes `lightning_logs/` there.

@@ -1,4 +1,4 @@
-"""scratch: one MNIST training epoch of configs/mnist_scratch.yaml's raw-tensor net, three ways, side by side.
+"""scratch: one MNIST training epoch of the mnist_scratch recipe's raw-tensor net, three ways, side by side.
 
 The tutorial's loop (a) and the tensor loop (b) run the tutorials' own functions (matrix
 products, log-softmax, NLL, `p -= lr * grad`) with the config's layers and step size; ours
@@ -32,7 +32,7 @@ def run(data_dir: str, repeats: int) -> dict:
             "ours": ours,
         }
         rows = side_by_side(paths, repeats, at_most_twice=["tutorial"])
-    print_table(f"Scratch net {'-'.join(map(str, sizes))} (configs/mnist_scratch.yaml), batch {batch_size}", rows)
+    print_table(f"Scratch net {'-'.join(map(str, sizes))} (the mnist_scratch recipe), batch {batch_size}", rows)
     rows["tutorial_epoch_over_ours"] = ratio(rows, "tutorial", "ours")
     print(f"ours: {rows['tutorial_epoch_over_ours']:.2f}x faster than the tutorial by median epochs")
     return {batch_size: rows}

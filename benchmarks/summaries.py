@@ -1,4 +1,4 @@
-"""summaries: what configs/mnist_mlp.yaml's figures add to its epochs.
+"""summaries: what the mnist_mlp recipe's figures add to its epochs.
 
 ClassificationFigures draws the confusion matrix and misclassified digits every 2 epochs.
 

@@ -1,6 +1,6 @@
 """tabular: the tutorials' scratch net against a logistic regression on examples/people.csv.
 
-Test accuracy of configs/tabular_scratch.yaml, and of the same with MLPClassifier without
+Test accuracy of the tabular_scratch recipe, and of the same with MLPClassifier without
 hidden layers in its place, on the same split, for each seed.
 """
 

@@ -1,4 +1,4 @@
-"""toy: configs/toy_regression.yaml as it is (100 full-batch LBFGS epochs), against the introduction's plain loop.
+"""toy: the toy_regression recipe as it is (100 full-batch LBFGS epochs), against the introduction's plain loop.
 
 Per epoch: the plain loop with the config's model and optimizer, and `Trainer.fit` of the
 config; where the fit's time goes (Lightning's SimpleProfiler); and what each seed learnt:
@@ -67,7 +67,7 @@ def run(seeds: int) -> dict:
         rows = [(seed, *fit(seed)) for seed in range(seeds)]
     print("\nWhere a fit's time goes (a separate fit under SimpleProfiler, costliest actions):")
     print(top_lines(profiled.trainer.profiler.summary(), 14))
-    print(f"\nToy regression (configs/toy_regression.yaml), {seeds} seeds")
+    print(f"\nToy regression (the toy_regression recipe), {seeds} seeds")
     print(f"{'seed':>4}{'fit s':>7}{'s/epoch':>9}{'test MSE':>10}{'f(0)':>7}{'slope':>7}  (MSE<=0.11, 1+-0.1, 2+-0.1)")
     for seed, seconds, mse, intercept, slope in rows:
         met = "met" if mse <= 0.11 and abs(intercept - 1) <= 0.1 and abs(slope - 2) <= 0.1 else "missed"

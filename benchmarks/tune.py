@@ -1,6 +1,6 @@
 """tune: `litmodules tune` of the MNIST MLP with its search file, pruned and not, against the config itself.
 
-configs/search/mnist_mlp.yaml over configs/mnist_mlp.yaml, every trial `--trainer.max_epochs` epochs
+the search recipe mnist_mlp over the mnist_mlp recipe, every trial `--trainer.max_epochs` epochs
 (3 unless told): the search as it is (its median pruner) and the same search with `NopPruner`, one
 after the other; before them, the config as it is for the same epochs. Figures: each search's wall
 time, its trials by outcome and its best `val/acc_best`; the config's `val/acc_best`; the pruned
@@ -48,10 +48,10 @@ def run(data_dir: str, trials: int = 20, epochs: int = 3) -> dict:
                 "best_val_acc": study.best_value,
             }
     share = rows["pruned"]["seconds"] / rows["unpruned"]["seconds"]
-    print(f"\n{trials}-trial searches of the MNIST MLP, {epochs} epochs a trial ({SEARCH.relative_to(CONFIGS.parent)})")
+    print(f"\n{trials}-trial searches of the MNIST MLP, {epochs} epochs a trial (the search recipe mnist_mlp)")
     print(f"{'search':<10}{'seconds':>9}{'complete':>10}{'pruned':>8}{'best val/acc_best':>19}")
     for name, row in rows.items():
         print(f"{name:<10}{row['seconds']:>9.1f}{row['complete']:>10}{row['pruned']:>8}{row['best_val_acc']:>19.4f}")
-    print(f"configs/mnist_mlp.yaml as it is, {epochs} epochs: val/acc_best {default:.4f}")
+    print(f"the mnist_mlp recipe as it is, {epochs} epochs: val/acc_best {default:.4f}")
     print(f"pruned search: {100 * share:.1f}% of the unpruned one's time (target: at most 60%)")
     return {"default_val_acc": default, "searches": rows, "pruned_share": share}

@@ -17,7 +17,7 @@ import lightning as L
 import pandas as pd
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter, ModelCheckpoint
-from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from torch.utils.tensorboard.summary import hparams as hparams_summaries
@@ -109,6 +109,7 @@ class HParamsMetrics(L.Callback):
 
     def __init__(self) -> None:
         self._declared: set[str] = set()
+        self._said = False  # that another logger has no HParams tab
 
     def on_fit_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         self._declare(trainer, module)
@@ -118,6 +119,11 @@ class HParamsMetrics(L.Callback):
 
     def _declare(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         logger = trainer.logger
+        if logger is not None and not isinstance(logger, TensorBoardLogger) and not self._said:
+            rank_zero_info(
+                f"HParams: the tab is TensorBoard's; with {type(logger).__name__} the settings are in hparams.yaml"
+            )
+            self._said = True
         if not isinstance(logger, TensorBoardLogger) or not trainer.is_global_zero or logger.log_dir in self._declared:
             return
         settings = dict(module.hparams_initial)  # the model's first; where both have a name, the model's value
@@ -154,7 +160,7 @@ def _flat(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 class RunSummary(L.Callback):
     """Says at the end of every `fit` where things are.
 
-    The best checkpoint and its score, the last one, and the TensorBoard command for the run.
+    The best checkpoint and its score, the last one, and the run: the TensorBoard command, or its folder.
     """
 
     def on_fit_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
@@ -168,8 +174,13 @@ class RunSummary(L.Callback):
                 lines.append(f"best checkpoint: {checkpoint.best_model_path} ({score})")
             if checkpoint.last_model_path:
                 lines.append(f"last checkpoint: {checkpoint.last_model_path}")
-        if isinstance(trainer.logger, TensorBoardLogger):
-            lines.append(f"TensorBoard: tensorboard --logdir {trainer.logger.log_dir}")
+        logger = trainer.logger
+        if isinstance(logger, TensorBoardLogger):
+            lines.append(f"TensorBoard: tensorboard --logdir {logger.log_dir}")
+        elif isinstance(logger, CSVLogger):
+            lines.append(f"run folder: {logger.log_dir} (metrics.csv: every logged value, a row per step)")
+        elif logger is not None:
+            lines.append(f"run folder: {trainer.log_dir} (logged to {type(logger).__name__})")
         rank_zero_info("\n".join(lines))
 
 

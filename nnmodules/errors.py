@@ -25,7 +25,7 @@ from lightning.pytorch.cli import LightningArgumentParser
 
 DEBUG = "LITMODULES_DEBUG"
 # what the project and Lightning raise for a user's input: files, tables, checkpoints, settings
-USER_MISTAKES = (ValueError, FileNotFoundError, MisconfigurationException)
+USER_MISTAKES = (ValueError, FileNotFoundError, FileExistsError, MisconfigurationException)
 
 
 def debugging() -> bool:

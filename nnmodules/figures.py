@@ -1,4 +1,4 @@
-"""Figures in TensorBoard's Images tab, drawn every N epochs and at the end of fit.
+"""Figures in TensorBoard's Images tab (PNG files with another logger), drawn every N epochs and at the end of fit.
 
 `EpochFigures` is the one mechanism: when to draw, on which process, in eval
 mode without gradients; each task's figures are a subclass. Figures use
@@ -7,10 +7,13 @@ matplotlib's object API (no pyplot, no GUI backend) and `add_figure`.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from matplotlib.figure import Figure
 from torchmetrics.functional.classification import multiclass_confusion_matrix
 from torchvision.utils import make_grid
@@ -24,7 +27,8 @@ from nnmodules.tasks import TaskModule
 class EpochFigures(L.Callback):
     """Draws `figures()` after every `every_n_epochs` training epochs (0: never) and at the end of fit.
 
-    Needs a TensorBoard logger (does nothing without one); draws on rank 0 only.
+    With a TensorBoard logger, into its Images tab; with another logger, as PNG files in the run folder
+    (`figures/<tag>-step<N>.png`); without a logger, not at all. Draws on rank 0 only.
 
     Args:
         every_n_epochs: draw after every this many training epochs; 0: only at the end of fit.
@@ -54,7 +58,7 @@ class EpochFigures(L.Callback):
 
     @torch.no_grad()
     def draw(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        if not isinstance(trainer.logger, TensorBoardLogger) or not trainer.is_global_zero:
+        if trainer.logger is None or not trainer.is_global_zero:
             return
         was_training = module.training
         module.eval()
@@ -62,7 +66,14 @@ class EpochFigures(L.Callback):
         with torch.random.fork_rng(devices=[]):  # iterating a DataLoader draws a seed: leave training's RNG alone
             figures = self.figures(trainer, module)
         for tag, figure in figures.items():
-            trainer.logger.experiment.add_figure(tag, figure, trainer.global_step)
+            if isinstance(trainer.logger, TensorBoardLogger):
+                trainer.logger.experiment.add_figure(tag, figure, trainer.global_step)
+            else:  # a logger that shows no images: the run folder keeps them
+                path = (
+                    Path(trainer.log_dir or ".") / "figures" / f"{tag.replace('/', '_')}-step{trainer.global_step}.png"
+                )
+                path.parent.mkdir(parents=True, exist_ok=True)
+                figure.savefig(path)
         module.train(was_training)
 
     def figures(self, trainer: L.Trainer, module: L.LightningModule) -> dict[str, Figure]:
@@ -85,6 +96,7 @@ class ParameterHistograms(L.Callback):
             raise ValueError(f"every_n_epochs must be 1 or more, got {every_n_epochs}")
         self.every_n_epochs = every_n_epochs
         self._gradients: dict[str, torch.Tensor] = {}
+        self._said = False  # that another logger shows no histograms
 
     def _logging_epoch(self, trainer: L.Trainer) -> bool:
         return (trainer.current_epoch + 1) % self.every_n_epochs == 0 and trainer.is_global_zero
@@ -94,6 +106,11 @@ class ParameterHistograms(L.Callback):
             self._gradients = {n: p.grad.detach().clone() for n, p in module.named_parameters() if p.grad is not None}
 
     def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if not isinstance(trainer.logger, TensorBoardLogger) and not self._said and trainer.logger is not None:
+            rank_zero_info(
+                f"ParameterHistograms: histograms need TensorBoardLogger, not {type(trainer.logger).__name__}"
+            )
+            self._said = True
         if not isinstance(trainer.logger, TensorBoardLogger) or not self._logging_epoch(trainer):
             return
         experiment = trainer.logger.experiment

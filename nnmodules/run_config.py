@@ -21,6 +21,7 @@ import lightning as L
 import yaml
 from lightning.pytorch.cli import SaveConfigCallback
 
+from nnmodules.recipes import config_argument, is_file
 from nnmodules.runs import earlier_name, run_folder
 
 TRAINED_IN = "# trained in: "  # the first line of a run's config.yaml, then the folder the run started from
@@ -59,17 +60,19 @@ def _settings(config_text: str) -> str:
 def with_run_config(args: Any) -> Any:
     """The command line, with a run's config read as it was written.
 
+    `--config NAME` of a recipe (`nnmodules.recipes`) is that recipe's settings;
     `--config <the run's config.yaml>` is put first for `test`, `validate` or `predict` given a run's `--ckpt_path`
     and no `--config`; and the relative paths of any run's config.yaml (its first line says where it ran) taken from
     the folder it ran in. Arguments given as a dict or Namespace (LightningCLI takes those too) are left as they are.
     """
     if not isinstance(args, (list, tuple)) or not args:
         return args
-    args = list(args)
+    args = [f"--config={config_argument(arg[9:])}" if arg.startswith("--config=") else arg for arg in args]
     configs = [index + 1 for index, arg in enumerate(args[:-1]) if arg in ("-c", "--config")]
     if configs:
         for index in configs:
-            if Path(args[index]).is_file() and (text := Path(args[index]).read_text()).startswith(TRAINED_IN):
+            args[index] = config_argument(args[index])  # a recipe's name, or a path as it is
+            if is_file(args[index]) and (text := Path(args[index]).read_text()).startswith(TRAINED_IN):
                 args[index] = _as_it_ran(text)
         return args
     ckpt_path = _value(args, "--ckpt_path")

@@ -1,6 +1,6 @@
 """`litmodules tune`: a hyperparameter search by Optuna, each trial an ordinary `fit` run.
 
-    litmodules tune --config configs/mnist_mlp.yaml --search configs/search/mnist_mlp.yaml --trials 20
+    litmodules tune --config mnist_mlp --search mnist_mlp --trials 20
 
 The study is `<save_dir>/<study>/study.db` (SQLite; `<study>` is the search file's name
 unless `--study` names it), beside its trials' runs `<save_dir>/<study>/trial_<n>/`, each
@@ -40,6 +40,7 @@ from optuna_integration import PyTorchLightningPruningCallback
 
 from nnmodules.cli import LitCLI, default_callbacks
 from nnmodules.errors import plain_usage_error
+from nnmodules.recipes import search_file
 from nnmodules.run_config import TRAINED_IN
 from nnmodules.search import Search, read_search
 
@@ -80,7 +81,7 @@ def tune(
     Args:
         search: the search file (`nnmodules.search`).
         trials: how many trials, completed or pruned, the study holds at the end.
-        fit_args: `litmodules fit`'s options, the same for every trial (e.g. ["--config", "configs/mnist_mlp.yaml"]).
+        fit_args: `litmodules fit`'s options, the same for every trial (e.g. ["--config", "mnist_mlp"]).
         study_name: the study's name and folder; None: the search file's name.
         command: the options as typed, to say how to continue the search when it is stopped.
     """
@@ -91,7 +92,7 @@ def tune(
     if fit_args[:1] == ["fit"] or any(arg.split("=")[0] == "--ckpt_path" for arg in fit_args):
         given = "fit" if fit_args[:1] == ["fit"] else "--ckpt_path"
         raise ValueError(f"tune takes no {given}: it starts its trials, and continues them when run again")
-    settings = read_search(search)
+    settings = read_search(search_file(search))  # a path, or a search recipe's name
     name = study_name or settings.path.stem
     base = _build(fit_args)
     metric, direction = _objective(settings, base.model)

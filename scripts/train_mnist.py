@@ -2,7 +2,7 @@
 
     python scripts/train_mnist.py [--data-dir data] [--max-epochs 10]
 
-The same run as `litmodules fit --config configs/mnist_mlp.yaml`, for people
+The same run as `litmodules fit --config mnist_mlp`, for people
 who prefer Python to YAML. Copy it and change what you need.
 """
 

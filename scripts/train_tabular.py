@@ -1,8 +1,8 @@
 """A table as a plain script: CSV -> TabularDataModule -> ScratchDeepNet -> Trainer.fit -> Trainer.test.
 
-    python scripts/train_tabular.py [--csv examples/people.csv] [--target renewed] [--drop id] [--max-epochs 30]
+    python scripts/train_tabular.py [--csv CSV] [--target renewed] [--drop id] [--max-epochs 30]
 
-The same run as `litmodules fit --config configs/tabular_scratch.yaml`: the
+The same run as `litmodules fit --config tabular_scratch`: the
 "from scratch" tutorials' recipe (two hidden layers of 10, the tutorial's
 initialisation, a sigmoid output, mean absolute error, the hand-written SGD
 step). Copy it and change what you need.
@@ -21,7 +21,7 @@ from nnmodules.cli import make_trainer
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--csv", default="examples/people.csv")
+    parser.add_argument("--csv", default="nnmodules/configs/examples/people.csv")
     parser.add_argument("--target", default="renewed")
     parser.add_argument("--drop", nargs="*", default=["id"], help="columns that are not features")
     parser.add_argument("--log1p", nargs="*", default=["income"], help="long-tailed numeric columns")

@@ -2,7 +2,7 @@
 
     python scripts/train_toy_regression.py [--seed 42] [--max-epochs 100]
 
-The same run as `litmodules fit --config configs/toy_regression.yaml`: the
+The same run as `litmodules fit --config toy_regression`: the
 PyTorch introduction's 1-5-1 ReLU net fitting y = 1 + 2x + 0.3 N(0, 1), with the
 fit and residual figures in TensorBoard. It prints what the net learnt of the
 line: f(0) (the intercept) and (f(1) - f(-1)) / 2 (the slope).
@@ -31,7 +31,7 @@ def main() -> None:
     L.seed_everything(args.seed)
     data = ToyRegressionDataModule(n_samples=100, slope=2.0, intercept=1.0, noise=0.3, seed=args.seed)
     model = ToyRegressor(input_dim=data.num_features, hidden_dims=[5], init="active", optimizer="lbfgs", lr=1.0)
-    # as configs/toy_regression.yaml: the latest weights, a checkpoint and a validation every 10 epochs,
+    # as nnmodules/configs/toy_regression.yaml: the latest weights, a checkpoint and a validation every 10 epochs,
     # figures every 50
     checkpoint = ModelCheckpoint(**{**CHECKPOINT_DEFAULTS, "monitor": None, "every_n_epochs": 10})
     callbacks = [checkpoint, LearningRateMonitor(), RegressionFigures(every_n_epochs=50)]

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import ROOT, TEST_IMAGES, VAL_SIZE, fake_digits, write_idx
+from conftest import CONFIGS, EXAMPLES, ROOT, TEST_IMAGES, VAL_SIZE, fake_digits, write_idx
 from test_images import image_tree
 
 import datamodules
@@ -23,7 +23,7 @@ from datamodules import MNISTDataModule
 from nnmodules import MLP, MLPClassifier, TableMLP
 from nnmodules.cli import LitCLI
 
-CONFIG = str(ROOT / "configs" / "mnist_mlp.yaml")
+CONFIG = str(CONFIGS / "mnist_mlp.yaml")
 
 
 class ThreeClassMNIST(MNISTDataModule):
@@ -147,7 +147,7 @@ def test_data_dimensions_are_linked_to_the_model(mnist_dir, in_tmp):
 
 
 def test_a_tables_numbers_are_linked_to_the_embeddings_of_an_mlp(in_tmp):
-    people = ROOT / "examples" / "people.csv"
+    people = EXAMPLES / "people.csv"
     args = ["--model", "MLPClassifier", "--data", "TabularDataModule", f"--data.csv={people}", "--data.target=renewed"]
     cli = LitCLI(args=[*args, "--data.embed_numbers=true"], run=False)
     assert cli.datamodule.feature_names[:4] == ["id", "age", "income", "visits"]  # the numbers come first
@@ -220,18 +220,16 @@ def test_plain_script_trains_tests_and_checks_its_floor(mnist_dir, in_tmp, monke
     )
 
 
-@pytest.mark.parametrize("config", sorted(path.name for path in (ROOT / "configs").glob("*.yaml")))
-def test_every_config_runs(config, mnist_dir, in_tmp):
-    args = ["fit", "--config", str(ROOT / "configs" / config), "--trainer.fast_dev_run=true"]
-    settings = yaml.safe_load((ROOT / "configs" / config).read_text())
+@pytest.mark.parametrize("config", sorted(path.stem for path in CONFIGS.glob("*.yaml")))
+def test_every_recipe_runs_by_its_name_from_an_empty_folder(config, mnist_dir, in_tmp):
+    args = ["fit", "--config", config, "--trainer.fast_dev_run=true"]
+    settings = yaml.safe_load((CONFIGS / f"{config}.yaml").read_text())
     if settings["data"]["class_path"].endswith("MNISTDataModule"):  # the fake files, in the data set's own folder
         dataset = settings["data"]["init_args"].get("dataset", "MNIST")
         shutil.copytree(mnist_dir / "MNIST", in_tmp / "fake" / dataset)
         args += fake_data_args(in_tmp / "fake")
     if settings["data"]["class_path"].endswith("ImageFolderDataModule"):
         args += [f"--data.root={image_tree(in_tmp / 'images')}", "--data.workers=1"]
-    if "csv" in settings["data"]["init_args"]:  # the recipe's example table, from the repository
-        args += [f"--data.csv={ROOT / settings['data']['init_args']['csv']}"]
     cli = LitCLI(args=args)
     model = settings["model"]  # built as the recipe says, with every callback it names
     assert f"{type(cli.model).__module__.split('.')[0]}.{type(cli.model).__name__}" == model["class_path"]
@@ -250,7 +248,7 @@ def test_every_config_runs(config, mnist_dir, in_tmp):
 
 def test_plain_tabular_script(in_tmp, monkeypatch, capsys):
     script = str(ROOT / "scripts" / "train_tabular.py")
-    monkeypatch.setattr(sys, "argv", [script, f"--csv={ROOT / 'examples' / 'people.csv'}", "--max-epochs=2"])
+    monkeypatch.setattr(sys, "argv", [script, f"--csv={EXAMPLES / 'people.csv'}", "--max-epochs=2"])
     runpy.run_path(script, run_name="__main__")
     assert re.search(
         r"test accuracy: 0\.\d{4} \(best checkpoint: lightning_logs/tabular_scratch_script/", capsys.readouterr().out

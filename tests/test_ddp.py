@@ -17,7 +17,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from conftest import NO_LOGGER, ROOT, VAL_SIZE
+from conftest import CONFIGS, EXAMPLES, NO_LOGGER, VAL_SIZE
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from datamodules import MNISTDataModule, TabularDataModule
@@ -25,7 +25,7 @@ from datamodules.batches import device_loader
 from nnmodules import MLPClassifier, ScratchDeepNet
 from nnmodules.figures import ClassificationFigures
 
-PEOPLE = ROOT / "examples" / "people.csv"
+PEOPLE = EXAMPLES / "people.csv"
 
 
 def data_modules(mnist_dir: Path) -> dict:
@@ -110,7 +110,7 @@ ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}  # Lightning's own choice on
 
 def fit_command(kind: str, mnist_dir: Path, epochs: int = 2) -> list[str]:
     config, data_args, _ = DDP_RUNS[kind]
-    command = [sys.executable, "-m", "nnmodules", "fit", "--config", str(ROOT / "configs" / config), *data_args]
+    command = [sys.executable, "-m", "nnmodules", "fit", "--config", str(CONFIGS / config), *data_args]
     command.append(f"--data.data_dir={mnist_dir}" if kind == "mlp" else f"--data.csv={PEOPLE}")
     return command + [f"--trainer.max_epochs={epochs}", "--trainer.enable_progress_bar=false"]
 

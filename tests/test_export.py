@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import NO_LOGGER, ROOT, VAL_SIZE
+from conftest import CONFIGS, EXAMPLES, NO_LOGGER, VAL_SIZE
 from test_images import image_tree
 from torch import nn
 
@@ -21,7 +21,7 @@ from nnmodules import Classifier, MLPClassifier, MLPRegressor, ScratchDeepNet, S
 from nnmodules.cli import LitCLI
 from nnmodules.export import TOLERANCE, agree, export
 
-PEOPLE = ROOT / "examples" / "people.csv"
+PEOPLE = EXAMPLES / "people.csv"
 
 
 def people(tmp: Path, target: str, **options) -> TabularDataModule:
@@ -149,7 +149,7 @@ def test_an_existing_export_is_kept_unless_overwrite(tmp_path):
 def test_litmodules_export_writes_a_runs_checkpoint_into_the_run(mnist_dir, tmp_path, monkeypatch, caplog):
     monkeypatch.chdir(tmp_path)
     data = [f"--data.data_dir={mnist_dir}", f"--data.val_size={VAL_SIZE}", "--data.download=false"]
-    config = ["--config", str(ROOT / "configs" / "mnist_mlp.yaml"), *data, "--trainer.enable_progress_bar=false"]
+    config = ["--config", str(CONFIGS / "mnist_mlp.yaml"), *data, "--trainer.enable_progress_bar=false"]
     LitCLI(args=["fit", *config, "--trainer.max_epochs=1", "--test_after_fit=false"])
     run = tmp_path / "lightning_logs" / "mnist_mlp" / "version_0"
     LitCLI(args=["export", "--ckpt_path", str(run / "checkpoints" / "last.ckpt")])

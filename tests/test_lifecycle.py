@@ -18,7 +18,7 @@ import lightning as L
 import pandas as pd
 import pytest
 import torch
-from conftest import ROOT, VAL_SIZE
+from conftest import CONFIGS, VAL_SIZE
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.core.saving import load_hparams_from_yaml
 from lightning.pytorch.loggers import TensorBoardLogger
@@ -31,7 +31,7 @@ from nnmodules.cli import LOGGER_DEFAULTS, LitCLI, make_trainer
 from nnmodules.runs import LitTrainer
 
 STEPS = 8  # per epoch: 256 fake training images in batches of 32
-CONFIG = str(ROOT / "configs" / "mnist_mlp.yaml")
+CONFIG = str(CONFIGS / "mnist_mlp.yaml")
 
 
 def mnist(mnist_dir: Path, batch_size: int = 32) -> MNISTDataModule:
@@ -327,7 +327,7 @@ def test_predict_a_new_table_with_its_id_column(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     people = pd.read_csv(PEOPLE)
     people.to_csv("people.csv", index=False)
-    config = ["--config", str(ROOT / "configs" / "tabular_scratch.yaml"), "--data.csv=people.csv"]
+    config = ["--config", str(CONFIGS / "tabular_scratch.yaml"), "--data.csv=people.csv"]
     LitCLI(args=["fit", *config, "--data.init_args.id_column=id", "--data.drop=[]", "--trainer.max_epochs=2"])
     new = people.drop(columns="renewed").iloc[[5, 3, 11]]
     new.to_csv("new.csv", index=False)

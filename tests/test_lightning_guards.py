@@ -11,7 +11,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
-from conftest import ROOT, VAL_SIZE
+from conftest import CONFIGS, VAL_SIZE
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.profilers import SimpleProfiler
@@ -169,7 +169,7 @@ def test_guard_cli_hyperparameters_and_the_links_into_a_network_a_model_lacks(mn
     monkeypatch.chdir(tmp_path)
     assert cli_hyperparameters() is None, "outside LightningCLI no config is handed over (see cli_hyperparameters)"
     data = [f"--data.data_dir={mnist_dir}", f"--data.val_size={VAL_SIZE}", "--data.download=false"]
-    config = str(ROOT / "configs" / "mnist_mlp.yaml")
+    config = str(CONFIGS / "mnist_mlp.yaml")
     cli = LitCLI(args=["fit", "--config", config, *data, f"--model={__name__}.RecordsWhatTheCliGave",
                        "--trainer.fast_dev_run=true"])  # fmt: skip
     given = RecordsWhatTheCliGave.given

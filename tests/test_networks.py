@@ -9,7 +9,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
-from conftest import ROOT, VAL_SIZE
+from conftest import CONFIGS, EXAMPLES, VAL_SIZE
 from test_runs import LOGS_OFTEN, Crash, CrashAtEpoch, trainer_in, weights
 from torch import nn
 
@@ -18,7 +18,7 @@ from nnmodules import MLP, Classifier, MLPClassifier, Regressor, ScratchDeepNet,
 from nnmodules.checkpoints import net_config
 from nnmodules.cli import LitCLI
 
-PEOPLE = ROOT / "examples" / "people.csv"
+PEOPLE = EXAMPLES / "people.csv"
 NAMES = {
     Classifier: {"train/loss", "train/loss_epoch", "train/acc", "val/loss", "val/acc", "val/acc_best"},
     Regressor: {"train/loss", "train/loss_epoch", "val/loss", "val/mse", "val/mae", "val/r2", "val/mse_best"},
@@ -191,7 +191,7 @@ def test_the_small_cnn_gets_channels_size_and_classes_from_the_data(mnist_dir, t
         args=[
             "fit",
             "--config",
-            str(ROOT / "configs" / "mnist_cnn.yaml"),
+            str(CONFIGS / "mnist_cnn.yaml"),
             f"--data.data_dir={mnist_dir}",
             f"--data.val_size={VAL_SIZE}",
             "--data.download=false",

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import QUIET, ROOT
+from conftest import CONFIGS, QUIET, ROOT
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from datamodules import TabularDataModule, ToyRegressionDataModule
@@ -139,7 +139,7 @@ def test_toy_figures_every_n_epochs_and_at_the_end():
 
 
 def test_predict_from_the_command_line_writes_predictions(tmp_path):
-    config = ["--config", str(ROOT / "configs" / "toy_regression.yaml")]
+    config = ["--config", str(CONFIGS / "toy_regression.yaml")]
     fit = LitCLI(args=["fit", *config, "--trainer.max_epochs=20", "--test_after_fit=false"])
     checkpoint = fit.trainer.checkpoint_callback.last_model_path
     LitCLI(args=["predict", f"--ckpt_path={checkpoint}"])  # the run's own config

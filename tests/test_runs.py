@@ -19,7 +19,7 @@ from typing import Any
 import lightning as L
 import pytest
 import torch
-from conftest import QUIET, ROOT, VAL_SIZE, in_another_process
+from conftest import CONFIGS, EXAMPLES, QUIET, VAL_SIZE, in_another_process
 from fsspec.implementations.local import LocalFileOpener
 from lightning.pytorch.callbacks import Checkpoint, LearningRateMonitor, ModelCheckpoint, ProgressBar, TQDMProgressBar
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
@@ -35,7 +35,7 @@ from nnmodules.runs import PROGRESS_BAR_STEPS, LitProgressBar, earlier_name, run
 
 LOGS_OFTEN = {**QUIET, "log_every_n_steps": 3}
 EPOCHS = 4
-PEOPLE = ROOT / "examples" / "people.csv"
+PEOPLE = EXAMPLES / "people.csv"
 
 
 def build(kind: str, mnist_dir: Path) -> tuple[L.LightningModule, L.LightningDataModule]:
@@ -272,7 +272,7 @@ class PauseForSignal(L.Callback):
 @in_another_process
 def test_ctrl_c_in_a_real_process_then_the_same_command_with_ckpt_path_last(mnist_dir, tmp_path):
     (tmp_path / "pause.py").write_text(PAUSE)
-    command = [sys.executable, "-m", "nnmodules", "fit", "--config", str(ROOT / "configs" / "mnist_mlp.yaml")]
+    command = [sys.executable, "-m", "nnmodules", "fit", "--config", str(CONFIGS / "mnist_mlp.yaml")]
     command += [f"--data.data_dir={mnist_dir}", f"--data.val_size={VAL_SIZE}", "--data.download=false"]
     command += ["--data.batch_size=32", "--trainer.max_epochs=3", "--trainer.enable_progress_bar=false"]
     env = {**os.environ, "PYTHONPATH": str(tmp_path), "PYTHONUNBUFFERED": "1"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import lightning as L
 import pytest
 import torch
-from conftest import QUIET, ROOT, VAL_SIZE
+from conftest import CONFIGS, QUIET, VAL_SIZE
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from datamodules import MNISTDataModule
@@ -75,7 +75,7 @@ def test_logs_histograms_and_gradient_norm_each_epoch(mnist, tmp_path, monkeypat
 def test_an_ordinary_optimizer_replaces_update_coeffs(mnist_dir, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     data_args = [f"--data.data_dir={mnist_dir}", f"--data.val_size={VAL_SIZE}", "--data.download=false"]
-    args = ["fit", "--config", str(ROOT / "configs" / "mnist_scratch.yaml"), *data_args, "--trainer.fast_dev_run=true"]
+    args = ["fit", "--config", str(CONFIGS / "mnist_scratch.yaml"), *data_args, "--trainer.fast_dev_run=true"]
     with pytest.warns(UserWarning, match="will be overridden by `LitCLI.configure_optimizers`"):
         cli = LitCLI(args=[*args, "--optimizer=Adam", "--optimizer.lr=0.01"])
     assert isinstance(cli.trainer.optimizers[0], torch.optim.Adam)

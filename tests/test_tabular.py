@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import NO_LOGGER, ROOT
+from conftest import EXAMPLES, NO_LOGGER, ROOT
 
 from datamodules import TabularDataModule
 from datamodules.preprocess import TablePreprocessing, to_numbers
@@ -379,7 +379,7 @@ def test_checkpoint_restores_model_and_preprocessing_for_new_rows(source, tmp_pa
 def test_example_tables_are_what_their_script_makes():
     tables = runpy.run_path(str(ROOT / "scripts" / "make_examples.py"))["TABLES"]
     for name, (make, rows) in tables.items():
-        assert make(rows).to_csv(index=False) == (ROOT / "examples" / name).read_text(), name
+        assert make(rows).to_csv(index=False) == (EXAMPLES / name).read_text(), name
 
 
 def test_one_hot_encoding_a_wide_column_peaks_near_the_array_it_makes():
