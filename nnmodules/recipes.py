@@ -51,8 +51,6 @@ def copy(name: str, folder: str | Path = ".") -> list[Path]:
         FileExistsError: a file of that name is there already (nothing is written).
     """
     source = _find(name, FOLDER, files=False)
-    if source is None:
-        raise FileNotFoundError(_unknown(name, FOLDER))
     folder = Path(folder)
     settings = yaml.safe_load(source.read_text())
     copies = {folder / source.name: source}
@@ -66,11 +64,11 @@ def copy(name: str, folder: str | Path = ".") -> list[Path]:
 
 
 def _find(value: str, folder: Path, files: bool = True) -> Path | None:
-    """The recipe `value` names, None for a file (when `files`) or for what cannot be a recipe's name."""
+    """The recipe `value` names; with `files`, None for a file's path or YAML text (LightningCLI reads them)."""
     if files and is_file(value):
         return None
     name = value.removesuffix(".yaml")
-    if (folder / f"{name}.yaml").is_file() and NAME.fullmatch(name):
+    if NAME.fullmatch(name) and (folder / f"{name}.yaml").is_file():  # the name first: YAML text is no file name
         return folder / f"{name}.yaml"
     if files and ("\n" in value or ":" in value or "{" in value):  # YAML text, which LightningCLI takes too
         return None

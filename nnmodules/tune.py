@@ -295,7 +295,7 @@ def _run_trial(trial: optuna.Trial, search: Search, fit_args: list[str], folder:
     started = time.perf_counter()
     callbacks = [*default_callbacks(resume_hint="the same `litmodules tune` continues it"), Pruning(trial, metric)]
     try:
-        # built as `fit` builds a run, without the parsers of the other subcommands, which `litmodules fit` makes too
+        # the run `fit` builds, parsed by fit's parser alone (LitCLI as a command builds one for each subcommand)
         cli = LitCLI(args=args, run=False, trainer_defaults={**ONE_PROCESS, "callbacks": callbacks})
         ckpt_path = "last" if continues is not None else None  # its folder's newest checkpoint
         cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt_path)

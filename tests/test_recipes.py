@@ -45,6 +45,8 @@ def test_a_recipe_by_name_reads_its_example_table_from_beside_it(tmp_path, monke
     assert settings["data"]["init_args"]["csv"] == str(CONFIGS / "examples" / "people.csv")
     assert config_argument(str(CONFIGS / "mnist_mlp.yaml")) == str(CONFIGS / "mnist_mlp.yaml")  # a path as it is
     assert search_file("mnist_mlp") == SEARCHES / "mnist_mlp.yaml"
+    text = "trainer:\n  max_epochs: 2\n" * 200  # YAML given in place of a file, as LightningCLI takes it
+    assert config_argument(text) == text
 
 
 @pytest.mark.parametrize(
