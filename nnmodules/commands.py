@@ -32,9 +32,10 @@ def list_or_copy_recipes(argv: list[str]) -> None:
     parser.add_argument("--copy", nargs="+", metavar=("NAME", "FOLDER"), help="write recipe NAME into FOLDER (here)")
     options = parser.parse_args(argv)
     if options.copy is None:
-        width = max(map(len, recipes.recipes()))
-        lines = [f"{name:<{width}}  {about}" for name, about in recipes.recipes().items()]
-        searches = [f"{name:<{width}}  {about}" for name, about in recipes.recipes(recipes.SEARCHES).items()]
+        configs, searches = recipes.recipes(), recipes.recipes(recipes.SEARCHES)
+        width = max(map(len, [*configs, *searches]))
+        lines = [f"{name:<{width}}  {about}" for name, about in configs.items()]
+        searches = [f"{name:<{width}}  {about}" for name, about in searches.items()]
         print("\n".join(["recipes (litmodules fit --config NAME):", *lines, "", "searches (tune --search NAME):"]))
         print("\n".join(searches))
         return

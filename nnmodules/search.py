@@ -116,6 +116,8 @@ def read_search(path: str | Path) -> Search:
         raise ValueError(f"{path}: direction {direction!r}: maximize or minimize")
     if metric is not None and direction is None:
         raise ValueError(f"{path}: metric {metric} needs its direction too (direction: maximize or minimize)")
+    if direction is not None and metric is None:  # the model's own metric has its own direction
+        raise ValueError(f"{path}: direction goes with a metric of your choice (metric: val/loss, say)")
     search = Search(
         path=path,
         space=tuple(_setting(str(key), value, path) for key, value in content["space"].items()),

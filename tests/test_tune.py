@@ -183,6 +183,7 @@ def test_a_bad_search_file_is_one_error_before_any_trial(space, message, mnist_d
         ({"pruner": {"class_path": "MedianPruner", "init_args": {"startup": 3}}}, "pruner MedianPruner: .*startup"),
         ({"metric": "val/loss"}, "metric val/loss needs its direction"),
         ({"direction": "up", "metric": "val/loss"}, "direction 'up': maximize or minimize"),
+        ({"direction": "minimize"}, "direction goes with a metric of your choice"),
     ],
 )
 def test_a_bad_section_is_one_error_on_the_command_line(settings, message, mnist_dir, tmp_path, monkeypatch, capfd):
