@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 import sys
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import numpy as np
@@ -60,3 +61,23 @@ def mnist(mnist_dir: Path) -> MNISTDataModule:
 def best_checkpoint(trainer) -> Path:
     callback = next(c for c in trainer.callbacks if isinstance(c, ModelCheckpoint))
     return Path(callback.best_model_path)
+
+
+@pytest.fixture
+def console(capfd, monkeypatch):
+    """`litmodules ARGS...` in this process, as the console script runs it: (exit status, what it printed)."""
+    (entry,) = entry_points(group="console_scripts", name="litmodules")
+    main = entry.load()
+
+    def run(*args: str) -> tuple[int, str]:
+        capfd.readouterr()
+        monkeypatch.setattr(sys, "argv", ["litmodules", *map(str, args)])
+        try:
+            main()
+            code = 0
+        except SystemExit as exit:
+            code = exit.code if isinstance(exit.code, int) else (0 if exit.code is None else 1)
+        out, err = capfd.readouterr()
+        return code, out + err
+
+    return run
