@@ -1,0 +1,417 @@
+"""What every model here shares: the task logic of `Classifier` and `Regressor`, for any network.
+
+`Classifier(net, ...)` and `Regressor(net, ...)` take a network (an object, its class, any callable that
+builds one, or its config) and give it the loss, torchmetrics per stage, best-so-far, logging, the NaN stop,
+an exact resume, the predict output and the default optimizer. The presets (`MLPClassifier`, ...) are these
+with a network of `nnmodules.nets`. Every model logs the names of `nnmodules.metrics`.
+
+What a model was not given that its data knows (widths, classes, the target's scale) it takes from the data's
+facts (`datamodules.contract.DataFacts`) when the Trainer sets it up, and keeps in its hyperparameters, so
+that `load_from_checkpoint(path)` builds it again with nothing else. What it was given is checked against them.
+
+What a network gives, per batch of N examples:
+
+- `Classifier`, "multiclass": one score (logit) per class, shape (N, num_classes);
+- `Classifier`, "binary": one logit of class 1 per example, shape (N,) or (N, 1);
+- `Regressor`: one number per example, shape (N,) or (N, 1).
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import torch
+from lightning.pytorch.utilities.rank_zero import rank_zero_warn
+from torch import Tensor, nn
+from torchmetrics import MeanMetric, Metric, MetricCollection
+
+from datamodules.arguments import KeepsArguments
+from datamodules.choices import check_choice
+from datamodules.contract import DataFacts, facts_of
+from datamodules.errors import UserError
+from nnmodules import metrics
+from nnmodules._lightning import FastHookNames, is_last_batch, logs_this_step
+from nnmodules.nets.configs import builder_of, object_config, of_main, refuse_unsaveable
+from nnmodules.tasks.checkpoints import RECORD
+from nnmodules.tasks.resume import Resumable
+
+PENDING_STEPS = 32  # training steps gathered into one update of the training metrics
+Schedule = Literal["one_cycle", "constant"]
+
+
+def inputs_of(batch: Any) -> Tensor:
+    """The inputs of a batch that may or may not carry targets."""
+    return batch[0] if isinstance(batch, (list, tuple)) else batch
+
+
+def one_per_example(outputs: Tensor) -> Tensor:
+    """(N, 1) outputs as (N,): a network's single output column is one number per example."""
+    return outputs.squeeze(1) if outputs.dim() == 2 and outputs.shape[1] == 1 else outputs
+
+
+class Diverged(UserError, FloatingPointError):
+    """The training loss became NaN or infinite: the settings (learning rate) or the data are at fault."""
+
+
+class TaskModule(KeepsArguments, Resumable, FastHookNames, metaclass=abc.ABCMeta):
+    """What every model shares: the network, its steps, what they log, the optimizer and hyperparameters.
+
+    A model is built (network, metrics) as soon as what it needs is known: in `__init__` from its arguments, or
+    when the Trainer sets it up, from its data's facts. Its hyperparameters (`hparams`, `hparams.yaml`,
+    TensorBoard's HParams tab, the checkpoints) are the arguments of its class's `__init__` as given, with what
+    the data filled in, and a network as its config (`class_path`, `init_args`). A network a checkpoint could
+    not build again is refused before a fit writes checkpoints; one defined in `__main__` is said to load only
+    where it is defined.
+
+    A training step keeps its loss and outputs and updates the running torchmetrics with `PENDING_STEPS` steps
+    at a time: one update costs about as much as a small model's whole step, and on a GPU it would wait for
+    the step to finish. `self.log` runs only on the steps the logger writes. Subclasses give the task's
+    arguments from the data (`take_facts`), its metrics (`task_metrics`), `compute_loss` and `output_shape`.
+
+    Args:
+        net: the network; its class or any callable that builds it (given the data's widths it names);
+            or its config, as a checkpoint keeps it. None: the model builds its own (`make_network`).
+        lr: learning rate of the default optimizer (Adam); its peak with `lr_schedule="one_cycle"`.
+        weight_decay: L2 penalty of the default optimizer.
+        lr_schedule: "one_cycle" (warm up to `lr`, then anneal to almost 0 by the last
+            step of the run: `OneCycleLR`) or "constant".
+    """
+
+    data_tasks: tuple[str, ...] = ()  # the data facts' tasks this model learns
+    output_hint = ""  # how to build a network that gives `output_shape`
+    loss_scale = 1.0  # the loss as logged (train/, val/, test/loss) is the loss trained on times this
+    epoch_buffers = ("_pending",)
+
+    def __init__(self, net: Any, lr: float, weight_decay: float, lr_schedule: Schedule) -> None:
+        super().__init__()
+        if lr <= 0:
+            raise UserError(f"lr must be positive, got {lr}")
+        if weight_decay < 0:
+            raise UserError(f"weight_decay must be 0 or more, got {weight_decay}")
+        check_choice("lr_schedule", lr_schedule, Schedule)
+        self.lr, self.weight_decay, self.lr_schedule = lr, weight_decay, lr_schedule
+        self.facts: DataFacts | None = None  # the data's, once set up (or from a checkpoint)
+        self.from_data: dict[str, Any] = {}  # the arguments the data filled
+        self.builder = None if net is None else builder_of(net)  # a network to build; None: one given, or our own
+        self.net_config: dict[str, Any] | None = None  # how a checkpoint builds the network again
+        if isinstance(net, nn.Module):
+            self.net = net
+        self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
+        # this epoch's steps not yet in the metrics (flushed at its end at the latest): loss, outputs, targets, batch
+        self._pending: list[tuple[Tensor, Tensor | None, Tensor, int]] = []
+        self.built = False
+
+    # -- built from the arguments, or from the data's facts --
+
+    def given(self, name: str) -> Any:
+        """An argument as given to the model's class (None: not given, the data's)."""
+        return self.init_args.get(name)
+
+    def take(self, name: str, known: Any, default: Any = None) -> Any:
+        """An argument the data knows: as given (checked against the data's value `known`), else the data's.
+
+        Without either, `default`. What the data filled is kept, for the hyperparameters.
+        """
+        given = self.given(name) if name in self.init_args else self.from_data.get(name)
+        if given is not None and known is not None and not _same(given, known):
+            raise UserError(
+                f"the model's {name}={_shown(given)} but the data gives {_shown(known)}: leave {name} out, "
+                f"and the data fills it, or give {name}={_shown(known)}"
+            )
+        if given is None and known is not None:
+            self.from_data[name] = known
+        return known if given is None and known is not None else (given if given is not None else default)
+
+    def build_when_known(self) -> None:
+        """Builds the model now if its arguments say all it needs (`can_build`); else the Trainer's setup will."""
+        if self.can_build(None):
+            self.build(None)
+
+    def can_build(self, facts: DataFacts | None) -> bool:
+        """Whether the model can be built with these facts (None: from its arguments alone)."""
+        return self.builder is None or not self.builder.missing_widths() or facts is not None
+
+    def build(self, facts: DataFacts | None) -> None:
+        """Builds the task's arguments, network and metrics from the arguments and `facts`; records the result."""
+        self.take_facts(facts)
+        if "net" not in self._modules:
+            self.net = self.make_network(facts)
+        self.net_config = self.net_config or self.network_config()
+        self.make_metrics()
+        self.record_hyperparameters()
+        self.built = True
+
+    def make_network(self, facts: DataFacts | None) -> nn.Module:
+        """The network, from the builder given and the data's widths (presets build their own)."""
+        widths = {} if facts is None else facts.widths()
+        net, self.net_config = self.builder.build({**widths, **self.task_widths()})
+        return net
+
+    def task_widths(self) -> dict[str, int]:
+        """The widths the task decides (outputs per example): they override the data's."""
+        return {}
+
+    def network_config(self) -> dict[str, Any] | None:
+        """How a checkpoint builds the network given as an object; None for a preset (its arguments build it)."""
+        if "net" not in self.init_args:
+            return None
+        try:
+            return object_config(self.net)
+        except UserError as why:
+            self.unsaveable = str(why)
+            return None
+
+    unsaveable: str | None = None  # why no checkpoint could build the network, if so
+
+    def record_hyperparameters(self) -> None:
+        """The arguments as given, with what the data filled, and the network's config."""
+        settings = {**self.init_args, **{k: v for k, v in self.from_data.items() if k in self.init_args}}
+        if "net" in settings:
+            if self.net_config is None:
+                settings.pop("net")
+            else:
+                refuse_unsaveable(self.net_config)
+                settings["net"] = self.net_config
+        self.save_hyperparameters(settings)
+
+    @abc.abstractmethod
+    def take_facts(self, facts: DataFacts | None) -> None:
+        """The task's arguments (classes, the target's scale...): as given, else from the data's facts."""
+
+    @abc.abstractmethod
+    def task_metrics(self) -> tuple[dict[str, Metric], Sequence[str]]:
+        """The task's metrics by name (each cloned for each stage), and which of them to track in training too."""
+
+    def make_metrics(self) -> None:
+        if hasattr(self, "val_metrics"):
+            return
+        task_metrics, in_training = self.task_metrics()
+
+        def collection(stage: str, names: Sequence[str]) -> MetricCollection:
+            cloned = {name: task_metrics[name].clone() for name in names}
+            return MetricCollection(cloned, prefix=f"{stage}/", compute_groups=False)
+
+        self.train_metrics = collection(metrics.TRAIN, in_training)
+        self.val_metrics = collection(metrics.VAL, list(task_metrics))
+        self.test_metrics = collection(metrics.TEST, list(task_metrics))
+
+    def setup(self, stage: str) -> None:
+        """Builds the model from its data's facts (if not built yet), then checks it against them.
+
+        Evaluation metrics add up their batches in float64, where adding float32 batch sums is exact: their
+        order does not matter, so under DDP (each rank a share of the batches) they equal one process's.
+        """
+        facts = facts_of(self.trainer.datamodule)
+        if not self.built:
+            if facts is None and not self.can_build(None):
+                raise UserError(
+                    f"{type(self).__name__} takes the widths it was not given from its data's facts, and "
+                    f"{type(self.trainer.datamodule).__name__ if self.trainer.datamodule else 'the data given'} "
+                    "publishes none: give them (input_dim, num_classes, ...), or use a data module of datamodules"
+                )
+            self.build(facts)
+        elif facts is not None:
+            self.take_facts(facts)  # checks what it was built with against the data; takes what it may
+            self.record_hyperparameters()
+        if facts is not None:
+            self.facts = facts
+            self.check_data(facts, type(self.trainer.datamodule).__name__)
+        if self.trainer.strategy.root_device.type != "mps":  # MPS has no float64
+            for metric in (self.val_loss, self.test_loss, self.val_metrics, self.test_metrics):
+                metric.set_dtype(torch.float64)
+        if stage == "fit" and self.trainer.checkpoint_callbacks:
+            self.refuse_an_unsaveable_network()
+
+    def refuse_an_unsaveable_network(self) -> None:
+        """Refuses a fit that would write checkpoints of a network no checkpoint could build; warns of `__main__`."""
+        if self.unsaveable:
+            raise UserError(f"no checkpoint could build this network again: {self.unsaveable}")
+        if of_main(self.net_config):
+            rank_zero_warn(
+                f"the network {self.net_config['class_path']} is defined in this script or notebook (__main__): only "
+                "code that defines it too can load these checkpoints; put it in a module (my_nets.py) to load them "
+                "anywhere, from the command line too"
+            )
+
+    def check_data(self, facts: DataFacts, name: str) -> None:
+        """Refuses data of another task, and a network that does not fit the data's inputs or the task's outputs.
+
+        Two rows of zeros of the data's input shape go through the network. Sets `example_input_array`
+        (TensorBoard's graph) from that shape when the model has none.
+        """
+        if facts.task not in self.data_tasks:
+            other = "a Regressor (e.g. MLPRegressor)" if facts.task == "regression" else "a Classifier"
+            raise UserError(f"{name} is a {facts.task} task, which a {type(self).__name__} does not learn: use {other}")
+        example = torch.zeros(2, *facts.input_shape, device=self.device)
+        if self.example_input_array is None:
+            self.example_input_array = example[:1]
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                outputs = self(example)
+        except RuntimeError as error:
+            raise UserError(
+                f"the network ({type(self.net).__name__}) cannot take the inputs of {name}, of shape "
+                f"{facts.input_shape} per example ({str(error).splitlines()[0]}): build it for them, or leave its "
+                "widths to the data"
+            ) from error
+        finally:
+            self.train(was_training)
+        if tuple(outputs.shape) != (2, *self.output_shape):
+            raise UserError(
+                f"the network ({type(self.net).__name__}) gives outputs of shape {tuple(outputs.shape[1:])} per "
+                f"example, where a {type(self).__name__} needs {self.output_shape}: {self.output_hint}"
+            )
+
+    @property
+    @abc.abstractmethod
+    def output_shape(self) -> tuple[int, ...]:
+        """What `forward` gives per example."""
+
+    # -- steps, metrics, logging --
+
+    def forward(self, inputs: Tensor) -> Tensor:
+        if not self.built and "net" not in self._modules:
+            raise UserError(
+                f"{type(self).__name__} is built once its data is known: fit, test or predict it with a Trainer, "
+                "or give the widths it takes (input_dim, num_classes, ...)"
+            )
+        return self.net(inputs)
+
+    @abc.abstractmethod
+    def compute_loss(self, outputs: Tensor, targets: Tensor) -> Tensor:
+        """The loss to train on, from the network's outputs and the batch's targets."""
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        inputs, targets = batch
+        outputs = self(inputs)
+        loss = self.compute_loss(outputs, targets)
+        self.track_training(loss, outputs, targets, batch_idx)
+        return loss
+
+    def track_training(self, loss: Tensor, outputs: Tensor, targets: Tensor, batch_idx: int) -> None:
+        """Running training metrics; `train/loss` is logged only on the steps the logger writes."""
+        self._pending.append((loss.detach(), outputs.detach() if self.train_metrics else None, targets, batch_idx))
+        if len(self._pending) >= PENDING_STEPS:
+            self.update_training_metrics()
+        if logs_this_step(self.trainer):
+            # not `prog_bar`: Lightning would read it back after every step, waiting for a GPU each time;
+            # the project's progress bar (callbacks.LitProgressBar) shows it when it redraws
+            self.log(metrics.TRAIN_LOSS, loss * self.loss_scale, on_step=True, on_epoch=False)
+
+    def update_training_metrics(self) -> None:
+        """Adds the pending training steps to `train_loss` and `train_metrics`: call it before computing them."""
+        losses = self.check_finite()
+        if losses is None:
+            return
+        _, outputs, targets, _ = zip(*self._pending, strict=True)
+        self._pending = []
+        sizes = torch.tensor([len(batch) for batch in targets], dtype=losses.dtype, device=losses.device)
+        self.train_loss.update(losses * self.loss_scale, weight=sizes)
+        if self.train_metrics:
+            self.train_metrics.update(*self.metric_inputs(torch.cat(outputs), torch.cat(targets)))
+
+    def check_finite(self) -> Tensor | None:
+        """The pending steps' losses, stacked (None without any).
+
+        Raises:
+            Diverged: a pending loss is NaN or infinite (checked here, not at every step, where it would make the
+                host wait for the device each time); naming its epoch and batch.
+        """
+        if not self._pending:
+            return None
+        losses = torch.stack([loss for loss, *_ in self._pending])
+        finite = torch.isfinite(losses)
+        if not finite.all():
+            first = int((~finite).nonzero()[0])
+            raise Diverged(
+                f"the training loss became {losses[first].item()} at epoch {self.current_epoch}, "
+                f"batch {self._pending[first][3]}: training stopped, and no checkpoint of the diverged model was "
+                f"written (an earlier last.ckpt is the last good state); "
+                f"lower the learning rate, or look for NaN or infinite values in the data"
+            )
+        return losses
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.unsaveable:
+            raise UserError(f"no checkpoint could build this network again: {self.unsaveable}")
+        super().on_save_checkpoint(checkpoint)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
+        facts = checkpoint.get(RECORD, {}).get("facts")
+        if facts is not None and self.facts is None:
+            self.facts = DataFacts.from_state_dict(facts)
+
+    def on_train_epoch_end(self) -> None:
+        self.log_training_epoch()  # if no validation at the epoch's end logged it already
+
+    def log_training_epoch(self) -> None:
+        """Logs the epoch's training metrics (`train/loss_epoch`, ...), once all its steps are in them."""
+        self.update_training_metrics()
+        if not self.train_loss.update_count:  # logged already, or no step: an epoch's end run again on resuming
+            return
+        # Lightning computes logged metric objects over all processes, then resets them
+        self.log(metrics.TRAIN_LOSS_EPOCH, self.train_loss)
+        self.log_dict(self.train_metrics)
+
+    def _evaluation_step(self, batch: tuple[Tensor, Tensor], stage: str) -> None:
+        inputs, targets = batch
+        outputs = self(inputs)
+        loss = self.compute_loss(outputs, targets) * self.loss_scale
+        getattr(self, f"{stage}_loss").update(loss, weight=len(targets))
+        getattr(self, f"{stage}_metrics").update(*self.metric_inputs(outputs, targets))
+
+    def metric_inputs(self, outputs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+        """What the validation and test metrics compare."""
+        return outputs, targets
+
+    def on_validation_epoch_start(self) -> None:
+        self.update_training_metrics()  # a diverged training loss stops a fit before its weights are evaluated
+        if not self.trainer.sanity_checking and self.trainer.state.fn == "fit" and is_last_batch(self.trainer):
+            self.log_training_epoch()  # the epoch's training is over: its figures beside its validation's
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._evaluation_step(batch, metrics.VAL)
+
+    def on_validation_epoch_end(self) -> None:
+        self.log(metrics.VAL_LOSS, self.val_loss, prog_bar=True)
+        self.log_dict(self.val_metrics, prog_bar=True)
+
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._evaluation_step(batch, metrics.TEST)
+
+    def on_test_epoch_end(self) -> None:
+        self.log(metrics.TEST_LOSS, self.test_loss)
+        self.log_dict(self.test_metrics)
+
+    def configure_optimizers(self) -> Any:
+        """Adam, on a one-cycle schedule over the whole run unless "constant".
+
+        `--optimizer` / `--lr_scheduler` replace it. On CPUs and CUDA GPUs, torch's fused Adam: the same update in one
+        kernel instead of one per operation and parameter.
+        """
+        fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in self.parameters())
+        optimizer = torch.optim.Adam(self.parameters(), lr=self.lr, weight_decay=self.weight_decay, fused=fused or None)
+        self.default_optimizer = optimizer
+        total_steps = self.trainer.estimated_stepping_batches  # a resumed run's is re-planned in on_train_start
+        if self.lr_schedule == "constant" or not math.isfinite(total_steps):  # no known end: nothing to anneal to
+            return optimizer
+        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=self.lr, total_steps=int(total_steps))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+
+def _same(given: Any, known: Any) -> bool:
+    if isinstance(given, float) or isinstance(known, float):
+        return math.isclose(float(given), float(known), rel_tol=1e-6, abs_tol=1e-9)
+    if isinstance(given, (list, tuple)) and isinstance(known, (list, tuple)):
+        return len(given) == len(known) and all(map(_same, given, known))
+    return given == known
+
+
+def _shown(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else repr(list(value) if isinstance(value, tuple) else value)
