@@ -9,7 +9,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import itertools
 import re
+import textwrap
 from typing import Any
 
 from jsonargparse._instantiation import call_without_instantiate_context
@@ -29,6 +31,15 @@ def deferred_class(factory: Any) -> tuple[type, dict[str, Any]] | None:
         return None
     *_, cls = factory.args
     return (cls, dict(factory.keywords)) if inspect.isclass(cls) else None
+
+
+def raised_inside(error: BaseException) -> BaseException | None:
+    """The exception a class raised while jsonargparse built it, or None.
+
+    Why private: jsonargparse raises a ValueError of its own ("Does not validate against any of the Union
+    subtypes ...") for a class whose `__init__` refused its arguments, with that refusal as its `__cause__`.
+    """
+    return error.__cause__ if isinstance(error, ValueError) else None
 
 
 def options_of(parser: Any) -> list[str]:
@@ -81,20 +92,36 @@ def read_complaint(message: str) -> Complaint:
         subtypes = re.search(r"Subtypes: \[(.*)\]", account)
         bases = re.findall(r"<class '([\w.]+)'>", subtypes.group(1)) if subtypes else []
         return Complaint("unknown class", key, name=given.group(1), bases=bases)
-    problem = re.search(r"Problem with given class_path '([^']+)':\s*(.*?)\n\s*- ", account + "\n  - ", re.DOTALL)
-    if problem:
-        class_path, text = problem.groups()
+    if problem := _class_problem(account):
+        class_path, text = problem
         if inner := re.match(r'Parser key "([^"]+)"', text):  # one of the class's arguments
             return read_complaint(text.replace(inner.group(0), f'Parser key "{key}.{inner.group(1)}"', 1))
         if option := re.match(r"Option '(\w+)' is not accepted", text):
             return Complaint("unknown argument", key, name=option.group(1), class_path=class_path)
-        return Complaint("other", key, text=one_line(text))
+        return Complaint("other", key, class_path=class_path, text=one_line(text))
     expected = [name for name in re.findall(r"Expected an? <class '([\w.]+)'>", account) if name != "NoneType"]
     if expected and given:
         return Complaint("wrong type", key, given=given.group(1), expected=expected)
     if got := re.search(r"Expected an? <class '([\w.]+)'>\. Got value: (.*)", account):
         return Complaint("wrong type", key, given=got.group(2), expected=[got.group(1)])
     return Complaint("other", key, text=one_line(account))
+
+
+def _class_problem(account: str) -> tuple[str, str] | None:
+    """The first "Problem with given class_path 'x':" of an account, and its cause: the lines indented under it."""
+    found = re.search(r"Problem with given class_path '([^']+)':[ \t]*(.*)", account, re.DOTALL)
+    if found is None:
+        return None
+    class_path, rest = found.groups()
+    line_start = account.rfind("\n", 0, found.start()) + 1
+    depth = _indent(account[line_start:]) + 1  # the cause is indented deeper than its "- Problem ..." line
+    first, *lines = rest.split("\n")
+    cause = [first, *itertools.takewhile(lambda line: not line.strip() or _indent(line) >= depth, lines)]
+    return class_path, textwrap.dedent("\n".join(cause)).strip()
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" "))
 
 
 def unrecognized_option(message: str) -> str | None:

@@ -27,7 +27,8 @@ from lightning.pytorch.profilers import SimpleProfiler
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from datamodules import MNISTDataModule, TabularDataModule, ToyRegressionDataModule
-from nnmodules import MLPClassifier, ScratchDeepNet, ToyRegressor, tasks
+from nnmodules import MLPClassifier, ScratchDeepNet, ToyRegressor
+from nnmodules.tasks import task as tasks
 from nnmodules.callbacks import RESUME_HINT, Interruption, PredictionWriter
 from nnmodules.checkpoints import CheckpointIO, read_checkpoint
 from nnmodules.cli import LOGGER_DEFAULTS, make_trainer

@@ -25,7 +25,7 @@ from datamodules import ToyRegressionDataModule
 from nnmodules import MLPClassifier, ScratchDeepNet, ToyRegressor
 from nnmodules.callbacks import HParamsMetrics
 from nnmodules.cli import make_trainer
-from nnmodules.figures import ClassificationFigures, LearningCurves, RegressionFigures
+from nnmodules.callbacks import ClassificationFigures, LearningCurves, RegressionFigures
 
 LOGS_EVERY_2 = {**QUIET, "log_every_n_steps": 2}
 
@@ -127,7 +127,7 @@ def test_the_hparams_tab_holds_the_models_and_the_datas_settings_once(runs):
 
 def test_the_hparams_tab_leaves_out_private_settings_and_compares_runs_by_val_loss_by_default(tmp_path):
     logger = TensorBoardLogger(tmp_path, name="tb", version=0)
-    module, data = SimpleNamespace(hparams_initial={"lr": 0.1, "_internal": 1}), SimpleNamespace(hparams_initial={})
+    module, data = SimpleNamespace(hparams_initial={"lr": 0.1, "_internal": 1}), SimpleNamespace(hparams={})
     HParamsMetrics().on_fit_start(SimpleNamespace(logger=logger, is_global_zero=True, datamodule=data), module)
     logger.experiment.flush()
     experiment, start, _ = hparams_tab(logger.log_dir)

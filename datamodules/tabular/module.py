@@ -218,6 +218,11 @@ class TabularDataModule(TensorDataModule):
                     f"target column {self.target!r} has a single class ({class_names[0]!r}) in the training rows: "
                     "classification needs two or more"
                 )
+            if task == "binary" and len(class_names) > 2:
+                raise UserError(
+                    f"task='binary' but target column {self.target!r} holds {len(class_names)} classes in the "
+                    f"training rows ({', '.join(class_names[:5])}): leave task out, or pass task='multiclass'"
+                )
         name = train.attrs.get("name", "the table")
         rank_zero_info(describe(columns, len(train), name, task, None if class_names is None else len(class_names)))
         if not preprocessing.feature_names:

@@ -27,8 +27,9 @@ class RunFolderGuard(L.Callback):
     """
 
     def __init__(self, folder: str | Path) -> None:
-        self.folder = Path(folder)
+        self.folder = Path(folder).absolute()
         self.before = set(self.folder.rglob("*")) if self.folder.is_dir() else None
+        self.above = next(parent for parent in self.folder.parents if parent.is_dir())  # there before the run
         self.started = False
 
     def on_fit_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
@@ -50,8 +51,12 @@ class RunFolderGuard(L.Callback):
     def on_exception(self, trainer: L.Trainer, module: L.LightningModule, exception: BaseException) -> Any:
         if self.started or not trainer.is_global_zero or not self.folder.is_dir():
             return
-        if self.before is None:  # made by this run
+        if self.before is None:  # made by this run, and the folders above it that were not there
             shutil.rmtree(self.folder, ignore_errors=True)
+            for parent in self.folder.parents:
+                if parent == self.above or any(parent.iterdir()):
+                    break
+                parent.rmdir()
             return
         for path in sorted(set(self.folder.rglob("*")) - self.before, reverse=True):  # files before their folders
             if path.is_dir():

@@ -36,7 +36,22 @@ class RunInterrupted(Exception):  # noqa: N818  (it names what happened, as Keyb
         return [str(self)]
 
 
-class Interruption(OnExceptionCheckpoint):
+class InterruptedCheckpoint(OnExceptionCheckpoint):
+    """An interrupted fit's checkpoint, as Lightning knows one: the next `fit` of the same Trainer goes on from it.
+
+    Lightning's own resumes a Trainer's next `fit` from the newest of its on-exception and last checkpoints
+    (`ckpt_path="last"`, or none given); `Interruption` registers one only once it has saved, so that a first fit
+    starts anew. The checkpoint was saved at the end of its step; it is kept after the run goes on.
+    """
+
+    def on_exception(self, trainer: L.Trainer, module: L.LightningModule, exception: BaseException) -> None:
+        pass  # written already, by Interruption
+
+    def teardown(self, trainer: L.Trainer, module: L.LightningModule, stage: str) -> None:
+        pass  # Lightning's removes it when a stage ends; kept, as every checkpoint of a run is
+
+
+class Interruption(L.Callback):
     """Ctrl-C or SIGTERM during `fit`: finish the step, save `interrupted.ckpt`, end saying how to continue.
 
     The signal only sets a flag; at the end of the training step under way every process learns of it (under
@@ -44,7 +59,7 @@ class Interruption(OnExceptionCheckpoint):
     `RunInterrupted`. A second Ctrl-C interrupts at once, as Python does. A signal during validation takes
     effect after the next training step; one on an epoch's last step, after that epoch's validation and
     checkpoints. The checkpoint is Lightning's own of the end of a training step, which it resumes after that
-    step; `ckpt_path="last"` counts it, as Lightning counts every `OnExceptionCheckpoint`'s.
+    step; the same Trainer's next `fit` goes on from it (`InterruptedCheckpoint`), and `--ckpt_path last` counts it.
 
     Lightning's own SIGTERM handler is replaced for the training loop: under DDP it calls a collective operation
     inside the handler, which deadlocks when every process gets the signal (torchrun, SLURM, or Lightning
@@ -56,10 +71,13 @@ class Interruption(OnExceptionCheckpoint):
     """
 
     def __init__(self, dirpath: str | Path | None = None, resume_hint: str = RESUME_HINT) -> None:
-        super().__init__(str(dirpath or ""), filename=INTERRUPTED)
-        self.resume_hint = resume_hint
+        self.dirpath, self.resume_hint = None if dirpath is None else str(dirpath), resume_hint
         self._signal: int | None = None
         self._previous: dict[int, Any] = {}
+
+    @property
+    def ckpt_path(self) -> str:
+        return os.path.join(self.dirpath or "", f"{INTERRUPTED}.ckpt")
 
     def setup(self, trainer: L.Trainer, module: L.LightningModule, stage: str) -> None:
         self.dirpath = self.dirpath or os.path.join(trainer.default_root_dir, "checkpoints")
@@ -89,6 +107,8 @@ class Interruption(OnExceptionCheckpoint):
             trainer.save_checkpoint(self.ckpt_path)
         except Diverged as error:  # a diverged model is not worth continuing
             raise RunInterrupted(f"{name} at {where}: nothing saved: {error}", signum) from None
+        if not any(isinstance(callback, InterruptedCheckpoint) for callback in trainer.callbacks):
+            trainer.callbacks.append(InterruptedCheckpoint(self.dirpath, filename=INTERRUPTED))
         raise RunInterrupted(f"{name} at {where}: saved {self.ckpt_path}; {self.resume_hint}", signum)
 
     def on_exception(self, trainer: L.Trainer, module: L.LightningModule, exception: BaseException) -> None:
@@ -96,9 +116,6 @@ class Interruption(OnExceptionCheckpoint):
 
     def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         self._restore()
-
-    def teardown(self, trainer: L.Trainer, module: L.LightningModule, stage: str) -> None:
-        pass  # Lightning's own removes the checkpoint when a stage ends; a finished run keeps it, as it was
 
     def _restore(self) -> None:
         if _main_thread():

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any, NoReturn
+
+from lightning.pytorch.utilities.rank_zero import rank_zero_info
 
 from nnmodules.cli import recipes as recipe_files
 from nnmodules.cli.errors import fail
@@ -43,7 +44,7 @@ def export_run(ckpt_path: str | Path, format: Format = "onnx", output: Any = Non
     if output is None:
         output = run_of_checkpoint(ckpt_path) / "export" / f"{Path(ckpt_path).stem}.{format}"
     files = export_model(model.cpu(), output, format, datamodule, overwrite)
-    print(f"exported {Path(ckpt_path).name} to {', '.join(map(str, files))}", file=sys.stderr)
+    rank_zero_info(f"exported {Path(ckpt_path).name} to {', '.join(map(str, files))}")
     return files
 
 

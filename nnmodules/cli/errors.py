@@ -34,6 +34,7 @@ from nnmodules._jsonargparse import (
     unrecognized_option,
 )
 from nnmodules.callbacks import RunInterrupted
+from nnmodules.nets.configs import load_class
 
 DEBUG = "LITMODULES_DEBUG"
 USER_MISTAKES = (UserError, MisconfigurationException)  # what ends in one line, with status 1
@@ -71,6 +72,11 @@ def plain_usage_error(message: str) -> str:
         return unknown_class(complaint)
     if complaint.kind == "unknown argument":
         return unknown_argument(complaint)
+    if complaint.class_path.startswith("__main__."):  # a class of the script that trained: only that script has it
+        try:
+            load_class(complaint.class_path)
+        except UserError as error:
+            return f"--{complaint.key}: {error}"
     if complaint.kind == "wrong type":
         return f"--{complaint.key} {complaint.given}: expected {' or '.join(complaint.expected)}"
     return f"--{complaint.key}: {complaint.text}" if complaint.key else complaint.text

@@ -10,21 +10,26 @@ the Trainer sets them up, so nothing is linked here.
 from __future__ import annotations
 
 import os
+import warnings
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from types import MethodType
 from typing import Any
 
 import lightning as L
 import yaml
 from jsonargparse import Namespace
 from lightning.pytorch.callbacks import Checkpoint, LearningRateMonitor, ModelCheckpoint
-from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.cli import LightningCLI, LRSchedulerTypeTuple, instantiate_class
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.utilities.model_helpers import is_overridden
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
+from torch.optim import Optimizer
 
 from datamodules.arguments import import_class
 from datamodules.batches import TensorDataModule
 from datamodules.errors import UserError
+from nnmodules._jsonargparse import raised_inside
 from nnmodules.callbacks import RESUME_HINT, PredictionWriter, RunRecord
 from nnmodules.callbacks.folder import refuse_a_used_folder
 from nnmodules.callbacks.record import refuse_a_finished_run
@@ -69,7 +74,10 @@ class LitCLI(LightningCLI):
         self.extra_callbacks, self.resume_hint = list(callbacks or []), resume_hint
         self.run_folder, self.ckpt_path, self.config_text = Path("."), None, None
         kwargs.setdefault("parser_class", LitArgumentParser)  # errors in a line or two, not the whole usage
+        kwargs["parser_kwargs"] = {"prog": f"litmodules {stage}", **kwargs.get("parser_kwargs", {})}
         kwargs.setdefault("seed_everything_default", SEED)
+        # --optimizer and --lr_scheduler are made when the model has its parameters (once its data is known)
+        kwargs.setdefault("auto_configure_optimizers", False)
         defaults = {**TRAINER_DEFAULTS, **(trainer_defaults or {})}
         super().__init__(
             args=args,
@@ -94,6 +102,8 @@ class LitCLI(LightningCLI):
         parser.set_defaults({f"checkpoint.{key}": value for key, value in CHECKPOINT_DEFAULTS.items()})
         parser.add_lightning_class_args(LearningRateMonitor, "lr_monitor")
         parser.add_lightning_class_args(PredictionWriter, "prediction_writer")  # acts in `predict` only
+        parser.add_optimizer_args((Optimizer,), link_to="AUTOMATIC")
+        parser.add_lr_scheduler_args(LRSchedulerTypeTuple, link_to="AUTOMATIC")
         parser.add_argument("--test_after_fit", type=bool, default=False, help="after fit, test the best checkpoint")
         parser.add_argument("--ckpt_path", type=str | None, default=None, help="the checkpoint to start from")
         parser.add_argument("--weights_only", type=bool | None, default=None, help="(0.1.0's: ignored)")
@@ -187,6 +197,29 @@ class LitCLI(LightningCLI):
                 init_args |= {"log_graph": False, "default_hp_metric": False}
             self.config.trainer.logger = Namespace(class_path=kind, init_args=Namespace(**init_args))
 
+    def instantiate_classes(self) -> None:
+        try:
+            super().instantiate_classes()
+        except ValueError as error:  # a class refused its arguments: its own message, not jsonargparse's account
+            inside = raised_inside(error)
+            if isinstance(inside, UserError):
+                raise inside from None
+            raise
+        optimizer, schedule = self.config_init.get("optimizer"), self.config_init.get("lr_scheduler")
+        if optimizer:  # in place of the model's: made from its parameters when the Trainer asks for it
+            if is_overridden("configure_optimizers", self.model):
+                warnings.warn(
+                    f"`{type(self.model).__name__}.configure_optimizers` will be overridden by "
+                    f"`{type(self).__name__}.configure_optimizers`",
+                    stacklevel=2,
+                )
+
+            def configure_optimizers(model: L.LightningModule) -> Any:
+                made = instantiate_class(model.parameters(), optimizer)
+                return LightningCLI.configure_optimizers(model, made, schedule and instantiate_class(made, schedule))
+
+            self.model.configure_optimizers = MethodType(configure_optimizers, self.model)
+
     def instantiate_trainer(self, **kwargs: Any) -> L.Trainer:
         """The Trainer of the stage, as `make_trainer` composes one: its run's folder, the project's callbacks."""
         config = {**self.config_init["trainer"], **kwargs}
@@ -256,5 +289,3 @@ def _absolute_data_paths(config: Namespace) -> None:
             value = data.init_args.get(name)
             if isinstance(value, (str, Path)):
                 data.init_args[name] = os.path.abspath(os.path.expanduser(value))
-
-

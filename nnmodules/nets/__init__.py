@@ -8,7 +8,7 @@ data's: a model given the network's class, or a config without them, takes them 
 
 from nnmodules.nets.cnn import SmallCNN
 from nnmodules.nets.configs import build_from_config, builder_of, object_config
-from nnmodules.nets.mlp import MLP, check_widths
+from nnmodules.nets.mlp import MLP, check_dropout, check_widths
 from nnmodules.nets.scratch import ScratchInit, ScratchNet
 from nnmodules.nets.table import TableMLP
 
@@ -19,6 +19,7 @@ __all__ = [
     "SmallCNN",
     "TableMLP",
     "build_from_config",
+    "check_dropout",
     "builder_of",
     "check_widths",
     "object_config",

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from datamodules.arguments import KeepsArguments
 from datamodules.errors import UserError
-from nnmodules.nets.mlp import check_widths
+from nnmodules.nets.mlp import check_dropout, check_widths
 
 
 class SmallCNN(KeepsArguments, nn.Module):
@@ -46,8 +46,7 @@ class SmallCNN(KeepsArguments, nn.Module):
         side = image_size // 2 ** len(channels)  # each block halves the image
         if side < 1:
             raise UserError(f"{image_size}x{image_size} images are too small for {len(channels)} blocks of pooling")
-        if not 0 <= dropout < 1:
-            raise UserError(f"dropout must be in [0, 1), got {dropout}")
+        check_dropout(dropout)
         self.in_channels = in_channels
         self.image_size = image_size
         self.num_classes = num_classes

@@ -17,7 +17,7 @@ import dataclasses
 import functools
 import inspect
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -27,6 +27,27 @@ from datamodules.errors import UserError
 from nnmodules._jsonargparse import deferred_class
 
 WIDTHS = ("input_dim", "num_classes", "output_dim", "in_channels", "image_size", "numeric_features")  # the data's
+
+
+class NetworkBuilder(Protocol):
+    """What builds a network given the data's widths by name, as a model calls it (a class, a partial of one...).
+
+    The type of a model's `net`: from YAML, a network's `class_path` and `init_args` that leave the widths out are
+    parsed (by jsonargparse) into such a builder, the widths filled when the model knows its data.
+    """
+
+    def __call__(
+        self,
+        *,
+        input_dim: int,
+        num_classes: int,
+        output_dim: int,
+        in_channels: int,
+        image_size: int,
+        numeric_features: int,
+    ) -> nn.Module: ...
+
+
 PLAIN = (bool, int, float, str, type(None))  # what a checkpoint's arguments may be made of
 FIX = (
     "give the network's class instead, Classifier(net=MyNet) (the data fills its widths), or "
@@ -66,7 +87,10 @@ class Builder:
                 "that publishes them (datamodules.contract.DataFacts)"
             )
         arguments = {**self.given, **{name: widths[name] for name in self.missing_widths()}}
-        net = self.make(**arguments)
+        try:
+            net = self.make(**arguments)
+        except TypeError as error:  # an argument the class does not take, or one missing
+            raise UserError(f"the network ({self.name}) cannot be built with {sorted(arguments)}: {error}") from error
         path = class_path(self.cls) if self.cls is not None else _function_path(self.make)
         return net, {"class_path": path, "init_args": arguments}
 

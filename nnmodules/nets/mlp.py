@@ -25,6 +25,12 @@ def check_widths(**widths: int | Sequence[int]) -> None:
         raise UserError(f"layer widths must be positive whole numbers: {given}")
 
 
+def check_dropout(dropout: float) -> None:
+    """Refuses a dropout probability outside [0, 1)."""
+    if not 0 <= dropout < 1:
+        raise UserError(f"dropout must be in [0, 1), got {dropout}")
+
+
 class MLP(KeepsArguments, nn.Sequential):
     """Linear layers with ReLU between them: `input_dim` -> `hidden_dims` -> `output_dim`.
 
@@ -51,8 +57,7 @@ class MLP(KeepsArguments, nn.Sequential):
         init: Init = "pytorch",
     ) -> None:
         check_widths(input_dim=input_dim, hidden_dims=hidden_dims, output_dim=output_dim)
-        if not 0 <= dropout < 1:
-            raise UserError(f"dropout must be in [0, 1), got {dropout}")
+        check_dropout(dropout)
         check_choice("init", init, Init)
         widths = [input_dim, *hidden_dims]
         layers: list[nn.Module] = [nn.Flatten()]

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 from torch import nn
 
 from datamodules.contract import DataFacts
 from datamodules.errors import UserError
-from nnmodules.nets import MLP, TableMLP
-from nnmodules.tasks import Classifier, Regressor, Schedule, TaskModule
+from nnmodules.nets import MLP, TableMLP, check_dropout, check_widths
+from nnmodules.tasks import Classifier, Regressor, Schedule
 
 EMBED_FROM_ROWS = 1_000  # a table's numbers are embedded from this many training rows on (fewer: they overfit)
 
@@ -53,10 +54,16 @@ class MLPClassifier(Classifier):
         embedding_dim: int = 16,
         frequency_scale: float = 0.1,
     ) -> None:
+        check_widths(hidden_dims=hidden_dims, embedding_dim=embedding_dim)  # its own settings: refused now
+        check_dropout(dropout)
+        self.net_settings = {  # what builds its network, once the data has given what it does not say
+            "input_dim": input_dim, "hidden_dims": hidden_dims, "dropout": dropout, "embed_numbers": embed_numbers,
+            "numeric_features": numeric_features, "embedding_dim": embedding_dim, "frequency_scale": frequency_scale,
+        }  # fmt: skip
         super().__init__(None, num_classes, "multiclass", class_weights, lr, weight_decay, lr_schedule)
 
     def can_build(self, facts: DataFacts | None) -> bool:
-        return facts is not None or (self.given("input_dim") is not None and self.num_classes is not None)
+        return facts is not None or (self.net_settings["input_dim"] is not None and self.num_classes is not None)
 
     def make_network(self, facts: DataFacts | None) -> nn.Module:
         return mlp_network(self, facts, self.num_classes)
@@ -93,25 +100,31 @@ class MLPRegressor(Regressor):
         embedding_dim: int = 16,
         frequency_scale: float = 0.1,
     ) -> None:
+        check_widths(hidden_dims=hidden_dims, embedding_dim=embedding_dim)  # its own settings: refused now
+        check_dropout(dropout)
+        self.net_settings = {  # what builds its network, once the data has given what it does not say
+            "input_dim": input_dim, "hidden_dims": hidden_dims, "dropout": dropout, "embed_numbers": embed_numbers,
+            "numeric_features": numeric_features, "embedding_dim": embedding_dim, "frequency_scale": frequency_scale,
+        }  # fmt: skip
         super().__init__(None, target_mean, target_std, lr=lr, weight_decay=weight_decay, lr_schedule=lr_schedule)
 
     def can_build(self, facts: DataFacts | None) -> bool:
-        return facts is not None or self.given("input_dim") is not None
+        return facts is not None or self.net_settings["input_dim"] is not None
 
     def make_network(self, facts: DataFacts | None) -> nn.Module:
         return mlp_network(self, facts, 1)
 
 
-def mlp_network(model: TaskModule, facts: DataFacts | None, output_dim: int) -> MLP | TableMLP:
-    """The MLP presets' network, from their arguments and the data's facts: an `MLP`, or a `TableMLP` that embeds."""
-    settings = model.init_args
-    input_dim = model.take("input_dim", None if facts is None else facts.num_features)
+def mlp_network(model: MLPClassifier | MLPRegressor, facts: DataFacts | None, output_dim: int) -> MLP | TableMLP:
+    """The MLP presets' network, from their settings and the data's facts: an `MLP`, or a `TableMLP` that embeds."""
+    settings = model.net_settings
+    input_dim = model.take("input_dim", settings["input_dim"], None if facts is None else facts.num_features)
     if input_dim is None:
         raise UserError(f"{type(model).__name__} needs input_dim: give it, or train it on a data module of datamodules")
     numeric_features = settings["numeric_features"]
     if numeric_features is not None:  # as given: 0 embeds nothing, more must be the data's count of numbers
         known = facts.numeric_features if facts is not None and numeric_features else None
-        numeric_features = model.take("numeric_features", known)
+        numeric_features = model.take("numeric_features", numeric_features, known)
     else:  # the data's numbers, if they are embedded
         embed = settings["embed_numbers"]
         if embed is None:
@@ -120,6 +133,7 @@ def mlp_network(model: TaskModule, facts: DataFacts | None, output_dim: int) -> 
         elif embed and facts is None:
             raise UserError("embed_numbers=True embeds a table's numbers: give numeric_features, or train on its data")
         numeric_features = model.from_data["numeric_features"] = facts.numeric_features if embed else 0
+    model.example_input_array = torch.zeros(1, input_dim)  # for TensorBoard's graph
     if not numeric_features:
         return MLP(input_dim, settings["hidden_dims"], output_dim, dropout=settings["dropout"])
     embeddings = {name: settings[name] for name in ("embedding_dim", "frequency_scale", "dropout")}

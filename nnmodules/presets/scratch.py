@@ -24,7 +24,7 @@ from datamodules.choices import check_choice
 from datamodules.contract import DataFacts
 from datamodules.errors import UserError
 from nnmodules.callbacks.histograms import ParameterHistograms
-from nnmodules.nets import ScratchInit, ScratchNet
+from nnmodules.nets import ScratchInit, ScratchNet, check_widths
 from nnmodules.tasks import Classifier
 from nnmodules.tasks.classifier import Task
 from nnmodules.tasks.schedules import announce, planned_steps
@@ -110,20 +110,24 @@ class ScratchDeepNet(Classifier):
         check_choice("loss", loss, Loss)
         check_choice("lr_schedule", lr_schedule, StepSchedule)
         check_choice("init", init, ScratchInit)
+        check_widths(hidden_dims=hidden_dims)  # its own settings: refused now
         self.loss, self.step_schedule = loss, lr_schedule  # before the network is built, in the task's __init__
+        self.net_settings = {"input_dim": input_dim, "hidden_dims": hidden_dims, "init": init}
         super().__init__(None, num_classes, task, class_weights, lr=lr, lr_schedule="constant")
         self.train_grad_norm = MeanMetric()
         self._grad_norms: list[Tensor] = []  # this epoch's, added to train_grad_norm at its end: one update
 
     def can_build(self, facts: DataFacts | None) -> bool:
-        return facts is not None or (self.given("input_dim") is not None and self.num_classes is not None)
+        return facts is not None or (self.net_settings["input_dim"] is not None and self.num_classes is not None)
 
     def make_network(self, facts: DataFacts | None) -> nn.Module:
-        input_dim = self.take("input_dim", None if facts is None else facts.num_features)
+        settings = self.net_settings
+        input_dim = self.take("input_dim", settings["input_dim"], None if facts is None else facts.num_features)
         if input_dim is None:
             raise UserError("ScratchDeepNet needs input_dim: give it, or train it on a data module of datamodules")
+        self.example_input_array = torch.zeros(1, input_dim)  # for TensorBoard's graph
         outputs = 1 if self.task == "binary" else self.num_classes
-        return ScratchNet(input_dim, self.init_args["hidden_dims"], outputs, init=self.init_args["init"])
+        return ScratchNet(input_dim, settings["hidden_dims"], outputs, init=settings["init"])
 
     def calc_loss(self, preds: Tensor, targets: Tensor) -> Tensor:
         """The loss of the tutorials' recipe, weighted by `class_weights`.

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
+import torch
 from torch import nn
 
 from datamodules.contract import DataFacts
 from datamodules.errors import UserError
-from nnmodules.nets import MLP
+from nnmodules.nets import MLP, check_widths
 from nnmodules.tasks import Regressor, Schedule
 
 DEFAULTS = {"lbfgs": ("active", 1.0), "adam": ("pytorch", 0.1)}  # optimizer: (init, lr) when not given
@@ -48,16 +49,20 @@ class ToyRegressor(Regressor):
         target_mean: float | None = None,
         target_std: float | None = None,
     ) -> None:
+        check_widths(hidden_dims=hidden_dims)  # its own settings: refused now
         default_init, default_lr = DEFAULTS.get(optimizer, ("pytorch", 0.1))
         init, lr = init or default_init, default_lr if lr is None else lr
         self.init_args.update(init=init, lr=lr)  # the hyperparameters say what was chosen
+        self.net_settings = {"input_dim": input_dim, "hidden_dims": hidden_dims, "init": init}
         super().__init__(None, target_mean, target_std, optimizer, lr, weight_decay, lr_schedule)
 
     def can_build(self, facts: DataFacts | None) -> bool:
-        return facts is not None or self.given("input_dim") is not None
+        return facts is not None or self.net_settings["input_dim"] is not None
 
     def make_network(self, facts: DataFacts | None) -> nn.Module:
-        input_dim = self.take("input_dim", None if facts is None else facts.num_features)
+        settings = self.net_settings
+        input_dim = self.take("input_dim", settings["input_dim"], None if facts is None else facts.num_features)
         if input_dim is None:
             raise UserError("ToyRegressor needs input_dim: give it, or train it on a data module of datamodules")
-        return MLP(input_dim, self.init_args["hidden_dims"], 1, init=self.init_args["init"])
+        self.example_input_array = torch.zeros(1, input_dim)  # for TensorBoard's graph
+        return MLP(input_dim, settings["hidden_dims"], 1, init=settings["init"])

@@ -69,7 +69,8 @@ def read_run(path: str | Path) -> CheckpointRun:
     """
     checkpoint = read_checkpoint(path, map_location="cpu")
     record = record_of(checkpoint)
-    hparams = {k: v for k, v in checkpoint.get("hyper_parameters", {}).items() if not k.startswith("_")}  # 0.1.0: _class_path
+    saved = checkpoint.get("hyper_parameters", {}).items()
+    hparams = {name: value for name, value in saved if not name.startswith("_")}  # 0.1.0's: _class_path
     if record:
         config = dict(record.get("config") or {})
         config["model"] = {"class_path": record["model"], "init_args": hparams}

@@ -130,7 +130,8 @@ def trainer_arguments(arguments: dict[str, Any], folder: Path) -> dict[str, Any]
     line for a damaged file) unless another checkpoint plugin is given; the progress bar (`LitProgressBar`)
     redraws every few steps unless one is given; the model summary (`NetworkSummary`) leaves out metric objects
     unless another summary is given; without a `profiler`, `NoProfiler` stands in for Lightning's do-nothing
-    default; without a logger, a `LearningRateMonitor` is left out, as it needs one.
+    default; without a logger, a `LearningRateMonitor` is left out, as it needs one; a `ModelCheckpoint` without a
+    `dirpath` saves into the run's `checkpoints/`.
     """
     skip_nvml_check_without_nvml()
     arguments = dict(arguments)
@@ -143,6 +144,9 @@ def trainer_arguments(arguments: dict[str, Any], folder: Path) -> dict[str, Any]
         callbacks.append(NetworkSummary())
     if arguments.get("logger") in (False, []):
         callbacks = [callback for callback in callbacks if not isinstance(callback, LearningRateMonitor)]
+    for callback in callbacks:  # a ModelCheckpoint of one's own saves where the run's do, unless told
+        if isinstance(callback, ModelCheckpoint) and callback.dirpath is None:
+            callback.dirpath = str(folder / "checkpoints")
     if arguments.get("profiler") is None:
         arguments["profiler"] = NoProfiler()
     return {**arguments, "plugins": plugins, "callbacks": callbacks, "default_root_dir": str(folder)}

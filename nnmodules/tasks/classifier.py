@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import torch
@@ -15,6 +15,7 @@ from datamodules.choices import check_choice
 from datamodules.contract import CLASSES, DataFacts
 from datamodules.errors import UserError
 from nnmodules import metrics
+from nnmodules.nets.configs import NetworkBuilder
 from nnmodules.tasks.task import Schedule, TaskModule, inputs_of, one_per_example
 
 Task = Literal["multiclass", "binary"]
@@ -44,7 +45,7 @@ class Classifier(TaskModule):
 
     def __init__(
         self,
-        net: nn.Module | Callable[..., nn.Module] | dict[str, Any] | None,
+        net: nn.Module | NetworkBuilder | None,
         num_classes: int | None = None,
         task: Task | None = None,
         class_weights: Sequence[float] | None = None,
@@ -63,6 +64,7 @@ class Classifier(TaskModule):
         super().__init__(net, lr, weight_decay, lr_schedule)
         self.task: str | None = task
         self.num_classes: int | None = 2 if task == "binary" else num_classes
+        self.weights_given = None if class_weights is None else list(class_weights)
         self.register_buffer("class_weights", None, persistent=False)  # from the arguments or the data, at setup
         self.build_when_known()
 
@@ -74,13 +76,13 @@ class Classifier(TaskModule):
         if facts is not None and facts.task not in CLASSES:
             return  # check_data refuses it, naming the model to use
         if self.task is None:  # not given: the data's; without data, one score per class
-            self.task = self.take("task", None if facts is None else facts.task, "multiclass")
+            self.task = self.take("task", None, None if facts is None else facts.task, "multiclass")
         elif facts is not None and self.task == "binary" and facts.task != "binary":
             raise UserError(f"task='binary' but the data has {facts.num_classes} classes: leave task out")
-        self.num_classes = self.take("num_classes", None if facts is None else facts.num_classes, self.num_classes)
-        if self.task == "binary":
-            self.num_classes = 2
-        weights = self.take("class_weights", None if facts is None else facts.class_weights)
+        self.num_classes = self.take("num_classes", self.num_classes, None if facts is None else facts.num_classes)
+        weights = self.weights_given  # a choice: as given, not checked against the data's
+        if weights is None:
+            weights = self.take("class_weights", None, None if facts is None else facts.class_weights)
         if weights is not None and len(weights) != self.num_classes:
             raise UserError(f"class_weights needs one weight per class ({self.num_classes}), got {list(weights)}")
         self.class_weights = None if weights is None else torch.tensor(weights, dtype=torch.float32, device=self.device)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import torch
@@ -14,6 +14,7 @@ from datamodules.choices import check_choice
 from datamodules.contract import DataFacts
 from datamodules.errors import UserError
 from nnmodules import metrics
+from nnmodules.nets.configs import NetworkBuilder
 from nnmodules.tasks.task import Schedule, TaskModule, inputs_of, one_per_example
 
 Optimizer = Literal["adam", "lbfgs"]  # see `Regressor`
@@ -49,7 +50,7 @@ class Regressor(TaskModule):
 
     def __init__(
         self,
-        net: nn.Module | Callable[..., nn.Module] | dict[str, Any] | None,
+        net: nn.Module | NetworkBuilder | None,
         target_mean: float | None = None,
         target_std: float | None = None,
         optimizer: Optimizer = "adam",
@@ -61,6 +62,7 @@ class Regressor(TaskModule):
             raise UserError(f"target_std must be positive, got {target_std}")
         check_choice("optimizer", optimizer, Optimizer)
         super().__init__(net, lr, weight_decay, lr_schedule)
+        self.scale_given = (target_mean, target_std)  # None: the data's
         self.target_mean, self.target_std = target_mean or 0.0, target_std or 1.0
         self.optimizer_name = optimizer
         self.build_when_known()
@@ -70,14 +72,14 @@ class Regressor(TaskModule):
         if facts is not None and facts.task != "regression":
             return  # check_data refuses it, naming the model to use
         mean, std = (None, None) if facts is None else (facts.target_mean, facts.target_std)
+        given_mean, given_std = self.scale_given
         try:
-            self.target_mean = self.take("target_mean", mean, 0.0)
-            self.target_std = self.take("target_std", std, 1.0)
+            self.target_mean = self.take("target_mean", given_mean, mean, 0.0)
+            self.target_std = self.take("target_std", given_std, std, 1.0)
         except UserError:
             raise UserError(
                 f"the data feeds the targets standardised (mean {mean:g}, deviation {std:g}) but the model has "
-                f"target_mean={self.given('target_mean'):g}, target_std={self.given('target_std'):g}: leave them "
-                "out, and the data fills them"
+                f"target_mean={given_mean:g}, target_std={given_std:g}: leave them out, and the data fills them"
             ) from None
 
     def task_widths(self) -> dict[str, int]:

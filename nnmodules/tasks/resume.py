@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import torch
 from lightning.fabric.utilities import move_data_to_device
 from torch import Tensor
@@ -26,8 +25,8 @@ EPOCH_STATE = "epoch_state"  # a mid-epoch checkpoint's running training metrics
 SETTINGS = {"lr": "learning rate", "weight_decay": "weight decay"}  # what a resumed run may change, in words
 
 
-class Resumable(L.LightningModule):
-    """A LightningModule whose checkpoints resume exactly, and which loads them without pickle.
+class Resumable:
+    """What makes a LightningModule's checkpoints resume exactly, and load without pickle: a mixin, before it.
 
     The model keeps, for this: `epoch_buffers` (per-step values of the epoch under way, kept in order),
     `check_finite()` (refuses to save a diverged model), and `lr`, `weight_decay` and `default_optimizer`.

@@ -99,23 +99,17 @@ class TaskModule(KeepsArguments, Resumable, FastHookNames, metaclass=abc.ABCMeta
         self.net_config: dict[str, Any] | None = None  # how a checkpoint builds the network again
         if isinstance(net, nn.Module):
             self.net = net
-        self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
         # this epoch's steps not yet in the metrics (flushed at its end at the latest): loss, outputs, targets, batch
         self._pending: list[tuple[Tensor, Tensor | None, Tensor, int]] = []
         self.built = False
 
     # -- built from the arguments, or from the data's facts --
 
-    def given(self, name: str) -> Any:
-        """An argument as given to the model's class (None: not given, the data's)."""
-        return self.init_args.get(name)
-
-    def take(self, name: str, known: Any, default: Any = None) -> Any:
-        """An argument the data knows: as given (checked against the data's value `known`), else the data's.
+    def take(self, name: str, given: Any, known: Any, default: Any = None) -> Any:
+        """An argument the data knows: `given` (checked against the data's value `known`), else the data's.
 
         Without either, `default`. What the data filled is kept, for the hyperparameters.
         """
-        given = self.given(name) if name in self.init_args else self.from_data.get(name)
         if given is not None and known is not None and not _same(given, known):
             raise UserError(
                 f"the model's {name}={_shown(given)} but the data gives {_shown(known)}: leave {name} out, "
@@ -123,7 +117,8 @@ class TaskModule(KeepsArguments, Resumable, FastHookNames, metaclass=abc.ABCMeta
             )
         if given is None and known is not None:
             self.from_data[name] = known
-        return known if given is None and known is not None else (given if given is not None else default)
+            return known
+        return given if given is not None else default
 
     def build_when_known(self) -> None:
         """Builds the model now if its arguments say all it needs (`can_build`); else the Trainer's setup will."""
@@ -186,8 +181,10 @@ class TaskModule(KeepsArguments, Resumable, FastHookNames, metaclass=abc.ABCMeta
         """The task's metrics by name (each cloned for each stage), and which of them to track in training too."""
 
     def make_metrics(self) -> None:
+        """The losses and the task's metrics per stage, once: after the network, which the model summary lists first."""
         if hasattr(self, "val_metrics"):
             return
+        self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
         task_metrics, in_training = self.task_metrics()
 
         def collection(stage: str, names: Sequence[str]) -> MetricCollection:
