@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from nnmodules.cli import LitCLI
-from nnmodules.recipes import FOLDER
+from nnmodules.cli.recipes import FOLDER
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = FOLDER
@@ -25,7 +25,7 @@ def from_config(name: str, *overrides: str) -> LitCLI:
         "--trainer.enable_model_summary=false",
         *overrides,
     ]
-    return LitCLI(args=args, run=False)
+    return LitCLI(args)
 
 
 def mnist_args(data_dir: str | Path, batch_size: int | None = None, epochs: int | None = None) -> list[str]:
@@ -36,3 +36,10 @@ def mnist_args(data_dir: str | Path, batch_size: int | None = None, epochs: int 
     if epochs is not None:
         args.append(f"--trainer.max_epochs={epochs}")
     return args
+
+
+def built(cli: LitCLI) -> LitCLI:
+    """`cli` with its data set up and its model built for it, as the Trainer's setup builds it: to take its network."""
+    cli.datamodule.setup("fit")
+    cli.model.build(cli.datamodule.facts)
+    return cli

@@ -60,3 +60,10 @@ def import_class(path: str) -> Any:
     """The object a class path names (`package.module.Name`)."""
     module, _, name = path.rpartition(".")
     return getattr(importlib.import_module(module), name)
+
+
+def plain(value: Any) -> Any:
+    """Tuples as lists, all the way down: what YAML (a run's config.yaml, hparams.yaml) writes plainly."""
+    if isinstance(value, dict):
+        return {key: plain(item) for key, item in value.items()}
+    return [plain(item) for item in value] if isinstance(value, (list, tuple)) else value

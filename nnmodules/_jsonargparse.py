@@ -50,14 +50,6 @@ def options_of(parser: Any) -> list[str]:
     return [option for action in parser._actions for option in action.option_strings]
 
 
-def parser_at_fault(error: Exception | None, default: Any) -> Any:
-    """The parser of the subcommand where jsonargparse found an error, or `default`.
-
-    Why private: jsonargparse attaches it to the error as `subcommand_parser`, undocumented.
-    """
-    return getattr(error, "subcommand_parser", None) or default
-
-
 @dataclasses.dataclass
 class Complaint:
     """What a jsonargparse error message says, read: the option at fault and what is wrong with it.
@@ -94,6 +86,10 @@ def read_complaint(message: str) -> Complaint:
         return Complaint("unknown class", key, name=given.group(1), bases=bases)
     if problem := _class_problem(account):
         class_path, text = problem
+        if re.match(r"(module '[\w.]+' has no attribute|No module named) ", text):  # no such class
+            subtypes = re.search(r"Subtypes: \[(.*)\]", account)
+            bases = re.findall(r"<class '([\w.]+)'>", subtypes.group(1)) if subtypes else []
+            return Complaint("unknown class", key, name=class_path, class_path=class_path, bases=bases)
         if inner := re.match(r'Parser key "([^"]+)"', text):  # one of the class's arguments
             return read_complaint(text.replace(inner.group(0), f'Parser key "{key}.{inner.group(1)}"', 1))
         if option := re.match(r"Option '(\w+)' is not accepted", text):

@@ -254,7 +254,9 @@ def test_plain_tabular_script(in_tmp, monkeypatch, capsys):
     monkeypatch.setattr(sys, "argv", [script, f"--csv={EXAMPLES / 'people.csv'}", "--max-epochs=2"])
     runpy.run_path(script, run_name="__main__")
     assert re.search(
-        r"test accuracy: 0\.\d{4} \(best checkpoint: \S+/lightning_logs/tabular_scratch_script/", capsys.readouterr().out
+        r"test accuracy: 0\.\d{4} \(best checkpoint: "
+        r"\S+/lightning_logs/tabular_scratch_script/",
+        capsys.readouterr().out,
     )
 
 

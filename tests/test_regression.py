@@ -16,8 +16,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from datamodules import TabularDataModule, ToyRegressionDataModule
 from nnmodules import MLPClassifier, MLPRegressor, ToyRegressor
-from nnmodules.cli import make_trainer, run
 from nnmodules.callbacks import RegressionFigures
+from nnmodules.cli import make_trainer, run
 
 
 @pytest.fixture(autouse=True)

@@ -13,7 +13,13 @@ from nnmodules.callbacks.figures import EpochFigures
 from nnmodules.callbacks.folder import RunFolderGuard
 from nnmodules.callbacks.histograms import ParameterHistograms
 from nnmodules.callbacks.hparams import HParamsMetrics
-from nnmodules.callbacks.interruption import INTERRUPTED, RESUME_HINT, Interruption, RunInterrupted
+from nnmodules.callbacks.interruption import (
+    INTERRUPTED,
+    RESUME_HINT,
+    InterruptedCheckpoint,
+    Interruption,
+    RunInterrupted,
+)
 from nnmodules.callbacks.predictions import PredictionWriter
 from nnmodules.callbacks.progress import PROGRESS_BAR_STEPS, LitProgressBar, NetworkSummary
 from nnmodules.callbacks.record import RunRecord
@@ -28,6 +34,7 @@ __all__ = [
     "Compile",
     "EpochFigures",
     "HParamsMetrics",
+    "InterruptedCheckpoint",
     "Interruption",
     "LearningCurves",
     "LitProgressBar",

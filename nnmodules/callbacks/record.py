@@ -13,8 +13,11 @@ from typing import Any
 
 import lightning as L
 import yaml
+from lightning.pytorch.core.saving import save_hparams_to_yaml
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities.rank_zero import rank_zero_info
 
-from datamodules.arguments import class_path
+from datamodules.arguments import class_path, plain
 from datamodules.contract import facts_of
 from datamodules.errors import UserError
 from nnmodules._lightning import epochs_done
@@ -65,24 +68,23 @@ class RunRecord(L.Callback):
         path = Path(trainer.default_root_dir) / CONFIG
         text = self.config_text or FROM_PYTHON + yaml.safe_dump(self._config_of(trainer, module), sort_keys=False)
         if path.is_file() and path.read_text() != text:  # a run continued with other settings: its earlier ones
-            path.rename(earlier_name(path))
+            kept = earlier_name(path)
+            path.rename(kept)
+            rank_zero_info(f"this run's settings differ from its earlier ones, which are kept in {kept}")
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
+        for logger in trainer.loggers:  # TensorBoard writes hparams.yaml once: a continued run's are its own
+            hparams = Path(logger.log_dir) / logger.NAME_HPARAMS_FILE if isinstance(logger, TensorBoardLogger) else None
+            if hparams is not None and hparams.is_file():
+                save_hparams_to_yaml(hparams, logger.hparams)
 
     @staticmethod
     def _config_of(trainer: L.Trainer, module: L.LightningModule) -> dict[str, Any]:
-        config = {"model": {"class_path": class_path(type(module)), "init_args": _plain(dict(module.hparams))}}
+        config = {"model": {"class_path": class_path(type(module)), "init_args": plain(dict(module.hparams))}}
         data = trainer.datamodule
         if data is not None:
-            config["data"] = {"class_path": class_path(type(data)), "init_args": _plain(dict(data.hparams))}
+            config["data"] = {"class_path": class_path(type(data)), "init_args": plain(dict(data.hparams))}
         return config
-
-
-def _plain(value: Any) -> Any:
-    """Tuples as lists, all the way down: what YAML writes plainly."""
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    return [_plain(item) for item in value] if isinstance(value, (list, tuple)) else value
 
 
 def refuse_a_finished_run(checkpoint: dict[str, Any], path: Any, max_epochs: int | None, max_steps: int) -> None:

@@ -28,7 +28,6 @@ from nnmodules._jsonargparse import (
     Complaint,
     one_line,
     options_of,
-    parser_at_fault,
     public_subclasses,
     read_complaint,
     unrecognized_option,
@@ -57,10 +56,9 @@ class LitArgumentParser(LightningArgumentParser):
     def error(self, message: str, ex: Exception | None = None) -> NoReturn:
         if not self.exit_on_error or debugging():  # jsonargparse is trying alternatives, or the user asked
             super().error(message, ex)
-        parser = parser_at_fault(ex, self)
-        command = ["litmodules", *parser.prog.replace(" [options]", "").split()[1:], "--help"]
+        command = ["litmodules", *self.prog.replace(" [options]", "").split()[1:], "--help"]
         if unknown := unrecognized_option(message):
-            close = difflib.get_close_matches(unknown, options_of(parser), n=2, cutoff=0.6)
+            close = difflib.get_close_matches(unknown, options_of(self), n=2, cutoff=0.6)
             message = f"no option {unknown}." + (f" Did you mean {' or '.join(close)}?" if close else "")
         fail(f"{plain_usage_error(message)}\n({' '.join(command)} lists the options)", 2)
 

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
-from datamodules.arguments import KeepsArguments, class_path, import_class
+from datamodules.arguments import KeepsArguments, class_path, import_class, plain
 from datamodules.errors import UserError
 from nnmodules._jsonargparse import deferred_class
 
@@ -134,7 +134,7 @@ def object_config(net: nn.Module) -> dict[str, Any]:
             init_args[name] = vars(net)[name]
         elif parameter.default is parameter.empty:
             raise UserError(f"{path} keeps no attribute {name!r} for its argument of that name: {FIX}")
-    config = {"class_path": path, "init_args": init_args}
+    config = {"class_path": path, "init_args": plain(init_args)}  # tuples as lists, as YAML and the CLI write them
     refuse_unsaveable(config)
     try:
         with torch.device("meta"):  # no memory: only the parameters' names and shapes are compared

@@ -113,6 +113,9 @@ def config_of_0_1_0(text: str) -> dict[str, Any]:
     for section in ("data", "model"):
         if isinstance(settings.get(section), dict):
             _absolute_paths(settings[section], trained_in)
+    data = settings.get("data")
+    if isinstance(data, dict) and isinstance(data.get("init_args"), dict):
+        data["init_args"].pop("embed_numbers", None)  # 0.1.0 decided it there; its model's hparams hold the result
     return settings
 
 

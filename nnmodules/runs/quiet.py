@@ -8,7 +8,10 @@ by `LitTrainer`, so scripts that build a Trainer with `make_trainer` are quiet t
 from __future__ import annotations
 
 import logging
+import os
+import re
 import warnings
+from pathlib import Path
 
 WARNINGS = [  # (message, the module that warns)
     # the command line hands LightningCLI sys.argv as `args` itself, after reading a run's config.yaml into it
@@ -54,3 +57,13 @@ def install() -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(existing, _DropLines) for existing in logger.filters):
             logger.addFilter(_DropLines(starts))
+
+
+def continued_run(checkpoints: Path) -> None:
+    """Quiets Lightning's "Checkpoint directory ... exists and is not empty" for a run's own checkpoints folder.
+
+    A folder of a run is meant to hold its checkpoints: a run continued finds them there, and a new run in a
+    used folder is refused anyway (`RunFolderGuard`). The warning stays for every other folder.
+    """
+    folder = re.escape(os.path.realpath(checkpoints))  # as ModelCheckpoint writes its dirpath
+    warnings.filterwarnings("ignore", message=f"Checkpoint directory {folder} exists and is not empty")

@@ -19,8 +19,10 @@ from datamodules.errors import UserError
 from nnmodules import metrics
 from nnmodules._lightning import NoProfiler, no_last_checkpoint_in_fast_dev_run, skip_nvml_check_without_nvml
 from nnmodules.callbacks import (
+    INTERRUPTED,
     RESUME_HINT,
     HParamsMetrics,
+    InterruptedCheckpoint,
     Interruption,
     LitProgressBar,
     NetworkSummary,
@@ -62,7 +64,12 @@ def run_callbacks(
         resume_hint: how to continue an interrupted fit.
     """
     callbacks = [RunFolderGuard(folder), record or RunRecord(), HParamsMetrics(), RunSummary()]
-    return [*callbacks, Interruption(folder / "checkpoints", resume_hint)] if checkpointing else callbacks
+    if not checkpointing:
+        return callbacks
+    callbacks.append(Interruption(folder / "checkpoints", resume_hint))
+    if (folder / "checkpoints" / f"{INTERRUPTED}.ckpt").is_file():  # an interrupted run: `ckpt_path="last"` counts it
+        callbacks.append(InterruptedCheckpoint(folder / "checkpoints", filename=INTERRUPTED))
+    return callbacks
 
 
 def make_trainer(
@@ -149,6 +156,8 @@ def trainer_arguments(arguments: dict[str, Any], folder: Path) -> dict[str, Any]
             callback.dirpath = str(folder / "checkpoints")
     if arguments.get("profiler") is None:
         arguments["profiler"] = NoProfiler()
+    if (folder / "checkpoints").is_dir():
+        quiet.continued_run(folder / "checkpoints")
     return {**arguments, "plugins": plugins, "callbacks": callbacks, "default_root_dir": str(folder)}
 
 

@@ -53,6 +53,8 @@ class Classifier(TaskModule):
         weight_decay: float = 0.0,
         lr_schedule: Schedule = "one_cycle",
     ) -> None:
+        if task == "regression":
+            raise UserError("task='regression' is a Regressor's (e.g. MLPRegressor): a Classifier learns classes")
         if task is not None:
             check_choice("task", task, Task)
         if task == "binary" and num_classes not in (None, 2):

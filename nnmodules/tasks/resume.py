@@ -16,13 +16,31 @@ from lightning.fabric.utilities import move_data_to_device
 from torch import Tensor
 from torchmetrics import Metric
 
+from datamodules.arguments import import_class
 from datamodules.errors import UserError
 from nnmodules._lightning import epoch_position, trainer_of
-from nnmodules.tasks.checkpoints import read_checkpoint
+from nnmodules.tasks.checkpoints import read_checkpoint, record_of
 from nnmodules.tasks.schedules import announce, planned_steps, replan_one_cycle
 
 EPOCH_STATE = "epoch_state"  # a mid-epoch checkpoint's running training metrics, for an exact resume
 SETTINGS = {"lr": "learning rate", "weight_decay": "weight decay"}  # what a resumed run may change, in words
+
+
+def refuse_another_model(checkpoint: dict[str, Any], path: str | Path, cls: type) -> None:
+    """A checkpoint whose record names another model class than `cls` (or one it derives from) is refused."""
+    written_by = record_of(checkpoint).get("model")
+    if written_by is None:  # 0.1.0's checkpoints name no class: their hyperparameters are checked as they load
+        return
+    try:
+        recorded = import_class(written_by)
+    except (ImportError, AttributeError, ValueError):
+        recorded = None
+    if not (isinstance(recorded, type) and issubclass(cls, recorded)):
+        name = written_by.rpartition(".")[2]
+        raise UserError(
+            f"{path} is a checkpoint of {written_by}, not of {cls.__name__}: load it with "
+            f"{name}.load_from_checkpoint, or with nnmodules.load_run, which takes any run's checkpoint"
+        )
 
 
 class Resumable:
@@ -42,7 +60,7 @@ class Resumable:
     def load_from_checkpoint(cls, checkpoint_path: str | Path, *args: Any, **kwargs: Any) -> Any:
         """Lightning's, reading without pickle, and naming a file that is no checkpoint of this class."""
         if isinstance(checkpoint_path, (str, Path)):
-            read_checkpoint(checkpoint_path)  # raises naming the file
+            refuse_another_model(read_checkpoint(checkpoint_path, map_location="meta"), checkpoint_path, cls)
         try:
             return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
         except UserError:
@@ -102,7 +120,7 @@ class Resumable:
                     changed.append(f"{SETTINGS[setting]} {min(before):g} -> {value:g}")
         if one_cycle:
             changed.append(replan_one_cycle(schedules[0], self.lr, int(planned_steps(self.trainer)), step) or "")
-        announce("; ".join(line for line in changed if line), step)
+        announce(", ".join(line for line in changed if line), step)
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         # restored where the interrupted run went on from this state: after the resumed run's sanity check

@@ -34,8 +34,10 @@ def planned_steps(trainer: L.Trainer) -> float:
     epoch, batches_done = epoch_position(trainer)
     batches = trainer.num_training_batches
     steps_per_epoch = math.ceil(batches / trainer.accumulate_grad_batches)
-    # an epoch resumed past a smaller limit_train_batches: Lightning takes one more step of it, then ends it
-    left = batches - batches_done if batches_done <= batches else 1
+    if batches_done < batches:
+        left = batches - batches_done
+    else:  # resumed at or past a smaller limit_train_batches: Lightning counts the epoch anew, as far as data goes
+        left = min(batches, len(trainer.train_dataloader) - batches_done)
     total = trainer.global_step + math.ceil(left / trainer.accumulate_grad_batches)
     total += max(trainer.max_epochs - epoch - 1, 0) * steps_per_epoch
     return min(total, trainer.max_steps) if trainer.max_steps != -1 else total

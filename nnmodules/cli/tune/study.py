@@ -31,8 +31,6 @@ from typing import Any
 
 import lightning as L
 import optuna
-import pandas as pd
-import yaml
 from jsonargparse import ArgumentError
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from optuna.trial import TrialState
@@ -44,16 +42,13 @@ from nnmodules.callbacks import RunInterrupted
 from nnmodules.cli.errors import plain_usage_error
 from nnmodules.cli.lightning_cli import LitCLI
 from nnmodules.cli.recipes import search_file
+from nnmodules.cli.tune.report import STUDY_FILE, one_line, results, said, short_key, shown
 from nnmodules.cli.tune.search import Search, read_search
 from nnmodules.tasks import TaskModule
 
-STUDY_FILE = "study.db"
-BEST_FILE = "best.yaml"
 TRIAL_RUN = "trial_{}"  # a trial's run folder, beside the study
-SHOWN = 5  # how many of the best trials the table at the end shows
 RESUME = "the same `litmodules tune` continues it"  # what a trial stopped by Ctrl-C says
 ONE_PROCESS = {"devices": 1}  # a trial trains in the tuning process: several GPUs serve several tune processes
-OUTCOMES = ("complete", "pruned", "failed", "stopped", "running")  # as the summary counts them
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)  # what --trials counts (RUNNING: elsewhere)
 
 
@@ -110,13 +105,13 @@ def tune(
             objective = functools.partial(_run_trial, search=settings, fit_args=fit_args, folder=folder, metric=metric)
             after = functools.partial(_after_trial, search=settings, trials=trials)
             # FloatingPointError: a diverged trial is a result of its settings, not a reason to stop the search
-            study.optimize(objective, n_trials=left, catch=(FloatingPointError,), callbacks=[_said, after])
+            study.optimize(objective, n_trials=left, catch=(FloatingPointError,), callbacks=[said, after])
     except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: the trial under way is continued by the next tune
-        _results(study, metric, folder, base.config.get("test_after_fit", False))
+        results(study, metric, folder, base.config.get("test_after_fit", False))
         print(f"search stopped: `{again}` continues it", file=sys.stderr)
         code = stop.__cause__.code if isinstance(stop.__cause__, RunInterrupted) else None
         raise SystemExit(code if isinstance(code, int) and code > 1 else 130) from None
-    _results(study, metric, folder, base.config.get("test_after_fit", False))
+    results(study, metric, folder, base.config.get("test_after_fit", False))
     return study
 
 
@@ -222,7 +217,7 @@ def _option(key: str, value: Any) -> str:
 
 def _open_study(folder: Path, name: str, search: Search, fit_args: list[str], direction: str) -> optuna.Study:
     """The study of this folder, new or continued; the same search and options, or refused."""
-    optuna.logging.set_verbosity(optuna.logging.ERROR)  # each trial's line is printed here (`_said`), not Optuna's
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # each trial's line is printed here (`said`), not Optuna's
     folder.mkdir(parents=True, exist_ok=True)
     storage = optuna.storages.RDBStorage(
         f"sqlite:///{folder / STUDY_FILE}",
@@ -292,7 +287,7 @@ def _run_trial(trial: optuna.Trial, search: Search, fit_args: list[str], folder:
         trial.set_user_attr(key, value)
     args = [*fit_args, *(_option(key, value) for key, value in values.items()), "--test_after_fit=false"]
     args += [f"--trainer.logger.init_args.name={folder.name}", f"--trainer.logger.init_args.version={run}"]
-    shown = ", ".join(f"{_short(key)}={_text(value)}" for key, value in values.items())
+    shown = ", ".join(f"{short_key(key)}={shown(value)}" for key, value in values.items())
     again = "" if continues is None else f", continuing trial {continues}"
     print(f"trial {trial.number} ({folder / run}): {shown}{again}")
     started = time.perf_counter()
@@ -306,7 +301,7 @@ def _run_trial(trial: optuna.Trial, search: Search, fit_args: list[str], folder:
     except RunInterrupted as stop:  # Ctrl-C (or SIGTERM) as `fit` ends on it: the trial's checkpoint is kept
         raise KeyboardInterrupt from stop  # Optuna records a stopped trial and ends the search
     except Exception as error:
-        trial.set_user_attr("failed", _one_line(error))
+        trial.set_user_attr("failed", one_line(error))
         raise
     finally:
         trial.set_user_attr("seconds", round(time.perf_counter() - started, 2))
@@ -315,74 +310,3 @@ def _run_trial(trial: optuna.Trial, search: Search, fit_args: list[str], folder:
         trial.set_user_attr("failed", f"no {metric} logged")
         raise UserError(f"trial {trial.number} logged no {metric}: does it validate? (see limit_val_batches)")
     return float(value)
-
-
-def _said(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-    """A trial's line when it ends: its metric or what became of it, its epochs and seconds."""
-    epochs = len(trial.intermediate_values)
-    outcome = _outcome(trial)
-    said = {
-        "complete": f"{trial.value:.4f}" if trial.value is not None else "",
-        "pruned": f"pruned after epoch {epochs}",
-        "failed": f"failed: {trial.user_attrs.get('failed')}",
-    }.get(outcome, outcome)
-    seconds = trial.user_attrs.get("seconds", 0.0)
-    print(f"trial {trial.number}: {said} ({epochs} epoch{'' if epochs == 1 else 's'}, {seconds:.1f} s)")
-
-
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split()) or type(error).__name__
-
-
-def _outcome(trial: optuna.trial.FrozenTrial) -> str:
-    """What became of a trial, in words (a stopped one is continued by a later trial)."""
-    if trial.state == TrialState.FAIL:
-        return "failed" if "failed" in trial.user_attrs else "stopped"
-    return {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned"}.get(trial.state, "running")
-
-
-def _text(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else json.dumps(value)
-
-
-def _short(key: str) -> str:
-    """A key as the table shows it: `model.init_args.lr` as `model.lr`."""
-    return key.replace(".init_args.", ".")
-
-
-def _results(study: optuna.Study, metric: str, folder: Path, test_after_fit: bool) -> None:
-    """Prints the best trials and the count of each outcome; writes best.yaml."""
-    trials = study.get_trials(deepcopy=False)
-    outcomes = [_outcome(trial) for trial in trials]
-    counts = ", ".join(f"{outcomes.count(outcome)} {outcome}" for outcome in OUTCOMES if outcome in outcomes)
-    print(f"study {folder / STUDY_FILE}: {counts}")
-    done = [trial for trial in trials if trial.state == TrialState.COMPLETE]
-    if not done:
-        return
-    done.sort(key=lambda trial: trial.value, reverse=study.direction == optuna.study.StudyDirection.MAXIMIZE)
-    rows = [
-        {"trial": trial.number, metric: round(trial.value, 4), "seconds": trial.user_attrs.get("seconds")}
-        | {_short(key): value for key, value in trial.params.items()}
-        | {"run": trial.user_attrs["run"]}
-        for trial in done[:SHOWN]
-    ]
-    print(pd.DataFrame(rows).to_string(index=False))
-    best = _write_best(done[0], metric, folder, test_after_fit)
-    print(f"the best trial's config: {best} (litmodules fit --config {best} trains it again)")
-
-
-def _write_best(trial: optuna.trial.FrozenTrial, metric: str, folder: Path, test_after_fit: bool) -> Path:
-    """`best.yaml`: the trial's own config.yaml, as a new run in the study's folder (logger version unset)."""
-    run = folder / trial.user_attrs["run"]
-    settings = yaml.safe_load((run / "config.yaml").read_text())
-    logger = settings.get("trainer", {}).get("logger")
-    if isinstance(logger, dict) and isinstance(logger.get("init_args"), dict):
-        logger["init_args"]["version"] = None
-    settings["ckpt_path"] = None  # a trial continued after a stop
-    settings["test_after_fit"] = test_after_fit  # the config's own: trials never look at the test split
-    about = f"# the best trial of {folder / STUDY_FILE}: trial {trial.number} ({run}), {metric} {trial.value:.6g}\n"
-    path = folder / BEST_FILE
-    partial = path.with_suffix(f".{os.getpid()}.partial")  # written whole, then renamed: other processes may read it
-    partial.write_text(f"{about}{yaml.safe_dump(settings, sort_keys=False)}")
-    partial.replace(path)
-    return path
