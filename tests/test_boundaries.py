@@ -110,7 +110,8 @@ def test_a_network_class_of_a_script_is_refused_in_one_line_where_it_cannot_be_l
             """
         )
     )
-    subprocess.run([sys.executable, str(script)], cwd=tmp_path, check=True, capture_output=True)
+    trained = subprocess.run([sys.executable, str(script)], cwd=tmp_path, check=True, capture_output=True, text=True)
+    assert "the network __main__.MyNet is defined in this script or notebook (__main__)" in trained.stderr
     checkpoint = checkpoint_of(tmp_path / "lightning_logs")
     os.chdir(tmp_path)
     line = one_error(*console("test", "--ckpt_path", checkpoint))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import math
 import os
 import re
 import signal
@@ -31,9 +32,11 @@ from nnmodules.callbacks import (
     RESUME_HINT,
     InterruptedCheckpoint,
     Interruption,
+    LearningCurves,
     LitProgressBar,
     PredictionWriter,
     RunInterrupted,
+    RunSummary,
 )
 from nnmodules.callbacks.progress import PROGRESS_BAR_STEPS
 from nnmodules.callbacks.record import earlier_name
@@ -663,3 +666,28 @@ def test_a_version_given_that_does_not_exist_yet_is_a_new_run(tmp_path):
     trainer = make_trainer("toy", 7, save_dir=tmp_path, max_steps=2, max_epochs=-1, **LOGS_OFTEN)
     trainer.fit(ToyRegressor(optimizer="adam"), ToyRegressionDataModule())
     assert (tmp_path / "toy" / "version_7" / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_the_learning_curves_of_a_resumed_run_hold_every_epoch(mnist_dir, tmp_path):
+    model, data = build("mlp", mnist_dir)
+    first = trainer_in(tmp_path, "mlp", callbacks=[LearningCurves(), CrashAtEpoch(2)])
+    with pytest.raises(Crash):
+        first.fit(model, data)
+    model, data = build("mlp", mnist_dir)
+    curves = LearningCurves()
+    trainer_in(tmp_path, "mlp", "last", callbacks=[curves]).fit(model, data, ckpt_path="last")
+    assert curves.epochs == list(range(EPOCHS))  # 0 and 1 from the checkpoint, 2 and 3 after it
+    assert all(math.isfinite(loss) for loss in curves.train_loss) and len(curves.val_metric) == EPOCHS
+
+
+def test_the_projects_callbacks_can_be_left_out_or_replaced(tmp_path):
+    def kinds(trainer: L.Trainer) -> set[str]:
+        return {type(callback).__name__ for callback in trainer.callbacks}
+
+    assert {"RunSummary", "LearningRateMonitor", "Interruption", "RunRecord"} <= kinds(make_trainer(save_dir=tmp_path))
+    without = kinds(make_trainer(save_dir=tmp_path, without=(RunSummary, LearningRateMonitor)))
+    assert not {"RunSummary", "LearningRateMonitor"} & without and "Interruption" in without
+    mine = RunSummary()
+    assert [c for c in make_trainer(save_dir=tmp_path, callbacks=[mine]).callbacks if isinstance(c, RunSummary)] == [
+        mine
+    ]

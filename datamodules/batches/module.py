@@ -118,7 +118,7 @@ class TensorDataModule(KeepsArguments, L.LightningDataModule, metaclass=abc.ABCM
     def saved_arguments(self) -> dict[str, Any]:
         """The arguments as a checkpoint keeps them: plain data, `paths` absolute, data given as an object left out."""
         saved = {}
-        for name, value in getattr(self, "init_args", {}).items():
+        for name, value in self.init_args.items():
             if name in self.paths and isinstance(value, (str, Path)):
                 value = os.path.abspath(os.path.expanduser(value))
             saved[name] = None if isinstance(value, pd.DataFrame) else value  # a DataFrame would need pickle

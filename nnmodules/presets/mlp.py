@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -54,12 +55,9 @@ class MLPClassifier(Classifier):
         embedding_dim: int = 16,
         frequency_scale: float = 0.1,
     ) -> None:
-        check_widths(hidden_dims=hidden_dims, embedding_dim=embedding_dim)  # its own settings: refused now
-        check_dropout(dropout)
-        self.net_settings = {  # what builds its network, once the data has given what it does not say
-            "input_dim": input_dim, "hidden_dims": hidden_dims, "dropout": dropout, "embed_numbers": embed_numbers,
-            "numeric_features": numeric_features, "embedding_dim": embedding_dim, "frequency_scale": frequency_scale,
-        }  # fmt: skip
+        self.net_settings = mlp_settings(
+            input_dim, hidden_dims, dropout, embed_numbers, numeric_features, embedding_dim, frequency_scale
+        )
         super().__init__(None, num_classes, "multiclass", class_weights, lr, weight_decay, lr_schedule)
 
     def can_build(self, facts: DataFacts | None) -> bool:
@@ -100,12 +98,9 @@ class MLPRegressor(Regressor):
         embedding_dim: int = 16,
         frequency_scale: float = 0.1,
     ) -> None:
-        check_widths(hidden_dims=hidden_dims, embedding_dim=embedding_dim)  # its own settings: refused now
-        check_dropout(dropout)
-        self.net_settings = {  # what builds its network, once the data has given what it does not say
-            "input_dim": input_dim, "hidden_dims": hidden_dims, "dropout": dropout, "embed_numbers": embed_numbers,
-            "numeric_features": numeric_features, "embedding_dim": embedding_dim, "frequency_scale": frequency_scale,
-        }  # fmt: skip
+        self.net_settings = mlp_settings(
+            input_dim, hidden_dims, dropout, embed_numbers, numeric_features, embedding_dim, frequency_scale
+        )
         super().__init__(None, target_mean, target_std, lr=lr, weight_decay=weight_decay, lr_schedule=lr_schedule)
 
     def can_build(self, facts: DataFacts | None) -> bool:
@@ -115,12 +110,28 @@ class MLPRegressor(Regressor):
         return mlp_network(self, facts, 1)
 
 
+def mlp_settings(
+    input_dim: int | None,
+    hidden_dims: Sequence[int],
+    dropout: float,
+    embed_numbers: bool | None,
+    numeric_features: int | None,
+    embedding_dim: int,
+    frequency_scale: float,
+) -> dict[str, Any]:
+    """The MLP presets' network settings, checked now: what builds the network once the data gives the rest."""
+    check_widths(hidden_dims=hidden_dims, embedding_dim=embedding_dim)
+    check_dropout(dropout)
+    return {
+        "input_dim": input_dim, "hidden_dims": hidden_dims, "dropout": dropout, "embed_numbers": embed_numbers,
+        "numeric_features": numeric_features, "embedding_dim": embedding_dim, "frequency_scale": frequency_scale,
+    }  # fmt: skip
+
+
 def mlp_network(model: MLPClassifier | MLPRegressor, facts: DataFacts | None, output_dim: int) -> MLP | TableMLP:
     """The MLP presets' network, from their settings and the data's facts: an `MLP`, or a `TableMLP` that embeds."""
     settings = model.net_settings
-    input_dim = model.take("input_dim", settings["input_dim"], None if facts is None else facts.num_features)
-    if input_dim is None:
-        raise UserError(f"{type(model).__name__} needs input_dim: give it, or train it on a data module of datamodules")
+    input_dim = model.input_width(settings["input_dim"], facts)
     numeric_features = settings["numeric_features"]
     if numeric_features is not None:  # as given: 0 embeds nothing, more must be the data's count of numbers
         known = facts.numeric_features if facts is not None and numeric_features else None

@@ -22,7 +22,6 @@ from torchmetrics import MeanMetric
 
 from datamodules.choices import check_choice
 from datamodules.contract import DataFacts
-from datamodules.errors import UserError
 from nnmodules.callbacks.histograms import ParameterHistograms
 from nnmodules.nets import ScratchInit, ScratchNet, check_widths
 from nnmodules.tasks import Classifier
@@ -122,9 +121,7 @@ class ScratchDeepNet(Classifier):
 
     def make_network(self, facts: DataFacts | None) -> nn.Module:
         settings = self.net_settings
-        input_dim = self.take("input_dim", settings["input_dim"], None if facts is None else facts.num_features)
-        if input_dim is None:
-            raise UserError("ScratchDeepNet needs input_dim: give it, or train it on a data module of datamodules")
+        input_dim = self.input_width(settings["input_dim"], facts)
         self.example_input_array = torch.zeros(1, input_dim)  # for TensorBoard's graph
         outputs = 1 if self.task == "binary" else self.num_classes
         return ScratchNet(input_dim, settings["hidden_dims"], outputs, init=settings["init"])

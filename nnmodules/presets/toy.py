@@ -9,7 +9,6 @@ import torch
 from torch import nn
 
 from datamodules.contract import DataFacts
-from datamodules.errors import UserError
 from nnmodules.nets import MLP, check_widths
 from nnmodules.tasks import Regressor, Schedule
 
@@ -61,8 +60,6 @@ class ToyRegressor(Regressor):
 
     def make_network(self, facts: DataFacts | None) -> nn.Module:
         settings = self.net_settings
-        input_dim = self.take("input_dim", settings["input_dim"], None if facts is None else facts.num_features)
-        if input_dim is None:
-            raise UserError("ToyRegressor needs input_dim: give it, or train it on a data module of datamodules")
+        input_dim = self.input_width(settings["input_dim"], facts)
         self.example_input_array = torch.zeros(1, input_dim)  # for TensorBoard's graph
         return MLP(input_dim, settings["hidden_dims"], 1, init=settings["init"])

@@ -37,6 +37,7 @@ class BuiltForData(abc.ABC):
     net_config: dict[str, Any] | None  # how a checkpoint builds the network again
     from_data: dict[str, Any]  # the arguments the data filled
     init_args: dict[str, Any]
+    net_given: bool  # a network given built already (an nn.Module), not one to build
     built: bool
 
     def take(self, name: str, given: Any, known: Any, default: Any = None) -> Any:
@@ -54,6 +55,15 @@ class BuiltForData(abc.ABC):
             return known
         return given if given is not None else default
 
+    def input_width(self, given: int | None, facts: DataFacts | None) -> int:
+        """A network's `input_dim`: as given (checked against the data's features), else the data's."""
+        input_dim = self.take("input_dim", given, None if facts is None else facts.num_features)
+        if input_dim is None:
+            raise UserError(
+                f"{type(self).__name__} needs input_dim: give it, or train it on a data module of datamodules"
+            )
+        return input_dim
+
     def build_when_known(self) -> None:
         """Builds the model now if its arguments say all it needs (`can_build`); else the Trainer's setup will."""
         if self.can_build(None):
@@ -64,9 +74,14 @@ class BuiltForData(abc.ABC):
         return self.builder is None or not self.builder.missing_widths() or facts is not None
 
     def build(self, facts: DataFacts | None) -> None:
-        """Builds the task's arguments, network and metrics from the arguments and `facts`; records the result."""
+        """Builds the task's arguments, network and metrics from the arguments and `facts`; records the result.
+
+        Once: a model built already is left as it is (the Trainer's setup checks it against its data).
+        """
+        if self.built:
+            return
         self.take_facts(facts)
-        if "net" not in self._modules:
+        if not self.net_given:
             self.net = self.make_network(facts)
         self.net_config = self.net_config or self.network_config()
         self.make_metrics()

@@ -95,7 +95,8 @@ class TaskModule(KeepsArguments, BuiltForData, Resumable, FastHookNames, metacla
         self.from_data: dict[str, Any] = {}  # the arguments the data filled
         self.builder = None if net is None else builder_of(net)  # a network to build; None: one given, or our own
         self.net_config: dict[str, Any] | None = None  # how a checkpoint builds the network again
-        if isinstance(net, nn.Module):
+        self.net_given = isinstance(net, nn.Module)
+        if self.net_given:
             self.net = net
         # this epoch's steps not yet in the metrics (flushed at its end at the latest): loss, outputs, targets, batch
         self._pending: list[tuple[Tensor, Tensor | None, Tensor, int]] = []
@@ -107,8 +108,6 @@ class TaskModule(KeepsArguments, BuiltForData, Resumable, FastHookNames, metacla
 
     def make_metrics(self) -> None:
         """The losses and the task's metrics per stage, once: after the network, which the model summary lists first."""
-        if hasattr(self, "val_metrics"):
-            return
         self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
         task_metrics, in_training = self.task_metrics()
 
@@ -150,7 +149,7 @@ class TaskModule(KeepsArguments, BuiltForData, Resumable, FastHookNames, metacla
     # -- steps, metrics, logging --
 
     def forward(self, inputs: Tensor) -> Tensor:
-        if not self.built and "net" not in self._modules:
+        if not self.built and not self.net_given:
             raise UserError(
                 f"{type(self).__name__} is built once its data is known: fit, test or predict it with a Trainer, "
                 "or give the widths it takes (input_dim, num_classes, ...)"

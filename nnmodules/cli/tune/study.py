@@ -287,9 +287,9 @@ def _run_trial(trial: optuna.Trial, search: Search, fit_args: list[str], folder:
         trial.set_user_attr(key, value)
     args = [*fit_args, *(_option(key, value) for key, value in values.items()), "--test_after_fit=false"]
     args += [f"--trainer.logger.init_args.name={folder.name}", f"--trainer.logger.init_args.version={run}"]
-    shown = ", ".join(f"{short_key(key)}={shown(value)}" for key, value in values.items())
+    chosen = ", ".join(f"{short_key(key)}={shown(value)}" for key, value in values.items())
     again = "" if continues is None else f", continuing trial {continues}"
-    print(f"trial {trial.number} ({folder / run}): {shown}{again}")
+    print(f"trial {trial.number} ({folder / run}): {chosen}{again}")
     started = time.perf_counter()
     if continues is not None:  # its folder's newest checkpoint
         args.append("--ckpt_path=last")
