@@ -274,3 +274,15 @@ def test_a_model_keeps_its_own_arguments_with_what_its_data_gave(mnist_dir, in_t
     assert torch.load(checkpoint, weights_only=True)["hyper_parameters"] == {"input_dim": 784, "num_classes": 10}
     test = litmodules(["test", f"--ckpt_path={checkpoint}"])  # its arguments alone build it again
     assert "test/acc" in test.trainer.callback_metrics
+
+
+def test_an_option_typed_that_the_stage_does_not_use_is_named(tmp_path, monkeypatch, console):
+    monkeypatch.chdir(tmp_path)
+    fit = ["fit", "--config", "toy_regression", "--trainer.max_epochs=1", "--prediction_writer.overwrite=true"]
+    with pytest.warns(UserWarning, match=r"^--prediction_writer: not used by `litmodules fit`$"):
+        assert console(*fit)[0] == 0
+    (checkpoint,) = tmp_path.rglob("last.ckpt")
+    with pytest.warns(UserWarning) as said:
+        assert console("test", "--ckpt_path", checkpoint, "--test_after_fit=true", "--trainer.max_epochs=3")[0] == 0
+    unused = [str(w.message) for w in said if "not used by" in str(w.message)]
+    assert unused == ["--test_after_fit: not used by `litmodules test`"]  # a Trainer option is every stage's

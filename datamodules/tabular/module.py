@@ -26,8 +26,10 @@ from datamodules.tabular.rows import (
     class_name,
     class_weights,
     detect_task,
-    is_number,
     split_rows,
+    target_scale_of,
+    training_classes,
+    with_targets,
 )
 
 
@@ -207,22 +209,10 @@ class TabularDataModule(TensorDataModule):
             dates={column.name: column.date_format for column in columns if column.role == "date"},
             lenient=[column.name for column in columns if column.why.startswith("text as missing")],
         )
-        class_names, target_scale = None, (0.0, 1.0)
-        if task == "regression" and self.standardize_target:
-            values = to_numbers(train[self.target], fix=NOT_A_NUMBER)
-            target_scale = (float(values.mean()), float(values.std(ddof=0)) or 1.0)
-        if task != "regression":
-            class_names = [class_name(value) for value in sorted(train[self.target].unique())]
-            if len(class_names) < 2:
-                raise UserError(
-                    f"target column {self.target!r} has a single class ({class_names[0]!r}) in the training rows: "
-                    "classification needs two or more"
-                )
-            if task == "binary" and len(class_names) > 2:
-                raise UserError(
-                    f"task='binary' but target column {self.target!r} holds {len(class_names)} classes in the "
-                    f"training rows ({', '.join(class_names[:5])}): leave task out, or pass task='multiclass'"
-                )
+        class_names = None if task == "regression" else training_classes(train[self.target], task)
+        target_scale = (
+            target_scale_of(train[self.target]) if task == "regression" and self.standardize_target else (0.0, 1.0)
+        )
         name = train.attrs.get("name", "the table")
         rank_zero_info(describe(columns, len(train), name, task, None if class_names is None else len(class_names)))
         if not preprocessing.feature_names:
@@ -250,22 +240,8 @@ class TabularDataModule(TensorDataModule):
             )
         frame = read_table(self.csv, "data file", self.sep, self.encoding)
         check_columns(frame, self.target, self._columns_named())
-        missing = frame[self.target].isna()
-        if missing.all():
-            raise UserError(f"target column {self.target!r} in {frame.attrs['name']} has no values")
-        if missing.any():
-            warnings.warn(
-                f"dropped {missing.sum()} rows of {frame.attrs['name']} whose target is missing", stacklevel=2
-            )
-            frame = frame[~missing]
-        task = self.task_option or (self.fitted or {}).get("task") or detect_task(frame[self.target])
-        target = frame[self.target]
-        if self.task_option is None and self.fitted is None and task == "multiclass" and is_number(target):
-            warnings.warn(
-                f"target {self.target!r} holds {target.nunique()} whole numbers ({class_name(target.min())} to "
-                f"{class_name(target.max())}): taken as classes; pass task='regression' to predict it as a number",
-                stacklevel=2,
-            )
+        frame = with_targets(frame, self.target)
+        task = self.task_option or (self.fitted or {}).get("task") or detect_task(frame[self.target], warn=True)
         test_fraction = 0.0 if self.test_csv is not None else self.test_fraction
         frames = split_rows(frame, self.target, task, self.val_fraction, test_fraction, self.seed, self.split_column)
         if self.test_csv is not None:

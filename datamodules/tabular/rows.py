@@ -5,6 +5,7 @@ Plain functions of a DataFrame, used by `TabularDataModule` when it reads its ta
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,19 +15,63 @@ from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
 from datamodules.contract import Task
 from datamodules.errors import UserError
+from datamodules.tabular.preprocess import to_numbers
 
 SPLITS = ("train", "val", "test")
 MAX_CLASSES = 20  # an integer target with more distinct values than this is taken as a number
 NOT_A_NUMBER = "a regression target must be numbers: pass task='binary' or 'multiclass' for classes, or clean the data"
 
 
-def detect_task(target: pd.Series) -> Task:
-    """Words or booleans: classes. Whole numbers with at most MAX_CLASSES values: classes. Otherwise: regression."""
+def detect_task(target: pd.Series, warn: bool = False) -> Task:
+    """Words or booleans: classes. Whole numbers with at most MAX_CLASSES values: classes. Otherwise: regression.
+
+    With `warn`, numbers taken as several classes say so, and how to predict them as a number instead.
+    """
     values = target.dropna()
     if is_number(values):
         if not (values % 1 == 0).all() or values.nunique() > MAX_CLASSES:
             return "regression"
-    return "binary" if values.nunique() == 2 else "multiclass"
+    task: Task = "binary" if values.nunique() == 2 else "multiclass"
+    if warn and task == "multiclass" and is_number(values):
+        warnings.warn(
+            f"target {target.name!r} holds {values.nunique()} whole numbers ({class_name(values.min())} to "
+            f"{class_name(values.max())}): taken as classes; pass task='regression' to predict it as a number",
+            stacklevel=3,
+        )
+    return task
+
+
+def with_targets(frame: pd.DataFrame, target: str) -> pd.DataFrame:
+    """The rows that have a target (those without are dropped, with a warning); none at all is refused."""
+    missing = frame[target].isna()
+    if missing.all():
+        raise UserError(f"target column {target!r} in {frame.attrs['name']} has no values")
+    if missing.any():
+        warnings.warn(f"dropped {missing.sum()} rows of {frame.attrs['name']} whose target is missing", stacklevel=3)
+        frame = frame[~missing]
+    return frame
+
+
+def training_classes(target: pd.Series, task: Task) -> list[str]:
+    """The training rows' classes in label order; fewer than two, or more than two for a binary task, refused."""
+    names = [class_name(value) for value in sorted(target.unique())]
+    if len(names) < 2:
+        raise UserError(
+            f"target column {target.name!r} has a single class ({names[0]!r}) in the training rows: "
+            "classification needs two or more"
+        )
+    if task == "binary" and len(names) > 2:
+        raise UserError(
+            f"task='binary' but target column {target.name!r} holds {len(names)} classes in the training rows "
+            f"({', '.join(names[:5])}): leave task out, or pass task='multiclass'"
+        )
+    return names
+
+
+def target_scale_of(target: pd.Series) -> tuple[float, float]:
+    """The training rows' numeric target's mean and standard deviation (1 where it is constant)."""
+    values = to_numbers(target, fix=NOT_A_NUMBER)
+    return float(values.mean()), float(values.std(ddof=0)) or 1.0
 
 
 def is_number(column: pd.Series) -> bool:

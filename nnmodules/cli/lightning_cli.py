@@ -23,7 +23,7 @@ from lightning.pytorch.callbacks import Checkpoint, LearningRateMonitor, ModelCh
 from lightning.pytorch.cli import LightningCLI, LRSchedulerTypeTuple, instantiate_class
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities.model_helpers import is_overridden
-from lightning.pytorch.utilities.rank_zero import rank_zero_info
+from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_warn
 from torch.optim import Optimizer
 
 from datamodules.arguments import import_class
@@ -71,6 +71,7 @@ class LitCLI(LightningCLI):
     ) -> None:
         quiet()
         self.stage, self.checkpoint_run = stage, checkpoint
+        self.typed = [arg for arg in (args or []) if isinstance(arg, str)]  # the command line, to name what it misses
         self.extra_callbacks, self.resume_hint = list(callbacks or []), resume_hint
         self.run_folder, self.ckpt_path, self.config_text = Path("."), None, None
         kwargs.setdefault("parser_class", LitArgumentParser)  # errors in a line or two, not the whole usage
@@ -118,6 +119,8 @@ class LitCLI(LightningCLI):
         if config.get("lr_scheduler") and not config.get("optimizer"):
             raise UserError("--lr_scheduler needs --optimizer as well, e.g. --optimizer Adam --optimizer.lr 0.001")
         _absolute_data_paths(config)
+        if unused := _unused_options(self.typed, self.stage):
+            rank_zero_warn(f"{', '.join(unused)}: not used by `litmodules {self.stage}`")
         if self.stage == "fit":
             self._fit_in_its_run(config)
         else:
@@ -234,6 +237,20 @@ class LitCLI(LightningCLI):
 
 
 CONFIGURED = ("trainer", "model", "data", "seed_everything", "optimizer", "lr_scheduler")  # a run's config, reused
+USED_BY = {  # the options only some stages use (a run's config.yaml holds them all: given there, they are quiet)
+    "checkpoint": ("fit",),
+    "lr_monitor": ("fit",),
+    "test_after_fit": ("fit",),
+    "optimizer": ("fit",),
+    "lr_scheduler": ("fit",),
+    "prediction_writer": ("predict",),
+}
+
+
+def _unused_options(typed: list[str], stage: str) -> list[str]:
+    """The options typed on the command line that this stage does not use."""
+    roots = [arg[2:].split("=")[0].split(".")[0] for arg in typed if arg.startswith("--")]
+    return sorted({f"--{root}" for root in roots if stage not in USED_BY.get(root, (stage,))})
 
 
 def _refuse_another_model(checkpoint: dict[str, Any], path: Any, model: str) -> None:
