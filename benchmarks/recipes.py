@@ -1,4 +1,4 @@
-"""The recipes the parts measure (`nnmodules/configs/`, each defined there once), and the MNIST files they use."""
+"""The recipes the parts measure (`nnmodules/cli/configs/`, each defined there once), and the MNIST files they use."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ PEOPLE = FOLDER / "examples" / "people.csv"
 
 
 def from_config(name: str, *overrides: str) -> LitCLI:
-    """The model, data and Trainer of `nnmodules/configs/<name>.yaml` with `overrides`, as `litmodules fit` builds them.
+    """The model, data and Trainer of the recipe `name` with `overrides`, as `litmodules fit` builds them.
 
     Nothing runs; the progress bar and model summary are off (the parts print their own figures). Build it in
     a scratch folder: its Trainer writes `lightning_logs/` there.

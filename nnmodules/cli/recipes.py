@@ -1,6 +1,6 @@
 """The recipes that ship with the package: `--config mnist_mlp`, `--search mnist_mlp`, `litmodules recipes`.
 
-A recipe is a config file of `nnmodules/configs/` (a search file of `nnmodules/configs/search/`
+A recipe is a config file of `nnmodules/cli/configs/` (a search file of `nnmodules/cli/configs/search/`
 for `litmodules tune --search`), named by its file's name without `.yaml`; its first line says
 what it trains. A path is read as a path, as LightningCLI reads it; a bare name that is no file
 is a recipe. The example tables the recipes train on (`examples/people.csv`, ...) travel with
