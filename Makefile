@@ -30,6 +30,7 @@ test: $(INSTALLED)
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 # one epoch on real MNIST through the plain script; fails below 90% test accuracy
 smoke: $(INSTALLED)

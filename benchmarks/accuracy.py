@@ -87,7 +87,7 @@ def peak_rss_mb(code: str) -> float:
 def fit_rss_mb(*args: str) -> float:
     """Peak RSS of `litmodules fit` of the mnist_mlp recipe with `args`."""
     command = ["fit", "--config", str(CONFIGS / "mnist_mlp.yaml"), "--trainer.enable_progress_bar=false", *args]
-    return peak_rss_mb(f"from nnmodules.cli import LitCLI; LitCLI(args={command!r})")
+    return peak_rss_mb(f"from nnmodules.cli import run; run({command!r})")
 
 
 def run(data_dir: str) -> dict:

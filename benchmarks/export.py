@@ -32,7 +32,7 @@ import torch
 from benchmarks.recipes import from_config, mnist_args
 from datamodules import MNISTDataModule
 from nnmodules.cli import LitCLI
-from nnmodules.export import Predictions, agree, export
+from nnmodules.runs.export import Predictions, agree, export
 
 TABLES = {"lending_club": "binary", "hpc_data": "multiclass", "loans": "regression"}
 
@@ -43,7 +43,7 @@ def table_cli(tables: Path, name: str) -> LitCLI:
     model = "MLPRegressor" if spec["task"] == "regression" else "MLPClassifier"
     args = ["--model", model, "--data", "TabularDataModule", f"--data.csv={tables / spec['file']}"]
     args += [f"--data.target={spec['target']}", "--trainer.max_epochs=3", "--trainer.enable_progress_bar=false"]
-    return LitCLI(args=[*args, "--trainer.enable_model_summary=false"], run=False)
+    return LitCLI([*args, "--trainer.enable_model_summary=false"])
 
 
 def differences(cli: LitCLI, folder: Path) -> dict[str, float]:

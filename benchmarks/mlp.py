@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from benchmarks import loops
-from benchmarks.recipes import from_config, mnist_args
+from benchmarks.recipes import built, from_config, mnist_args
 from benchmarks.timing import Run, fit_epoch, print_table, ratio, side_by_side
 
 
@@ -60,13 +60,13 @@ def paths(data_dir: str, batch_size: int) -> dict:
         return from_config("mnist_mlp", *mnist_args(data_dir, batch_size, epochs=1))
 
     def tensor_loop() -> Run:
-        model = recipe().model
+        model = built(recipe()).model
         steps = math.ceil(len(loops.in_memory_mnist(data_dir)[1]) / batch_size)
         step = loops.adam_step(model.net, lr=model.lr, one_cycle_steps=steps)
         return loops.tensor_epoch(data_dir, batch_size, step, lambda inputs: model.net.eval()(inputs))
 
     def lightning_floor() -> Run:
-        cli = recipe()
+        cli = built(recipe())
         return floor_epoch(cli.model.net, cli.datamodule)
 
     def plain_trainer() -> Run:

@@ -20,7 +20,7 @@ from benchmarks.mlp import floor_epoch
 from benchmarks.timing import Run, fit_epoch, side_by_side, timed_epoch
 from datamodules.batches import TensorDataModule, TensorTable
 from nnmodules import MLPClassifier
-from nnmodules.cli import make_trainer
+from nnmodules.runs import make_trainer
 
 
 class RandomRows(TensorDataModule):

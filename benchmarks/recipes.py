@@ -1,11 +1,11 @@
-"""The recipes the parts measure (`nnmodules/configs/`, each defined there once), and the MNIST files they use."""
+"""The recipes the parts measure (`nnmodules/cli/configs/`, each defined there once), and the MNIST files they use."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from nnmodules.cli import LitCLI
-from nnmodules.recipes import FOLDER
+from nnmodules.cli.recipes import FOLDER
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = FOLDER
@@ -13,7 +13,7 @@ PEOPLE = FOLDER / "examples" / "people.csv"
 
 
 def from_config(name: str, *overrides: str) -> LitCLI:
-    """The model, data and Trainer of `nnmodules/configs/<name>.yaml` with `overrides`, as `litmodules fit` builds them.
+    """The model, data and Trainer of the recipe `name` with `overrides`, as `litmodules fit` builds them.
 
     Nothing runs; the progress bar and model summary are off (the parts print their own figures). Build it in
     a scratch folder: its Trainer writes `lightning_logs/` there.
@@ -25,7 +25,7 @@ def from_config(name: str, *overrides: str) -> LitCLI:
         "--trainer.enable_model_summary=false",
         *overrides,
     ]
-    return LitCLI(args=args, run=False)
+    return LitCLI(args)
 
 
 def mnist_args(data_dir: str | Path, batch_size: int | None = None, epochs: int | None = None) -> list[str]:
@@ -36,3 +36,10 @@ def mnist_args(data_dir: str | Path, batch_size: int | None = None, epochs: int 
     if epochs is not None:
         args.append(f"--trainer.max_epochs={epochs}")
     return args
+
+
+def built(cli: LitCLI) -> LitCLI:
+    """`cli` with its data set up and its model built for it, as the Trainer's setup builds it: to take its network."""
+    cli.datamodule.setup("fit")
+    cli.model.build(cli.datamodule.facts)
+    return cli

@@ -20,7 +20,9 @@ def run(data_dir: str, repeats: int) -> dict:
     with tempfile.TemporaryDirectory() as folder, chdir(folder):
         probe = from_config("mnist_scratch", *mnist_args(data_dir))
         batch_size, lr = probe.datamodule.batch_size, probe.model.lr
-        sizes = [probe.model.hparams.input_dim, *probe.model.hparams.hidden_dims, probe.model.hparams.num_classes]
+        probe.datamodule.setup("fit")  # the widths are the data's
+        facts = probe.datamodule.facts
+        sizes = [facts.num_features, *probe.model.hparams.hidden_dims, facts.num_classes]
 
         def ours() -> Run:
             cli = from_config("mnist_scratch", *mnist_args(data_dir, epochs=1))

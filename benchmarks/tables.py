@@ -42,7 +42,7 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.metrics import accuracy_score, r2_score, roc_auc_score
 
 from datamodules import TabularDataModule
-from datamodules.preprocess import TablePreprocessing, with_date_parts
+from datamodules.tabular.preprocess import TablePreprocessing, with_date_parts
 from nnmodules.cli import LitCLI
 
 QUIET = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false", "--test_after_fit=false"]
@@ -61,18 +61,19 @@ def ours(path: Path, target: str, seed: int, extra: list[str]) -> tuple[float, f
     """The plain command line's fit, then the best checkpoint's predictions on the test rows."""
     with tempfile.TemporaryDirectory() as folder, contextlib.chdir(folder):
         probe = TabularDataModule(path, target=target, seed=seed)
-        model = "MLPRegressor" if probe.task == "regression" else "MLPClassifier"
+        probe.setup("fit")  # the task is the table's: known once read
+        model = "MLPRegressor" if probe.facts.task == "regression" else "MLPClassifier"
         args = ["--model", model, "--data", "TabularDataModule", f"--data.csv={path}", f"--data.target={target}"]
-        cli = LitCLI(args=[*args, f"--data.seed={seed}", f"--seed_everything={seed}", *QUIET, *extra], run=False)
+        cli = LitCLI([*args, f"--data.seed={seed}", f"--seed_everything={seed}", *QUIET, *extra])
         start = time.perf_counter()
         cli.trainer.fit(cli.model, cli.datamodule)
         seconds = time.perf_counter() - start
         data = cli.datamodule
         predictions = torch.cat(cli.trainer.predict(cli.model, datamodule=data, ckpt_path="best"))
         targets = data.table("test").tensors[1]
-        if data.task == "regression":
-            targets = targets * data.target_std + data.target_mean
-        return score(data.task, targets.numpy(), predictions.numpy()), seconds, data.task
+        if data.facts.task == "regression":
+            targets = targets * data.facts.target_std + data.facts.target_mean
+        return score(data.facts.task, targets.numpy(), predictions.numpy()), seconds, data.facts.task
 
 
 def frames(path: Path, target: str, seed: int) -> tuple[TabularDataModule, dict[str, pd.DataFrame]]:
@@ -98,9 +99,9 @@ def lightgbm_fit(path: Path, target: str, seed: int) -> tuple[float, float]:
     """LightGBM on the same rows: its test score and fit seconds."""
     data, tables = frames(path, target, seed)
     targets = {split: data.table(split).tensors[1].numpy() for split in ("train", "val", "test")}
-    if data.task == "regression":
-        targets = {split: values * data.target_std + data.target_mean for split, values in targets.items()}
-    model_class = lightgbm.LGBMRegressor if data.task == "regression" else lightgbm.LGBMClassifier
+    if data.facts.task == "regression":
+        targets = {split: values * data.facts.target_std + data.facts.target_mean for split, values in targets.items()}
+    model_class = lightgbm.LGBMRegressor if data.facts.task == "regression" else lightgbm.LGBMClassifier
     model = model_class(n_estimators=2000, random_state=seed, verbose=-1)
     start = time.perf_counter()
     model.fit(
@@ -110,8 +111,8 @@ def lightgbm_fit(path: Path, target: str, seed: int) -> tuple[float, float]:
         callbacks=[lightgbm.early_stopping(50, verbose=False)],
     )
     seconds = time.perf_counter() - start
-    outputs = model.predict(tables["test"]) if data.task == "regression" else model.predict_proba(tables["test"])
-    return score(data.task, targets["test"], outputs), seconds
+    outputs = model.predict(tables["test"]) if data.facts.task == "regression" else model.predict_proba(tables["test"])
+    return score(data.facts.task, targets["test"], outputs), seconds
 
 
 def linear_fit(path: Path, target: str, seed: int) -> tuple[float, float]:
@@ -120,17 +121,17 @@ def linear_fit(path: Path, target: str, seed: int) -> tuple[float, float]:
     data.setup("fit")
     data.setup("test")
     (x_train, y_train), (x_test, y_test) = (data.table(split).tensors for split in ("train", "test"))
-    if data.task == "regression":
+    if data.facts.task == "regression":
         model = Ridge(alpha=1.0)
     else:
         model = LogisticRegression(max_iter=2000)
     start = time.perf_counter()
     model.fit(x_train.numpy(), y_train.numpy())
     seconds = time.perf_counter() - start
-    outputs = model.predict(x_test.numpy()) if data.task == "regression" else model.predict_proba(x_test.numpy())
-    if data.task == "regression":  # R² is the same in the target's units as in the deviations fed
+    outputs = model.predict(x_test.numpy()) if data.facts.task == "regression" else model.predict_proba(x_test.numpy())
+    if data.facts.task == "regression":  # R² is the same in the target's units as in the deviations fed
         return score("regression", y_test.numpy(), outputs), seconds
-    return score(data.task, y_test.numpy(), outputs), seconds
+    return score(data.facts.task, y_test.numpy(), outputs), seconds
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ from contextlib import chdir
 import torch
 import torch.nn.functional as F
 
-from benchmarks.recipes import from_config
+from benchmarks.recipes import built, from_config
 from nnmodules.cli import LitCLI
 
 EPOCHS = 100  # the config's
@@ -29,7 +29,7 @@ def recipe(seed: int, *overrides: str) -> LitCLI:
 def plain_loop_epoch_s(seed: int) -> float:
     """The introduction's loop over the training tensors with the config's model and optimizer: seconds an epoch."""
     cli = recipe(seed)
-    cli.datamodule.setup("fit")
+    built(cli)  # its input width is the data's, as the Trainer's setup gives it
     x, y = cli.datamodule.tables["train"].tensors
     model, optimizer = cli.model, cli.model.configure_optimizers()
 

@@ -19,7 +19,7 @@ import yaml
 from optuna.trial import TrialState
 
 from benchmarks.recipes import CONFIGS, from_config, mnist_args
-from nnmodules.tune import tune
+from nnmodules.cli.tune import tune
 
 SEARCH = CONFIGS / "search" / "mnist_mlp.yaml"
 QUIET = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]

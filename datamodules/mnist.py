@@ -11,8 +11,10 @@ from torch import Tensor
 from torchvision.datasets import EMNIST, KMNIST, MNIST, FashionMNIST
 
 from datamodules.batches import TensorDataModule, TensorTable
+from datamodules.choices import check_choice
+from datamodules.contract import DataFacts
+from datamodules.errors import MissingFileError, UserError
 from datamodules.pixels import Normalize, pixel_statistics
-from nnmodules.choices import check_choice
 
 Dataset = Literal["MNIST", "FashionMNIST", "KMNIST", "EMNIST"]
 EmnistSplit = Literal["byclass", "bymerge", "balanced", "letters", "digits", "mnist"]  # see torchvision's EMNIST
@@ -46,7 +48,7 @@ class MNISTDataModule(TensorDataModule):
             `eval_batch_size`, `drop_last`, `device_resident` (see `TensorDataModule`).
     """
 
-    num_features = 28 * 28
+    paths = ("data_dir",)
     plumbing = (*TensorDataModule.plumbing, "data_dir", "download")
     image_shape = (1, 28, 28)  # what a flat 784-vector is, for figures
 
@@ -62,21 +64,21 @@ class MNISTDataModule(TensorDataModule):
         emnist_split: EmnistSplit = "balanced",
         **loading: Any,
     ) -> None:
-        data_dir = str(data_dir)  # saved hyperparameters stay plain data: checkpoints load with weights_only=True
         super().__init__(batch_size, seed, **loading)
-        self.save_hyperparameters()
         check_choice("dataset", dataset, Dataset)
         check_choice("emnist_split", emnist_split, EmnistSplit)
-        self.data_dir = Path(data_dir)
+        self.data_dir = Path(self.hparams.data_dir)  # absolute: the run's config works from any folder
         if self.data_dir.exists() and not self.data_dir.is_dir():
-            raise ValueError(f"data_dir '{self.data_dir}' is a file: pass the folder that holds {dataset}/raw")
+            raise UserError(f"data_dir '{self.data_dir}' is a file: pass the folder that holds {dataset}/raw")
         if val_size < 1:
-            raise ValueError(f"val_size must be at least 1 image, got {val_size}")
+            raise UserError(f"val_size must be at least 1 image, got {val_size}")
         self.dataset, self.emnist_split = dataset, emnist_split
         self.val_size = val_size
         self.flatten = flatten
         self.download = download
-        self._statistics: tuple[float, float] | None = None
+        # the training images' pixel statistics, and how many train: from setup, or from a checkpoint's state
+        self.statistics: tuple[float, float] | None = STATISTICS.get(dataset)
+        self.training_rows: int | None = None
 
     @property
     def class_names(self) -> list[str]:
@@ -95,6 +97,10 @@ class MNISTDataModule(TensorDataModule):
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    @property
+    def num_features(self) -> int:
+        return 28 * 28
+
     def example_inputs(self, rows: int) -> Tensor:
         """Random uint8 pixels, as the tables hold them: 784 per image, or 1x28x28 without `flatten`."""
         shape = (self.num_features,) if self.flatten else self.image_shape
@@ -102,18 +108,14 @@ class MNISTDataModule(TensorDataModule):
 
     @property
     def batch_transform(self) -> Normalize:
-        """The per-batch normalisation, with the mean and deviation of this data set's training images."""
-        return Normalize(*self.statistics)
+        """The per-batch normalisation, with the mean and deviation of this data set's training images.
 
-    @property
-    def statistics(self) -> tuple[float, float]:
-        """The mean and standard deviation of the training images' pixels (all of them, validation included), 0-1.
-
-        MNIST's as the tutorials give them (`STATISTICS`).
+        They are the statistics of all training images, validation included, on the 0-1 scale; MNIST's as the
+        tutorials give them (`STATISTICS`), the others' known once set up (or from a checkpoint's state).
         """
-        if self._statistics is None:
-            self._statistics = STATISTICS.get(self.dataset) or pixel_statistics(self._read(train=True)[0])
-        return self._statistics
+        if self.statistics is None:
+            self.known_facts()  # says to set it up first
+        return Normalize(*self.statistics)
 
     @property
     def raw_dir(self) -> Path:
@@ -135,13 +137,13 @@ class MNISTDataModule(TensorDataModule):
     def prepare_data(self) -> None:
         if all(file.is_file() for train in (True, False) for file in self.files(train)):
             return
-        if not self.download:  # said here, before the Trainer opens the run's folder for setup
+        if not self.download:
             raise self._missing()
         try:
             for train in (True, False):
                 self._torchvision(train, download=True)
         except (OSError, RuntimeError) as error:
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"{self.dataset} not found under {self.raw_dir} and the download failed "
                 f"({' '.join(str(error).split())}): put {self._names()} there or pass --data.data_dir"
             ) from error
@@ -149,8 +151,8 @@ class MNISTDataModule(TensorDataModule):
     def _names(self) -> str:
         return ", ".join(file.name for train in (True, False) for file in self.files(train))
 
-    def _missing(self) -> FileNotFoundError:
-        return FileNotFoundError(
+    def _missing(self) -> MissingFileError:
+        return MissingFileError(
             f"{self.dataset} not found under {self.raw_dir}: put {self._names()} there, pass --data.data_dir, or allow "
             "download=True"
         )
@@ -163,13 +165,13 @@ class MNISTDataModule(TensorDataModule):
         try:
             data = self._torchvision(train)
         except (RuntimeError, AssertionError, ValueError) as error:  # what torchvision's IDX reader raises
-            raise ValueError(
+            raise UserError(
                 f"{where} cannot be read ({str(error) or 'not in the IDX format'}): cut short or not "
                 f"{self.dataset}; delete them and download them again"
             ) from error
         images, labels = data.data, data.targets
         if len(images) != len(labels) or images.shape[1:] != (28, 28):
-            raise ValueError(
+            raise UserError(
                 f"{where} do not match: {len(images)} images of {'x'.join(map(str, images.shape[1:]))} pixels and "
                 f"{len(labels)} labels; delete them and download them again"
             )
@@ -181,14 +183,39 @@ class MNISTDataModule(TensorDataModule):
         return images, labels
 
     def setup(self, stage: str | None = None) -> None:
+        """The splits `stage` needs, read from the IDX files once; the pixel statistics and facts with them."""
         if stage in ("fit", "validate", None) and "train" not in self.tables:
             images, labels = self._read(train=True)
-            self._statistics = self._statistics or STATISTICS.get(self.dataset) or pixel_statistics(images)
+            self.statistics = self.statistics or pixel_statistics(images)
             if self.val_size >= len(images):
-                raise ValueError(f"val_size {self.val_size} leaves no training images: there are {len(images)}")
+                raise UserError(f"val_size {self.val_size} leaves no training images: there are {len(images)}")
             order = torch.randperm(len(images), generator=torch.Generator().manual_seed(self.seed))
             val, train = order[: self.val_size], order[self.val_size :]
             self.tables["train"] = TensorTable(images[train], labels[train], transform=self.batch_transform)
             self.tables["val"] = TensorTable(images[val], labels[val], transform=self.batch_transform)
+            self.training_rows = len(train)
         if stage in ("test", "predict", None) and "test" not in self.tables:
+            if self.statistics is None:  # a checkpoint of 0.1.0 keeps none: from the training images
+                self.statistics = pixel_statistics(self._read(train=True)[0])
             self.tables["test"] = TensorTable(*self._read(train=False), transform=self.batch_transform)
+        self.facts = self._facts()
+
+    def _facts(self) -> DataFacts:
+        return DataFacts(
+            task="multiclass",
+            input_shape=(self.num_features,) if self.flatten else self.image_shape,
+            class_names=tuple(self.class_names),
+            image_shape=self.image_shape,
+            training_rows=self.training_rows,
+        )
+
+    def state_dict(self) -> dict[str, Any]:
+        """The training images' pixel statistics and count, beside the position of an interrupted epoch."""
+        return {"statistics": self.statistics, "training_rows": self.training_rows, **super().state_dict()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        super().load_state_dict(state_dict)
+        if state_dict.get("statistics") is not None:
+            self.statistics = tuple(state_dict["statistics"])
+        self.training_rows = state_dict.get("training_rows", self.training_rows)
+        self.facts = self._facts()

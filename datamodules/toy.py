@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pandas as pd
 import torch
 
+from datamodules.errors import UserError
 from datamodules.tabular import TabularDataModule
 
 
@@ -42,7 +45,7 @@ class ToyRegressionDataModule(TabularDataModule):
         device_resident: bool | None = None,
     ) -> None:
         if n_samples < 3:
-            raise ValueError(f"n_samples must be at least 3 (one per split), got {n_samples}")
+            raise UserError(f"n_samples must be at least 3 (one per split), got {n_samples}")
         generator = torch.Generator().manual_seed(seed)
         x = torch.randn(n_samples, generator=generator)
         y = intercept + slope * x + noise * torch.randn(n_samples, generator=generator)
@@ -65,3 +68,7 @@ class ToyRegressionDataModule(TabularDataModule):
             device_resident=device_resident,
         )
         self.slope, self.intercept = slope, intercept
+
+    def _fitted_state_in_use(self) -> None:
+        super()._fitted_state_in_use()
+        self.facts = dataclasses.replace(self.facts, true_line=(self.intercept, self.slope))  # for the fit's figure

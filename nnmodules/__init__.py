@@ -1,14 +1,20 @@
-"""What learns: a task (`Classifier`, `Regressor`) with any network, the presets, and the networks."""
+"""What learns: a task (`Classifier`, `Regressor`) with any network, the presets, the networks; and their runs.
 
-from nnmodules.classifier import Classifier
-from nnmodules.mlp import MLPClassifier, MLPRegressor
+`make_trainer` gives a Lightning Trainer with the project's defaults, in a run folder of its own;
+`load_run` takes a run anywhere from its checkpoint alone.
+"""
+
+from nnmodules import _moved
 from nnmodules.nets import MLP, ScratchNet, SmallCNN, TableMLP
-from nnmodules.regressor import Regressor
-from nnmodules.scratch import ScratchDeepNet
-from nnmodules.toy import ToyRegressor
+from nnmodules.presets import MLPClassifier, MLPRegressor, ScratchDeepNet, ToyRegressor
+from nnmodules.runs import SEED, load_run, make_trainer
+from nnmodules.tasks import Classifier, Regressor
+
+_moved.install()  # 0.1.0's module paths (nnmodules.figures, nnmodules.mlp, ...), which its runs and recipes name
 
 __all__ = [
     "MLP",
+    "SEED",
     "Classifier",
     "MLPClassifier",
     "MLPRegressor",
@@ -18,4 +24,6 @@ __all__ = [
     "SmallCNN",
     "TableMLP",
     "ToyRegressor",
+    "load_run",
+    "make_trainer",
 ]

@@ -1,6 +1,6 @@
 """`python -m nnmodules`: the same as the `litmodules` command."""
 
-from nnmodules.commands import main
+from nnmodules.cli.main import main
 
 if __name__ == "__main__":
     main()

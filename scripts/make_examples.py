@@ -1,6 +1,6 @@
-"""Writes the example tables in nnmodules/configs/examples/, which the recipes train on (and docs and tests use).
+"""Writes the example tables in nnmodules/cli/configs/examples/, which the recipes train on (and docs and tests use).
 
-    python scripts/make_examples.py [--out nnmodules/configs/examples]
+    python scripts/make_examples.py [--out nnmodules/cli/configs/examples]
 
 The records are made up here (numpy, seed 442), not taken from any public data
 set; the same code always writes the same files:
@@ -95,7 +95,7 @@ TABLES = {"people.csv": (make_people, 600), "houses.csv": (make_houses, 800)}  #
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default="nnmodules/configs/examples", help="the folder to write the tables into")
+    parser.add_argument("--out", default="nnmodules/cli/configs/examples", help="the folder to write the tables into")
     args = parser.parse_args()
     for name, (make, rows) in TABLES.items():
         make(rows).to_csv(Path(args.out) / name, index=False)

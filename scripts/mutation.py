@@ -32,34 +32,46 @@ MUTMUT = [sys.executable, "-m", "mutmut"]
 # module -> (its files, the in-process test files that exercise them; mutmut cannot follow a test into a
 # subprocess, so tests/test_ddp.py and the command-line subprocess tests do not count)
 MODULES = {
-    "batches": (["datamodules/batches.py"], ["tests/test_data.py", "tests/test_runs.py", "tests/test_lifecycle.py"]),
-    "files": (["datamodules/files.py"], ["tests/test_files.py", "tests/test_bad_input.py"]),
+    "batches": (
+        ["datamodules/batches/sampling.py", "datamodules/batches/loaders.py", "datamodules/batches/module.py"],
+        ["tests/test_data.py", "tests/test_runs.py", "tests/test_lifecycle.py"],
+    ),
+    "files": (["datamodules/tabular/files.py"], ["tests/test_files.py", "tests/test_bad_input.py"]),
     "columns": (
-        ["datamodules/columns.py"],
+        ["datamodules/tabular/columns.py"],
         ["tests/test_columns.py", "tests/test_tabular.py", "tests/test_bad_input.py"],
     ),
     "preprocess": (
-        ["datamodules/preprocess.py"],
+        ["datamodules/tabular/preprocess.py"],
         ["tests/test_tabular.py", "tests/test_columns.py", "tests/test_bad_input.py"],
     ),
     "tabular": (
-        ["datamodules/tabular.py"],
+        ["datamodules/tabular/module.py", "datamodules/tabular/rows.py"],
         ["tests/test_tabular.py", "tests/test_bad_input.py", "tests/test_lifecycle.py"],
     ),
+    "contract": (  # what the data tells the model, and what a checkpoint keeps of it
+        ["datamodules/contract.py", "datamodules/arguments.py"],
+        ["tests/test_boundaries.py", "tests/test_compatibility.py", "tests/test_networks.py", "tests/test_tasks.py"],
+    ),
     "tasks": (  # losses, metrics, best so far; the epoch state of checkpoints and the settings of resumed runs
-        ["nnmodules/tasks.py", "nnmodules/classifier.py", "nnmodules/regressor.py"],
+        ["nnmodules/tasks/task.py", "nnmodules/tasks/classifier.py", "nnmodules/tasks/regressor.py"]
+        + ["nnmodules/tasks/resume.py", "nnmodules/nets/configs.py"],
         ["tests/test_tasks.py", "tests/test_networks.py", "tests/test_mlp.py", "tests/test_scratch.py"]
         + ["tests/test_regression.py", "tests/test_runs.py", "tests/test_lifecycle.py"],
     ),
     "checkpoints": (
-        ["nnmodules/checkpoints.py"],
-        ["tests/test_runs.py", "tests/test_networks.py", "tests/test_lifecycle.py"],
+        ["nnmodules/tasks/checkpoints.py", "nnmodules/runs/loading.py"],
+        ["tests/test_runs.py", "tests/test_networks.py", "tests/test_lifecycle.py", "tests/test_compatibility.py"],
     ),
-    "schedules": (["nnmodules/schedules.py"], ["tests/test_lifecycle.py"]),
-    "runs": (["nnmodules/runs.py"], ["tests/test_runs.py", "tests/test_lifecycle.py"]),
+    "schedules": (["nnmodules/tasks/schedules.py"], ["tests/test_lifecycle.py"]),
+    "runs": (
+        ["nnmodules/runs/folders.py", "nnmodules/runs/trainer.py"],
+        ["tests/test_runs.py", "tests/test_lifecycle.py", "tests/test_boundaries.py"],
+    ),
     "callbacks": (  # (Compile's tests are in test_mlp.py)
-        ["nnmodules/callbacks.py"],
-        ["tests/test_runs.py", "tests/test_lifecycle.py", "tests/test_tensorboard.py", "tests/test_mlp.py"],
+        ["nnmodules/callbacks/interruption.py", "nnmodules/callbacks/record.py", "nnmodules/callbacks/folder.py"]
+        + ["nnmodules/callbacks/predictions.py", "nnmodules/callbacks/hparams.py"],
+        ["tests/test_runs.py", "tests/test_lifecycle.py", "tests/test_tensorboard.py", "tests/test_boundaries.py"],
     ),
 }
 

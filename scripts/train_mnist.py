@@ -13,8 +13,7 @@ import argparse
 import lightning as L
 
 from datamodules import MNISTDataModule
-from nnmodules import MLPClassifier
-from nnmodules.cli import SEED, make_trainer
+from nnmodules import SEED, MLPClassifier, make_trainer
 
 
 def main() -> None:
@@ -26,7 +25,7 @@ def main() -> None:
 
     L.seed_everything(SEED)
     data = MNISTDataModule(args.data_dir, batch_size=128)
-    model = MLPClassifier(input_dim=data.num_features, hidden_dims=(128, 128), num_classes=data.num_classes)
+    model = MLPClassifier(hidden_dims=(128, 128))  # input_dim and num_classes: the data's, when the Trainer sets it up
     trainer = make_trainer("mnist_mlp_script", max_epochs=args.max_epochs)
     trainer.fit(model, datamodule=data)
     test_acc = trainer.test(ckpt_path="best", datamodule=data)[0]["test/acc"]

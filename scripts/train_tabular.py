@@ -15,13 +15,12 @@ import argparse
 import lightning as L
 
 from datamodules import TabularDataModule
-from nnmodules import ScratchDeepNet
-from nnmodules.cli import make_trainer
+from nnmodules import ScratchDeepNet, make_trainer
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--csv", default="nnmodules/configs/examples/people.csv")
+    parser.add_argument("--csv", default="nnmodules/cli/configs/examples/people.csv")
     parser.add_argument("--target", default="renewed")
     parser.add_argument("--drop", nargs="*", default=["id"], help="columns that are not features")
     parser.add_argument("--log1p", nargs="*", default=["income"], help="long-tailed numeric columns")
@@ -30,15 +29,8 @@ def main() -> None:
 
     L.seed_everything(442)  # the tutorials' seed
     data = TabularDataModule(args.csv, target=args.target, drop=args.drop, log1p=args.log1p, batch_size=8)
-    model = ScratchDeepNet(
-        input_dim=data.num_features,  # reads and preprocesses the table now: bad input fails here
-        hidden_dims=[10, 10],
-        num_classes=data.num_classes,
-        task="binary" if data.task == "binary" else "multiclass",
-        init="tutorial",
-        loss="mae",
-        lr=0.1,
-    )
+    # its input width, classes and task (a sigmoid output for two classes) are the data's, once it is read
+    model = ScratchDeepNet(hidden_dims=[10, 10], init="tutorial", loss="mae", lr=0.1)
     trainer = make_trainer("tabular_scratch_script", max_epochs=args.max_epochs)
     trainer.fit(model, datamodule=data)
     test_acc = trainer.test(ckpt_path="best", datamodule=data)[0]["test/acc"]

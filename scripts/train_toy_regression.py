@@ -14,12 +14,12 @@ import argparse
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint
 
 from datamodules import ToyRegressionDataModule
-from nnmodules import ToyRegressor
-from nnmodules.cli import CHECKPOINT_DEFAULTS, make_trainer
-from nnmodules.figures import RegressionFigures
+from nnmodules import ToyRegressor, make_trainer
+from nnmodules.callbacks import RegressionFigures
+from nnmodules.runs import CHECKPOINT_DEFAULTS
 
 
 def main() -> None:
@@ -30,11 +30,11 @@ def main() -> None:
 
     L.seed_everything(args.seed)
     data = ToyRegressionDataModule(n_samples=100, slope=2.0, intercept=1.0, noise=0.3, seed=args.seed)
-    model = ToyRegressor(input_dim=data.num_features, hidden_dims=[5], init="active", optimizer="lbfgs", lr=1.0)
-    # as nnmodules/configs/toy_regression.yaml: the latest weights, a checkpoint and a validation every 10 epochs,
-    # figures every 50
+    model = ToyRegressor(hidden_dims=[5], init="active", optimizer="lbfgs", lr=1.0)  # its input width: the data's
+    # as the toy_regression recipe: the latest weights, a checkpoint and a validation every 10 epochs, figures every 50
+    # (this ModelCheckpoint stands in for the project's, in the run's checkpoints/)
     checkpoint = ModelCheckpoint(**{**CHECKPOINT_DEFAULTS, "monitor": None, "every_n_epochs": 10})
-    callbacks = [checkpoint, LearningRateMonitor(), RegressionFigures(every_n_epochs=50)]
+    callbacks = [checkpoint, RegressionFigures(every_n_epochs=50)]
     trainer = make_trainer(
         "toy_regression_script",
         max_epochs=args.max_epochs,

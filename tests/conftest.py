@@ -15,7 +15,7 @@ from datamodules import MNISTDataModule
 
 TRAIN_IMAGES, TEST_IMAGES, VAL_SIZE = 320, 80, 64
 ROOT = Path(__file__).resolve().parents[1]  # the repository
-CONFIGS = ROOT / "nnmodules" / "configs"  # the recipes
+CONFIGS = ROOT / "nnmodules" / "cli" / "configs"  # the recipes
 EXAMPLES = CONFIGS / "examples"  # the tables they train on
 QUIET = {"enable_progress_bar": False, "enable_model_summary": False, "accelerator": "cpu"}  # a test's Trainer
 NO_LOGGER = {**QUIET, "logger": False}  # ... that writes no events

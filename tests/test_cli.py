@@ -21,16 +21,23 @@ from test_images import image_tree
 import datamodules
 from datamodules import MNISTDataModule
 from nnmodules import MLP, MLPClassifier, TableMLP
-from nnmodules.cli import LitCLI
+from nnmodules.cli import LitCLI, main
+from nnmodules.cli import run as litmodules
 
 CONFIG = str(CONFIGS / "mnist_mlp.yaml")
 
 
 class ThreeClassMNIST(MNISTDataModule):
-    """Stands for any data module whose dimensions differ from the model's defaults."""
+    """Stands for any data module whose classes differ from the model's defaults: the digits modulo 3."""
 
-    num_features = 100
-    num_classes = 3
+    @property
+    def class_names(self) -> list[str]:
+        return ["0 3 6 9", "1 4 7", "2 5 8"]
+
+    def setup(self, stage: str | None = None) -> None:
+        super().setup(stage)
+        for table in self.tables.values():
+            table.tensors = (table.tensors[0], table.tensors[1] % 3)
 
 
 def fake_data_args(mnist_dir: Path) -> list[str]:
@@ -56,8 +63,7 @@ def cli_run(mnist_dir, tmp_path_factory):
 
 
 def test_version(capsys):
-    with pytest.raises(SystemExit):
-        LitCLI(args=["--version"])
+    main(["--version"])
     assert capsys.readouterr().out == f"litmodules {version('litmodules')}\n"
 
 
@@ -96,8 +102,8 @@ def test_fit_ends_saying_where_things_are_then_tests_the_best_checkpoint(cli_run
     folder, output = cli_run
     run = "lightning_logs/mnist_mlp/version_0"
     summary = re.search(
-        rf"^val/acc_best: [01]\.\d{{4}}\nbest checkpoint: ({run}/checkpoints/epoch\d\d-val_loss[0-9.]+\.ckpt) "
-        rf"\(val/loss ([0-9.]+)\)\nlast checkpoint: {run}/checkpoints/last\.ckpt\n"
+        rf"^val/acc_best: [01]\.\d{{4}}\nbest checkpoint: ({folder}/{run}/checkpoints/epoch\d\d-val_loss[0-9.]+\.ckpt) "
+        rf"\(val/loss ([0-9.]+)\)\nlast checkpoint: {folder}/{run}/checkpoints/last\.ckpt\n"
         rf"TensorBoard: tensorboard --logdir {run}$",
         output,
         re.MULTILINE,
@@ -113,7 +119,7 @@ def test_fit_ends_saying_where_things_are_then_tests_the_best_checkpoint(cli_run
     assert recorded[Path(best).name]["test/acc"] == pytest.approx(test_acc, abs=1e-4)
 
     monkeypatch.chdir(folder)  # `litmodules test` on that checkpoint gives the same figure
-    cli = LitCLI(args=["test", "--config", CONFIG, *fake_data_args(mnist_dir), f"--ckpt_path={best}"])
+    cli = litmodules(["test", "--config", CONFIG, *fake_data_args(mnist_dir), f"--ckpt_path={best}"])
     assert cli.trainer.callback_metrics["test/acc"].item() == pytest.approx(test_acc, abs=1e-4)
 
 
@@ -122,7 +128,7 @@ def test_predict_writes_labels_and_probabilities_into_the_checkpoints_run(cli_ru
     monkeypatch.chdir(folder)
     run = folder / "lightning_logs" / "mnist_mlp" / "version_0"
     checkpoint = "lightning_logs/mnist_mlp/version_0/checkpoints/last.ckpt"
-    LitCLI(args=["predict", "--config", CONFIG, *fake_data_args(mnist_dir), f"--ckpt_path={checkpoint}"])
+    litmodules(["predict", "--config", CONFIG, *fake_data_args(mnist_dir), f"--ckpt_path={checkpoint}"])
     assert sorted(p.name for p in run.parent.iterdir()) == ["version_0"]  # no new run folder
     lines = (run / "predictions" / "test.csv").read_text().splitlines()
     assert lines[0] == "row,prediction," + ",".join(f"p_{digit}" for digit in range(10))
@@ -135,45 +141,49 @@ def test_predict_writes_labels_and_probabilities_into_the_checkpoints_run(cli_ru
 
 def test_console_script_is_the_cli():
     (script,) = entry_points(group="console_scripts", name="litmodules")
-    assert script.value == "nnmodules.commands:main"
+    assert script.value == "nnmodules.cli.main:main"
 
 
-def test_data_dimensions_are_linked_to_the_model(mnist_dir, in_tmp):
+QUICK = ["--trainer.fast_dev_run=true"]  # one step: the model is set up for its data, and trains
+
+
+def test_a_model_takes_the_widths_of_its_data(mnist_dir, in_tmp):
     args = ["--config", CONFIG, *fake_data_args(mnist_dir), f"--data.class_path={__name__}.ThreeClassMNIST"]
-    cli = LitCLI(args=args, run=False)
-    assert cli.model.hparams.input_dim == 100 and cli.model.hparams.num_classes == 3
-    assert cli.model(torch.zeros(2, 100)).shape == (2, 3)
+    cli = litmodules(["fit", *args, *QUICK])
+    assert cli.model.hparams.input_dim == 784 and cli.model.hparams.num_classes == 3
+    assert cli.model(torch.zeros(2, 784)).shape == (2, 3)
     assert cli.model.hparams.numeric_features == 0 and type(cli.model.net) is MLP  # pixels: no embeddings
 
 
-def test_a_tables_numbers_are_linked_to_the_embeddings_of_an_mlp(in_tmp):
+def test_an_mlp_embeds_a_tables_numbers_as_it_is_told_or_by_the_tables_size(in_tmp):
     people = EXAMPLES / "people.csv"
-    args = ["--model", "MLPClassifier", "--data", "TabularDataModule", f"--data.csv={people}", "--data.target=renewed"]
-    cli = LitCLI(args=[*args, "--data.embed_numbers=true"], run=False)
+    args = ["fit", "--model", "MLPClassifier", "--data", "TabularDataModule", f"--data.csv={people}", *QUICK]
+    args += ["--data.target=renewed"]
+    cli = litmodules([*args, "--model.embed_numbers=true"])
     assert cli.datamodule.feature_names[:4] == ["id", "age", "income", "visits"]  # the numbers come first
-    assert cli.datamodule.numeric_features == 4 and cli.datamodule.embeds_numbers
+    assert cli.datamodule.facts.parts == {"numbers": 4, "others": 13}
     assert cli.model.hparams.numeric_features == 4 and isinstance(cli.model.net, TableMLP)
     assert cli.model.net.numeric_features == 4
-    cli = LitCLI(args=args, run=False)  # 360 training rows: too few to embed by default
-    assert not cli.datamodule.embeds_numbers and cli.model.hparams.numeric_features == 0
+    cli = litmodules(args)  # 360 training rows: too few to embed by default
+    assert cli.model.hparams.embed_numbers is False and cli.model.hparams.numeric_features == 0
     assert type(cli.model.net) is MLP
 
 
-def test_settings_passed_on_as_kwargs_are_options_and_hyperparameters(mnist_dir, in_tmp):
-    """The presets' network settings and the data modules' loading settings go on through **kwargs."""
+def test_settings_of_the_network_and_of_loading_are_options_and_hyperparameters(mnist_dir, in_tmp):
+    """The presets' network settings, and the data modules' loading settings passed on through **kwargs."""
     args = ["--config", CONFIG, *fake_data_args(mnist_dir), "--model.dropout=0.3", "--model.embedding_dim=8"]
-    cli = LitCLI(args=[*args, "--data.drop_last=true", "--data.eval_batch_size=7"], run=False)
+    cli = litmodules(["fit", *args, "--data.drop_last=true", "--data.eval_batch_size=7", *QUICK])
     assert cli.model.net.dropout == 0.3 and cli.model.hparams.dropout == 0.3 and cli.model.hparams.embedding_dim == 8
     assert cli.datamodule.drop_last and cli.datamodule.eval_batch_size == 7 and cli.datamodule.hparams.drop_last
 
 
-def test_the_mnist_family_links_its_classes(mnist_dir, in_tmp):
+def test_the_mnist_family_gives_its_classes(mnist_dir, in_tmp):
     raw = in_tmp / "EMNIST" / "raw"
     for split in ("train", "t10k"):
         images, labels = fake_digits(120 if split == "train" else 20, seed=0)
         write_idx(raw, f"emnist-letters-{'train' if split == 'train' else 'test'}", images, labels + 1)
     args = ["--config", CONFIG, *fake_data_args(in_tmp), "--data.dataset=EMNIST", "--data.emnist_split=letters"]
-    cli = LitCLI(args=args, run=False)
+    cli = litmodules(["fit", *args, *QUICK])
     assert cli.model.hparams.num_classes == 26 and cli.model(torch.zeros(2, 784)).shape == (2, 26)
 
 
@@ -181,30 +191,23 @@ def test_optimizer_and_scheduler_can_be_replaced(mnist_dir, in_tmp):
     args = ["fit", "--config", CONFIG, *fake_data_args(mnist_dir), "--trainer.fast_dev_run=true"]
     args += ["--optimizer=SGD", "--optimizer.lr=0.05", "--lr_scheduler=StepLR", "--lr_scheduler.step_size=1"]
     with pytest.warns(UserWarning, match="will be overridden by `LitCLI.configure_optimizers`"):  # as it says
-        cli = LitCLI(args=args)
+        cli = litmodules(args)
     (optimizer,) = cli.trainer.optimizers
     assert isinstance(optimizer, torch.optim.SGD) and optimizer.defaults["lr"] == 0.05
     assert isinstance(cli.trainer.lr_scheduler_configs[0].scheduler, torch.optim.lr_scheduler.StepLR)
 
 
 def test_default_optimizer_without_flags(mnist_dir, in_tmp):
-    cli = LitCLI(args=["fit", "--config", CONFIG, *fake_data_args(mnist_dir), "--trainer.fast_dev_run=true"])
+    cli = litmodules(["fit", "--config", CONFIG, *fake_data_args(mnist_dir), "--trainer.fast_dev_run=true"])
     (optimizer,) = cli.trainer.optimizers
     assert isinstance(optimizer, torch.optim.Adam) and optimizer.defaults["fused"]  # one kernel per step on a CPU
     assert isinstance(cli.trainer.lr_scheduler_configs[0].scheduler, torch.optim.lr_scheduler.OneCycleLR)
 
 
 def test_scheduler_without_optimizer_is_refused_before_training(mnist_dir, in_tmp):
-    args = [
-        "fit",
-        "--config",
-        CONFIG,
-        *fake_data_args(mnist_dir),
-        "--lr_scheduler=StepLR",
-        "--lr_scheduler.step_size=1",
-    ]
+    args = ["--config", CONFIG, *fake_data_args(mnist_dir), "--lr_scheduler=StepLR", "--lr_scheduler.step_size=1"]
     with pytest.raises(ValueError, match="--lr_scheduler needs --optimizer as well"):
-        LitCLI(args=args)
+        LitCLI(args)
     assert not (in_tmp / "lightning_logs").exists()
 
 
@@ -216,7 +219,7 @@ def test_plain_script_trains_tests_and_checks_its_floor(mnist_dir, in_tmp, monke
     with pytest.raises(SystemExit, match=r"test accuracy 0\.\d{4} is below --min-test-acc 1.01"):
         runpy.run_path(script, run_name="__main__")
     assert re.search(
-        r"test accuracy: 0\.\d{4} \(best checkpoint: lightning_logs/mnist_mlp_script/", capsys.readouterr().out
+        r"test accuracy: 0\.\d{4} \(best checkpoint: \S+/lightning_logs/mnist_mlp_script/", capsys.readouterr().out
     )
 
 
@@ -230,7 +233,7 @@ def test_every_recipe_runs_by_its_name_from_an_empty_folder(config, mnist_dir, i
         args += fake_data_args(in_tmp / "fake")
     if settings["data"]["class_path"].endswith("ImageFolderDataModule"):
         args += [f"--data.root={image_tree(in_tmp / 'images')}", "--data.workers=1"]
-    cli = LitCLI(args=args)
+    cli = litmodules(args)
     model = settings["model"]  # built as the recipe says, with every callback it names
     assert f"{type(cli.model).__module__.split('.')[0]}.{type(cli.model).__name__}" == model["class_path"]
     for name, value in model["init_args"].items():
@@ -251,21 +254,35 @@ def test_plain_tabular_script(in_tmp, monkeypatch, capsys):
     monkeypatch.setattr(sys, "argv", [script, f"--csv={EXAMPLES / 'people.csv'}", "--max-epochs=2"])
     runpy.run_path(script, run_name="__main__")
     assert re.search(
-        r"test accuracy: 0\.\d{4} \(best checkpoint: lightning_logs/tabular_scratch_script/", capsys.readouterr().out
+        r"test accuracy: 0\.\d{4} \(best checkpoint: "
+        r"\S+/lightning_logs/tabular_scratch_script/",
+        capsys.readouterr().out,
     )
 
 
 class PlainMLP(MLPClassifier):
-    """A model that takes fewer arguments than the CLI links (no class_weights)."""
+    """A model of one's own that takes fewer arguments than the preset it builds on (no class_weights)."""
 
-    def __init__(self, input_dim: int = 784, num_classes: int = 10) -> None:
+    def __init__(self, input_dim: int | None = None, num_classes: int | None = None) -> None:
         super().__init__(input_dim=input_dim, hidden_dims=(8,), num_classes=num_classes)
 
 
-def test_links_a_model_lacks_stay_out_of_its_checkpoint(mnist_dir, in_tmp):
+def test_a_model_keeps_its_own_arguments_with_what_its_data_gave(mnist_dir, in_tmp):
     args = ["--config", CONFIG, *fake_data_args(mnist_dir), f"--model={__name__}.PlainMLP"]
-    fit = LitCLI(args=["fit", *args, "--trainer.max_epochs=1", "--test_after_fit=false"])
+    fit = litmodules(["fit", *args, "--trainer.max_epochs=1", "--test_after_fit=false"])
     checkpoint = fit.trainer.checkpoint_callback.last_model_path
-    assert "class_weights" not in torch.load(checkpoint, weights_only=True)["hyper_parameters"]
-    test = LitCLI(args=["test", *args, f"--ckpt_path={checkpoint}"])  # failed: unexpected keyword 'class_weights'
+    assert torch.load(checkpoint, weights_only=True)["hyper_parameters"] == {"input_dim": 784, "num_classes": 10}
+    test = litmodules(["test", f"--ckpt_path={checkpoint}"])  # its arguments alone build it again
     assert "test/acc" in test.trainer.callback_metrics
+
+
+def test_an_option_typed_that_the_stage_does_not_use_is_named(tmp_path, monkeypatch, console):
+    monkeypatch.chdir(tmp_path)
+    fit = ["fit", "--config", "toy_regression", "--trainer.max_epochs=1", "--prediction_writer.overwrite=true"]
+    with pytest.warns(UserWarning, match=r"^--prediction_writer: not used by `litmodules fit`$"):
+        assert console(*fit)[0] == 0
+    (checkpoint,) = tmp_path.rglob("last.ckpt")
+    with pytest.warns(UserWarning) as said:
+        assert console("test", "--ckpt_path", checkpoint, "--test_after_fit=true", "--trainer.max_epochs=3")[0] == 0
+    unused = [str(w.message) for w in said if "not used by" in str(w.message)]
+    assert unused == ["--test_after_fit: not used by `litmodules test`"]  # a Trainer option is every stage's

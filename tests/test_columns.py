@@ -91,10 +91,13 @@ def test_a_numeric_target_of_few_values_is_taken_as_classes_saying_how_to_predic
     message = "target 'rating' holds 5 whole numbers (1 to 5): taken as classes; pass task='regression'"
     with pytest.warns(UserWarning, match=re.escape(message)):
         data = TabularDataModule(frame, target="rating", val_fraction=0.25, test_fraction=0.0)
-        assert data.task == "multiclass"
+        data.setup("fit")
+        assert data.facts.task == "multiclass"
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert TabularDataModule(frame, target="rating", task="regression", test_fraction=0.0).task == "regression"
+        data = TabularDataModule(frame, target="rating", task="regression", test_fraction=0.0)
+        data.setup("fit")
+        assert data.facts.task == "regression"
 
 
 def test_setup_prints_each_columns_role_and_the_task(caplog):

@@ -23,7 +23,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from datamodules import MNISTDataModule, TabularDataModule
 from datamodules.batches import device_loader
 from nnmodules import MLPClassifier, ScratchDeepNet
-from nnmodules.figures import ClassificationFigures
+from nnmodules.callbacks import ClassificationFigures
 
 PEOPLE = EXAMPLES / "people.csv"
 
@@ -258,5 +258,5 @@ def test_figures_under_ddp_draw_the_whole_validation_split(mnist_dir, monkeypatc
     monkeypatch.setattr(
         ClassificationFigures, "_confusion", staticmethod(lambda predicted, targets, names: drawn.append(targets))
     )
-    ClassificationFigures().figures(trainer, MLPClassifier().eval())
+    ClassificationFigures().figures(trainer, MLPClassifier(input_dim=784, num_classes=10).eval())
     assert torch.equal(drawn[0], data.table("val").tensors[1])  # every validation row, in order

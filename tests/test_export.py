@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
@@ -18,8 +19,8 @@ from torch import nn
 
 from datamodules import ImageFolderDataModule, MNISTDataModule, TabularDataModule
 from nnmodules import Classifier, MLPClassifier, MLPRegressor, ScratchDeepNet, SmallCNN
-from nnmodules.cli import LitCLI
-from nnmodules.export import TOLERANCE, agree, export
+from nnmodules.cli import run as litmodules
+from nnmodules.runs.export import TOLERANCE, agree, export
 
 PEOPLE = EXAMPLES / "people.csv"
 
@@ -38,27 +39,19 @@ def mnist(folder: Path, **options) -> MNISTDataModule:
     return MNISTDataModule(folder, val_size=VAL_SIZE, download=False, **options)
 
 
+SMALL_CNN = functools.partial(SmallCNN, channels=(4, 8), hidden_dim=16)  # the data gives its widths
 CASES = {  # name: (model, data) from the fake MNIST's folder and a scratch folder
     "mlp": lambda m, t: (MLPClassifier(), mnist(m)),
-    "cnn": lambda m, t: (Classifier(SmallCNN(channels=(4, 8), hidden_dim=16), 10), mnist(m, flatten=False)),
+    "cnn": lambda m, t: (Classifier(SMALL_CNN), mnist(m, flatten=False)),
     "scratch": lambda m, t: (ScratchDeepNet(hidden_dims=[16]), mnist(m)),
-    "binary table": lambda m, t: (None, people(t, "renewed", drop=["tier"])),
-    "multiclass table": lambda m, t: (None, people(t, "tier", drop=["renewed"], embed_numbers=True)),
-    "regression table": lambda m, t: (None, people(t, "income", drop=["renewed", "tier"])),
+    "binary table": lambda m, t: (MLPClassifier(), people(t, "renewed", drop=["tier"])),
+    "multiclass table": lambda m, t: (MLPClassifier(embed_numbers=True), people(t, "tier", drop=["renewed"])),
+    "regression table": lambda m, t: (MLPRegressor(), people(t, "income", drop=["renewed", "tier"])),
     "image folder": lambda m, t: (
-        Classifier(SmallCNN(in_channels=3, image_size=8, channels=(4, 8), hidden_dim=16, num_classes=2), 2),
+        Classifier(SMALL_CNN),
         ImageFolderDataModule(image_tree(t / "photos", layout="classes", mode="RGB"), workers=1),
     ),
 }
-
-
-def model_for(data: TabularDataModule) -> L.LightningModule:
-    """The preset the command line would build for a table."""
-    data.setup("fit")
-    numbers = data.numeric_features if data.embeds_numbers else 0
-    if data.task == "regression":
-        return MLPRegressor(data.num_features, target_mean=data.target_mean, target_std=data.target_std)
-    return MLPClassifier(data.num_features, num_classes=data.num_classes, numeric_features=numbers)
 
 
 @pytest.mark.parametrize("format", ["onnx", "pt2"])
@@ -66,8 +59,7 @@ def model_for(data: TabularDataModule) -> L.LightningModule:
 def test_the_export_predicts_what_predict_gives_on_the_whole_test_split(case, format, mnist_dir, tmp_path):
     L.seed_everything(0)
     model, data = CASES[case](mnist_dir, tmp_path)
-    model = model or model_for(data)
-    expected = torch.cat(L.Trainer(**NO_LOGGER).predict(model, datamodule=data))
+    expected = torch.cat(L.Trainer(**NO_LOGGER).predict(model, datamodule=data))  # built for its data there
     files = export(model, tmp_path / f"model.{format}", format, datamodule=data)
     inputs = data.table(data.predict_split).tensors[0]
     if format == "onnx":
@@ -88,7 +80,8 @@ def test_the_export_predicts_what_predict_gives_on_the_whole_test_split(case, fo
 def test_a_table_is_predicted_from_raw_rows_without_torch(tmp_path):
     data = people(tmp_path, "renewed", drop=["tier"])
     L.seed_everything(0)
-    model = model_for(data)
+    model = MLPClassifier()
+    L.Trainer(**NO_LOGGER).predict(model, datamodule=data)  # built for its data
     export(model, tmp_path / "out" / "model.onnx", datamodule=data)
     export(model, tmp_path / "out" / "model.pt2", "pt2", datamodule=data)  # beside it: preprocess.py is the same
     new = pd.read_csv(PEOPLE).drop(columns=["renewed"]).head(40)
@@ -150,9 +143,9 @@ def test_litmodules_export_writes_a_runs_checkpoint_into_the_run(mnist_dir, tmp_
     monkeypatch.chdir(tmp_path)
     data = [f"--data.data_dir={mnist_dir}", f"--data.val_size={VAL_SIZE}", "--data.download=false"]
     config = ["--config", str(CONFIGS / "mnist_mlp.yaml"), *data, "--trainer.enable_progress_bar=false"]
-    LitCLI(args=["fit", *config, "--trainer.max_epochs=1", "--test_after_fit=false"])
+    litmodules(["fit", *config, "--trainer.max_epochs=1", "--test_after_fit=false"])
     run = tmp_path / "lightning_logs" / "mnist_mlp" / "version_0"
-    LitCLI(args=["export", "--ckpt_path", str(run / "checkpoints" / "last.ckpt")])
+    litmodules(["export", "--ckpt_path", str(run / "checkpoints" / "last.ckpt")])
     info = json.loads((run / "export" / "last.onnx.json").read_text())
     assert info["inputs"] == {"shape": ["batch", 784], "dtype": "uint8"} and info["outputs"] == "probabilities"
     assert info["class_names"] == [str(digit) for digit in range(10)] and (run / "export" / "last.onnx").is_file()

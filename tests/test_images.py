@@ -17,7 +17,7 @@ from datamodules import ImageFolderDataModule
 from datamodules.images import ImageFolderDataModule as Module
 from nnmodules import MLPClassifier
 from nnmodules.callbacks import PredictionWriter
-from nnmodules.cli import LitCLI
+from nnmodules.cli import run
 
 
 def image_tree(root: Path, layout: str = "train_test", size: int = 8, mode: str = "L", per_class: int = 10) -> Path:
@@ -38,7 +38,8 @@ def image_tree(root: Path, layout: str = "train_test", size: int = 8, mode: str 
 def test_the_training_and_testing_folders_are_the_splits_and_the_folder_names_the_classes(tmp_path):
     data = ImageFolderDataModule(image_tree(tmp_path / "digits"), batch_size=4, workers=1)
     data.setup("fit")
-    assert data.class_names == ["cat", "dog"] and data.num_classes == 2 and data.image_shape == (1, 8, 8)
+    assert data.facts.class_names == ("cat", "dog") and data.facts.num_classes == 2
+    assert data.facts.image_shape == data.facts.input_shape == (1, 8, 8)
     assert {split: len(table) for split, table in data.tables.items()} == {"train": 18, "val": 2, "test": 10}
     images, labels = data.tables["test"].tensors
     assert images.dtype == torch.uint8 and labels.tolist() == [0] * 5 + [1] * 5
@@ -57,7 +58,7 @@ def test_a_folder_per_class_holds_out_a_seeded_test_share_and_rgb_stays_rgb(tmp_
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(root / "cat" / "gray.png")  # one gray among RGB
     data = ImageFolderDataModule(root, flatten=True, test_fraction=0.25, workers=1)
     data.setup(None)
-    assert data.image_shape == (3, 8, 8) and data.num_features == 192
+    assert data.facts.image_shape == (3, 8, 8) and data.facts.input_shape == (192,)
     assert {split: len(table) for split, table in data.tables.items()} == {"train": 28, "val": 3, "test": 10}
     again = ImageFolderDataModule(root, flatten=True, test_fraction=0.25, workers=1)
     again.setup(None)
@@ -116,14 +117,14 @@ def test_images_of_another_size_are_named_unless_resized(tmp_path):
         ImageFolderDataModule(root, workers=1).setup("fit")
     data = ImageFolderDataModule(root, image_size=6, workers=1)
     data.setup("fit")
-    assert data.image_shape == (1, 6, 6)
+    assert data.facts.image_shape == (1, 6, 6)
 
 
-def test_the_command_line_links_the_images_shape_and_classes_to_the_model(tmp_path, monkeypatch):
+def test_a_model_from_the_command_line_takes_the_images_shape_and_classes_from_the_data(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     root = image_tree(tmp_path / "digits")
     args = ["fit", "--model", "MLPClassifier", "--data", "ImageFolderDataModule", f"--data.root={root}"]
-    cli = LitCLI(args=[*args, "--data.flatten=true", "--trainer.fast_dev_run=true", "--data.workers=1"])
+    cli = run([*args, "--data.flatten=true", "--trainer.fast_dev_run=true", "--data.workers=1"])
     assert cli.model.hparams.input_dim == 64 and cli.model.hparams.num_classes == 2
     assert cli.trainer.global_step == 1
 
@@ -134,7 +135,7 @@ def test_predict_on_a_folder_writes_each_files_path_and_predicted_class(tmp_path
     Image.fromarray(np.full((8, 8), 230, np.uint8)).save(new / "bright.png")
     Image.fromarray(np.full((8, 8), 20, np.uint8)).save(new / "more" / "dark.png")
     data = ImageFolderDataModule(image_tree(tmp_path / "digits"), predict_dir=new, flatten=True, workers=1)
-    model = MLPClassifier(input_dim=64, hidden_dims=[8], num_classes=2, lr=0.05, lr_schedule="constant")
+    model = MLPClassifier(hidden_dims=[8], lr=0.05, lr_schedule="constant")
     writer = PredictionWriter(filename=str(tmp_path / "predictions.csv"))
     trainer = L.Trainer(max_epochs=30, callbacks=[writer], **NO_LOGGER, enable_checkpointing=False)
     trainer.fit(model, data)

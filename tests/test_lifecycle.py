@@ -18,17 +18,19 @@ import lightning as L
 import pandas as pd
 import pytest
 import torch
-from conftest import CONFIGS, VAL_SIZE
+from conftest import CONFIGS, ROOT, VAL_SIZE
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.core.saving import load_hparams_from_yaml
 from lightning.pytorch.loggers import TensorBoardLogger
 from test_runs import PEOPLE, QUIET, Crash, CrashAtEpoch, SignalAt
 
 from datamodules import MNISTDataModule, TabularDataModule
+from datamodules.batches import TensorDataModule
+from datamodules.contract import DataFacts
 from nnmodules import MLPClassifier, ScratchDeepNet
-from nnmodules.callbacks import PredictionWriter, RunSummary
-from nnmodules.cli import LOGGER_DEFAULTS, LitCLI, make_trainer
-from nnmodules.runs import LitTrainer
+from nnmodules.callbacks import PredictionWriter, RunInterrupted, RunSummary
+from nnmodules.cli import stages
+from nnmodules.runs import make_trainer
 
 STEPS = 8  # per epoch: 256 fake training images in batches of 32
 CONFIG = str(CONFIGS / "mnist_mlp.yaml")
@@ -38,15 +40,16 @@ def mnist(mnist_dir: Path, batch_size: int = 32) -> MNISTDataModule:
     return MNISTDataModule(mnist_dir, batch_size=batch_size, val_size=VAL_SIZE, download=False)
 
 
-def trainer_in(folder: Path, epochs: int, **overrides) -> L.Trainer:
-    logger = TensorBoardLogger(**{**LOGGER_DEFAULTS, "save_dir": str(folder), "name": "run", "log_graph": False})
-    return make_trainer(logger=logger, max_epochs=epochs, **{**QUIET, **overrides})
+def trainer_in(folder: Path, epochs: int, version: int | str | None = None, **overrides) -> L.Trainer:
+    return make_trainer("run", version, save_dir=folder, max_epochs=epochs, **{**QUIET, **overrides})
 
 
 def fit(folder: Path, model: L.LightningModule, data: L.LightningDataModule, epochs: int, **kwargs) -> L.Trainer:
+    """A fit in a new run under `folder`; with `ckpt_path="last"`, continuing the newest (`version` to choose)."""
     L.seed_everything(0, verbose=False)
     ckpt_path = kwargs.pop("ckpt_path", None)
-    trainer = trainer_in(folder, epochs, **kwargs)
+    version = kwargs.pop("version", "last" if ckpt_path == "last" else None)
+    trainer = trainer_in(folder, epochs, version, **kwargs)
     trainer.fit(model, data, ckpt_path=ckpt_path)
     return trainer
 
@@ -104,7 +107,7 @@ def test_train_longer_with_gradient_accumulation_counts_optimizer_steps(mnist_di
 def interrupted_in_epoch_1(folder: Path, mnist_dir: Path, batch: int) -> None:
     trainer = trainer_in(folder, epochs=2)
     trainer.callbacks.insert(0, SignalAt(signal.SIGTERM, epoch=1, batch=batch))
-    with pytest.raises(SystemExit):
+    with pytest.raises(RunInterrupted):
         trainer.fit(MLPClassifier(), mnist(mnist_dir))
 
 
@@ -123,13 +126,14 @@ def test_an_interrupted_epoch_resumed_as_it_was_keeps_its_schedule_and_says_noth
     assert same.global_step == one_cycle(same).total_steps == 2 * STEPS and "re-planned" not in caplog.text
 
 
-@pytest.mark.parametrize(("done", "more"), [(4, 0), (5, 1)])
-def test_an_epoch_resumed_past_a_smaller_limit_ends_as_lightning_ends_it_and_so_does_the_plan(
-    done, more, mnist_dir, tmp_path
+@pytest.mark.parametrize("done", [4, 5])
+def test_an_epoch_resumed_past_a_smaller_limit_ends_as_lightning_counts_it_and_so_does_the_plan(
+    done, mnist_dir, tmp_path
 ):
     interrupted_in_epoch_1(tmp_path, mnist_dir, batch=done - 1)  # `done` of the epoch's 8 steps taken
     shorter = fit(tmp_path, MLPClassifier(), mnist(mnist_dir), epochs=3, ckpt_path="last", limit_train_batches=4)
-    # at the limit Lightning ends the interrupted epoch at once; past it, after one more step
+    # at or past the limit, Lightning counts the interrupted epoch anew: up to 4 more steps, as far as its data goes
+    more = min(4, STEPS - done)
     assert shorter.global_step == one_cycle(shorter).total_steps == STEPS + done + more + 4
 
 
@@ -164,7 +168,7 @@ def test_train_longer_replans_the_scratch_nets_cosine_step(mnist_dir, tmp_path, 
     model = ScratchDeepNet(lr=0.2, lr_schedule="cosine")
     longer = fit(tmp_path, model, mnist(mnist_dir), epochs=3, ckpt_path="last")
     assert longer.global_step == 3 * STEPS
-    assert model.step_size() == pytest.approx(0.0)  # at the new end: the cosine reached 0 there, not at step 8
+    assert longer.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.0)  # the cosine reached 0 at the new end
     assert "cosine step size re-planned for this run's settings: 8 -> 24 steps; going on from step 8" in caplog.text
 
 
@@ -175,27 +179,27 @@ def test_another_batch_size_from_an_epochs_end_goes_on_at_that_size(mnist_dir, t
     assert resumed.global_step == STEPS + 2 * STEPS  # the second epoch in 16 steps of 16
     assert one_cycle(resumed).total_steps == resumed.global_step
     run = Path(resumed.log_dir)  # config and hparams agree: this run's settings, the earlier ones kept
-    assert load_hparams_from_yaml(run / "hparams.yaml")["batch_size"] == 16
-    assert load_hparams_from_yaml(run / "hparams.1.yaml")["batch_size"] == 32
+    assert load_hparams_from_yaml(run / "hparams.yaml")["data.batch_size"] == 16
+    config, config_before = (load_hparams_from_yaml(run / name) for name in ("config.yaml", "config.1.yaml"))
+    assert (config["data"]["init_args"]["batch_size"], config_before["data"]["init_args"]["batch_size"]) == (16, 32)
 
 
 def test_a_run_continued_with_another_batch_size_says_so_in_config_and_hparams(mnist_dir, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    args = ["fit", "--config", CONFIG, f"--data.data_dir={mnist_dir}", f"--data.val_size={VAL_SIZE}"]
+    args = ["--config", CONFIG, f"--data.data_dir={mnist_dir}", f"--data.val_size={VAL_SIZE}"]
     args += ["--data.download=false", "--trainer.enable_progress_bar=false", "--test_after_fit=false"]
-    LitCLI(args=[*args, "--data.batch_size=32", "--trainer.max_epochs=1"])
-    LitCLI(args=[*args, "--data.batch_size=16", "--trainer.max_epochs=2", "--ckpt_path=last"])
+    stages.fit([*args, "--data.batch_size=32", "--trainer.max_epochs=1"])
+    stages.fit([*args, "--data.batch_size=16", "--trainer.max_epochs=2", "--ckpt_path=last"])
     run = tmp_path / "lightning_logs" / "mnist_mlp" / "version_0"
     config, config_before = (load_hparams_from_yaml(run / name) for name in ("config.yaml", "config.1.yaml"))
     assert (config["data"]["init_args"]["batch_size"], config_before["data"]["init_args"]["batch_size"]) == (16, 32)
-    hparams, hparams_before = (load_hparams_from_yaml(run / name) for name in ("hparams.yaml", "hparams.1.yaml"))
-    assert (hparams["batch_size"], hparams_before["batch_size"]) == (16, 32)
+    assert load_hparams_from_yaml(run / "hparams.yaml")["data.batch_size"] == 16
 
 
 def test_another_batch_size_mid_epoch_is_refused_naming_what_works(mnist_dir, tmp_path):
     trainer = trainer_in(tmp_path, epochs=2)
     trainer.callbacks.insert(0, SignalAt(signal.SIGTERM, epoch=1, batch=2))
-    with pytest.raises(SystemExit):
+    with pytest.raises(RunInterrupted):
         trainer.fit(MLPClassifier(), mnist(mnist_dir))
     run = tmp_path / "run" / "version_0"
     before = digests(run)
@@ -222,7 +226,7 @@ def test_another_learning_rate_takes_effect_from_the_resume(schedule, mnist_dir,
     fit(tmp_path, model, mnist(mnist_dir), epochs=2, ckpt_path="last")
     if schedule == "constant":
         assert rates == [1e-2] * STEPS
-        assert "learning rate 0.001 -> 0.01, weight decay 0 -> 0; going on from step 8" in caplog.text
+        assert "learning rate 0.001 -> 0.01; going on from step 8" in caplog.text
     else:  # the one-cycle schedule of a 16-step run peaking at 0.01, from its step 8 on
         assert rates == pytest.approx(one_cycle_plan(1e-2, 2 * STEPS)[STEPS:], rel=1e-6)
         assert "-> 16 steps, peak 0.01; going on from step 8" in caplog.text
@@ -260,18 +264,19 @@ def test_a_runs_newest_checkpoint_goes_on_in_its_folder_and_an_older_one_starts_
     before = digests(run)
     branch = fit(tmp_path, MLPClassifier(), mnist(mnist_dir), epochs=3, ckpt_path=best)  # not the newest: a branch
     assert Path(branch.log_dir).name == "version_1" and digests(run) == before
-    again = fit(tmp_path, MLPClassifier(), mnist(mnist_dir), epochs=3, ckpt_path=run / "checkpoints" / "last.ckpt")
+    last = run / "checkpoints" / "last.ckpt"  # from Python the run's folder is the Trainer's: its version
+    again = fit(tmp_path, MLPClassifier(), mnist(mnist_dir), epochs=3, ckpt_path=last, version=0)
     assert Path(again.log_dir) == run and again.global_step == 3 * STEPS
 
 
 def test_a_checkpoint_with_a_fixed_version_or_no_logger_goes_on_where_it_is_told(mnist_dir, tmp_path):
     last = Path(fit(tmp_path, MLPClassifier(), mnist(mnist_dir), epochs=1).checkpoint_callback.last_model_path)
-    logger = TensorBoardLogger(**{**LOGGER_DEFAULTS, "save_dir": str(tmp_path), "name": "run", "version": 5})
-    fixed = make_trainer(logger=logger, max_epochs=2, **QUIET)
+    fixed = make_trainer("run", 5, save_dir=tmp_path, max_epochs=2, **QUIET)
     fixed.fit(MLPClassifier(), mnist(mnist_dir), ckpt_path=last)  # the newest checkpoint, but version 5 was asked
     assert Path(fixed.log_dir).name == "version_5" and fixed.global_step == 2 * STEPS
-    alone = LitTrainer(logger=False, max_epochs=2, default_root_dir=tmp_path / "alone", **QUIET)
+    alone = make_trainer("alone", save_dir=tmp_path, logger=False, max_epochs=2, **QUIET)
     alone.fit(MLPClassifier(), mnist(mnist_dir), ckpt_path=last)
+    assert (tmp_path / "alone" / "version_0" / "checkpoints" / "last.ckpt").is_file()
     assert alone.global_step == 2 * STEPS and sorted(p.name for p in last.parents[1].parent.iterdir()) == [
         "version_0",
         "version_5",
@@ -285,15 +290,15 @@ def test_test_and_predict_from_a_checkpoint_alone_from_another_folder(mnist_dir,
     (tmp_path / "data").symlink_to(mnist_dir, target_is_directory=True)  # the config's relative data_dir
     monkeypatch.chdir(tmp_path)
     args = [f"--data.val_size={VAL_SIZE}", "--data.download=false", "--data.batch_size=32", "--trainer.max_epochs=1"]
-    LitCLI(args=["fit", "--config", CONFIG, "--data.data_dir=data", *args, "--trainer.enable_progress_bar=false"])
+    stages.fit(["--config", CONFIG, "--data.data_dir=data", *args, "--trainer.enable_progress_bar=false"])
     run = tmp_path / "lightning_logs" / "mnist_mlp" / "version_0"
     before = digests(run)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)  # data/ is not here: only the config's first line says where the run trained
     checkpoint = "../lightning_logs/mnist_mlp/version_0/checkpoints/last.ckpt"
-    test = LitCLI(args=["test", f"--ckpt_path={checkpoint}"])
-    LitCLI(args=["predict", f"--ckpt_path={checkpoint}"])
+    test = stages.test([f"--ckpt_path={checkpoint}"])
+    stages.predict([f"--ckpt_path={checkpoint}"])
     assert list(elsewhere.iterdir()) == [] and sorted(p.name for p in run.parent.iterdir()) == ["version_0"]
     after = digests(run)
     kept = {name for name in before if name != "test_metrics.json"}  # that one gains a row
@@ -308,19 +313,23 @@ def test_test_and_predict_from_a_checkpoint_alone_from_another_folder(mnist_dir,
     assert recorded["last.ckpt"]["test/acc"] == pytest.approx(test.trainer.callback_metrics["test/acc"].item())
     assert len(pd.read_csv(run / "predictions" / "test.csv")) == 80
     config = "../lightning_logs/mnist_mlp/version_0/config.yaml"  # given by hand: read the same way
-    validate = LitCLI(args=["validate", "--config", config, f"--ckpt_path={checkpoint}"])
+    validate = stages.validate(["--config", config, f"--ckpt_path={checkpoint}"])
     assert validate.trainer.callback_metrics["val/acc"] > 0.5 and (run / "validate_metrics.json").is_file()
 
 
-def test_test_from_a_checkpoint_outside_a_run_asks_for_its_config(tmp_path):
-    stray = tmp_path / "model.ckpt"
-    stray.write_bytes(b"")
-    message = f"{stray} is not in the checkpoints/ folder of a run with its config.yaml: pass the config it was"
+def test_a_checkpoint_that_cannot_be_a_run_is_refused_naming_why(tmp_path):
+    empty = tmp_path / "model.ckpt"
+    empty.write_bytes(b"")
+    with pytest.raises(ValueError, match=re.escape(f"{empty} is not a readable checkpoint (EOFError): it may be")):
+        stages.test([f"--ckpt_path={empty}"])
+    alone = tmp_path / "0.1.0.ckpt"  # a 0.1.0 checkpoint records no run: its run's config.yaml must be beside it
+    alone.write_bytes((ROOT / "tests" / "runs_0_1_0" / "mnist_mlp" / "checkpoints" / "last.ckpt").read_bytes())
+    message = f"{alone} was not written by litmodules (it records no run): load it with the code that wrote it; "
     with pytest.raises(ValueError, match=re.escape(message)):
-        LitCLI(args=["test", f"--ckpt_path={stray}"])
+        stages.test([f"--ckpt_path={alone}"])
     absent = tmp_path / "checkpoints" / "absent.ckpt"
-    with pytest.raises(FileNotFoundError, match=re.escape(f"checkpoint {absent} does not exist: pass the path of")):
-        LitCLI(args=["predict", f"--ckpt_path={absent}"])
+    with pytest.raises(FileNotFoundError, match=re.escape(f"checkpoint {absent} does not exist")):
+        stages.predict([f"--ckpt_path={absent}"])
 
 
 def test_predict_a_new_table_with_its_id_column(tmp_path, monkeypatch):
@@ -328,11 +337,11 @@ def test_predict_a_new_table_with_its_id_column(tmp_path, monkeypatch):
     people = pd.read_csv(PEOPLE)
     people.to_csv("people.csv", index=False)
     config = ["--config", str(CONFIGS / "tabular_scratch.yaml"), "--data.csv=people.csv"]
-    LitCLI(args=["fit", *config, "--data.init_args.id_column=id", "--data.drop=[]", "--trainer.max_epochs=2"])
+    stages.fit([*config, "--data.init_args.id_column=id", "--data.drop=[]", "--trainer.max_epochs=2"])
     new = people.drop(columns="renewed").iloc[[5, 3, 11]]
     new.to_csv("new.csv", index=False)
     run = tmp_path / "lightning_logs" / "tabular_scratch" / "version_0"
-    LitCLI(args=["predict", f"--ckpt_path={run}/checkpoints/last.ckpt", "--data.init_args.predict_csv=new.csv"])
+    stages.predict([f"--ckpt_path={run}/checkpoints/last.ckpt", "--data.init_args.predict_csv=new.csv"])
     written = pd.read_csv(run / "predictions" / "new.csv")
     assert list(written.columns) == ["row", "id", "prediction", "p_0", "p_1"]
     assert written["row"].tolist() == [0, 1, 2] and written["id"].tolist() == new["id"].tolist()
@@ -347,20 +356,28 @@ def test_predict_a_new_table_with_its_id_column(tmp_path, monkeypatch):
 # -- the prediction file, column by column (PredictionWriter with a stand-in trainer: no training) --
 
 
-class Labelled:
-    """A data module as PredictionWriter reads one: its rows' identities and its class names."""
+class Labelled(TensorDataModule):
+    """A data module whose rows have ids and whose classes have names, as a table's do."""
 
-    class_names = ["no", "yes"]
-    predict_name = "new"
+    def __init__(self) -> None:
+        super().__init__(batch_size=2)
+        self.facts = DataFacts(task="multiclass", input_shape=(1,), class_names=("no", "yes"))
+
+    def setup(self, stage: str | None = None) -> None:
+        pass
+
+    @property
+    def predict_name(self) -> str:
+        return "new"
 
     def prediction_rows(self) -> pd.DataFrame:
         return pd.DataFrame({"row": [0, 1], "id": ["b", "a"]}, index=[7, 3])  # the index is not written
 
 
-def stand_in_trainer(log_dir: Path | None, datamodule=None, **overrides) -> SimpleNamespace:
+def stand_in_trainer(run: Path | None, datamodule=None, **overrides) -> SimpleNamespace:
+    folder = str(run) if run is not None else str(Path.cwd())  # a Trainer's default_root_dir is the cwd unless told
     return SimpleNamespace(
-        **{"ckpt_path": None, "log_dir": log_dir, "datamodule": datamodule, "world_size": 1, "is_global_zero": True}
-        | overrides
+        **{"default_root_dir": folder, "datamodule": datamodule, "world_size": 1, "is_global_zero": True} | overrides
     )
 
 

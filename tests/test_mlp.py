@@ -10,12 +10,13 @@ import pytest
 import torch
 from conftest import QUIET
 from lightning.pytorch.tuner import Tuner
+from nnmodules.figures import ClassificationFigures
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
-from nnmodules import MLPClassifier, ScratchDeepNet, tasks
+from nnmodules import MLPClassifier, ScratchDeepNet
 from nnmodules.cli import make_trainer
-from nnmodules.figures import ClassificationFigures
+from nnmodules.tasks import task as tasks
 
 
 class FirstBatches(L.Callback):
@@ -106,7 +107,7 @@ def test_predict_returns_class_probabilities(fitted):
 
 
 def test_fast_dev_run_takes_one_step_and_one_validation_batch(mnist, tmp_path):
-    model = MLPClassifier()
+    model = MLPClassifier(input_dim=784, num_classes=10)  # given its widths: built now
     before = [parameter.clone() for parameter in model.parameters()]
     trainer = L.Trainer(fast_dev_run=True, default_root_dir=tmp_path, **QUIET)
     trainer.fit(model, mnist)

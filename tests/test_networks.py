@@ -10,74 +10,20 @@ import lightning as L
 import pytest
 import torch
 from conftest import CONFIGS, EXAMPLES, VAL_SIZE
+from own_nets import TinyConvNet, TinyRegressionNet, Unrecorded
 from test_runs import LOGS_OFTEN, Crash, CrashAtEpoch, trainer_in, weights
 from torch import nn
 
 from datamodules import MNISTDataModule, TabularDataModule, ToyRegressionDataModule
 from nnmodules import MLP, Classifier, MLPClassifier, Regressor, ScratchDeepNet, SmallCNN, TableMLP
-from nnmodules.checkpoints import net_config
-from nnmodules.cli import LitCLI
+from nnmodules.cli import stages
+from nnmodules.nets.configs import object_config
 
 PEOPLE = EXAMPLES / "people.csv"
 NAMES = {
     Classifier: {"train/loss", "train/loss_epoch", "train/acc", "val/loss", "val/acc", "val/acc_best"},
     Regressor: {"train/loss", "train/loss_epoch", "val/loss", "val/mse", "val/mae", "val/r2", "val/mse_best"},
 }
-
-
-class TinyConvNet(nn.Module):
-    """A network of one's own for 1x28x28 images: two strided convolutions, then one score per class."""
-
-    def __init__(self, num_classes: int = 10, width: int = 4, dropout: float = 0.2) -> None:
-        super().__init__()
-        self.num_classes, self.width, self.dropout = num_classes, width, dropout
-        self.layers = nn.Sequential(
-            nn.Conv2d(1, width, 5, stride=2),  # 28 -> 12
-            nn.ReLU(),
-            nn.Conv2d(width, width, 5, stride=2),  # 12 -> 4
-            nn.ReLU(),
-            nn.Flatten(),
-            nn.Dropout(dropout),  # draws from the global generator: an exact resume must restore it
-            nn.Linear(width * 16, num_classes),
-        )
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.layers(images)
-
-
-class TinyRegressionNet(nn.Module):
-    """A network of one's own for a numeric target: (N, 1) outputs, as `nn.Linear` gives them."""
-
-    def __init__(self, input_dim: int, output_dim: int = 1) -> None:
-        super().__init__()
-        self.input_dim, self.output_dim = input_dim, output_dim
-        self.hidden = nn.Linear(input_dim, 8)
-        self.out = nn.Linear(8, output_dim)
-
-    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        return self.out(torch.tanh(self.hidden(inputs)))
-
-
-class Unrecorded(nn.Module):
-    """Keeps no attribute for its argument: a checkpoint could not build it again."""
-
-    def __init__(self, width: int) -> None:
-        super().__init__()
-        self.layer = nn.Linear(784, width)
-
-    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        return self.layer(inputs.flatten(1))
-
-
-class NoArguments(nn.Module):
-    """A network that takes no arguments: from YAML, its config has a class_path and nothing else."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.layer = nn.Linear(1, 1)
-
-    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        return self.layer(inputs)
 
 
 class Misrecorded(nn.Module):
@@ -106,6 +52,7 @@ def build(kind: str, mnist_dir: Path) -> tuple[L.LightningModule, L.LightningDat
     if kind == "classifier":
         return Classifier(TinyConvNet(), num_classes=10, lr=3e-3), images(mnist_dir)
     data = ToyRegressionDataModule(n_samples=200, batch_size=10)
+    data.setup("fit")  # a table's widths are known once it is read
     return Regressor(TinyRegressionNet(data.num_features), lr=0.05), data
 
 
@@ -136,7 +83,7 @@ def test_a_checkpoint_alone_builds_your_own_network_again(kind, fitted):
     trainer, model, data, _ = fitted[kind]
     path = trainer.checkpoint_callback.last_model_path
     checkpoint = torch.load(path, weights_only=True)  # plain data: the network as its config
-    assert checkpoint["hyper_parameters"]["net"]["class_path"] == f"test_networks.{type(model.net).__name__}"
+    assert checkpoint["hyper_parameters"]["net"]["class_path"] == f"own_nets.{type(model.net).__name__}"
     restored = type(model).load_from_checkpoint(path)
     assert type(restored.net) is type(model.net) and restored.net is not model.net
     inputs, _ = next(iter(data.val_dataloader()))
@@ -153,7 +100,7 @@ def test_your_own_network_resumes_bitwise(kind, fitted, mnist_dir, tmp_path):
     with pytest.raises(Crash):
         trainer.fit(model, data)
     model, data = build(kind, mnist_dir)
-    resumed = trainer_in(tmp_path, kind, max_epochs=3)
+    resumed = trainer_in(tmp_path, kind, "last", max_epochs=3)
     resumed.fit(model, data, ckpt_path="last")
     assert resumed.global_step == full_trainer.global_step
     assert all(torch.equal(full_weights[name], tensor) for name, tensor in weights(model).items())
@@ -169,17 +116,17 @@ def test_a_network_from_yaml_is_built_with_the_datas_widths_and_again_from_its_c
         "  class_path: nnmodules.Classifier\n"
         "  init_args:\n"
         "    net:\n"
-        "      class_path: test_networks.TinyConvNet\n"
+        "      class_path: own_nets.TinyConvNet\n"
         "      init_args: {width: 3}\n"
         "data:\n"
         "  class_path: datamodules.MNISTDataModule\n"
         f"  init_args: {{data_dir: {mnist_dir}, val_size: {VAL_SIZE}, download: false, flatten: false}}\n"
         "trainer: {max_epochs: 1, enable_progress_bar: false}\n"
     )
-    cli = LitCLI(args=["fit", "--config", str(config), "--data.init_args.batch_size=64"])
+    cli = stages.fit(["--config", str(config), "--data.init_args.batch_size=64"])
     assert isinstance(cli.model.net, TinyConvNet) and (cli.model.net.width, cli.model.num_classes) == (3, 10)
     assert cli.model.hparams["net"] == {
-        "class_path": "test_networks.TinyConvNet",
+        "class_path": "own_nets.TinyConvNet",
         "init_args": {"num_classes": 10, "width": 3, "dropout": 0.2},  # only what it takes: no input_dim
     }
     restored = Classifier.load_from_checkpoint(cli.trainer.checkpoint_callback.last_model_path)
@@ -187,9 +134,8 @@ def test_a_network_from_yaml_is_built_with_the_datas_widths_and_again_from_its_c
 
 
 def test_the_small_cnn_gets_channels_size_and_classes_from_the_data(mnist_dir, tmp_path):
-    cli = LitCLI(
-        args=[
-            "fit",
+    cli = stages.fit(
+        [
             "--config",
             str(CONFIGS / "mnist_cnn.yaml"),
             f"--data.data_dir={mnist_dir}",
@@ -206,7 +152,7 @@ def test_the_small_cnn_gets_channels_size_and_classes_from_the_data(mnist_dir, t
 def test_a_binary_table_through_a_one_logit_network_from_the_command_line(tmp_path):
     args = [f"--data.csv={PEOPLE}", "--data.target=renewed", "--data.drop=[id]", "--data.batch_size=32"]
     net = ["--model.net=nnmodules.MLP", "--model.net.init_args.hidden_dims=[8]"]
-    cli = LitCLI(args=["fit", "--data=TabularDataModule", *args, "--model=Classifier", *net,
+    cli = stages.fit(["--data=TabularDataModule", *args, "--model=Classifier", *net,
                        "--trainer.fast_dev_run=true"])  # fmt: skip
     assert (cli.model.task, cli.model.num_classes, cli.model.net.output_dim) == ("binary", 2, 1)  # linked
     assert cli.model.net.input_dim == cli.datamodule.num_features
@@ -262,7 +208,7 @@ def test_the_scratch_net_for_a_binary_task_needs_no_class_count():
 def test_a_network_a_checkpoint_cannot_build_again_is_refused_before_training(mnist, tmp_path):
     model = Classifier(Unrecorded(10), num_classes=10)
     trainer = L.Trainer(default_root_dir=tmp_path, logger=False, max_epochs=1, **LOGS_OFTEN)
-    message = "no checkpoint could build this network again: test_networks.Unrecorded keeps no attribute 'width'"
+    message = "no checkpoint could build this network again: own_nets.Unrecorded keeps no attribute 'width'"
     with pytest.raises(ValueError, match=re.escape(message)):
         trainer.fit(model, mnist)
     assert trainer.global_step == 0 and not list(tmp_path.rglob("*.ckpt"))
@@ -285,28 +231,30 @@ def local_network() -> nn.Module:
 @pytest.mark.parametrize(
     ("net", "reason"),
     [
-        (Unrecorded(3), "test_networks.Unrecorded keeps no attribute 'width' for its argument of that name"),
-        (nn.Sequential(nn.Linear(2, 2)), "torch.nn.modules.container.Sequential takes *args, whose values"),
-        (local_network(), "test_networks.local_network.<locals>.Local is defined inside a function"),
+        (Unrecorded(3), "own_nets.Unrecorded keeps no attribute 'width' for its argument of that name"),
+        (nn.Sequential(nn.Linear(2, 2)), "torch.nn.Sequential takes *args, whose values"),
+        (
+            local_network(),
+            "test_networks.local_network.<locals>.Local is defined in a function, where no checkpoint can import",
+        ),
         (TinyRegressionNet(3, output_dim=1).requires_grad_(False), None),
     ],
 )
 def test_a_network_is_written_as_its_class_and_arguments_or_refused_saying_why(net, reason):
     if reason is None:
-        config = net_config(net)
+        config = object_config(net)
         assert config == {
-            "class_path": "test_networks.TinyRegressionNet",
+            "class_path": "own_nets.TinyRegressionNet",
             "init_args": {"input_dim": 3, "output_dim": 1},
         }
         return
     with pytest.raises(ValueError, match=re.escape(reason)):
-        net_config(net)
+        object_config(net)
 
 
 FIX = (
-    "write the network as a class at the top level of a module whose __init__ keeps each argument as an attribute "
-    "of the same name (self.width = width), give it in a config (class_path and init_args), or train without "
-    "checkpoints (Trainer(enable_checkpointing=False))"
+    "give the network's class instead, Classifier(net=MyNet) (the data fills its widths), or "
+    "functools.partial(MyNet, width=64); or keep each argument as an attribute of the same name (self.width = width)"
 )
 
 
@@ -315,15 +263,14 @@ FIX = (
     [
         (
             Misrecorded(2),
-            "test_networks.Misrecorded(width='2 units') cannot be built again "
-            "(Expected a <class 'int'>. Got value: 2 units): ",
+            "test_networks.Misrecorded(width='2 units') cannot be built again (empty(): argument 'size'",
         ),
-        (Keyed({1: "one"}), "test_networks.Keyed.names is a dict, not plain data a checkpoint holds: "),
+        (Keyed({1: "one"}), "test_networks.Keyed's names is a dict, not plain data a checkpoint holds: "),
     ],
 )
 def test_a_refusal_names_the_argument_and_the_three_ways_out(net, reason):
     with pytest.raises(ValueError, match=f"^{re.escape(reason)}.*{re.escape(FIX)}$"):
-        net_config(net)
+        object_config(net)
 
 
 class Shaped(nn.Module):
@@ -336,17 +283,17 @@ class Shaped(nn.Module):
 
 
 def test_a_tuple_argument_is_written_as_a_list_as_yaml_and_the_cli_write_it():
-    config = net_config(Shaped((4, 5)))
+    config = object_config(Shaped((4, 5)))
     assert config["init_args"]["sizes"] == [4, 5] and type(config["init_args"]["sizes"]) is list
 
 
 def test_a_network_without_arguments_from_the_command_line(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # lightning_logs/ goes there
-    arguments = ["--model", "nnmodules.Regressor", "--model.init_args.net", "test_networks.NoArguments"]
+    arguments = ["--model", "nnmodules.Regressor", "--model.init_args.net", "own_nets.NoArguments"]
     arguments += ["--data", "datamodules.ToyRegressionDataModule", "--trainer.max_steps=2", "--trainer.logger=false"]
     arguments += [f"--trainer.default_root_dir={tmp_path}"]  # without a logger, checkpoints go there
-    cli = LitCLI(args=["fit", *arguments])  # failed: "Expected key net.init_args.output_dim to be in data"
-    assert cli.model.hparams["net"] == {"class_path": "test_networks.NoArguments", "init_args": {}}
+    cli = stages.fit([*arguments])  # failed: "Expected key net.init_args.output_dim to be in data"
+    assert cli.model.hparams["net"] == {"class_path": "own_nets.NoArguments", "init_args": {}}
     restored = Regressor.load_from_checkpoint(cli.trainer.checkpoint_callback.last_model_path)
     assert torch.equal(restored.net.layer.weight, cli.model.net.layer.weight)
 
@@ -359,7 +306,7 @@ def test_a_table_mlp_embeds_the_numbers_and_passes_the_rest_on_as_they_are():
     assert torch.equal(net(inputs), net.mlp(embedded))
     inputs[:, 2:] = torch.eye(3)  # one-hot inputs reach the MLP unchanged
     assert torch.equal(net(inputs), net.mlp(torch.cat([embedded[:, :8], torch.eye(3)], dim=1)))
-    assert net_config(net)["init_args"]["numeric_features"] == 2  # a checkpoint builds it again
+    assert object_config(net)["init_args"]["numeric_features"] == 2  # a checkpoint builds it again
     with pytest.raises(ValueError, match=r"numeric_features must be from 0 to input_dim \(5\), got 6"):
         TableMLP(input_dim=5, hidden_dims=[8], output_dim=2, numeric_features=6)
     preset = MLPClassifier(5, [8], num_classes=2, numeric_features=2)  # the CLI links numeric_features
@@ -371,7 +318,7 @@ def test_a_network_whose_attributes_build_another_is_refused():
     net = TinyConvNet(width=4)
     net.width = 5  # the attribute says 5, the layers were built with 4
     with pytest.raises(ValueError, match=r"TinyConvNet\(num_classes=10, width=5, dropout=0.2\) builds another"):
-        net_config(net)
+        object_config(net)
 
 
 @pytest.mark.parametrize(
@@ -385,7 +332,7 @@ def test_a_network_whose_attributes_build_another_is_refused():
         (
             lambda: Classifier(MLP(100, [], 10), num_classes=10),
             images,
-            "the model takes 100 input features (input_dim) but MNISTDataModule gives 784",
+            "the network (MLP) takes input_dim=100 but MNISTDataModule gives 784: build it with input_dim=784",
         ),
         (
             lambda: Classifier(TinyRegressionNet(784, output_dim=10), num_classes=10),
@@ -416,7 +363,7 @@ def test_task_binary_has_two_classes_and_a_regression_task_is_not_classification
     assert Classifier(MLP(2, [], 1), task="binary").num_classes == 2
     with pytest.raises(ValueError, match=re.escape("task='binary' has 2 classes, got num_classes=3")):
         Classifier(MLP(2, [], 1), num_classes=3, task="binary")
-    with pytest.raises(ValueError, match=re.escape("(a regression needs a Regressor), got 'regression'")):
+    with pytest.raises(ValueError, match=re.escape("task='regression' is a Regressor's (e.g. MLPRegressor)")):
         Classifier(MLP(2, [], 1), num_classes=2, task="regression")
 
 
@@ -426,7 +373,8 @@ def test_tables_of_numbers_have_an_mlp_regressor(tmp_path):
     data = TabularDataModule(PEOPLE, target="income", drop=["id"], standardize_target=True, batch_size=32)
     with pytest.warns(UserWarning, match=r"^dropped 45 rows of data file .* whose target is missing$"):
         data.setup("fit")
-    model = MLPRegressor(data.num_features, target_mean=data.target_mean, target_std=data.target_std)
+    facts = data.facts
+    model = MLPRegressor(data.num_features, target_mean=facts.target_mean, target_std=facts.target_std)
     trainer = L.Trainer(logger=False, enable_checkpointing=False, max_epochs=2, **LOGS_OFTEN)
     trainer.fit(model, data)
     assert NAMES[Regressor] <= set(trainer.callback_metrics)

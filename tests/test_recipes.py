@@ -9,9 +9,9 @@ import pytest
 import yaml
 from conftest import CONFIGS, VAL_SIZE
 
-from nnmodules.cli import LitCLI
-from nnmodules.commands import main
-from nnmodules.recipes import SEARCHES, config_argument, search_file
+from nnmodules.cli import main
+from nnmodules.cli import run as litmodules
+from nnmodules.cli.recipes import SEARCHES, config_argument, search_file
 
 
 def run_main(monkeypatch, *args: str) -> None:
@@ -71,7 +71,7 @@ def test_a_csv_logger_run_keeps_its_figures_as_png_and_says_where_it_is(mnist_di
     args = ["fit", "--config", "mnist_mlp", *data, "--trainer.max_epochs=2", "--trainer.enable_progress_bar=false"]
     args += ["--trainer.logger=CSVLogger", "--trainer.logger.save_dir=logs", "--test_after_fit=false"]
     with caplog.at_level(logging.INFO):
-        cli = LitCLI(args=args)
+        cli = litmodules(args)
     run = tmp_path / "logs" / "mnist_mlp" / "version_0"  # the recipe's logger name, kept
     assert cli.trainer.log_dir == str(run.relative_to(tmp_path))
     assert (run / "metrics.csv").is_file() and (run / "hparams.yaml").is_file()

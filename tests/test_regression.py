@@ -16,8 +16,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from datamodules import TabularDataModule, ToyRegressionDataModule
 from nnmodules import MLPClassifier, MLPRegressor, ToyRegressor
-from nnmodules.cli import LitCLI, make_trainer
-from nnmodules.figures import RegressionFigures
+from nnmodules.callbacks import RegressionFigures
+from nnmodules.cli import make_trainer, run
 
 
 @pytest.fixture(autouse=True)
@@ -27,7 +27,9 @@ def in_tmp(tmp_path, monkeypatch):
 
 def test_toy_data_is_the_line_split_in_order_and_unscaled():
     data = ToyRegressionDataModule(n_samples=100, seed=5)
-    assert data.task == "regression" and data.num_features == 1 and data.batch_size == 100
+    data.setup("fit")
+    assert (data.facts.task, data.facts.input_shape, data.batch_size) == ("regression", (1,), 100)
+    assert data.facts.true_line == (1.0, 2.0)  # for the fit's figure
     assert {split: len(data.table(split)) for split in ("train", "val", "test")} == {"train": 60, "val": 10, "test": 30}
     x, y = data.table("train").tensors
     generator = torch.Generator().manual_seed(5)
@@ -59,7 +61,7 @@ def test_toy_fit_recovers_slope_and_intercept(seed, recipe, max_mse):
 
 
 def test_active_init_starts_as_a_straight_line():
-    model = ToyRegressor(init="active").eval()
+    model = ToyRegressor(input_dim=1, init="active").eval()
     x = torch.linspace(-3, 3, 61).unsqueeze(1)
     with torch.no_grad():
         y = model(x)
@@ -79,21 +81,14 @@ def priced_table(rows: int = 400) -> pd.DataFrame:
 def test_regression_on_a_csv_with_a_standardised_target(tmp_path):
     priced_table().to_csv(tmp_path / "prices.csv", index=False)
     data = TabularDataModule(tmp_path / "prices.csv", target="price", batch_size=32)  # standardised by default
-    assert data.task == "regression" and data.num_classes is None
-    assert data.target_mean == pytest.approx(data.frames["train"]["price"].mean())
+    data.setup("fit")
+    assert data.facts.task == "regression" and data.facts.num_classes is None
+    assert data.facts.target_mean == pytest.approx(data.frames["train"]["price"].mean())
     _, scaled_targets = data.table("train").tensors
     assert abs(float(scaled_targets.mean())) < 1e-5  # the model sees (price - mean) / std
 
     L.seed_everything(0)
-    model = MLPRegressor(
-        data.num_features,
-        hidden_dims=[16],
-        dropout=0.0,
-        lr=0.01,
-        lr_schedule="constant",
-        target_mean=data.target_mean,
-        target_std=data.target_std,
-    )
+    model = MLPRegressor(hidden_dims=[16], dropout=0.0, lr=0.01, lr_schedule="constant")  # the scale: the data's
     trainer = make_trainer(max_epochs=30, **QUIET)
     trainer.callbacks.append(RegressionFigures())
     trainer.fit(model, data)
@@ -108,7 +103,7 @@ def test_regression_on_a_csv_with_a_standardised_target(tmp_path):
     epoch = Path(best.best_model_path).name.split("-")[0]
     assert Path(best.best_model_path).name == f"{epoch}-val_loss{float(best.best_model_score):.4f}.ckpt"
     predictions = torch.cat(trainer.predict(model, datamodule=data))
-    assert abs(float(predictions.mean()) - data.target_mean) < 10  # undone: prices around 500, not around 0
+    assert abs(float(predictions.mean()) - data.facts.target_mean) < 10  # undone: prices around 500, not around 0
     images = EventAccumulator(trainer.log_dir, size_guidance={"images": 0}).Reload().Tags()["images"]
     assert set(images) == {"regression/fit", "regression/residuals"}
 
@@ -118,13 +113,13 @@ def test_a_model_told_other_target_units_than_the_data_feeds_is_refused_before_t
     data = TabularDataModule(tmp_path / "prices.csv", target="price", batch_size=32)
     data.setup("fit")
     trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, **QUIET)
+    mean, std = data.facts.target_mean, data.facts.target_std
     message = (
-        f"TabularDataModule feeds the targets standardised (mean {data.target_mean:g}, deviation {data.target_std:g}) "
-        "but the model has target_mean=0, target_std=1: build it with target_mean=data.target_mean, "
-        "target_std=data.target_std (the CLI links them)"
+        f"the data feeds the targets standardised (mean {mean:g}, deviation {std:g}) but the model has "
+        "target_mean=0, target_std=1: leave them out, and the data fills them"
     )
     with pytest.raises(ValueError, match=re.escape(message)):
-        trainer.fit(MLPRegressor(data.num_features), data)
+        trainer.fit(MLPRegressor(target_mean=0.0, target_std=1.0), data)
     assert trainer.global_step == 0
 
 
@@ -140,9 +135,9 @@ def test_toy_figures_every_n_epochs_and_at_the_end():
 
 def test_predict_from_the_command_line_writes_predictions(tmp_path):
     config = ["--config", str(CONFIGS / "toy_regression.yaml")]
-    fit = LitCLI(args=["fit", *config, "--trainer.max_epochs=20", "--test_after_fit=false"])
+    fit = run(["fit", *config, "--trainer.max_epochs=20", "--test_after_fit=false"])
     checkpoint = fit.trainer.checkpoint_callback.last_model_path
-    LitCLI(args=["predict", f"--ckpt_path={checkpoint}"])  # the run's own config
+    run(["predict", f"--ckpt_path={checkpoint}"])  # the run's own config, in the checkpoint
     written = pd.read_csv(Path(checkpoint).parents[1] / "predictions" / "test.csv")
     assert list(written.columns) == ["row", "prediction"]
     assert written["row"].tolist() == list(range(70, 100))  # the last 30 of the 100 points, by position

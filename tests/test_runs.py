@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import math
 import os
 import re
 import signal
@@ -22,16 +23,27 @@ import torch
 from conftest import CONFIGS, EXAMPLES, QUIET, VAL_SIZE, in_another_process
 from fsspec.implementations.local import LocalFileOpener
 from lightning.pytorch.callbacks import Checkpoint, LearningRateMonitor, ModelCheckpoint, ProgressBar, TQDMProgressBar
-from lightning.pytorch.loggers import Logger, TensorBoardLogger
+from lightning.pytorch.loggers import Logger
 from lightning.pytorch.profilers import SimpleProfiler
-from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from datamodules import MNISTDataModule, TabularDataModule, ToyRegressionDataModule
-from nnmodules import MLPClassifier, ScratchDeepNet, ToyRegressor, tasks
-from nnmodules.callbacks import RESUME_HINT, Interruption, PredictionWriter
-from nnmodules.checkpoints import CheckpointIO, read_checkpoint
-from nnmodules.cli import LOGGER_DEFAULTS, make_trainer
-from nnmodules.runs import PROGRESS_BAR_STEPS, LitProgressBar, earlier_name, run_folder
+from nnmodules import MLPClassifier, ScratchDeepNet, ToyRegressor
+from nnmodules.callbacks import (
+    RESUME_HINT,
+    InterruptedCheckpoint,
+    Interruption,
+    LearningCurves,
+    LitProgressBar,
+    PredictionWriter,
+    RunInterrupted,
+    RunSummary,
+)
+from nnmodules.callbacks.progress import PROGRESS_BAR_STEPS
+from nnmodules.callbacks.record import earlier_name
+from nnmodules.runs import make_trainer
+from nnmodules.runs.folders import run_of_checkpoint
+from nnmodules.tasks import task as tasks
+from nnmodules.tasks.checkpoints import CheckpointIO, read_checkpoint
 
 LOGS_OFTEN = {**QUIET, "log_every_n_steps": 3}
 EPOCHS = 4
@@ -51,9 +63,9 @@ def build(kind: str, mnist_dir: Path) -> tuple[L.LightningModule, L.LightningDat
     return MLPClassifier(input_dim=data.num_features, num_classes=2, hidden_dims=[16], dropout=0.1), data
 
 
-def trainer_in(folder: Path, kind: str, **overrides) -> L.Trainer:
-    logger = TensorBoardLogger(**{**LOGGER_DEFAULTS, "save_dir": str(folder), "name": kind, "log_graph": False})
-    return make_trainer(logger=logger, **{"max_epochs": EPOCHS, **LOGS_OFTEN, **overrides})
+def trainer_in(folder: Path, kind: str, version: int | str | None = None, **overrides) -> L.Trainer:
+    """A run of `kind` under `folder`: a new one, or with `version="last"` the newest, to continue."""
+    return make_trainer(kind, version, save_dir=folder, **{"max_epochs": EPOCHS, **LOGS_OFTEN, **overrides})
 
 
 class Crash(Exception):
@@ -96,7 +108,7 @@ def test_a_resumed_run_ends_bitwise_like_an_uninterrupted_one(kind, stop, uninte
         trainer.fit(model, data)
 
     model, data = build(kind, mnist_dir)  # a new process: the same config, nothing carried over but the files
-    resumed = trainer_in(tmp_path, kind)
+    resumed = trainer_in(tmp_path, kind, "last")
     resumed.fit(model, data, ckpt_path="last")
 
     assert Path(resumed.log_dir) == tmp_path / kind / "version_0"  # the same run folder, continued
@@ -108,7 +120,7 @@ def test_a_resumed_run_ends_bitwise_like_an_uninterrupted_one(kind, stop, uninte
 
 def test_last_without_an_earlier_run_starts_a_new_one(mnist_dir, tmp_path):
     model, data = build("mlp", mnist_dir)
-    trainer = trainer_in(tmp_path, "mlp", max_epochs=1)
+    trainer = trainer_in(tmp_path, "mlp", "last", max_epochs=1)
     trainer.fit(model, data, ckpt_path="last")  # e.g. a preemptible job that always passes it
     assert trainer.global_step == 8 and Path(trainer.log_dir).name == "version_0"
 
@@ -117,8 +129,7 @@ def test_last_continues_a_run_whose_version_is_a_name(mnist_dir, tmp_path):
     """As `litmodules tune` names its trials' folders (trial_<n>)."""
     for epochs in (1, 2):
         model, data = build("mlp", mnist_dir)
-        logger = TensorBoardLogger(tmp_path, name="study", version="trial_3", log_graph=False)
-        trainer = make_trainer(logger=logger, max_epochs=epochs, **QUIET)
+        trainer = make_trainer("study", "trial_3", save_dir=tmp_path, max_epochs=epochs, **QUIET)
         trainer.fit(model, data, ckpt_path="last")
     assert trainer.global_step == 16 and trainer.log_dir == str(tmp_path / "study" / "trial_3")
     assert sorted(p.name for p in (tmp_path / "study").iterdir()) == ["trial_3"]
@@ -135,22 +146,22 @@ class SignalAt(L.Callback):
             os.kill(os.getpid(), self.signum)
 
 
-def test_sigterm_saves_the_step_it_ended_and_exits_143(mnist_dir, tmp_path, caplog):
+def test_sigterm_saves_the_step_it_ended_and_a_new_process_continues_from_it(mnist_dir, tmp_path):
     model, data = build("mlp", mnist_dir)
     trainer = trainer_in(tmp_path, "mlp")
     trainer.callbacks.insert(0, SignalAt(signal.SIGTERM, epoch=1, batch=2))
     ctrl_c = signal.getsignal(signal.SIGINT)  # Python's, or what the process running the tests set (mutmut: ignore)
-    with pytest.raises(SystemExit) as stop:
+    with pytest.raises(RunInterrupted) as stop:
         trainer.fit(model, data)
     assert stop.value.code == 128 + signal.SIGTERM
     folder = tmp_path / "mlp" / "version_0" / "checkpoints"
     interrupted, last = read_checkpoint(folder / "interrupted.ckpt"), read_checkpoint(folder / "last.ckpt")
     assert (interrupted["global_step"], last["global_step"]) == (8 + 3, 8)  # the finished step; the epoch before
-    assert f"SIGTERM at epoch 1, step 11: saved {folder / 'interrupted.ckpt'}" in caplog.text
+    assert str(stop.value) == f"SIGTERM at epoch 1, step 11: saved {folder / 'interrupted.ckpt'}; {RESUME_HINT}"
     assert signal.getsignal(signal.SIGINT) is ctrl_c  # Ctrl-C does again what it did before the fit
 
     model, data = build("mlp", mnist_dir)
-    resumed = trainer_in(tmp_path, "mlp")
+    resumed = trainer_in(tmp_path, "mlp", "last")
     resumed.fit(model, data, ckpt_path="last")
     assert resumed.ckpt_path == str(folder / "interrupted.ckpt")  # the step it ended, not the epoch before
     assert Path(resumed.log_dir).name == "version_0" and resumed.global_step == EPOCHS * 8
@@ -163,13 +174,16 @@ def stand_in_trainer(world_size: int = 1, others_signal: int = 0, **state) -> Si
         assert reduce_op == "max"
         return torch.maximum(flag, torch.tensor(float(others_signal)))
 
+    saved = []
     batch_progress = SimpleNamespace(is_last_batch=state.pop("last_batch", False))
     return SimpleNamespace(
         world_size=world_size,
         strategy=SimpleNamespace(root_device=torch.device("cpu"), reduce=reduce),
         fit_loop=SimpleNamespace(epoch_loop=SimpleNamespace(batch_progress=batch_progress)),
-        _signal_connector=SimpleNamespace(received_sigterm=False),
-        **{"current_epoch": 1, "global_step": 11, "sanity_checking": False, "validating": False, **state},
+        callbacks=[],
+        saved=saved,
+        save_checkpoint=saved.append,
+        **{"current_epoch": 1, "global_step": 11, **state},
     )
 
 
@@ -182,7 +196,7 @@ def signal_once(interruption: Interruption, signum: int) -> None:
 
 
 def test_the_first_ctrl_c_says_it_stops_after_the_step_and_a_second_stops_at_once(caplog):
-    interruption = Interruption()
+    interruption = Interruption("run/checkpoints")
     signal_once(interruption, signal.SIGINT)
     assert interruption._signal == signal.SIGINT
     assert caplog.messages == ["\nCtrl-C: stopping after this training step (press again to stop at once)"]
@@ -191,7 +205,7 @@ def test_the_first_ctrl_c_says_it_stops_after_the_step_and_a_second_stops_at_onc
 
 
 def test_sigterm_says_nothing_and_a_second_one_changes_nothing(caplog):
-    interruption = Interruption()
+    interruption = Interruption("run/checkpoints")
     signal_once(interruption, signal.SIGTERM)
     signal_once(interruption, signal.SIGTERM)  # only a second Ctrl-C stops at once
     assert interruption._signal == signal.SIGTERM and caplog.text == ""
@@ -201,51 +215,45 @@ def test_sigterm_says_nothing_and_a_second_one_changes_nothing(caplog):
 
 @pytest.mark.parametrize(("mine", "others", "stops"), [(0, 0, False), (signal.SIGTERM, 0, True), (0, 2, True)])
 def test_every_process_stops_after_the_step_in_which_any_of_them_got_a_signal(mine, others, stops):
-    interruption = Interruption()
+    interruption = Interruption("run/checkpoints")
     interruption._signal = mine or None
     trainer = stand_in_trainer(world_size=2, others_signal=others)
-    interruption.on_train_batch_end(trainer, None)
-    assert trainer._signal_connector.received_sigterm is stops
-    assert interruption._signal == ((mine or others) or None)  # another rank's signal names this one's exit
+    if not stops:
+        interruption.on_train_batch_end(trainer, None)
+        assert trainer.saved == [] and trainer.callbacks == []
+        return
+    with pytest.raises(RunInterrupted) as stop:
+        interruption.on_train_batch_end(trainer, None)
+    assert stop.value.code == 128 + (mine or others)  # another rank's signal names this one's exit
+    assert trainer.saved == [os.path.join("run/checkpoints", "interrupted.ckpt")]
+    assert [type(callback) for callback in trainer.callbacks] == [InterruptedCheckpoint]  # the next fit goes on
 
 
 def test_a_signal_on_an_epochs_last_step_waits_for_its_validation_and_checkpoints():
-    interruption = Interruption()
+    interruption = Interruption("run/checkpoints")
     interruption._signal = signal.SIGTERM
     trainer = stand_in_trainer(last_batch=True)
     interruption.on_train_batch_end(trainer, None)
-    assert trainer._signal_connector.received_sigterm is False
+    assert trainer.saved == []
 
 
-@pytest.mark.parametrize(
-    "state", [{"validating": True}, {"sanity_checking": True}, {"checkpoint_callback": None}], ids=str
-)
-def test_a_stop_during_validation_or_without_checkpoints_saves_nothing_and_says_what_to_do(state, caplog):
-    interruption = Interruption()
-    interruption._signal = signal.SIGINT
-    trainer = stand_in_trainer(**{"checkpoint_callback": SimpleNamespace(dirpath="/nowhere"), **state})
-    trainer.save_checkpoint = lambda *args, **kwargs: pytest.fail("saved a checkpoint")
-    stop = SIGTERMException()
-    interruption.on_exception(trainer, None, stop)
-    assert stop.code == 130  # 128 + SIGINT, the shell's "ended by Ctrl-C"
-    assert caplog.messages == [f"SIGINT during epoch 1, step 11: {RESUME_HINT} from its last checkpoint"]
-
-
-def test_a_diverged_model_stopped_by_a_signal_saves_nothing_and_says_why(caplog):
-    interruption = Interruption()
+def test_a_diverged_model_stopped_by_a_signal_saves_nothing_and_says_why():
+    interruption = Interruption("run/checkpoints")
     interruption._signal = signal.SIGTERM
-    trainer = stand_in_trainer(checkpoint_callback=SimpleNamespace(dirpath="/nowhere"))
+    trainer = stand_in_trainer()
 
     def diverged(*args: Any, **kwargs: Any) -> None:
-        raise FloatingPointError("the training loss is nan at step 11")
+        raise tasks.Diverged("the training loss is nan at step 11")
 
     trainer.save_checkpoint = diverged
-    interruption.on_exception(trainer, None, SIGTERMException())
-    assert caplog.messages == ["SIGTERM at epoch 1, step 11: nothing saved: the training loss is nan at step 11"]
+    with pytest.raises(RunInterrupted) as stop:
+        interruption.on_train_batch_end(trainer, None)
+    assert str(stop.value) == "SIGTERM at epoch 1, step 11: nothing saved: the training loss is nan at step 11"
+    assert trainer.callbacks == []
 
 
 def test_the_signal_handlers_are_the_interruptions_while_it_trains_and_the_earlier_ones_after():
-    interruption, before = Interruption(), signal.getsignal(signal.SIGTERM)
+    interruption, before = Interruption("run/checkpoints"), signal.getsignal(signal.SIGTERM)
     interruption.on_train_start(stand_in_trainer(), None)
     try:
         assert signal.getsignal(signal.SIGTERM) == interruption._on_signal
@@ -366,12 +374,13 @@ def test_a_damaged_or_foreign_file_is_refused_by_name(kind, uninterrupted, mnist
 
 def test_a_checkpoint_of_another_model_is_refused_by_name(uninterrupted):
     path = uninterrupted["scratch"][0].checkpoint_callback.last_model_path
-    with pytest.raises(
-        ValueError,
-        match=rf"^{re.escape(path)} does not load as a MLPClassifier \(layer widths must be positive whole "
-        r"numbers: .+\): is it a checkpoint of another model\? Load it with the class that wrote it$",
-    ):
+    expected = (
+        f"{path} is a checkpoint of nnmodules.ScratchDeepNet, not of MLPClassifier: load it with "
+        "ScratchDeepNet.load_from_checkpoint, or with nnmodules.load_run, which takes any run's checkpoint"
+    )
+    with pytest.raises(ValueError, match=f"^{re.escape(expected)}$"):
         MLPClassifier.load_from_checkpoint(path)
+    assert type(ScratchDeepNet.load_from_checkpoint(path)) is ScratchDeepNet
 
 
 def test_a_checkpoint_whose_weights_do_not_fit_names_each_missing_and_unexpected_one(uninterrupted, tmp_path):
@@ -434,13 +443,13 @@ def test_a_nan_loss_stops_naming_epoch_and_batch_and_keeps_the_last_good_checkpo
 def test_a_new_run_never_writes_into_an_earlier_runs_folder(uninterrupted, mnist_dir):
     trainer = uninterrupted["mlp"][0]
     folder = Path(trainer.log_dir)
-    logger = TensorBoardLogger(**{**LOGGER_DEFAULTS, "save_dir": str(folder.parents[1]), "name": "mlp", "version": 0})
     model, data = build("mlp", mnist_dir)
-    again = make_trainer(max_epochs=EPOCHS, logger=logger, **LOGS_OFTEN)
+    again = make_trainer("mlp", 0, save_dir=folder.parents[1], max_epochs=EPOCHS, **LOGS_OFTEN)
+    before = sorted(folder.rglob("*"))
     expected = f"{folder} already holds a run, which a new run would overwrite: continue it with `--ckpt_path last`"
     with pytest.raises(ValueError, match=re.escape(expected)):
         again.fit(model, data)
-    assert again.global_step == 0
+    assert again.global_step == 0 and sorted(folder.rglob("*")) == before
 
 
 def test_predictions_never_overwrite_a_file_unless_asked(uninterrupted, mnist_dir, tmp_path):
@@ -489,19 +498,19 @@ def test_a_run_resumed_mid_epoch_goes_on_with_the_next_batch_and_ends_bitwise(
     model, data = build(kind, mnist_dir)
     trainer = trainer_in(tmp_path, kind)
     trainer.callbacks.insert(0, SignalAt(signal.SIGTERM, *stop))
-    with pytest.raises(SystemExit):
+    with pytest.raises(RunInterrupted):
         trainer.fit(model, data)
     interrupted = tmp_path / kind / "version_0" / "checkpoints" / "interrupted.ckpt"
     assert read_checkpoint(interrupted)[type(data).__qualname__]["epoch_position"]["batches"] == stop[1] + 1
 
     model, data = build(kind, mnist_dir)
-    resumed = trainer_in(tmp_path, kind)
+    resumed = trainer_in(tmp_path, kind, "last")
     resumed.fit(model, data, ckpt_path="last")
     assert resumed.ckpt_path == str(interrupted)  # the checkpoint it read: the interrupted step, not last.ckpt
     assert resumed.global_step == full_trainer.global_step
     assert all(torch.equal(full_weights[name], tensor) for name, tensor in weights(model).items())
     # the epoch's metrics; those logged by step only where this process reached a logging step
-    assert dict(resumed.callback_metrics).keys() | {"train/loss", "lr-Adam"} >= full_metrics.keys()
+    assert dict(resumed.callback_metrics).keys() | {"train/loss", "lr-Adam", "lr-TutorialSGD"} >= full_metrics.keys()
     assert all(torch.equal(full_metrics[name], value) for name, value in resumed.callback_metrics.items())
 
 
@@ -513,12 +522,12 @@ def test_a_mid_epoch_checkpoint_keeps_the_running_training_metrics(mnist_dir, tm
         trainer = trainer_in(tmp_path / str(stop), "mlp")
         if stop:
             trainer.callbacks.insert(0, SignalAt(signal.SIGTERM, *stop))
-            with pytest.raises(SystemExit):
+            with pytest.raises(RunInterrupted):
                 trainer.fit(model, data)
             state = read_checkpoint(Path(trainer.log_dir) / "checkpoints" / "interrupted.ckpt")["epoch_state"]
             assert state["metrics"]["train_loss.weight"] == 6 * 32 and len(state["_pending"]) == 0
             model, data = build("mlp", mnist_dir)
-            trainer = trainer_in(tmp_path / str(stop), "mlp")
+            trainer = trainer_in(tmp_path / str(stop), "mlp", "last")
             trainer.fit(model, data, ckpt_path="last")
         else:
             trainer.fit(model, data)
@@ -538,16 +547,15 @@ def test_a_run_without_a_logger_trains_without_the_learning_rate_monitor(tmp_pat
 
 def toy_fit(folder: Path, ckpt_path: str | None = None, **overrides) -> L.Trainer:
     L.seed_everything(0, verbose=False)
-    trainer = trainer_in(folder, "toy", **{"max_steps": 2, "max_epochs": -1, **overrides})
+    version = "last" if ckpt_path == "last" else None
+    trainer = trainer_in(folder, "toy", version, **{"max_steps": 2, "max_epochs": -1, **overrides})
     trainer.fit(ToyRegressor(optimizer="adam"), ToyRegressionDataModule(), ckpt_path=ckpt_path)
     return trainer
 
 
-def test_a_checkpoints_run_folder_is_the_folder_above_checkpoints_and_only_that():
-    assert run_folder("runs/version_3/checkpoints/last.ckpt") == Path("runs/version_3")
-    assert run_folder("runs/version_3/checkpoints/notes.txt") is None  # not a checkpoint
-    assert run_folder("runs/version_3/elsewhere/last.ckpt") is None  # not in a run's checkpoints/
-    assert run_folder(None) is None
+def test_a_checkpoints_run_is_the_folder_above_checkpoints_else_the_folder_it_is_in():
+    assert run_of_checkpoint("runs/version_3/checkpoints/last.ckpt") == Path("runs/version_3").absolute()
+    assert run_of_checkpoint("runs/version_3/elsewhere/last.ckpt") == Path("runs/version_3/elsewhere").absolute()
 
 
 def test_an_earlier_file_is_kept_under_the_next_free_number(tmp_path):
@@ -561,8 +569,8 @@ def test_continuing_the_last_run_looks_only_at_version_folders_in_numeric_order(
         (tmp_path / name / "checkpoints").mkdir(parents=True)
         (tmp_path / name / "checkpoints" / "last.ckpt").touch()
     (tmp_path / "version_11").touch()  # a file, not a run
-    logger = TensorBoardLogger(tmp_path, name="", log_graph=False)
-    assert make_trainer(logger=logger)._latest_checkpoint() == str(tmp_path / "version_10/checkpoints/last.ckpt")
+    (tmp_path / "version_12" / "checkpoints").mkdir(parents=True)  # a run without a checkpoint to continue
+    assert make_trainer(version="last", save_dir=tmp_path).log_dir == str(tmp_path / "version_10")
 
 
 def test_a_profiler_given_is_kept(tmp_path):
@@ -575,29 +583,28 @@ def test_a_continued_run_neither_warns_of_its_own_checkpoints_nor_loses_its_earl
         warnings.filterwarnings("error", message="Checkpoint directory .* exists and is not empty")
         toy_fit(tmp_path, "last", max_steps=4)  # Lightning would warn: it is meant to hold checkpoints
     run = tmp_path / "toy" / "version_0"
-    assert not (run / "hparams.1.yaml").exists()  # the same settings: no copy kept
-    toy_fit(tmp_path, "last", max_steps=6, gradient_clip_val=1.0)  # a Trainer setting: the hparams stay equal
+    assert not (run / "config.1.yaml").exists()  # the same settings: no copy kept
+    toy_fit(tmp_path, "last", max_steps=6, gradient_clip_val=1.0)  # a Trainer setting: the model's stay equal
+    assert not (run / "config.1.yaml").exists()
     L.seed_everything(0, verbose=False)
-    trainer = trainer_in(tmp_path, "toy", max_steps=8, max_epochs=-1)
+    trainer = trainer_in(tmp_path, "toy", "last", max_steps=8, max_epochs=-1)
     with caplog.at_level(logging.INFO):
         trainer.fit(ToyRegressor(optimizer="adam", lr=0.5), ToyRegressionDataModule(), ckpt_path="last")
-    assert (
-        f"this run's settings differ from its earlier ones, which are kept in {run / 'hparams.1.yaml'}" in caplog.text
-    )
-    assert "lr: 0.5" in (run / "hparams.yaml").read_text() and "lr: 0.5" not in (run / "hparams.1.yaml").read_text()
+    assert f"this run's settings differ from its earlier ones, which are kept in {run / 'config.1.yaml'}" in caplog.text
+    assert "lr: 0.5" in (run / "config.yaml").read_text() and "lr: 0.5" not in (run / "config.1.yaml").read_text()
 
 
 def test_a_new_run_from_another_runs_checkpoint_leaves_that_runs_settings_alone(tmp_path):
     every_2 = ModelCheckpoint(every_n_train_steps=2, save_top_k=-1)
     first = toy_fit(tmp_path, max_steps=4, callbacks=[every_2])
     (earlier,) = (tmp_path / "toy" / "version_0" / "checkpoints").glob("*step=2.ckpt")  # not the newest: a new run
-    settings = (tmp_path / "toy" / "version_0" / "hparams.yaml").read_bytes()
-    seen = FileSeen(tmp_path / "toy" / "version_0" / "hparams.yaml")
+    settings = (tmp_path / "toy" / "version_0" / "config.yaml").read_bytes()
+    seen = FileSeen(tmp_path / "toy" / "version_0" / "config.yaml")
     toy_fit(tmp_path, str(earlier), max_steps=6, callbacks=[seen])
     assert seen.during_training  # not even moved aside for a while: a killed run would leave it so
-    assert (tmp_path / "toy" / "version_1" / "hparams.yaml").is_file() and first.global_step == 4
-    assert (tmp_path / "toy" / "version_0" / "hparams.yaml").read_bytes() == settings
-    assert sorted(path.name for path in (tmp_path / "toy" / "version_0").glob("hparams*")) == ["hparams.yaml"]
+    assert (tmp_path / "toy" / "version_1" / "config.yaml").is_file() and first.global_step == 4
+    assert (tmp_path / "toy" / "version_0" / "config.yaml").read_bytes() == settings
+    assert sorted(path.name for path in (tmp_path / "toy" / "version_0").glob("config*")) == ["config.yaml"]
 
 
 def test_with_a_checkpoint_folder_set_by_hand_last_is_lightnings_own_search(tmp_path):
@@ -640,11 +647,12 @@ class FolderlessCheckpoint(Checkpoint):
     """A checkpoint callback of one's own, with no `dirpath`."""
 
 
-def test_with_a_logger_without_version_folders_last_is_lightnings_own_search(tmp_path):
-    trainer = make_trainer(logger=Silent(), default_root_dir=tmp_path)
-    assert trainer._latest_checkpoint() == "last"
-    trainer = make_trainer(default_root_dir=tmp_path, callbacks=[FolderlessCheckpoint()])
-    assert trainer._latest_checkpoint() is None  # the logger's folders, none with a checkpoint yet
+def test_with_a_logger_without_version_folders_the_run_folder_is_the_projects(tmp_path):
+    trainer = make_trainer("silent", logger=Silent(), save_dir=tmp_path)
+    run = tmp_path / "silent" / "version_0"
+    assert trainer.default_root_dir == str(run) and trainer.checkpoint_callback.dirpath == str(run / "checkpoints")
+    trainer = make_trainer("mine", save_dir=tmp_path, callbacks=[FolderlessCheckpoint()])
+    assert trainer.default_root_dir == str(tmp_path / "mine" / "version_0")
 
 
 def test_a_run_that_has_taken_its_max_steps_is_refused(tmp_path):
@@ -655,7 +663,31 @@ def test_a_run_that_has_taken_its_max_steps_is_refused(tmp_path):
 
 
 def test_a_version_given_that_does_not_exist_yet_is_a_new_run(tmp_path):
-    logger = TensorBoardLogger(tmp_path, name="toy", version=7, log_graph=False)
-    trainer = make_trainer(logger=logger, max_steps=2, max_epochs=-1, **LOGS_OFTEN)
+    trainer = make_trainer("toy", 7, save_dir=tmp_path, max_steps=2, max_epochs=-1, **LOGS_OFTEN)
     trainer.fit(ToyRegressor(optimizer="adam"), ToyRegressionDataModule())
     assert (tmp_path / "toy" / "version_7" / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_the_learning_curves_of_a_resumed_run_hold_every_epoch(mnist_dir, tmp_path):
+    model, data = build("mlp", mnist_dir)
+    first = trainer_in(tmp_path, "mlp", callbacks=[LearningCurves(), CrashAtEpoch(2)])
+    with pytest.raises(Crash):
+        first.fit(model, data)
+    model, data = build("mlp", mnist_dir)
+    curves = LearningCurves()
+    trainer_in(tmp_path, "mlp", "last", callbacks=[curves]).fit(model, data, ckpt_path="last")
+    assert curves.epochs == list(range(EPOCHS))  # 0 and 1 from the checkpoint, 2 and 3 after it
+    assert all(math.isfinite(loss) for loss in curves.train_loss) and len(curves.val_metric) == EPOCHS
+
+
+def test_the_projects_callbacks_can_be_left_out_or_replaced(tmp_path):
+    def kinds(trainer: L.Trainer) -> set[str]:
+        return {type(callback).__name__ for callback in trainer.callbacks}
+
+    assert {"RunSummary", "LearningRateMonitor", "Interruption", "RunRecord"} <= kinds(make_trainer(save_dir=tmp_path))
+    without = kinds(make_trainer(save_dir=tmp_path, without=(RunSummary, LearningRateMonitor)))
+    assert not {"RunSummary", "LearningRateMonitor"} & without and "Interruption" in without
+    mine = RunSummary()
+    assert [c for c in make_trainer(save_dir=tmp_path, callbacks=[mine]).callbacks if isinstance(c, RunSummary)] == [
+        mine
+    ]

@@ -13,10 +13,10 @@ import pytest
 import torch
 from conftest import EXAMPLES, NO_LOGGER, ROOT
 
-from datamodules import TabularDataModule
-from datamodules.preprocess import TablePreprocessing, to_numbers
-from datamodules.tabular import auto_batch_size, detect_task
-from nnmodules import MLPClassifier, ScratchDeepNet
+from datamodules import DataFacts, TabularDataModule
+from datamodules.tabular import TablePreprocessing, auto_batch_size, detect_task
+from datamodules.tabular.preprocess import to_numbers
+from nnmodules import MLP, MLPClassifier, ScratchDeepNet, TableMLP
 
 
 def rule_table(rows: int = 400, seed: int = 0) -> pd.DataFrame:
@@ -36,6 +36,11 @@ def rule_table(rows: int = 400, seed: int = 0) -> pd.DataFrame:
     return frame
 
 
+def set_up(data: TabularDataModule, stage: str = "fit") -> TabularDataModule:
+    data.setup(stage)
+    return data
+
+
 def fit(model, data, epochs=15, **trainer_args):
     trainer = L.Trainer(max_epochs=epochs, enable_checkpointing=False, **NO_LOGGER, **trainer_args)
     trainer.fit(model, data)
@@ -51,15 +56,16 @@ def fit(model, data, epochs=15, **trainer_args):
 )
 def test_models_learn_a_known_rule(model_class, model_args):
     L.seed_everything(0)
-    data = TabularDataModule(rule_table(), target="y", drop=["name"], batch_size=32)
-    assert data.task == "binary" and data.num_classes == 2 and data.class_names == ["0", "1"]
-    model = model_class(input_dim=data.num_features, num_classes=2, **model_args)
+    data = set_up(TabularDataModule(rule_table(), target="y", drop=["name"], batch_size=32))
+    assert (data.facts.task, data.facts.num_classes, data.facts.class_names) == ("binary", 2, ("0", "1"))
+    model = model_class(**model_args)  # its widths come from the data
     _, metrics = fit(model, data)
+    assert model.hparams.input_dim == data.facts.num_features == 6  # x, noise and 4 colours (one missing)
     assert metrics["test/acc"] >= 0.9
 
 
 def test_features_types_and_names():
-    data = TabularDataModule(rule_table(), target="y", drop=["name"], missing_indicators=True)
+    data = set_up(TabularDataModule(rule_table(), target="y", drop=["name"], missing_indicators=True))
     assert data.feature_names == [
         "x", "noise", "noise_missing", "colour=<missing>", "colour=blue", "colour=green", "colour=red",
     ]  # fmt: skip
@@ -98,21 +104,25 @@ def test_the_chosen_batch_size_trains_and_travels_in_the_checkpointed_state():
     data = TabularDataModule(rule_table(rows=5_000), target="y", drop=["name"], val_fraction=0.1, test_fraction=0.1)
     data.setup("fit")
     assert data.batch_size == 16 and len(data.train_dataloader()) == 4_000 // 16  # 4,000 training rows
+    assert data.hparams.batch_size == 16  # the choice, kept with the arguments
     restored = TabularDataModule(None, target="y", drop=["name"])
     restored.load_state_dict(data.state_dict())
-    assert restored.batch_size == 16 and restored.hparams.batch_size is None
-    assert TabularDataModule(rule_table(), target="y", drop=["name"], batch_size=100).batch_size == 100  # as given
+    assert restored.batch_size == 16
+    assert set_up(TabularDataModule(rule_table(), target="y", drop=["name"], batch_size=100)).batch_size == 100
 
 
-def test_numbers_are_embedded_from_a_thousand_training_rows_unless_said():
-    def data(rows: int, **options) -> TabularDataModule:
-        return TabularDataModule(rule_table(rows), target="y", drop=["name"], test_fraction=0.0, **options)
+def test_numbers_are_embedded_from_a_thousand_training_rows_unless_the_model_says():
+    def facts(rows: int) -> DataFacts:  # the data's numbers: x and noise
+        return set_up(TabularDataModule(rule_table(rows), target="y", drop=["name"], test_fraction=0.0)).facts
 
-    assert (data(1_250).embeds_numbers, data(1_240).embeds_numbers) == (True, False)  # 1,000 and 992 rows
-    assert (data(1_240, embed_numbers=True).embeds_numbers, data(1_250, embed_numbers=False).embeds_numbers) == (
-        True,
-        False,
-    )
+    def network(rows: int, **options):
+        model = MLPClassifier(hidden_dims=[4], **options)
+        model.build(facts(rows))
+        return type(model.net), model.hparams.embed_numbers, model.hparams.numeric_features
+
+    assert network(1_250) == (TableMLP, True, 2) and network(1_240) == (MLP, False, 0)  # 1,000 and 992 rows
+    assert network(1_240, embed_numbers=True) == (TableMLP, True, 2)
+    assert network(1_250, embed_numbers=False) == (MLP, False, 0)
 
 
 def test_robust_scaling_by_hand_median_interquartile_range_then_a_smooth_clip():
@@ -203,18 +213,17 @@ def test_statistics_come_from_the_training_split_only():
 
 
 def test_new_rows_with_unseen_categories_and_new_missing_values(tmp_path):
-    data = TabularDataModule(rule_table(), target="y", drop=["name", "noise"])
     new = pd.DataFrame({"x": [np.nan, 0.5], "colour": ["purple", "red"], "name": ["a", "b"]})
     new.to_csv(tmp_path / "new.csv", index=False)  # no target column, a missing x that training never had
-    data.predict_csv = tmp_path / "new.csv"
-    (features,) = data.table("predict").tensors
+    data = TabularDataModule(rule_table(), target="y", drop=["name", "noise"], predict_csv=tmp_path / "new.csv")
+    (features,) = set_up(data, "predict").table("predict").tensors
     assert torch.isfinite(features).all()
     assert features[0, 1:].sum() == 0 and features[1, 1:].sum() == 1  # purple: no colour column set
 
 
 def test_prediction_rows_name_each_row_by_its_place_in_its_file_and_its_id(tmp_path):
     frame = rule_table(50).assign(id=[f"p{i}" for i in range(50)])
-    data = TabularDataModule(frame, target="y", drop=["name"], id_column="id")
+    data = set_up(TabularDataModule(frame, target="y", drop=["name"], id_column="id"), "predict")
     rows = data.prediction_rows()  # no predict_csv: the test split, by its rows' places in the table
     assert rows.columns.tolist() == ["row", "id"] and rows["row"].tolist() == data.frames["test"].index.tolist()
     assert rows["id"].tolist() == [f"p{row}" for row in rows["row"]]
@@ -228,8 +237,9 @@ def test_predicting_needs_only_the_preprocessing_of_a_checkpoint(tmp_path):
     trained.setup("fit")
     rule_table(5, seed=1).drop(columns="y").to_csv(tmp_path / "new.csv", index=False)
     data = TabularDataModule(None, target="y", drop=["name"], predict_csv=tmp_path / "new.csv")
-    data.setup("predict")  # reads nothing yet: Lightning loads the checkpoint's state after setup
-    data.load_state_dict(trained.state_dict())
+    data.load_state_dict(trained.state_dict())  # before setup, as the command line and load_run give it
+    data.setup("predict")  # reads the new rows alone
+    assert data.facts == trained.facts
     preprocessing = TablePreprocessing.from_state_dict(trained.state_dict()["preprocessing"])
     assert np.array_equal(
         data.table("predict").tensors[0].numpy(), preprocessing.transform(pd.read_csv(tmp_path / "new.csv"))
@@ -256,11 +266,12 @@ def test_the_task_is_read_from_the_target(values, task):
 def test_class_names_targets_and_weights_as_given():
     frame = pd.DataFrame({"x": range(20), "y": [0.0, 1.0] * 10})  # float labels are named as whole numbers
     data = TabularDataModule(frame, target="y", class_weights=[1, 3])
-    assert data.class_names == ["0", "1"] and data.class_weights == [1.0, 3.0]
     assert data.hparams["csv"] is None  # a DataFrame is data: checkpoints would need pickle for it
-    assert TabularDataModule(frame.assign(y=frame["y"] > 0), target="y").class_names == ["False", "True"]
     data.setup("test")  # each stage builds its tables at setup, so that bad input fails before any step
     assert set(data.tables) == {"test"}
+    assert data.facts.class_names == ("0", "1") and data.facts.class_weights == (1.0, 3.0)
+    booleans = set_up(TabularDataModule(frame.assign(y=frame["y"] > 0), target="y"))
+    assert booleans.facts.class_names == ("False", "True")
     assert data.table("train").tensors[1].tolist() == data.frames["train"]["y"].astype(int).tolist()
 
 
@@ -270,16 +281,16 @@ def test_a_task_given_by_hand_travels_in_the_state_not_the_settings():
     forced.setup("fit")
     restored = TabularDataModule(frame, target="y")  # as load_from_checkpoint builds it: task is not a setting
     restored.load_state_dict(forced.state_dict())
-    assert restored.task == "multiclass" and restored._frames()["train"].attrs["task"] == "multiclass"
+    assert restored.facts.task == "multiclass" and restored._frames()["train"].attrs["task"] == "multiclass"
 
 
 def test_a_regression_target_is_fed_standardised_by_default_or_as_it_is():
     frame = pd.DataFrame({"x": range(10), "y": [float(v) for v in range(0, 20, 2)]})
-    plain = TabularDataModule(frame, target="y", task="regression", standardize_target=False)
-    assert (plain.target_mean, plain.target_std) == (0.0, 1.0)
-    scaled = TabularDataModule(frame, target="y", task="regression")
+    plain = set_up(TabularDataModule(frame, target="y", task="regression", standardize_target=False))
+    assert (plain.facts.target_mean, plain.facts.target_std) == (0.0, 1.0)
+    scaled = set_up(TabularDataModule(frame, target="y", task="regression"))
     train = scaled._frames()["train"]["y"]  # read and split once, then kept
-    assert (scaled.target_mean, scaled.target_std) == pytest.approx((train.mean(), train.std(ddof=0)))
+    assert (scaled.facts.target_mean, scaled.facts.target_std) == pytest.approx((train.mean(), train.std(ddof=0)))
     targets = scaled.table("train").tensors[1]
     assert torch.allclose(targets, torch.tensor(((train - train.mean()) / train.std(ddof=0)).to_numpy()).float())
 
@@ -302,15 +313,16 @@ def test_multiclass_labels_regression_targets_and_separate_test_file(tmp_path):
     frame["grade"] = np.where(frame["x"] > 0.5, "high", np.where(frame["x"] < -0.5, "low", "mid"))
     frame.iloc[300:].to_csv(tmp_path / "test.csv", index=False)
     data = TabularDataModule(frame.iloc[:300], target="grade", drop=["name", "y", "x"], test_csv=tmp_path / "test.csv")
-    assert data.task == "multiclass" and data.class_names == ["high", "low", "mid"]
+    set_up(data, "test")
+    assert data.facts.task == "multiclass" and data.facts.class_names == ("high", "low", "mid")
     assert len(data.table("test")) == 100
     L.seed_everything(0)
     with_x = TabularDataModule(frame.iloc[:300], target="grade", drop=["name", "y"], test_csv=tmp_path / "test.csv")
-    _, metrics = fit(MLPClassifier(with_x.num_features, hidden_dims=[16], num_classes=3, lr=0.03), with_x)
+    _, metrics = fit(MLPClassifier(hidden_dims=[16], lr=0.03), with_x)
     assert metrics["test/acc"] >= 0.85  # the grade is a function of x
     frame["price"] = frame["x"] * 3.7
-    regression = TabularDataModule(frame, target="price", drop=["name", "grade"])
-    assert regression.task == "regression" and regression.num_classes is None
+    regression = set_up(TabularDataModule(frame, target="price", drop=["name", "grade"]))
+    assert regression.facts.task == "regression" and regression.facts.num_classes is None
     assert regression.table("train").tensors[1].dtype == torch.float32
 
 
@@ -318,7 +330,7 @@ def test_too_many_categories_go_to_other():
     frame = rule_table()
     frame["city"] = [f"city {i % 30}" for i in range(len(frame))]
     with pytest.warns(UserWarning, match="column 'city' has 30 distinct values .* keeping the 5 most frequent"):
-        data = TabularDataModule(frame, target="y", drop=["name"], max_categories=5)
+        data = set_up(TabularDataModule(frame, target="y", drop=["name"], max_categories=5))
         names = data.feature_names
     assert [name for name in names if name.startswith("city=")][-1] == "city=<other>"
     assert len([name for name in names if name.startswith("city=")]) == 6
@@ -326,11 +338,12 @@ def test_too_many_categories_go_to_other():
 
 def test_balanced_class_weights_reach_the_loss():
     frame = rule_table()
-    data = TabularDataModule(frame, target="y", drop=["name"], class_weights="balanced")
-    weights, train = data.class_weights, data.frames["train"]["y"]
+    data = set_up(TabularDataModule(frame, target="y", drop=["name"], class_weights="balanced"))
+    weights, train = data.facts.class_weights, data.frames["train"]["y"]
     assert weights == pytest.approx([len(train) / (2 * (train == c).sum()) for c in (0, 1)])
-    weighted = MLPClassifier(data.num_features, num_classes=2, class_weights=data.class_weights)
-    plain = MLPClassifier(data.num_features, num_classes=2)
+    weighted, plain = MLPClassifier(), MLPClassifier(class_weights=[1.0, 1.0])
+    weighted.build(data.facts)  # the data's weights, as the Trainer's setup gives them
+    plain.build(data.facts)
     plain.load_state_dict(weighted.state_dict())
     features, targets = data.table("train").tensors
     with torch.no_grad():
@@ -356,7 +369,7 @@ def test_checkpoint_restores_model_and_preprocessing_for_new_rows(source, tmp_pa
     rule_table().to_csv(csv, index=False)
     table = csv if source == "csv" else rule_table()  # from a DataFrame, it failed: "missing ... 'csv'"
     data = TabularDataModule(table, target="y", drop=["name"], log1p=[], batch_size=32)
-    model = ScratchDeepNet(data.num_features, hidden_dims=[8], num_classes=2, task="binary", init="tutorial")
+    model = ScratchDeepNet(hidden_dims=[8], task="binary", init="tutorial")
     trainer = L.Trainer(max_epochs=2, default_root_dir=tmp_path, **{**NO_LOGGER, "logger": True})
     trainer.fit(model, data)
     checkpoint = trainer.checkpoint_callback.best_model_path  # with no monitor: the latest epoch's

@@ -12,14 +12,13 @@ import lightning as L
 import pytest
 import torch
 from conftest import VAL_SIZE
-from lightning.pytorch.loggers import TensorBoardLogger
 from test_runs import LOGS_OFTEN, Crash, CrashAtEpoch
 
 from datamodules import MNISTDataModule, ToyRegressionDataModule
+from datamodules.choices import check_choice
+from datamodules.contract import DataFacts
 from nnmodules import MLP, Classifier, MLPClassifier, Regressor, ScratchDeepNet, ToyRegressor
-from nnmodules.choices import check_choice
-from nnmodules.cli import LOGGER_DEFAULTS, make_trainer
-from nnmodules.tasks import output_width
+from nnmodules.runs import make_trainer
 
 SCORES = torch.tensor([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0], [0.0, 0.0, 3.0], [1.0, 2.0, 0.5]])
 TARGETS = torch.tensor([0, 2, 2, 1])
@@ -112,9 +111,8 @@ def regressor_run(mnist_dir: Path) -> tuple[L.LightningModule, L.LightningDataMo
 def test_the_best_so_far_keeps_the_best_epoch_through_a_worse_one_and_a_resume(kind, resumed, mnist_dir, tmp_path):
     L.seed_everything(0)
     model, data, metric, best, better = kind(mnist_dir)
-    logger = TensorBoardLogger(**{**LOGGER_DEFAULTS, "save_dir": str(tmp_path), "log_graph": False})
     worse = WorseFrom(epoch=2)
-    trainer = make_trainer(logger=logger, max_epochs=3, **LOGS_OFTEN)
+    trainer = make_trainer(save_dir=tmp_path, max_epochs=3, **LOGS_OFTEN)
     trainer.callbacks.append(worse)
     seen = []
     if resumed:  # stopped at the start of the worse epoch: the best so far must come back from the checkpoint
@@ -123,7 +121,7 @@ def test_the_best_so_far_keeps_the_best_epoch_through_a_worse_one_and_a_resume(k
             trainer.fit(model, data)
         seen = worse.seen
         model, data, *_ = kind(mnist_dir)
-        trainer = make_trainer(logger=logger, max_epochs=3, **LOGS_OFTEN)
+        trainer = make_trainer(version="last", save_dir=tmp_path, max_epochs=3, **LOGS_OFTEN)
         worse = WorseFrom(epoch=2)
         trainer.callbacks.append(worse)
         trainer.fit(model, data, ckpt_path="last")
@@ -167,7 +165,7 @@ def test_a_regressors_bad_settings_are_refused_by_name(arguments, message):
 
 
 def test_the_regressors_lbfgs_takes_line_searched_steps_of_lr():
-    model = ToyRegressor(optimizer="lbfgs", lr=0.5)
+    model = ToyRegressor(input_dim=1, optimizer="lbfgs", lr=0.5)
     optimizer = model.configure_optimizers()
     assert isinstance(optimizer, torch.optim.LBFGS)
     assert (optimizer.defaults["lr"], optimizer.defaults["max_iter"], optimizer.defaults["line_search_fn"]) == (
@@ -181,8 +179,8 @@ def test_the_task_bases_defaults_are_the_documented_ones():
     regressor = inspect.signature(Regressor.__init__).parameters
     defaults = {name: parameter.default for name, parameter in regressor.items() if name not in ("self", "net")}
     assert defaults == {
-        "target_mean": 0.0,
-        "target_std": 1.0,
+        "target_mean": None,  # the data's
+        "target_std": None,
         "optimizer": "adam",
         "lr": 1e-3,
         "weight_decay": 0.0,
@@ -191,7 +189,7 @@ def test_the_task_bases_defaults_are_the_documented_ones():
     classifier = inspect.signature(Classifier.__init__).parameters
     assert {name: p.default for name, p in classifier.items() if name not in ("self", "net")} == {
         "num_classes": None,
-        "task": "multiclass",
+        "task": None,  # the data's
         "class_weights": None,
         "lr": 1e-3,
         "weight_decay": 0.0,
@@ -213,14 +211,19 @@ def test_the_progress_bar_shows_the_validation_loss_metrics_and_best_so_far(mnis
 
 
 @pytest.mark.parametrize(
-    ("model", "name", "reduce"), [(MLPClassifier, "val/acc_best", "max"), (ToyRegressor, "val/mse_best", "min")]
+    ("model", "name", "reduce"),
+    [
+        (lambda: MLPClassifier(input_dim=2, hidden_dims=[4], num_classes=3), "val/acc_best", "max"),
+        (lambda: ToyRegressor(input_dim=1), "val/mse_best", "min"),
+    ],
+    ids=["classifier", "regressor"],
 )
 def test_the_best_so_far_is_the_same_on_every_process(model, name, reduce, monkeypatch):
     module, logged = model(), {}
     module.trainer = L.Trainer(logger=False, **LOGS_OFTEN)
     monkeypatch.setattr(module, "log", lambda name, value, **options: logged.setdefault(name, options))
     module.val_metrics.update(
-        *module.metric_inputs(*((SCORES, TARGETS) if model is MLPClassifier else (TARGETS.float(),) * 2))
+        *module.metric_inputs(*((SCORES, TARGETS) if isinstance(module, MLPClassifier) else (TARGETS.float(),) * 2))
     )
     module.on_validation_epoch_end()
     assert logged[name]["sync_dist"] is True and logged[name]["reduce_fx"] == reduce  # exact under DDP
@@ -228,7 +231,10 @@ def test_the_best_so_far_is_the_same_on_every_process(model, name, reduce, monke
 
 def test_the_tasks_default_learning_rate_and_a_network_s_outputs_per_task():
     assert Classifier(MLP(2, [], 3), num_classes=3).lr == Regressor(MLP(2, [], 1)).lr == 1e-3
-    assert [output_width("multiclass", 5), output_width("binary", 2), output_width("regression", None)] == [5, 1, 1]
+    classes = DataFacts(task="multiclass", input_shape=(2,), class_names=tuple("abcde"))
+    binary = DataFacts(task="binary", input_shape=(2,), class_names=("no", "yes"))
+    numbers = DataFacts(task="regression", input_shape=(2,))
+    assert [facts.output_width for facts in (classes, binary, numbers)] == [5, 1, 1]
 
 
 @pytest.mark.parametrize(
@@ -245,7 +251,7 @@ def test_the_default_optimizers_bad_settings_are_refused_by_name(settings, messa
 
 
 def test_evaluation_adds_up_in_float64_on_a_cpu():
-    model = MLPClassifier(hidden_dims=[4])
+    model = MLPClassifier(input_dim=784, hidden_dims=[4], num_classes=10)
     model.trainer = L.Trainer(logger=False, **LOGS_OFTEN)
     model.setup("validate")
     states = [*model.val_loss.metric_state.values(), *model.test_metrics["acc"].metric_state.values()]

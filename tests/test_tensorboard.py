@@ -23,9 +23,8 @@ from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
 from datamodules import ToyRegressionDataModule
 from nnmodules import MLPClassifier, ScratchDeepNet, ToyRegressor
-from nnmodules.callbacks import HParamsMetrics
+from nnmodules.callbacks import ClassificationFigures, HParamsMetrics, LearningCurves, RegressionFigures
 from nnmodules.cli import make_trainer
-from nnmodules.figures import ClassificationFigures, LearningCurves, RegressionFigures
 
 LOGS_EVERY_2 = {**QUIET, "log_every_n_steps": 2}
 
@@ -118,7 +117,7 @@ def test_the_hparams_tab_holds_the_models_and_the_datas_settings_once(runs):
     experiment, start, _ = hparams_tab(folder / trainers["mlp"].log_dir)  # the fit declared it; the test did not
     assert [info.name.tag for info in experiment.experiment.metric_infos] == ["val/acc_best", "test/acc"]
     hparams = start.session_start_info.hparams
-    assert hparams["lr"].number_value == 0.003 and hparams["hidden_dims"].string_value == "(16,)"  # the model's
+    assert hparams["lr"].number_value == 0.003 and hparams["hidden_dims"].string_value == "[16]"  # the model's
     assert hparams["batch_size"].number_value == 32 and hparams["val_size"].number_value == 64  # the data's
     assert not {"data_dir", "download", "num_workers", "pin_memory", "device_resident"} & set(hparams)  # plumbing
     columns = [info.name for info in experiment.experiment.hparam_infos]
@@ -127,7 +126,7 @@ def test_the_hparams_tab_holds_the_models_and_the_datas_settings_once(runs):
 
 def test_the_hparams_tab_leaves_out_private_settings_and_compares_runs_by_val_loss_by_default(tmp_path):
     logger = TensorBoardLogger(tmp_path, name="tb", version=0)
-    module, data = SimpleNamespace(hparams_initial={"lr": 0.1, "_internal": 1}), SimpleNamespace(hparams_initial={})
+    module, data = SimpleNamespace(hparams_initial={"lr": 0.1, "_internal": 1}), SimpleNamespace(hparams={})
     HParamsMetrics().on_fit_start(SimpleNamespace(logger=logger, is_global_zero=True, datamodule=data), module)
     logger.experiment.flush()
     experiment, start, _ = hparams_tab(logger.log_dir)

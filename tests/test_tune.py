@@ -15,9 +15,9 @@ import yaml
 from conftest import VAL_SIZE
 from optuna.trial import TrialState
 
-from nnmodules.cli import LitCLI
-from nnmodules.commands import main
-from nnmodules.tune import _pick_up, tune
+from nnmodules.cli import main, stages
+from nnmodules.cli.tune import tune
+from nnmodules.cli.tune.study import _pick_up
 
 EPOCHS = 2
 
@@ -77,8 +77,8 @@ def test_best_yaml_trains_the_best_trial_again_to_the_same_figure(study, monkeyp
     folder, result, _ = study
     monkeypatch.chdir(folder)
     best = folder / "lightning_logs" / "widths" / "best.yaml"
-    assert f"trial {result.best_trial.number}" in best.read_text().splitlines()[1]
-    cli = LitCLI(args=["fit", "--config", str(best)])
+    assert f"trial {result.best_trial.number}" in best.read_text().splitlines()[0]
+    cli = stages.fit(["--config", str(best)])
     assert cli.trainer.callback_metrics["val/acc_best"].item() == result.best_value
     assert cli.trainer.logger.log_dir.endswith("widths/version_0")  # a new run, beside the trials
 

@@ -1,0 +1,98 @@
+"""The `litmodules` console script (and `python -m nnmodules`): one table of subcommands, each a function.
+
+    litmodules SUBCOMMAND [OPTIONS]     (litmodules --help lists them; litmodules SUBCOMMAND --help, their options)
+
+A subcommand to come is one more row of `SUBCOMMANDS`: a name, a line saying what it does, and the function
+that runs it on the rest of the command line. Every one runs the same way: a user's mistake ends in one
+`error:` line (`nnmodules.cli.errors`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import importlib
+import sys
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from nnmodules.cli.errors import fail, run_plainly
+
+
+@dataclasses.dataclass(frozen=True)
+class Subcommand:
+    """A subcommand: what it does, in a line, and the function that runs it (`module:function`, imported to run)."""
+
+    about: str
+    function: str
+
+    def run(self, argv: list[str]) -> Any:
+        module, _, name = self.function.partition(":")
+        try:
+            found = importlib.import_module(module)
+        except ImportError as error:  # an extra's subcommand without the extra (tune needs optuna)
+            if error.name and not error.name.startswith("nnmodules"):
+                fail(f"this subcommand needs {error.name}: pip install 'litmodules[{EXTRAS.get(module, 'dev')}]'", 1)
+            raise
+        return getattr(found, name)(argv)
+
+
+STAGES, COMMANDS = "nnmodules.cli.stages", "nnmodules.cli.commands"
+SUBCOMMANDS = {
+    "fit": Subcommand("train a model on data: a recipe (--config mnist_mlp) or options", f"{STAGES}:fit"),
+    "validate": Subcommand("validate a checkpoint's model on its run's data (--ckpt_path)", f"{STAGES}:validate"),
+    "test": Subcommand("test a checkpoint's model on its run's test split (--ckpt_path)", f"{STAGES}:test"),
+    "predict": Subcommand("predict with a checkpoint's model, into a CSV file (--ckpt_path)", f"{STAGES}:predict"),
+    "export": Subcommand("a checkpoint's model as ONNX or pt2, to predict without Lightning", f"{COMMANDS}:export"),
+    "tune": Subcommand("a hyperparameter search (Optuna), each trial a fit", "nnmodules.cli.tune:main"),
+    "recipes": Subcommand("list the recipes inside the package, or copy one out", f"{COMMANDS}:recipes"),
+}
+EXTRAS = {"nnmodules.cli.tune": "tune"}  # the extra each subcommand's module needs beyond the package's own
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`litmodules SUBCOMMAND [OPTIONS]`: the console script (None: the command line's own options)."""
+    run(sys.argv[1:] if argv is None else argv)
+
+
+def run(argv: list[str]) -> Any:
+    """Runs `litmodules` with these options; returns what the subcommand's function returns (its LitCLI, ...)."""
+    argv = list(argv)
+    sys.path.insert(0, "")  # a config's class_path may name a module of the current folder, as `python -m` finds it
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage())
+        return None
+    if argv[0] == "--version":
+        print(f"litmodules {_version()}")
+        return None
+    name, rest = argv[0], argv[1:]
+    if name not in SUBCOMMANDS:
+        close = difflib.get_close_matches(name, SUBCOMMANDS, n=1, cutoff=0.6)
+        guess = f" Did you mean {close[0]}?" if close else ""
+        fail(f"no subcommand {name!r}.{guess} Subcommands: {', '.join(SUBCOMMANDS)} (litmodules --help)", 2)
+    return run_plainly(lambda: SUBCOMMANDS[name].run(rest))
+
+
+def usage() -> str:
+    """What `litmodules --help` says: every subcommand, a line each."""
+    width = max(map(len, SUBCOMMANDS))
+    lines = [f"  {name:<{width}}  {command.about}" for name, command in SUBCOMMANDS.items()]
+    return "\n".join(
+        [
+            "usage: litmodules SUBCOMMAND [OPTIONS]   (litmodules SUBCOMMAND --help: its options)",
+            "",
+            "Reusable PyTorch Lightning training modules: models, data modules, their runs.",
+            "",
+            "subcommands:",
+            *lines,
+            "",
+            "litmodules --version: the version installed",
+        ]
+    )
+
+
+def _version() -> str:
+    try:
+        return version("litmodules")
+    except PackageNotFoundError:  # run from a clone that was never installed
+        return "(not installed)"
