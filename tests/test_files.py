@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from datamodules import TabularDataModule
-from datamodules.files import read_table
+from datamodules.tabular.files import read_table
 
 ROWS = [("José", 31, "Málaga", 1), ("René", 45, "Zürich", 0), ("Ana", 22, "Köln", 1), ("Bo", 50, "Oslo", 0)]
 EXPECTED = pd.DataFrame(ROWS, columns=["name", "age", "city", "y"])
@@ -98,3 +98,49 @@ def test_sep_and_encoding_given_to_the_data_module_read_every_file_of_it(tmp_pat
     data.setup("test")
     assert data.frames["test"]["city"].tolist() == ["Málaga, ES", "Zürich", "Köln, DE", "Oslo"]
     assert len(data.table("predict")) == 4 and data.predict_frame["name"].tolist() == ["José", "René", "Ana", "Bo"]
+
+
+NUMBERS = pd.DataFrame(
+    {
+        "city": ["Málaga", "Zürich", "Köln", "Oslo", "Lyon", "Porto"],
+        "income": [31250.5, 1234567.25, 980.0, 45000.75, 12.5, 2500.0],
+        "rate": [0.25, 1.5, 14.23, 3.0, 0.125, 7.75],
+        "y": [1, 0, 1, 0, 1, 0],
+    }
+)
+
+
+def european(value: float) -> str:
+    """A number as a German or Spanish spreadsheet writes it: 1.234.567,25."""
+    whole, _, fraction = f"{value:,.3f}".rstrip("0").rstrip(".").partition(".")
+    return whole.replace(",", ".") + ("," + fraction if fraction else "")
+
+
+def test_a_european_csv_with_decimal_commas_and_dotted_thousands_is_read_as_numbers(tmp_path, caplog):
+    lines = ["city;income;rate;y"]
+    lines += [f"{r.city};{european(r.income)};{european(r.rate)};{r.y}" for r in NUMBERS.itertuples()]
+    path = tmp_path / "export.csv"
+    path.write_bytes(("\n".join(lines) + "\n").encode("latin-1"))
+    assert european(1234567.25) == "1.234.567,25" and european(14.23) == "14,23"  # the writer, checked by hand
+    with caplog.at_level(logging.INFO):
+        frame = read_table(path, "data file")
+    pd.testing.assert_frame_equal(frame, NUMBERS)  # failed: income and rate were text, then one-hot categories
+    assert "numbers written with decimal commas and . between thousands: read so (pass decimal=... if not)" in (
+        caplog.text
+    )
+
+
+def test_thousands_written_with_commas_in_a_semicolon_file_and_options_given_are_used(tmp_path):
+    lines = ["city;income;rate;y"] + [f"{r.city};{r.income:,.2f};{r.rate};{r.y}" for r in NUMBERS.itertuples()]
+    path = tmp_path / "export.csv"
+    path.write_text("\n".join(lines) + "\n")
+    pd.testing.assert_frame_equal(read_table(path, "data file"), NUMBERS)
+    as_text = read_table(path, "data file", decimal=".", thousands=None)  # given: nothing is found out
+    assert as_text["income"].tolist()[1] == "1,234,567.25"
+
+
+def test_more_texts_meaning_missing_are_missing(tmp_path):
+    path = tmp_path / "gaps.csv"
+    path.write_text("x,y\n1,0\n-,1\n3,0\n?,1\n")
+    frame = read_table(path, "data file", na_values=["-", "?"])
+    assert frame["x"].isna().tolist() == [False, True, False, True] and frame["x"].dtype == "float64"
