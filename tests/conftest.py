@@ -44,6 +44,14 @@ def write_idx(raw_dir: Path, prefix: str, images: np.ndarray, labels: np.ndarray
     (raw_dir / f"{prefix}-labels-idx1-ubyte").write_bytes(struct.pack(">II", 2049, len(labels)) + labels.tobytes())
 
 
+@pytest.fixture(scope="session", autouse=True)
+def user_cache(tmp_path_factory: pytest.TempPathFactory):
+    """The user's cache (where image folders are cached) in a folder of the test session, not this machine's."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("user_cache")))
+        yield
+
+
 @pytest.fixture(scope="session")
 def mnist_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A data_dir holding MNIST/raw with 320 training and 80 test images."""

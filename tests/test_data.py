@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import lightning as L
@@ -300,3 +301,24 @@ def test_emnist_letters_are_upright_and_labelled_from_zero(tmp_path):
     assert np.array_equal(pixels.numpy().reshape(10, 28, 28), images[:10])  # turned upright again
     assert targets.tolist() == (letters[:10] - 1).tolist() and data.class_names[targets[0]] == "a"
     assert data.num_classes == 26 and data.class_names == list("abcdefghijklmnopqrstuvwxyz")
+
+
+def test_a_failed_download_leaves_the_folder_named_as_it_was(tmp_path, monkeypatch):
+    torchvision = pytest.importorskip("torchvision")
+
+    def cut_short(dataset) -> None:  # as a lost connection leaves it: the folders made, a file begun
+        Path(dataset.raw_folder).mkdir(parents=True, exist_ok=True)
+        (Path(dataset.raw_folder) / "train-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8b cut")
+        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz")
+
+    monkeypatch.setattr(torchvision.datasets.MNIST, "download", cut_short)
+    typo = tmp_path / "dtaa"  # a mistyped --data.data_dir
+    with pytest.raises(FileNotFoundError, match="the download failed"):
+        MNISTDataModule(typo, download=True).prepare_data()
+    assert not typo.exists()  # failed: dtaa/MNIST/raw stayed behind
+    mine = tmp_path / "data"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("kept")
+    with pytest.raises(FileNotFoundError, match="the download failed"):
+        MNISTDataModule(mine, download=True).prepare_data()
+    assert [path.name for path in mine.iterdir()] == ["notes.txt"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import resource
 from pathlib import Path
 
@@ -81,17 +82,68 @@ def test_several_processes_decode_what_one_does_within_few_file_descriptors(tmp_
 
 def test_the_cache_is_read_the_second_time_and_rebuilt_when_a_file_changes(tmp_path, monkeypatch):
     root = image_tree(tmp_path / "digits")
-    ImageFolderDataModule(root, workers=1).setup("fit")
-    (cache,) = (root / ".litmodules_cache").iterdir()
+    first = ImageFolderDataModule(root, workers=1)
+    first.setup("fit")
+    (cache,) = first._cache_folder().iterdir()
     monkeypatch.setattr(Module, "_decode", lambda *args: pytest.fail("decoded again, though nothing changed"))
     ImageFolderDataModule(root, workers=1).setup("fit")
     monkeypatch.undo()
     Image.fromarray(np.full((8, 8), 255, np.uint8)).save(root / "training" / "cat" / "0.png")
     data = ImageFolderDataModule(root, workers=1)
     data.setup("fit")
-    (rebuilt,) = (root / ".litmodules_cache").iterdir()
+    (rebuilt,) = data._cache_folder().iterdir()
     assert rebuilt != cache and not cache.exists()  # the stale cache is gone
     assert (data._decoded()["images"] == 255).all(dim=(1, 2, 3)).sum() == 1  # the new file's pixels
+
+
+def test_a_file_rewritten_with_the_same_size_is_decoded_again(tmp_path):
+    root = image_tree(tmp_path / "digits")
+    for path in root.rglob("*.png"):  # BMP: uncompressed, so new pixels keep the file's size
+        Image.open(path).save(path.with_suffix(".bmp"))
+        path.unlink()
+    ImageFolderDataModule(root, workers=1)._decoded()
+    target = root / "training" / "cat" / "0.bmp"
+    size, stamp = target.stat().st_size, target.stat().st_mtime_ns
+    Image.fromarray(np.full((8, 8), 255, np.uint8)).save(target)
+    os.utime(target, ns=(stamp + 10**9, stamp + 10**9))  # a later write, as a second apart on any file system
+    assert target.stat().st_size == size
+    images = ImageFolderDataModule(root, workers=1)._decoded()["images"]
+    assert (images == 255).all(dim=(1, 2, 3)).sum() == 1  # failed with a key of paths and sizes: the old pixels
+
+
+@pytest.mark.parametrize(
+    ("first", "then", "shape"),
+    [({"image_size": 8}, {"image_size": 4}, (1, 4, 4)), ({"channels": 1}, {"channels": 3}, (3, 8, 8))],
+    ids=["image_size", "channels"],
+)
+def test_a_setting_that_changes_the_pixels_is_part_of_the_caches_key(first, then, shape, tmp_path):
+    root = image_tree(tmp_path / "digits")
+    assert tuple(ImageFolderDataModule(root, workers=1, **first)._decoded()["images"].shape[1:]) != shape
+    assert tuple(ImageFolderDataModule(root, workers=1, **then)._decoded()["images"].shape[1:]) == shape
+
+
+def test_unreadable_files_are_left_out_when_asked_and_refused_again_when_not(tmp_path):
+    root = image_tree(tmp_path / "digits")
+    (root / "training" / "dog" / "notes.png").write_text("not a picture")
+    with pytest.warns(UserWarning, match=r"1 of 31 files under .* are not images Pillow reads: .*notes.png.*left out"):
+        skipping = ImageFolderDataModule(root, workers=1, skip_unreadable=True)._decoded()
+    assert len(skipping["files"]) == 30 and "training/dog/notes.png" not in skipping["files"]
+    with pytest.raises(ValueError, match=r"notes.png .*pass skip_unreadable=True to leave them out"):
+        ImageFolderDataModule(root, workers=1)._decoded()  # failed where the key left the option out: cached
+
+
+def test_nothing_is_written_into_the_image_folder_and_an_old_cache_there_is_removed(tmp_path, caplog):
+    torchvision = pytest.importorskip("torchvision")
+    root = image_tree(tmp_path / "digits", layout="classes")
+    old = root / ".litmodules_cache"
+    old.mkdir()
+    (old / "images-0123456789abcdef0123.pt").write_bytes(b"0.1.0's")
+    before = sorted(path for path in root.rglob("*") if old not in path.parents and path != old)
+    with caplog.at_level("INFO"):
+        ImageFolderDataModule(root, workers=1).setup("fit")
+    assert sorted(root.rglob("*")) == before  # failed: the cache was written beside the images
+    assert f"removed {old}, the image cache of litmodules 0.1.0" in caplog.text
+    assert torchvision.datasets.ImageFolder(root).classes == ["cat", "dog"]  # failed: ".litmodules_cache" a class
 
 
 def test_files_that_are_not_images_are_named_in_one_error(tmp_path):
