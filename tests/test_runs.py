@@ -691,3 +691,23 @@ def test_the_projects_callbacks_can_be_left_out_or_replaced(tmp_path):
     assert [c for c in make_trainer(save_dir=tmp_path, callbacks=[mine]).callbacks if isinstance(c, RunSummary)] == [
         mine
     ]
+
+
+class ValidationsSeen(L.Callback):
+    """The validation accuracy after each validation of a fit (twice an epoch with val_check_interval=0.5)."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[int, float]] = []
+
+    def on_validation_end(self, trainer, module) -> None:
+        if not trainer.sanity_checking:
+            self.seen.append((trainer.current_epoch, float(trainer.callback_metrics["val/acc"])))
+
+
+def test_the_learning_curves_draw_an_epoch_validated_twice_once_with_its_latest_figure(mnist_dir, tmp_path):
+    model, data = build("mlp", mnist_dir)
+    curves, seen = LearningCurves(), ValidationsSeen()
+    trainer_in(tmp_path, "mlp", max_epochs=2, val_check_interval=0.5, callbacks=[seen, curves]).fit(model, data)
+    assert [epoch for epoch, _ in seen.seen] == [0, 0, 1, 1]
+    assert curves.epochs == [0, 1]  # failed: [0, 0, 1, 1]
+    assert curves.val_metric == [seen.seen[1][1], seen.seen[3][1]]  # each epoch's latest

@@ -15,6 +15,7 @@ from conftest import VAL_SIZE
 from test_runs import LOGS_OFTEN, Crash, CrashAtEpoch
 
 from datamodules import MNISTDataModule, ToyRegressionDataModule
+from datamodules.batches import TensorDataModule, TensorTable
 from datamodules.choices import check_choice
 from datamodules.contract import DataFacts
 from nnmodules import MLP, Classifier, MLPClassifier, Regressor, ScratchDeepNet, ToyRegressor
@@ -262,3 +263,67 @@ def test_a_choice_outside_its_literal_type_is_refused_naming_the_choices():
     with pytest.raises(ValueError, match=re.escape("colour must be 'red', 'green' or 'blue', got 'pink'")):
         check_choice("colour", "pink", Literal["red", "green", "blue"])
     check_choice("colour", "green", Literal["red", "green", "blue"])
+
+
+class InMemory(TensorDataModule):
+    """Rows of a classification in memory: the first 22 train, the last 10 validate."""
+
+    def __init__(self, inputs: torch.Tensor, targets: torch.Tensor, **loading) -> None:
+        super().__init__(**loading)
+        self.rows = inputs, targets
+
+    def setup(self, stage: str | None = None) -> None:
+        inputs, targets = self.rows
+        self.tables = {"train": TensorTable(inputs[:22], targets[:22]), "val": TensorTable(inputs[22:], targets[22:])}
+        self.facts = DataFacts(task="multiclass", input_shape=(3,), class_names=("no", "yes"))
+
+
+class StepLosses(L.Callback):
+    """Each training step's loss and batch size, as the model computed them."""
+
+    def __init__(self) -> None:
+        self.steps: list[tuple[float, int]] = []
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        self.steps.append((float(outputs["loss"]), len(batch[1])))
+
+
+def short_last_batch() -> TensorDataModule:
+    """22 training rows in batches of 8: 8, 8 and 6; 10 validation rows in batches of 4 (eval 4): 4, 4 and 2."""
+    generator = torch.Generator().manual_seed(0)
+    inputs = torch.randn(32, 3, generator=generator)
+    targets = (inputs.sum(dim=1) > 0).long()
+    return InMemory(inputs, targets, batch_size=8, eval_batch_size=4)
+
+
+def test_the_epochs_losses_weigh_each_example_once_and_log_without_validation_too(tmp_path):
+    data, steps = short_last_batch(), StepLosses()
+    L.seed_everything(0)
+    model = Classifier(MLP(3, [], 2), num_classes=2, lr=0.1, lr_schedule="constant")
+    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, callbacks=[steps], **LOGS_OFTEN)
+    trainer.fit(model, data)
+    assert [size for _, size in steps.steps] == [8, 8, 6]
+    by_hand = sum(loss * size for loss, size in steps.steps) / 22  # failed unweighted: the 6 rows counted as 8
+    assert float(trainer.callback_metrics["train/loss_epoch"]) == pytest.approx(by_hand, rel=1e-6)
+    inputs, targets = data.tables["val"].tensors
+    with torch.no_grad():
+        val_by_hand = torch.nn.functional.cross_entropy(model.eval()(inputs), targets).item()  # every row at once
+    assert float(trainer.callback_metrics["val/loss"]) == pytest.approx(val_by_hand, rel=1e-6)
+    quiet = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, limit_val_batches=0, **LOGS_OFTEN)
+    quiet.fit(Classifier(MLP(3, [], 2), num_classes=2), short_last_batch())
+    assert "train/loss_epoch" in quiet.callback_metrics  # failed: without validation, never logged
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        (lambda: MLPClassifier(input_dim=100), "the model's input_dim=100 but the data gives 784: leave input_dim out"),
+        (lambda: MLPClassifier(num_classes=3), "the model's num_classes=3 but the data gives 10: leave num_classes"),
+    ],
+    ids=["input_dim", "num_classes"],
+)
+def test_a_width_given_that_is_not_the_datas_is_refused_naming_both(model, message, mnist):
+    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, **LOGS_OFTEN)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        trainer.fit(model(), mnist)
+    assert trainer.global_step == 0
