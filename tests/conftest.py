@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import struct
 import sys
 from importlib.metadata import entry_points
@@ -42,6 +43,11 @@ def write_idx(raw_dir: Path, prefix: str, images: np.ndarray, labels: np.ndarray
     image_header = struct.pack(">IIII", 2051, len(images), 28, 28)
     (raw_dir / f"{prefix}-images-idx3-ubyte").write_bytes(image_header + images.tobytes())
     (raw_dir / f"{prefix}-labels-idx1-ubyte").write_bytes(struct.pack(">II", 2049, len(labels)) + labels.tobytes())
+
+
+def python_path(*folders: Path) -> str:
+    """PYTHONPATH for a subprocess: `folders` first, then what it held (scripts/mutants.py puts its copy there)."""
+    return os.pathsep.join([*map(str, folders), *filter(None, [os.environ.get("PYTHONPATH")])])
 
 
 @pytest.fixture(scope="session", autouse=True)
