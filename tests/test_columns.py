@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from datamodules import TabularDataModule
+from datamodules.tabular.columns import column_roles
 
 ROWS = 40
 
@@ -142,3 +143,17 @@ def test_numbers_written_with_decimal_commas_that_were_not_read_so_are_named_wit
     assert "numbers with decimal commas? pass decimal=','" in caplog.text and data.feature_names[0] != "rate"
     numbers = fitted(path, decimal=",")
     assert numbers.feature_names == ["rate"]
+
+
+def test_a_small_tables_distinct_texts_are_categories_not_ids():
+    names = [f"n{i}" for i in range(12)]  # fewer rows than MIN_ID_ROWS: too few to tell an id
+    frame = pd.DataFrame({"y": np.arange(12) % 2, "name": names})
+    roles = {column.name: column.role for column in column_roles(frame, "y", {})}
+    assert roles == {"y": "target", "name": "categorical"}
+
+
+def test_a_column_of_codes_mostly_numbers_stays_categorical():
+    codes = [str(i) for i in range(28)] + ["A1", "B2", "C3", "D4"] * 3  # 70% numbers: codes, not numbers
+    frame = pd.DataFrame({"y": np.arange(40) % 2, "code": codes})
+    (code,) = [column for column in column_roles(frame, "y", {}) if column.name == "code"]
+    assert code.role == "categorical" and not code.words

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib
 import json
 import subprocess
 import sys
@@ -83,12 +84,13 @@ ROWS_AS = {  # new rows as people keep them; predict.py reads each as training r
         path.with_suffix(".csv"), index=False, sep=";", decimal=",", encoding="latin-1"
     ),
     "parquet": lambda rows, path: rows.to_parquet(path.with_suffix(".parquet"), index=False),
+    "csv with ? for missing": lambda rows, path: rows.to_csv(path.with_suffix(".csv"), index=False, na_rep="?"),
 }
 
 
 @pytest.mark.parametrize("kept_as", list(ROWS_AS))
 def test_a_table_is_predicted_from_raw_rows_without_torch(kept_as, tmp_path):
-    data = people(tmp_path, "renewed", drop=["tier"])
+    data = people(tmp_path, "renewed", drop=["tier"], na_values=["?"])  # a setting detection would not find
     L.seed_everything(0)
     model = MLPClassifier()
     L.Trainer(**NO_LOGGER).predict(model, datamodule=data)  # built for its data
@@ -111,7 +113,7 @@ def test_a_table_is_predicted_from_raw_rows_without_torch(kept_as, tmp_path):
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     got = pd.read_csv(pd.io.common.StringIO(done.stdout))
-    data = people(tmp_path, "renewed", drop=["tier"], predict_csv=rows)
+    data = people(tmp_path, "renewed", drop=["tier"], na_values=["?"], predict_csv=rows)
     expected = torch.cat(L.Trainer(**NO_LOGGER).predict(model, datamodule=data)).numpy()
     assert list(got.columns) == ["row", "id", "prediction", "p_0", "p_1"]
     assert got["row"].tolist() == list(range(40)) and got["id"].tolist() == new["id"].tolist()
@@ -164,3 +166,13 @@ def test_litmodules_export_writes_a_runs_checkpoint_into_the_run(mnist_dir, tmp_
     folder = run / "export"
     assert f"exported last.ckpt to {folder / 'last.onnx'}, {folder / 'last.onnx.json'}" in caplog.messages
     assert sorted(path.name for path in (tmp_path / "lightning_logs" / "mnist_mlp").iterdir()) == ["version_0"]
+
+
+def test_an_export_whose_outputs_differ_from_the_models_keeps_nothing(mnist_dir, tmp_path, monkeypatch):
+    model, data = MLPClassifier(), mnist(mnist_dir)
+    L.Trainer(**NO_LOGGER).predict(model, datamodule=data)
+    module = importlib.import_module("nnmodules.runs.export")  # the module: nnmodules.runs.export is the function
+    monkeypatch.setattr(module, "agree", lambda outputs, expected: (0.5, TOLERANCE))
+    with pytest.raises(RuntimeError, match=r"differ from the model's by up to 0.5 .*: nothing was kept"):
+        export(model, tmp_path / "model.onnx", datamodule=data)
+    assert list(tmp_path.iterdir()) == []

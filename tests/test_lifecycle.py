@@ -127,6 +127,14 @@ def test_an_interrupted_epoch_resumed_as_it_was_keeps_its_schedule_and_says_noth
     assert same.global_step == one_cycle(same).total_steps == 2 * STEPS and "re-planned" not in caplog.text
 
 
+def test_an_interrupted_epoch_resumed_with_another_peak_follows_that_peaks_plan(mnist_dir, tmp_path, caplog):
+    interrupted_in_epoch_1(tmp_path, mnist_dir, batch=2)  # the same length: only the peak differs
+    rates = recording_rates(model := MLPClassifier(lr=1e-2))
+    fit(tmp_path, model, mnist(mnist_dir), epochs=2, ckpt_path="last")
+    assert rates == pytest.approx(one_cycle_plan(1e-2, 2 * STEPS)[STEPS + 3 :], rel=1e-6)
+    assert "16 steps, peak 0.003 -> 16 steps, peak 0.01; going on from step 11" in caplog.text
+
+
 @pytest.mark.parametrize("done", [4, 5])
 def test_an_epoch_resumed_past_a_smaller_limit_ends_as_lightning_counts_it_and_so_does_the_plan(
     done, mnist_dir, tmp_path
@@ -541,7 +549,8 @@ def test_a_schedule_of_the_command_line_keeps_setting_the_rate_after_a_resume(mn
     args += ["--data.batch_size=32", "--trainer.enable_progress_bar=false", "--test_after_fit=false"]
     args += ["--optimizer=SGD", "--optimizer.lr=0.1", "--lr_scheduler=StepLR", "--lr_scheduler.step_size=1"]
     args += ["--lr_scheduler.gamma=0.5", f"--trainer.callbacks+={__name__}.RatesSeen"]
-    stages.fit([*args, "--trainer.max_epochs=2"])
-    cli = stages.fit([*args, "--trainer.max_epochs=3", "--ckpt_path=last"])
+    stages.fit([*args, "--optimizer.momentum=0.5", "--trainer.max_epochs=2"])
+    cli = stages.fit([*args, "--optimizer.momentum=0.9", "--trainer.max_epochs=3", "--ckpt_path=last"])
     (seen,) = [callback for callback in cli.trainer.callbacks if isinstance(callback, RatesSeen)]
     assert seen.rates == [0.1 * 0.5**2] * STEPS  # the schedule's third epoch; failed: 0.1, the optimizer's own
+    assert cli.trainer.optimizers[0].param_groups[0]["momentum"] == 0.9  # a schedule that does not cycle it

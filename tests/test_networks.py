@@ -414,3 +414,10 @@ def test_a_tables_mlp_keeps_its_dropout_and_takes_its_numbers_as_the_datas_first
     assert isinstance(model.net, TableMLP) and model.net.numeric_features == 2
     rates = [module.p for module in model.net.modules() if isinstance(module, nn.Dropout)]
     assert rates and set(rates) == {0.3}  # failed: the embeddings' MLP without its dropout
+
+
+def test_an_mlps_dropout_follows_each_hidden_layer_and_one_is_refused():
+    layers = [type(layer).__name__ for layer in MLP(4, [8, 8], 2, dropout=0.5)]
+    assert layers == ["Flatten", "Linear", "ReLU", "Dropout", "Linear", "ReLU", "Dropout", "Linear"]
+    with pytest.raises(ValueError, match=re.escape("dropout must be in [0, 1), got 1.0")):
+        MLP(4, [8], 2, dropout=1.0)  # every unit dropped: the outputs would be the last bias alone

@@ -37,6 +37,12 @@ def test_copy_writes_the_recipe_and_its_table_and_never_over_a_file(monkeypatch,
         run_main(monkeypatch, "recipes", "--copy", "tabular_mlp", str(tmp_path))
     assert stop.value.code == 1 and "tabular_mlp.yaml" in capsys.readouterr().err
     assert (tmp_path / "tabular_mlp.yaml").read_text() == "# mine\n"
+    (tmp_path / "tabular_mlp.yaml").unlink()  # the recipe moved away, its edited example table left
+    (tmp_path / "examples" / "people.csv").write_text("mine\n")
+    with pytest.raises(SystemExit):
+        run_main(monkeypatch, "recipes", "--copy", "tabular_mlp", str(tmp_path))
+    assert "examples/people.csv" in capsys.readouterr().err and not (tmp_path / "tabular_mlp.yaml").exists()
+    assert (tmp_path / "examples" / "people.csv").read_text() == "mine\n"
 
 
 def test_a_recipe_by_name_reads_its_example_table_from_beside_it(tmp_path, monkeypatch):

@@ -428,3 +428,21 @@ def test_a_batch_size_chosen_by_the_table_never_makes_lightning_warn_of_its_logg
     assert warned == []  # failed: Lightning warned of the batch size we chose
     trainer, warned = interval_warnings(TabularDataModule(frame, target="y", batch_size=16), tmp_path)
     assert trainer.log_every_n_steps == 50 and len(warned) == 1  # a batch size given: Lightning's word stands
+
+
+@pytest.mark.parametrize("option", ["id_column", "split_column"])
+def test_an_id_or_split_column_not_in_the_table_is_refused_naming_it(option):
+    data = TabularDataModule(rule_table(40), target="y", **{option: "nope"})
+    with pytest.raises(ValueError, match=re.escape(f"columns ['nope'] (in {option}) not in the DataFrame")):
+        data.setup("fit")
+
+
+def test_a_log1p_column_holding_minus_one_is_refused():
+    train = pd.DataFrame({"a": [0.0, 3.0, -1.0]})
+    with pytest.raises(ValueError, match=r"log1p column 'a' has values of -1 or less \(min -1.0\)"):
+        TablePreprocessing.fit(train, ["a"], [], ["a"])
+
+
+def test_a_single_training_row_scales_to_the_middle():
+    fitted = TablePreprocessing.fit(pd.DataFrame({"a": [5.0]}), ["a"], [], [])
+    assert fitted.transform(pd.DataFrame({"a": [5.0]})).tolist() == [[0.0]]

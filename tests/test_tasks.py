@@ -75,7 +75,7 @@ def test_the_scratch_nets_binary_loss_is_the_tutorials_mean_absolute_error_weigh
 def test_a_loss_that_is_not_finite_stops_training_naming_its_batch(bad):
     model = MLPClassifier(input_dim=3, hidden_dims=[], num_classes=3)
     finite = (torch.tensor(0.5), None, TARGETS, 6)
-    model._pending = [finite, (torch.tensor(bad), None, TARGETS, 7), finite]
+    model._pending = [finite, (torch.tensor(bad), None, TARGETS, 7), (torch.tensor(bad), None, TARGETS, 8), finite]
     with pytest.raises(FloatingPointError, match=rf"^the training loss became {bad} at epoch 0, batch 7: training"):
         model.update_training_metrics()
 
@@ -327,3 +327,50 @@ def test_a_width_given_that_is_not_the_datas_is_refused_naming_both(model, messa
     with pytest.raises(ValueError, match=re.escape(message)):
         trainer.fit(model(), mnist)
     assert trainer.global_step == 0
+
+
+class SanityBest(L.Callback):
+    """What the best so far holds when the sanity check ends."""
+
+    def on_sanity_check_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self.updates = module.val_acc_best.update_count
+
+
+def test_the_sanity_checks_batches_never_count_for_the_best_so_far(mnist, tmp_path):
+    sanity = SanityBest()
+    trainer = L.Trainer(max_epochs=1, default_root_dir=tmp_path, logger=False, callbacks=[sanity], **LOGS_OFTEN)
+    trainer.fit(MLPClassifier(hidden_dims=[8]), mnist)
+    assert sanity.updates == 0 and trainer.callback_metrics["val/acc_best"] == trainer.callback_metrics["val/acc"]
+
+
+def test_a_run_without_a_planned_end_trains_at_a_constant_rate(mnist, tmp_path):
+    """max_epochs=-1: Lightning's estimate of the steps is infinite; one-cycle needs an end to anneal to."""
+    trainer = L.Trainer(max_epochs=-1, max_time={"minutes": 5}, default_root_dir=tmp_path, logger=False, **LOGS_OFTEN)
+    trainer.callbacks.append(StopAfterSteps(3))
+    model = MLPClassifier(hidden_dims=[8], lr=0.01)
+    trainer.fit(model, mnist)
+    assert trainer.global_step == 3 and not trainer.lr_scheduler_configs
+    assert trainer.optimizers[0].param_groups[0]["lr"] == 0.01
+
+
+class StopAfterSteps(L.Callback):
+    def __init__(self, steps: int) -> None:
+        self.steps = steps
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args) -> None:
+        trainer.should_stop = trainer.global_step >= self.steps
+
+
+def test_task_binary_on_data_of_three_classes_is_refused_naming_the_fix(mnist_dir):
+    facts = DataFacts(task="multiclass", input_shape=(4,), class_names=("a", "b", "c"))
+    model = Classifier(MLP, task="binary")
+    with pytest.raises(ValueError, match=r"^task='binary' but the data has 3 classes: leave task out$"):
+        model.build(facts)
+
+
+def test_arguments_given_without_data_are_kept_over_the_defaults():
+    model = Regressor(MLP(2, [], 1), target_mean=3.0, target_std=2.0)  # no data: nothing to check them against
+    assert (model.target_mean, model.target_std) == (3.0, 2.0)
+    assert model.predict_step(torch.zeros(1, 2), 0).shape == (1,)
+    binary = Classifier(MLP(2, [], 1), task="binary")
+    assert (binary.task, binary.num_classes) == ("binary", 2)

@@ -19,6 +19,7 @@ from optuna.trial import TrialState
 
 from nnmodules.cli import main, stages
 from nnmodules.cli.tune import tune
+from nnmodules.cli.tune.report import results
 from nnmodules.cli.tune.search import read_search
 from nnmodules.cli.tune.study import Pruning, _pick_up
 
@@ -73,6 +74,7 @@ def test_each_trial_is_a_run_of_its_own_with_the_search_values(study):
         assert (run / "checkpoints" / "last.ckpt").is_file() and list(run.glob("events.out.tfevents.*"))
         assert sorted(trial.intermediate_values) == list(range(EPOCHS))  # the pruner saw every epoch
         assert trial.value == max(trial.intermediate_values.values())  # val/acc_best: the best epoch's
+    assert len({trial.params["model.init_args.lr"] for trial in result.trials}) == 3  # each trial draws its own
     assert (folder / "lightning_logs" / "widths" / "study.db").is_file()
 
 
@@ -105,6 +107,8 @@ def test_a_study_refuses_another_search_or_other_options(study, monkeypatch):
         tune(folder / "other.yaml", 5, args, study_name="widths")
     with pytest.raises(ValueError, match=r"holds a study of other settings \(--model.init_args.dropout 0.1 there, "):
         tune(folder / "widths.yaml", 5, [*args, "--model.dropout=0.3"])
+    with pytest.raises(ValueError, match=r"settings \(--optimizer.class_path null there, \"torch.optim.SGD\" here"):
+        tune(folder / "widths.yaml", 5, [*args, "--optimizer=SGD"])  # options the study's runs did not have
 
 
 def by_meaning(args: list[str]) -> list[str]:
@@ -136,6 +140,7 @@ def test_a_search_built_to_prune_prunes_the_hopeless_trial_after_its_first_epoch
     (pruned,) = result.get_trials(states=(TrialState.PRUNED,))
     assert list(pruned.intermediate_values) == [0]  # stopped after its first epoch, of three
     assert not (tmp_path / "lightning_logs" / "prune" / pruned.user_attrs["run"] / "checkpoints" / "last.ckpt").exists()
+    assert len(tune(tmp_path / "prune.yaml", 2, fit_args(mnist_dir, "--trainer.max_epochs=3")).trials) == 2  # counted
 
 
 def test_ctrl_c_stops_the_search_and_the_same_command_continues_the_trial(mnist_dir, tmp_path, monkeypatch, capsys):
@@ -176,6 +181,22 @@ def test_a_trial_of_a_killed_process_is_continued():
     assert states == [TrialState.FAIL, TrialState.RUNNING, TrialState.WAITING]
     assert study.trials[2].user_attrs == {"continues": 0, "run": "trial_0"}
     assert study.trials[2].system_attrs["fixed_params"] == trial.params  # its settings, when it is asked for
+    _pick_up(study)  # the next tune, before the continued trial ran: queued once, not again
+    assert [t.state for t in study.get_trials()] == states
+
+
+def test_the_best_trial_of_a_minimised_metric_is_the_lowest(tmp_path, capsys):
+    study = optuna.create_study(direction="minimize")
+    for number, value in enumerate([0.5, 0.2, 0.9]):
+        run = tmp_path / f"trial_{number}"
+        run.mkdir()
+        (run / "config.yaml").write_text(yaml.safe_dump({"model": {"init_args": {"lr": number}}}))
+        attrs = {"run": run.name, "seconds": 1.0}
+        study.add_trial(optuna.trial.create_trial(value=value, params={}, distributions={}, user_attrs=attrs))
+    results(study, "val/loss", tmp_path, test_after_fit=False)
+    best = yaml.safe_load((tmp_path / "best.yaml").read_text())
+    assert best["model"]["init_args"]["lr"] == 1 and "trial 1 (" in (tmp_path / "best.yaml").read_text()
+    assert [line.split()[0] for line in capsys.readouterr().out.splitlines()[2:5]] == ["1", "0", "2"]
 
 
 BAD_SEARCHES = [

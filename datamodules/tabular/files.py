@@ -34,9 +34,10 @@ SAMPLE_BYTES = 1 << 16  # read to find the delimiter
 NUMBER_ROWS = 2000  # rows looked at to find how a CSV writes its numbers
 # how numbers are written, a column at a time: with a decimal comma (1.234,56 or 14,23), or with commas between
 # thousands (1,234.56); the first of each pair is any number of that style, the second one only that style has
-COMMA_STYLE = re.compile(r"^[+-]?(\d{1,3}(\.\d{3})+|\d+)(,\d+)?$"), re.compile(r",\d+$")
-GROUPED_STYLE = re.compile(r"^[+-]?(\d{1,3}(,\d{3})+|\d+)(\.\d+)?$"), re.compile(r"^[+-]?\d{1,3}(,\d{3})+")
-DOTTED_THOUSANDS = re.compile(r"^[+-]?\d{1,3}(\.\d{3})+(,\d+)?$")  # 1.234 or 1.234,56
+# (groups that capture nothing: pandas warns of a pattern with match groups in `str.contains`)
+COMMA_STYLE = re.compile(r"^[+-]?(?:\d{1,3}(?:\.\d{3})+|\d+)(?:,\d+)?$"), re.compile(r",\d+$")
+GROUPED_STYLE = re.compile(r"^[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?$"), re.compile(r"^[+-]?\d{1,3}(?:,\d{3})+")
+DOTTED_THOUSANDS = re.compile(r"^[+-]?\d{1,3}(?:\.\d{3})+(?:,\d+)?$")  # 1.234 or 1.234,56
 MOSTLY = 0.9  # the share of a column's values that must follow a number format for it to count
 PARQUET = (".parquet", ".pq")
 EXCEL = (".xlsx", ".xlsm", ".xls")
