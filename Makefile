@@ -10,7 +10,7 @@ DATA_DIR ?= data
 TORCH := torch==2.14.1 torchvision==0.29.1
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install train test lint smoke package benchmark mutation clean
+.PHONY: install train test lint smoke package benchmark mutation mutants clean
 
 install: $(INSTALLED)
 
@@ -42,7 +42,7 @@ smoke: $(INSTALLED)
 FRESH := build/fresh
 package: $(INSTALLED)
 	rm -rf dist $(FRESH)
-	$(BIN)/python -m build --outdir dist .
+	$(BIN)/python -m build --quiet --outdir dist .
 	$(PYTHON) -m venv $(FRESH)
 	$(FRESH)/bin/python -m pip install --quiet $(TORCH)
 	$(FRESH)/bin/python -m pip install --quiet dist/*.whl
@@ -66,7 +66,12 @@ benchmark: $(INSTALLED)
 MODULES ?=
 SAMPLE ?=
 mutation: $(INSTALLED)
+	$(BIN)/python scripts/mutants.py
 	$(BIN)/python scripts/mutation.py $(MODULES) $(if $(SAMPLE),--sample $(SAMPLE))
+
+# the repository's own realistic mutants alone (tests/mutants/), each against the tests chosen to catch it
+mutants: $(INSTALLED)
+	$(BIN)/python scripts/mutants.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache build/mutation $(FRESH) dist

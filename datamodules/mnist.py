@@ -14,6 +14,7 @@ from datamodules.batches import TensorDataModule, TensorTable
 from datamodules.choices import check_choice
 from datamodules.contract import DataFacts
 from datamodules.errors import MissingFileError, UserError
+from datamodules.leftovers import Leftovers
 from datamodules.pixels import Normalize, pixel_statistics
 
 Dataset = Literal["MNIST", "FashionMNIST", "KMNIST", "EMNIST"]
@@ -139,10 +140,14 @@ class MNISTDataModule(TensorDataModule):
             return
         if not self.download:
             raise self._missing()
+        leftovers = Leftovers(self.data_dir)  # a failed download leaves the folder named as it was
         try:
             for train in (True, False):
                 self._torchvision(train, download=True)
-        except (OSError, RuntimeError) as error:
+        except BaseException as error:  # a connection lost, or Ctrl-C: what it began goes
+            leftovers.remove()
+            if not isinstance(error, (OSError, RuntimeError)):
+                raise
             raise MissingFileError(
                 f"{self.dataset} not found under {self.raw_dir} and the download failed "
                 f"({' '.join(str(error).split())}): put {self._names()} there or pass --data.data_dir"

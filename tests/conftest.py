@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import struct
 import sys
 from importlib.metadata import entry_points
@@ -42,6 +43,19 @@ def write_idx(raw_dir: Path, prefix: str, images: np.ndarray, labels: np.ndarray
     image_header = struct.pack(">IIII", 2051, len(images), 28, 28)
     (raw_dir / f"{prefix}-images-idx3-ubyte").write_bytes(image_header + images.tobytes())
     (raw_dir / f"{prefix}-labels-idx1-ubyte").write_bytes(struct.pack(">II", 2049, len(labels)) + labels.tobytes())
+
+
+def python_path(*folders: Path) -> str:
+    """PYTHONPATH for a subprocess: `folders` first, then what it held (scripts/mutants.py puts its copy there)."""
+    return os.pathsep.join([*map(str, folders), *filter(None, [os.environ.get("PYTHONPATH")])])
+
+
+@pytest.fixture(scope="session", autouse=True)
+def user_cache(tmp_path_factory: pytest.TempPathFactory):
+    """The user's cache (where image folders are cached) in a folder of the test session, not this machine's."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("user_cache")))
+        yield
 
 
 @pytest.fixture(scope="session")

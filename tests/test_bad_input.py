@@ -130,10 +130,11 @@ DATA_ROWS = [
      test_csv=t / "absent.csv").setup("fit"), FileNotFoundError,
      "test_csv '{tmp}/absent.csv' not found: pass the path of a CSV, Parquet or Excel file", id="test csv missing"),
     pytest.param(lambda t: TabularDataModule(table(t, "a,y\n1,0\n"), target="y", numeric=["b"]).setup("fit"),
-     ValueError, "columns ['b'] (in numeric) not in data file '{tmp}/t.csv'; columns are: ['a', 'y']",
-     id="numeric unknown"),
+     ValueError, "columns ['b'] (in numeric) not in data file '{tmp}/t.csv'; columns are: ['a', 'y']. Leave them "
+     "out (--data.numeric '[]'): a recipe's numeric is for its example table", id="numeric unknown"),
     pytest.param(lambda t: TabularDataModule(table(t, "a,y\n1,0\n"), target="y", drop=["b"]).setup("fit"),
-     ValueError, "columns ['b'] (in drop) not in data file '{tmp}/t.csv'; columns are: ['a', 'y']", id="drop unknown"),
+     ValueError, "columns ['b'] (in drop) not in data file '{tmp}/t.csv'; columns are: ['a', 'y']. Leave them out "
+     "(--data.drop '[]'): a recipe's drop is for its example table", id="drop unknown"),
     pytest.param(lambda t: TabularDataModule(t / "x.csv", target="y", val_fraction=0.5, test_fraction=0.5),
      ValueError, "val_fraction (0.5) must be above 0 and, with test_fraction (0.5), leave some rows for training: "
      "the two must sum below 1", id="fractions sum to 1"),
@@ -268,9 +269,15 @@ def test_fit_help_lists_the_classes_one_can_name_and_every_subcommand_says_what_
     with pytest.raises(SystemExit):
         litmodules(["fit", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    models = "known subclasses: lightning.LightningModule, nnmodules.Classifier, nnmodules.MLPClassifier,"
-    data = "known subclasses: lightning.LightningDataModule, datamodules.ImageFolderDataModule, datamodules.MNIST"
-    assert models in text and data in text  # no TaskModule, Resumable (bases) or TensorDataModule (abstract)
+    lists = {
+        found.split(", ")[0]: set(found.split(", ")[1:]) for found in re.findall(r"known subclasses: ([^)]*)\)", text)
+    }
+    models = {"Classifier", "MLPClassifier", "ScratchDeepNet", "Regressor", "MLPRegressor", "ToyRegressor"}
+    data = {"ImageFolderDataModule", "MNISTDataModule", "TabularDataModule", "ToyRegressionDataModule"}
+    assert {f"nnmodules.{name}" for name in models} <= lists["lightning.LightningModule"]  # (and the tests' own)
+    assert {f"datamodules.{name}" for name in data} <= lists["lightning.LightningDataModule"]
+    bases = ("TaskModule", "Resumable", "TensorDataModule", "BuiltForData")  # no base, nothing abstract
+    assert not [name for listed in lists.values() for name in listed if name.endswith(bases)]
     main(["--help"])
     listed = " ".join(capsys.readouterr().out.split())
     assert "fit train a model on data" in listed and "tune a hyperparameter search" in listed

@@ -25,7 +25,7 @@ from lightning.pytorch.tuner import Tuner
 from own_nets import TinyConvNet  # a network of one's own, in a module
 
 from datamodules import MNISTDataModule, TabularDataModule
-from nnmodules import Classifier, MLPClassifier
+from nnmodules import Classifier, MLPClassifier, load_run
 from nnmodules.cli import make_trainer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -151,6 +151,20 @@ def test_a_table_run_predicts_and_exports_new_rows_after_its_training_table_move
     assert (checkpoint.parent.parent / "export" / "last.onnx").is_file()
     line = one_error(*console("test", "--ckpt_path", checkpoint, *QUIET_CLI))  # the test split is in that table
     assert "people.csv" in line
+
+
+def test_load_run_takes_a_tables_new_place_and_predicts_as_before(tmp_path):
+    shutil.copy(EXAMPLES / "people.csv", tmp_path / "people.csv")
+    data = TabularDataModule(tmp_path / "people.csv", target="renewed", drop=["id"], batch_size=32)
+    make_trainer("table", save_dir=tmp_path, max_epochs=1, **QUIET).fit(MLPClassifier(hidden_dims=[8]), data)
+    before = torch.cat(L.Trainer(logger=False).predict(MLPClassifier.load_from_checkpoint(
+        checkpoint_of(tmp_path / "table")), datamodule=data))  # fmt: skip
+    (tmp_path / "moved").mkdir()
+    shutil.move(tmp_path / "people.csv", tmp_path / "moved" / "people.csv")
+    model, moved = load_run(checkpoint_of(tmp_path / "table"), csv=tmp_path / "moved" / "people.csv")
+    assert moved.hparams["csv"] == str(tmp_path / "moved" / "people.csv")  # failed: the recorded place won
+    after = torch.cat(L.Trainer(logger=False).predict(model, datamodule=moved))
+    assert torch.equal(after, before)  # the checkpoint's preprocessing, on the same rows
 
 
 # -- every logger, and none, twice in one folder --

@@ -7,15 +7,18 @@ import json
 import re
 import runpy
 import shutil
+import signal
 import subprocess
 import sys
+import time
+import warnings
 from importlib.metadata import entry_points, version
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
-from conftest import CONFIGS, EXAMPLES, ROOT, TEST_IMAGES, VAL_SIZE, fake_digits, write_idx
+from conftest import CONFIGS, EXAMPLES, ROOT, TEST_IMAGES, VAL_SIZE, fake_digits, in_another_process, write_idx
 from test_images import image_tree
 
 import datamodules
@@ -102,8 +105,8 @@ def test_fit_ends_saying_where_things_are_then_tests_the_best_checkpoint(cli_run
     folder, output = cli_run
     run = "lightning_logs/mnist_mlp/version_0"
     summary = re.search(
-        rf"^val/acc_best: [01]\.\d{{4}}\nbest checkpoint: ({folder}/{run}/checkpoints/epoch\d\d-val_loss[0-9.]+\.ckpt) "
-        rf"\(val/loss ([0-9.]+)\)\nlast checkpoint: {folder}/{run}/checkpoints/last\.ckpt\n"
+        rf"^val/acc_best: [01]\.\d{{4}}\nbest checkpoint: ({run}/checkpoints/epoch\d\d-val_loss[0-9.]+\.ckpt) "
+        rf"\(val/loss ([0-9.]+)\)\nlast checkpoint: {run}/checkpoints/last\.ckpt\n"
         rf"TensorBoard: tensorboard --logdir {run}$",
         output,
         re.MULTILINE,
@@ -160,10 +163,10 @@ def test_an_mlp_embeds_a_tables_numbers_as_it_is_told_or_by_the_tables_size(in_t
     args = ["fit", "--model", "MLPClassifier", "--data", "TabularDataModule", f"--data.csv={people}", *QUICK]
     args += ["--data.target=renewed"]
     cli = litmodules([*args, "--model.embed_numbers=true"])
-    assert cli.datamodule.feature_names[:4] == ["id", "age", "income", "visits"]  # the numbers come first
-    assert cli.datamodule.facts.parts == {"numbers": 4, "others": 13}
-    assert cli.model.hparams.numeric_features == 4 and isinstance(cli.model.net, TableMLP)
-    assert cli.model.net.numeric_features == 4
+    assert cli.datamodule.feature_names[:3] == ["age", "income", "visits"]  # the numbers first (id: an id, dropped)
+    assert cli.datamodule.facts.parts == {"numbers": 3, "others": 13}
+    assert cli.model.hparams.numeric_features == 3 and isinstance(cli.model.net, TableMLP)
+    assert cli.model.net.numeric_features == 3
     cli = litmodules(args)  # 360 training rows: too few to embed by default
     assert cli.model.hparams.embed_numbers is False and cli.model.hparams.numeric_features == 0
     assert type(cli.model.net) is MLP
@@ -286,3 +289,65 @@ def test_an_option_typed_that_the_stage_does_not_use_is_named(tmp_path, monkeypa
         assert console("test", "--ckpt_path", checkpoint, "--test_after_fit=true", "--trainer.max_epochs=3")[0] == 0
     unused = [str(w.message) for w in said if "not used by" in str(w.message)]
     assert unused == ["--test_after_fit: not used by `litmodules test`"]  # a Trainer option is every stage's
+
+
+@in_another_process
+def test_ctrl_c_while_the_command_starts_ends_in_one_line_and_leaves_nothing(tmp_path):
+    command = [sys.executable, "-m", "nnmodules", "fit", "--config", "toy_regression"]
+    started = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)  # importing torch and Lightning: seconds, the start every command has
+    started.send_signal(signal.SIGINT)
+    out, err = started.communicate(timeout=60)
+    assert started.returncode == 130, err[-2000:]
+    assert err.strip().splitlines() == ["interrupted (Ctrl-C) before training started"]  # failed: a traceback
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_test_and_predict_of_a_checkpoint_from_another_folder_warn_of_nothing_they_do_not_use(
+    tmp_path, monkeypatch, console
+):
+    monkeypatch.chdir(tmp_path)
+    assert console("fit", "--config", "toy_regression", "--trainer.max_epochs=2")[0] == 0
+    (checkpoint,) = tmp_path.rglob("last.ckpt")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    for stage in ("test", "predict"):
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")  # over pyproject's filters of Lightning's notes in tests
+            assert console(stage, "--ckpt_path", checkpoint)[0] == 0
+        said = [str(w.message) for w in seen if "checkpoint" in str(w.message) or "dirpath" in str(w.message)]
+        assert said == [], said  # failed: "The dirpath has changed ... ./checkpoints", "callbacks used to create"
+    assert list((tmp_path / "elsewhere").iterdir()) == []
+
+
+def test_test_of_a_csv_logger_run_writes_with_that_loggers_kind(tmp_path, monkeypatch, console):
+    monkeypatch.chdir(tmp_path)
+    assert console("fit", "--config", "toy_regression", "--trainer.max_epochs=2", "--trainer.logger=CSVLogger")[0] == 0
+    (checkpoint,) = tmp_path.rglob("last.ckpt")
+    assert console("test", "--ckpt_path", checkpoint)[0] == 0
+    written = checkpoint.parents[1] / "test"
+    assert (written / "metrics.csv").is_file() and not list(written.glob("events.out.tfevents.*"))
+
+
+def test_an_unknown_class_unlike_any_known_gets_no_guess(tmp_path, monkeypatch, console):
+    monkeypatch.chdir(tmp_path)
+    code, output = console("fit", "--model", "Zebra", "--data", "ToyRegressionDataModule")
+    line = output.strip().splitlines()[0]
+    assert code == 2 and line.startswith("error: --model Zebra: no such class.") and "Did you mean" not in line, line
+    code, output = console("fit", "--model", "MLPRegresor", "--data", "ToyRegressionDataModule")
+    assert "Did you mean MLPRegressor?" in output
+
+
+def test_an_older_checkpoint_of_a_run_starts_a_new_run_and_the_newest_goes_on_in_place(tmp_path, monkeypatch, console):
+    monkeypatch.chdir(tmp_path)
+    every = ["--checkpoint.every_n_epochs=1", "--checkpoint.save_top_k=-1", "--trainer.check_val_every_n_epoch=1"]
+    fit = ["fit", "--config", "toy_regression", *every, "--checkpoint.filename=epoch{epoch:02d}"]
+    assert console(*fit, "--trainer.max_epochs=2")[0] == 0
+    run = tmp_path / "lightning_logs" / "toy_regression" / "version_0"
+    before = {path: path.read_bytes() for path in (run / "checkpoints").iterdir()}
+    older = run / "checkpoints" / "epoch00.ckpt"
+    assert console(*fit, "--trainer.max_epochs=3", f"--ckpt_path={older}")[0] == 0
+    assert (run.parent / "version_1" / "checkpoints" / "last.ckpt").is_file()
+    assert {path: path.read_bytes() for path in (run / "checkpoints").iterdir()} == before  # failed: overwritten
+    assert console(*fit, "--trainer.max_epochs=3", f"--ckpt_path={run / 'checkpoints' / 'last.ckpt'}")[0] == 0
+    assert not (run.parent / "version_2").exists() and (run / "checkpoints" / "epoch02.ckpt").is_file()

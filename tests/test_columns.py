@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from datamodules import TabularDataModule
+from datamodules.tabular.columns import column_roles
 
 ROWS = 40
 
@@ -33,7 +34,7 @@ def test_a_column_of_numbers_with_a_few_words_is_numeric_the_words_missing():
     ages[[3, 7]] = ["unknown", "n/a"]
     message = "column 'age' holds numbers but for 2 value(s) like 'n/a': read as numbers, those as missing"
     with pytest.warns(UserWarning, match=re.escape(message)):
-        data = fitted(table(age=ages, other=np.arange(ROWS)), val_fraction=0.05)  # both words in training
+        data = fitted(table(age=ages, other=np.arange(ROWS) / 4), val_fraction=0.05)  # both words in training
     assert data.feature_names == ["age", "other"]  # one column, not a one-hot of 20 values
     ages_in = data.table("train").tensors[0][:, 0]
     assert torch.isfinite(ages_in).all()  # the words were filled as missing numbers are
@@ -45,7 +46,7 @@ def test_a_text_column_with_a_different_value_in_every_row_is_an_id_and_dropped(
     customers = [f"C{i:04d}" for i in range(ROWS)]
     message = "column 'customer' has a different value in every row (like 'C0000'), as an id has: dropped"
     with pytest.warns(UserWarning, match=re.escape(message)):
-        assert fitted(table(customer=customers, x=np.arange(ROWS))).feature_names == ["x"]
+        assert fitted(table(customer=customers, x=np.arange(ROWS) / 4)).feature_names == ["x"]
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # named: kept, and nothing said
         kept = fitted(table(customer=customers), categorical=["customer"], max_categories=100)
@@ -59,7 +60,7 @@ def test_a_text_column_with_a_different_value_in_every_row_is_an_id_and_dropped(
 )
 def test_a_column_with_one_value_or_none_is_dropped(values, said):
     with pytest.warns(UserWarning, match=re.escape(f"column 'c' {said}: dropped, as it tells the rows nothing apart")):
-        assert fitted(table(c=values, x=np.arange(ROWS))).feature_names == ["x"]
+        assert fitted(table(c=values, x=np.arange(ROWS) / 4)).feature_names == ["x"]
 
 
 def test_dates_become_their_year_month_day_of_week_and_day_of_year_and_times_their_hour_too(tmp_path):
@@ -87,7 +88,7 @@ def test_dates_become_their_year_month_day_of_week_and_day_of_year_and_times_the
 
 
 def test_a_numeric_target_of_few_values_is_taken_as_classes_saying_how_to_predict_a_number():
-    frame = pd.DataFrame({"rating": np.arange(ROWS) % 5 + 1, "x": np.arange(ROWS)})
+    frame = pd.DataFrame({"rating": np.arange(ROWS) % 5 + 1, "x": np.arange(ROWS) / 4})
     message = "target 'rating' holds 5 whole numbers (1 to 5): taken as classes; pass task='regression'"
     with pytest.warns(UserWarning, match=re.escape(message)):
         data = TabularDataModule(frame, target="rating", val_fraction=0.25, test_fraction=0.0)
@@ -119,3 +120,40 @@ def test_setup_prints_each_columns_role_and_the_task(caplog):
         f"city categorical {train['city'].isna().mean():.0%} 1",  # as in the training rows
         "note dropped 0% 1 drop=[...]",
     ]
+
+
+def test_a_column_of_whole_numbers_different_in_every_row_is_an_id_and_dropped():
+    shuffled = np.random.default_rng(0).permutation(ROWS) + 1000  # customer numbers, in no order
+    message = "column 'customer_id' has a different whole number in every row (like "
+    with pytest.warns(UserWarning, match=re.escape(message)):  # failed: silently a numeric feature
+        assert fitted(table(customer_id=shuffled, x=np.arange(ROWS) % 7)).feature_names == ["x"]
+    with pytest.warns(UserWarning, match="'row' has a different whole number in every row"):
+        assert fitted(table(row=np.arange(ROWS), x=np.arange(ROWS) % 7)).feature_names == ["x"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # named: kept, and nothing said
+        assert fitted(table(customer_id=shuffled), numeric=["customer_id"]).feature_names == ["customer_id"]
+    assert fitted(table(visits=np.arange(ROWS) % 9)).feature_names == ["visits"]  # repeated values: a feature
+
+
+def test_numbers_written_with_decimal_commas_that_were_not_read_so_are_named_with_the_fix(tmp_path, caplog):
+    path = tmp_path / "quoted.csv"  # comma-delimited, the numbers quoted: nothing tells the reader
+    path.write_text("y,rate\n" + "".join(f'{i % 2},"{i},{i % 10}5"\n' for i in range(ROWS)))
+    with pytest.warns(UserWarning, match=re.escape("column 'rate' holds numbers written with decimal commas")):
+        data = fitted(path)
+    assert "numbers with decimal commas? pass decimal=','" in caplog.text and data.feature_names[0] != "rate"
+    numbers = fitted(path, decimal=",")
+    assert numbers.feature_names == ["rate"]
+
+
+def test_a_small_tables_distinct_texts_are_categories_not_ids():
+    names = [f"n{i}" for i in range(12)]  # fewer rows than MIN_ID_ROWS: too few to tell an id
+    frame = pd.DataFrame({"y": np.arange(12) % 2, "name": names})
+    roles = {column.name: column.role for column in column_roles(frame, "y", {})}
+    assert roles == {"y": "target", "name": "categorical"}
+
+
+def test_a_column_of_codes_mostly_numbers_stays_categorical():
+    codes = [str(i) for i in range(28)] + ["A1", "B2", "C3", "D4"] * 3  # 70% numbers: codes, not numbers
+    frame = pd.DataFrame({"y": np.arange(40) % 2, "code": codes})
+    (code,) = [column for column in column_roles(frame, "y", {}) if column.name == "code"]
+    assert code.role == "categorical" and not code.words

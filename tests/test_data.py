@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import lightning as L
@@ -25,6 +26,7 @@ from datamodules.batches import (
     epoch_order,
     evaluation_rows,
 )
+from datamodules.pixels import pixel_statistics
 
 
 def epoch_batches(loader, epoch: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -300,3 +302,72 @@ def test_emnist_letters_are_upright_and_labelled_from_zero(tmp_path):
     assert np.array_equal(pixels.numpy().reshape(10, 28, 28), images[:10])  # turned upright again
     assert targets.tolist() == (letters[:10] - 1).tolist() and data.class_names[targets[0]] == "a"
     assert data.num_classes == 26 and data.class_names == list("abcdefghijklmnopqrstuvwxyz")
+
+
+def test_a_failed_download_leaves_the_folder_named_as_it_was(tmp_path, monkeypatch):
+    torchvision = pytest.importorskip("torchvision")
+
+    def cut_short(dataset) -> None:  # as a lost connection leaves it: the folders made, a file begun
+        Path(dataset.raw_folder).mkdir(parents=True, exist_ok=True)
+        (Path(dataset.raw_folder) / "train-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8b cut")
+        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz")
+
+    monkeypatch.setattr(torchvision.datasets.MNIST, "download", cut_short)
+    typo = tmp_path / "dtaa"  # a mistyped --data.data_dir
+    with pytest.raises(FileNotFoundError, match="the download failed"):
+        MNISTDataModule(typo, download=True).prepare_data()
+    assert not typo.exists()  # failed: dtaa/MNIST/raw stayed behind
+    mine = tmp_path / "data"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("kept")
+    with pytest.raises(FileNotFoundError, match="the download failed"):
+        MNISTDataModule(mine, download=True).prepare_data()
+    assert [path.name for path in mine.iterdir()] == ["notes.txt"]
+
+
+def test_ctrl_c_during_a_download_leaves_nothing_and_stops(tmp_path, monkeypatch):
+    torchvision = pytest.importorskip("torchvision")
+
+    def interrupted(dataset) -> None:  # Ctrl-C half-way through the first file
+        Path(dataset.raw_folder).mkdir(parents=True, exist_ok=True)
+        (Path(dataset.raw_folder) / "train-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8b half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torchvision.datasets.MNIST, "download", interrupted)
+    with pytest.raises(KeyboardInterrupt):  # not turned into a missing-file error: the user stopped it
+        MNISTDataModule(tmp_path / "data", download=True).prepare_data()
+    assert not (tmp_path / "data").exists()
+
+
+def test_a_validation_split_of_every_training_image_is_refused(mnist_dir):
+    data = MNISTDataModule(mnist_dir, val_size=TRAIN_IMAGES, download=False)
+    with pytest.raises(ValueError, match=f"val_size {TRAIN_IMAGES} leaves no training images: there are 320"):
+        data.setup("fit")
+    data = MNISTDataModule(mnist_dir, val_size=TRAIN_IMAGES - 1, download=False)
+    data.setup("fit")
+    assert len(data.tables["train"]) == 1 and data.facts.training_rows == 1
+
+
+def test_testing_without_known_statistics_takes_those_of_the_training_images(tmp_path):
+    """A checkpoint of 0.1.0 keeps no statistics: testing normalises as training did, not by the test images."""
+    train, test = fake_digits(60, seed=6), fake_digits(20, seed=7)
+    write_idx(tmp_path / "FashionMNIST" / "raw", "train", train[0] // 3, train[1])
+    write_idx(tmp_path / "FashionMNIST" / "raw", "t10k", *test)
+    data = MNISTDataModule(tmp_path, dataset="FashionMNIST", val_size=10, download=False)
+    data.setup("test")
+    pixels = train[0] // 3 / 255
+    assert data.statistics == pytest.approx((pixels.mean(), pixels.std()), rel=1e-9)
+
+
+def test_a_checkpoints_data_state_gives_the_training_rows_and_statistics(mnist_dir):
+    data = MNISTDataModule(mnist_dir, val_size=VAL_SIZE, download=False)
+    data.setup("fit")
+    state = data.state_dict()
+    assert state == {"statistics": data.statistics, "training_rows": TRAIN_IMAGES - VAL_SIZE}
+    loaded = MNISTDataModule(mnist_dir, download=False)
+    loaded.load_state_dict({**state, "statistics": (0.25, 0.5)})
+    assert loaded.facts.training_rows == TRAIN_IMAGES - VAL_SIZE and loaded.statistics == (0.25, 0.5)
+
+
+def test_images_of_one_colour_are_normalised_by_a_deviation_of_one():
+    assert pixel_statistics(torch.full((4, 784), 51, dtype=torch.uint8)) == (pytest.approx(0.2), 1.0)

@@ -17,7 +17,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from conftest import CONFIGS, EXAMPLES, NO_LOGGER, VAL_SIZE
+from conftest import CONFIGS, EXAMPLES, NO_LOGGER, VAL_SIZE, python_path
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from datamodules import MNISTDataModule, TabularDataModule
@@ -204,7 +204,7 @@ def final_weights(run: Path) -> dict[str, torch.Tensor]:
 def test_sigterm_stops_both_processes_and_last_continues_to_the_uninterrupted_weights(ddp_fit, mnist_dir, tmp_path):
     (tmp_path / "sigterm_at.py").write_text(SIGTERM_AT)
     command = [*fit_command("mlp", mnist_dir), *TWO_PROCESSES, "--test_after_fit=false"]
-    env = {**ONE_THREAD, "PYTHONPATH": str(tmp_path)}
+    env = {**ONE_THREAD, "PYTHONPATH": python_path(tmp_path)}
     output = run_cli([*command, "--trainer.callbacks+=sigterm_at.SigtermAt"], tmp_path, expected=143, env=env)
     folder = tmp_path / "lightning_logs" / "mnist_mlp" / "version_0"
     assert f"SIGTERM at epoch 1, step 11: saved {folder.relative_to(tmp_path)}/checkpoints/interrupted.ckpt" in output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib
 import json
 import subprocess
 import sys
@@ -77,8 +78,19 @@ def test_the_export_predicts_what_predict_gives_on_the_whole_test_split(case, fo
     assert difference <= allowed and (allowed == TOLERANCE or case == "regression table")  # there: relative
 
 
-def test_a_table_is_predicted_from_raw_rows_without_torch(tmp_path):
-    data = people(tmp_path, "renewed", drop=["tier"])
+ROWS_AS = {  # new rows as people keep them; predict.py reads each as training read its table (failed: pd.read_csv)
+    "csv": lambda rows, path: rows.to_csv(path.with_suffix(".csv"), index=False),
+    "european csv": lambda rows, path: rows.to_csv(
+        path.with_suffix(".csv"), index=False, sep=";", decimal=",", encoding="latin-1"
+    ),
+    "parquet": lambda rows, path: rows.to_parquet(path.with_suffix(".parquet"), index=False),
+    "csv with ? for missing": lambda rows, path: rows.to_csv(path.with_suffix(".csv"), index=False, na_rep="?"),
+}
+
+
+@pytest.mark.parametrize("kept_as", list(ROWS_AS))
+def test_a_table_is_predicted_from_raw_rows_without_torch(kept_as, tmp_path):
+    data = people(tmp_path, "renewed", drop=["tier"], na_values=["?"])  # a setting detection would not find
     L.seed_everything(0)
     model = MLPClassifier()
     L.Trainer(**NO_LOGGER).predict(model, datamodule=data)  # built for its data
@@ -88,18 +100,20 @@ def test_a_table_is_predicted_from_raw_rows_without_torch(tmp_path):
     new.loc[0, "region"] = "a region never seen"
     new.loc[1, ["age", "income"]] = np.nan
     new["extra column"] = "ignored"
-    new.to_csv(tmp_path / "new.csv", index=False)
+    new["region"] = new["region"].str.replace("north", "nørth")  # not ASCII: latin-1 and UTF-8 differ
+    ROWS_AS[kept_as](new, tmp_path / "new")
+    (rows,) = tmp_path.glob("new.*")
     script = (
         "import sys; sys.modules['torch'] = None\n"  # any import of torch now fails
         f"sys.path.insert(0, {str(tmp_path / 'out')!r})\n"
         "from predict import predict\n"
-        f"predictions = predict({str(tmp_path / 'out' / 'model.onnx')!r}, {str(tmp_path / 'new.csv')!r})\n"
+        f"predictions = predict({str(tmp_path / 'out' / 'model.onnx')!r}, {str(rows)!r})\n"
         "predictions.to_csv(sys.stdout, index=False)"
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     got = pd.read_csv(pd.io.common.StringIO(done.stdout))
-    data = people(tmp_path, "renewed", drop=["tier"], predict_csv=tmp_path / "new.csv")
+    data = people(tmp_path, "renewed", drop=["tier"], na_values=["?"], predict_csv=rows)
     expected = torch.cat(L.Trainer(**NO_LOGGER).predict(model, datamodule=data)).numpy()
     assert list(got.columns) == ["row", "id", "prediction", "p_0", "p_1"]
     assert got["row"].tolist() == list(range(40)) and got["id"].tolist() == new["id"].tolist()
@@ -152,3 +166,13 @@ def test_litmodules_export_writes_a_runs_checkpoint_into_the_run(mnist_dir, tmp_
     folder = run / "export"
     assert f"exported last.ckpt to {folder / 'last.onnx'}, {folder / 'last.onnx.json'}" in caplog.messages
     assert sorted(path.name for path in (tmp_path / "lightning_logs" / "mnist_mlp").iterdir()) == ["version_0"]
+
+
+def test_an_export_whose_outputs_differ_from_the_models_keeps_nothing(mnist_dir, tmp_path, monkeypatch):
+    model, data = MLPClassifier(), mnist(mnist_dir)
+    L.Trainer(**NO_LOGGER).predict(model, datamodule=data)
+    module = importlib.import_module("nnmodules.runs.export")  # the module: nnmodules.runs.export is the function
+    monkeypatch.setattr(module, "agree", lambda outputs, expected: (0.5, TOLERANCE))
+    with pytest.raises(RuntimeError, match=r"differ from the model's by up to 0.5 .*: nothing was kept"):
+        export(model, tmp_path / "model.onnx", datamodule=data)
+    assert list(tmp_path.iterdir()) == []

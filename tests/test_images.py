@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import resource
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from PIL import Image
 
 from datamodules import ImageFolderDataModule
 from datamodules.images import ImageFolderDataModule as Module
+from datamodules.images.files import decode_file, with_channels
 from nnmodules import MLPClassifier
 from nnmodules.callbacks import PredictionWriter
 from nnmodules.cli import run
@@ -81,17 +83,68 @@ def test_several_processes_decode_what_one_does_within_few_file_descriptors(tmp_
 
 def test_the_cache_is_read_the_second_time_and_rebuilt_when_a_file_changes(tmp_path, monkeypatch):
     root = image_tree(tmp_path / "digits")
-    ImageFolderDataModule(root, workers=1).setup("fit")
-    (cache,) = (root / ".litmodules_cache").iterdir()
+    first = ImageFolderDataModule(root, workers=1)
+    first.setup("fit")
+    (cache,) = first._cache_folder().iterdir()
     monkeypatch.setattr(Module, "_decode", lambda *args: pytest.fail("decoded again, though nothing changed"))
     ImageFolderDataModule(root, workers=1).setup("fit")
     monkeypatch.undo()
     Image.fromarray(np.full((8, 8), 255, np.uint8)).save(root / "training" / "cat" / "0.png")
     data = ImageFolderDataModule(root, workers=1)
     data.setup("fit")
-    (rebuilt,) = (root / ".litmodules_cache").iterdir()
+    (rebuilt,) = data._cache_folder().iterdir()
     assert rebuilt != cache and not cache.exists()  # the stale cache is gone
     assert (data._decoded()["images"] == 255).all(dim=(1, 2, 3)).sum() == 1  # the new file's pixels
+
+
+def test_a_file_rewritten_with_the_same_size_is_decoded_again(tmp_path):
+    root = image_tree(tmp_path / "digits")
+    for path in root.rglob("*.png"):  # BMP: uncompressed, so new pixels keep the file's size
+        Image.open(path).save(path.with_suffix(".bmp"))
+        path.unlink()
+    ImageFolderDataModule(root, workers=1)._decoded()
+    target = root / "training" / "cat" / "0.bmp"
+    size, stamp = target.stat().st_size, target.stat().st_mtime_ns
+    Image.fromarray(np.full((8, 8), 255, np.uint8)).save(target)
+    os.utime(target, ns=(stamp + 10**9, stamp + 10**9))  # a later write, as a second apart on any file system
+    assert target.stat().st_size == size
+    images = ImageFolderDataModule(root, workers=1)._decoded()["images"]
+    assert (images == 255).all(dim=(1, 2, 3)).sum() == 1  # failed with a key of paths and sizes: the old pixels
+
+
+@pytest.mark.parametrize(
+    ("first", "then", "shape"),
+    [({"image_size": 8}, {"image_size": 4}, (1, 4, 4)), ({"channels": 1}, {"channels": 3}, (3, 8, 8))],
+    ids=["image_size", "channels"],
+)
+def test_a_setting_that_changes_the_pixels_is_part_of_the_caches_key(first, then, shape, tmp_path):
+    root = image_tree(tmp_path / "digits")
+    assert tuple(ImageFolderDataModule(root, workers=1, **first)._decoded()["images"].shape[1:]) != shape
+    assert tuple(ImageFolderDataModule(root, workers=1, **then)._decoded()["images"].shape[1:]) == shape
+
+
+def test_unreadable_files_are_left_out_when_asked_and_refused_again_when_not(tmp_path):
+    root = image_tree(tmp_path / "digits")
+    (root / "training" / "dog" / "notes.png").write_text("not a picture")
+    with pytest.warns(UserWarning, match=r"1 of 31 files under .* are not images Pillow reads: .*notes.png.*left out"):
+        skipping = ImageFolderDataModule(root, workers=1, skip_unreadable=True)._decoded()
+    assert len(skipping["files"]) == 30 and "training/dog/notes.png" not in skipping["files"]
+    with pytest.raises(ValueError, match=r"notes.png .*pass skip_unreadable=True to leave them out"):
+        ImageFolderDataModule(root, workers=1)._decoded()  # failed where the key left the option out: cached
+
+
+def test_nothing_is_written_into_the_image_folder_and_an_old_cache_there_is_removed(tmp_path, caplog):
+    torchvision = pytest.importorskip("torchvision")
+    root = image_tree(tmp_path / "digits", layout="classes")
+    old = root / ".litmodules_cache"
+    old.mkdir()
+    (old / "images-0123456789abcdef0123.pt").write_bytes(b"0.1.0's")
+    before = sorted(path for path in root.rglob("*") if old not in path.parents and path != old)
+    with caplog.at_level("INFO"):
+        ImageFolderDataModule(root, workers=1).setup("fit")
+    assert sorted(root.rglob("*")) == before  # failed: the cache was written beside the images
+    assert f"removed {old}, the image cache of litmodules 0.1.0" in caplog.text
+    assert torchvision.datasets.ImageFolder(root).classes == ["cat", "dog"]  # failed: ".litmodules_cache" a class
 
 
 def test_files_that_are_not_images_are_named_in_one_error(tmp_path):
@@ -146,3 +199,82 @@ def test_predict_on_a_folder_writes_each_files_path_and_predicted_class(tmp_path
         "dog",
         "cat",
     ]
+
+
+def test_hidden_files_and_folders_in_a_class_folder_are_not_images(tmp_path):
+    root = image_tree(tmp_path / "digits")
+    hidden = root / "training" / "cat" / ".ipynb_checkpoints"  # what Jupyter leaves beside the files it opens
+    hidden.mkdir()
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(hidden / "0-checkpoint.png")
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(root / "training" / "dog" / ".preview.png")
+    files = ImageFolderDataModule(root, workers=1)._decoded()["files"]
+    assert len(files) == 30 and not [name for name in files if "/." in name]
+
+
+def test_skipping_unreadable_files_still_refuses_a_folder_without_any_image(tmp_path):
+    for name in ("cat", "dog"):
+        (tmp_path / "notes" / name).mkdir(parents=True)
+        (tmp_path / "notes" / name / "a.png").write_text("not a picture")
+    with pytest.raises(ValueError, match=r"^2 of 2 files under .* are not images Pillow reads: .*: none is an image$"):
+        ImageFolderDataModule(tmp_path / "notes", workers=1, skip_unreadable=True)._decoded()
+
+
+def test_a_palette_image_stays_in_colour_and_gray_is_the_luma_of_rgb(tmp_path):
+    palette = Image.new("P", (4, 4), 1)
+    palette.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)  # colour 1: red
+    palette.save(tmp_path / "red.png")
+    pixels = decode_file((str(tmp_path / "red.png"), None))
+    assert pixels.shape == (3, 4, 4) and pixels[:, 0, 0].tolist() == [255, 0, 0]
+    colours = torch.tensor([[255, 0, 0], [0, 255, 0], [0, 0, 255]], dtype=torch.uint8).T.reshape(3, 1, 3)
+    gray = with_channels(colours, 1)  # ITU-R 601: 0.299 R + 0.587 G + 0.114 B
+    assert gray.flatten().tolist() == [round(0.299 * 255), round(0.587 * 255), round(0.114 * 255)]
+
+
+def test_a_file_of_another_size_with_the_same_time_is_decoded_again(tmp_path):
+    """A copy that keeps times (cp -p, rsync -t) or a coarse clock: the size still tells the file changed."""
+    root = image_tree(tmp_path / "digits")
+    ImageFolderDataModule(root, workers=1)._decoded()
+    target = root / "training" / "cat" / "0.png"
+    size, stamp = target.stat().st_size, target.stat().st_mtime_ns
+    Image.fromarray(np.full((8, 8), 255, np.uint8)).save(target)  # one value: a smaller PNG
+    os.utime(target, ns=(stamp, stamp))
+    assert target.stat().st_size != size
+    images = ImageFolderDataModule(root, workers=1)._decoded()["images"]
+    assert (images == 255).all(dim=(1, 2, 3)).sum() == 1
+
+
+def test_two_image_folders_of_one_name_keep_caches_of_their_own(tmp_path, monkeypatch):
+    one, two = image_tree(tmp_path / "a" / "digits"), image_tree(tmp_path / "b" / "digits", size=4)
+    ImageFolderDataModule(one, workers=1)._decoded()
+    ImageFolderDataModule(two, workers=1)._decoded()
+    monkeypatch.setattr(Module, "_decode", lambda *args: pytest.fail("decoded again: the other folder's cache won"))
+    assert ImageFolderDataModule(one, workers=1)._decoded()["images"].shape[1:] == (1, 8, 8)
+    assert ImageFolderDataModule(two, workers=1)._decoded()["images"].shape[1:] == (1, 4, 4)
+
+
+def test_an_old_cache_folder_holding_files_of_the_users_keeps_them(tmp_path):
+    root = image_tree(tmp_path / "digits", layout="classes")
+    old = root / ".litmodules_cache"
+    old.mkdir()
+    (old / "images-0123456789abcdef0123.pt").write_bytes(b"0.1.0's")
+    (old / "notes.txt").write_text("the user's")
+    ImageFolderDataModule(root, workers=1)._decoded()
+    assert [path.name for path in old.iterdir()] == ["notes.txt"]
+
+
+def test_a_small_folder_keeps_one_validation_image(tmp_path):
+    data = ImageFolderDataModule(image_tree(tmp_path / "digits", per_class=2), workers=1, val_fraction=0.1)
+    data.setup("fit")  # 4 training images: a tenth rounds to none
+    assert len(data.tables["val"]) == 1 and len(data.tables["train"]) == 3
+
+
+def test_unreadable_files_to_predict_are_left_out_when_asked(tmp_path):
+    new = tmp_path / "new"
+    new.mkdir()
+    for name in ("a", "b"):
+        Image.fromarray(np.zeros((8, 8), np.uint8)).save(new / f"{name}.png")
+    (new / "notes.png").write_text("not a picture")
+    data = ImageFolderDataModule(image_tree(tmp_path / "digits"), workers=1, predict_dir=new, skip_unreadable=True)
+    with pytest.warns(UserWarning, match=r"1 of 3 files under .*new are not images Pillow reads: notes.png"):
+        data.setup("predict")
+    assert data.files_of["predict"] == ["a.png", "b.png"] and len(data.tables["predict"]) == 2

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import signal
 from pathlib import Path
@@ -126,6 +127,14 @@ def test_an_interrupted_epoch_resumed_as_it_was_keeps_its_schedule_and_says_noth
     assert same.global_step == one_cycle(same).total_steps == 2 * STEPS and "re-planned" not in caplog.text
 
 
+def test_an_interrupted_epoch_resumed_with_another_peak_follows_that_peaks_plan(mnist_dir, tmp_path, caplog):
+    interrupted_in_epoch_1(tmp_path, mnist_dir, batch=2)  # the same length: only the peak differs
+    rates = recording_rates(model := MLPClassifier(lr=1e-2))
+    fit(tmp_path, model, mnist(mnist_dir), epochs=2, ckpt_path="last")
+    assert rates == pytest.approx(one_cycle_plan(1e-2, 2 * STEPS)[STEPS + 3 :], rel=1e-6)
+    assert "16 steps, peak 0.003 -> 16 steps, peak 0.01; going on from step 11" in caplog.text
+
+
 @pytest.mark.parametrize("done", [4, 5])
 def test_an_epoch_resumed_past_a_smaller_limit_ends_as_lightning_counts_it_and_so_does_the_plan(
     done, mnist_dir, tmp_path
@@ -170,6 +179,15 @@ def test_train_longer_replans_the_scratch_nets_cosine_step(mnist_dir, tmp_path, 
     assert longer.global_step == 3 * STEPS
     assert longer.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.0)  # the cosine reached 0 at the new end
     assert "cosine step size re-planned for this run's settings: 8 -> 24 steps; going on from step 8" in caplog.text
+
+
+def test_another_peak_step_size_of_the_scratch_nets_cosine_applies_from_the_resume(mnist_dir, tmp_path, caplog):
+    fit(tmp_path, ScratchDeepNet(lr=0.2, lr_schedule="cosine"), mnist(mnist_dir), epochs=1)
+    rates = recording_rates(model := ScratchDeepNet(lr=0.4, lr_schedule="cosine"))
+    fit(tmp_path, model, mnist(mnist_dir), epochs=2, ckpt_path="last")
+    cosine = [0.4 * (1 + math.cos(math.pi * step / (2 * STEPS))) / 2 for step in range(STEPS, 2 * STEPS)]
+    assert rates == pytest.approx(cosine, rel=1e-6)  # the cosine of a 0.4 peak, from step 8 of 16
+    assert "peak step size 0.2 -> 0.4" in caplog.text
 
 
 def test_another_batch_size_from_an_epochs_end_goes_on_at_that_size(mnist_dir, tmp_path):
@@ -230,6 +248,36 @@ def test_another_learning_rate_takes_effect_from_the_resume(schedule, mnist_dir,
     else:  # the one-cycle schedule of a 16-step run peaking at 0.01, from its step 8 on
         assert rates == pytest.approx(one_cycle_plan(1e-2, 2 * STEPS)[STEPS:], rel=1e-6)
         assert "-> 16 steps, peak 0.01; going on from step 8" in caplog.text
+
+
+@pytest.mark.parametrize("schedule", ["constant", "one_cycle"])
+def test_another_weight_decay_applies_from_the_resume_under_either_schedule(schedule, mnist_dir, tmp_path, caplog):
+    fit(tmp_path, MLPClassifier(weight_decay=0.0, lr_schedule=schedule), mnist(mnist_dir), epochs=1)
+    model = MLPClassifier(weight_decay=0.1, lr_schedule=schedule)
+    decays: list[float] = []
+    model.on_train_batch_start = lambda batch, i: decays.append(model.optimizers().param_groups[0]["weight_decay"])
+    fit(tmp_path, model, mnist(mnist_dir), epochs=2, ckpt_path="last")
+    assert decays == [0.1] * STEPS  # failed under one-cycle: the checkpoint's 0 stayed, the log said 0.1
+    assert "weight decay 0 -> 0.1" in caplog.text
+
+
+def test_the_command_lines_optimizer_settings_apply_from_the_resume(mnist_dir, tmp_path, monkeypatch, caplog):
+    monkeypatch.chdir(tmp_path)
+    args = ["--config", CONFIG, f"--data.data_dir={mnist_dir}", f"--data.val_size={VAL_SIZE}"]
+    args += ["--data.download=false", "--data.batch_size=32", "--trainer.enable_progress_bar=false"]
+    args += ["--test_after_fit=false", "--optimizer=SGD"]
+    stages.fit([*args, "--optimizer.lr=0.05", "--optimizer.momentum=0.5", "--trainer.max_epochs=1"])
+    resumed = [*args, "--optimizer.lr=0.02", "--optimizer.momentum=0.9", "--trainer.max_epochs=2", "--ckpt_path=last"]
+    with caplog.at_level("INFO"):
+        cli = stages.fit(resumed)
+    (group,) = cli.trainer.optimizers[0].param_groups
+    assert (group["lr"], group["momentum"]) == (0.02, 0.9)  # failed: the checkpoint's 0.05 and 0.5
+    assert "learning rate 0.05 -> 0.02, momentum 0.5 -> 0.9; going on from step 8" in caplog.text
+    adam = [*args[:-1], "--optimizer=Adam", "--trainer.max_epochs=1", "--trainer.logger.init_args.name=adam"]
+    stages.fit([*adam, "--optimizer.betas=[0.8, 0.99]"])
+    cli = stages.fit([*adam, "--optimizer.betas=[0.9, 0.999]", "--trainer.max_epochs=2", "--ckpt_path=last"])
+    assert cli.trainer.optimizers[0].param_groups[0]["betas"] == (0.9, 0.999)
+    assert "betas (0.8, 0.99) -> (0.9, 0.999)" in caplog.text
 
 
 def test_a_finished_run_is_refused_and_left_as_it_was(mnist_dir, tmp_path):
@@ -483,3 +531,26 @@ def test_a_run_resumed_at_an_epochs_end_logs_nothing_for_the_epoch_ended_again(m
     fit(tmp_path, MLPClassifier(), mnist(mnist_dir), epochs=1)
     fit(tmp_path, MLPClassifier(), mnist(mnist_dir), epochs=10, ckpt_path="last", max_steps=20)
     assert not [w for w in recwarn if "was called before the ``update`` method" in str(w.message)]
+
+
+class RatesSeen(L.Callback):
+    """The learning rate of every training step."""
+
+    def __init__(self) -> None:
+        self.rates: list[float] = []
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
+        self.rates.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+
+def test_a_schedule_of_the_command_line_keeps_setting_the_rate_after_a_resume(mnist_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = ["--config", CONFIG, f"--data.data_dir={mnist_dir}", f"--data.val_size={VAL_SIZE}", "--data.download=false"]
+    args += ["--data.batch_size=32", "--trainer.enable_progress_bar=false", "--test_after_fit=false"]
+    args += ["--optimizer=SGD", "--optimizer.lr=0.1", "--lr_scheduler=StepLR", "--lr_scheduler.step_size=1"]
+    args += ["--lr_scheduler.gamma=0.5", f"--trainer.callbacks+={__name__}.RatesSeen"]
+    stages.fit([*args, "--optimizer.momentum=0.5", "--trainer.max_epochs=2"])
+    cli = stages.fit([*args, "--optimizer.momentum=0.9", "--trainer.max_epochs=3", "--ckpt_path=last"])
+    (seen,) = [callback for callback in cli.trainer.callbacks if isinstance(callback, RatesSeen)]
+    assert seen.rates == [0.1 * 0.5**2] * STEPS  # the schedule's third epoch; failed: 0.1, the optimizer's own
+    assert cli.trainer.optimizers[0].param_groups[0]["momentum"] == 0.9  # a schedule that does not cycle it

@@ -10,12 +10,12 @@ import pytest
 import torch
 from conftest import QUIET
 from lightning.pytorch.tuner import Tuner
-from nnmodules.figures import ClassificationFigures
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
 from nnmodules import MLPClassifier, ScratchDeepNet
 from nnmodules.cli import make_trainer
+from nnmodules.figures import ClassificationFigures
 from nnmodules.tasks import task as tasks
 
 

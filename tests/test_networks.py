@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import lightning as L
+import pandas as pd
 import pytest
 import torch
 from conftest import CONFIGS, EXAMPLES, VAL_SIZE
@@ -14,8 +15,8 @@ from own_nets import TinyConvNet, TinyRegressionNet, Unrecorded
 from test_runs import LOGS_OFTEN, Crash, CrashAtEpoch, trainer_in, weights
 from torch import nn
 
-from datamodules import MNISTDataModule, TabularDataModule, ToyRegressionDataModule
-from nnmodules import MLP, Classifier, MLPClassifier, Regressor, ScratchDeepNet, SmallCNN, TableMLP
+from datamodules import DataFacts, MNISTDataModule, TabularDataModule, ToyRegressionDataModule
+from nnmodules import MLP, Classifier, MLPClassifier, MLPRegressor, Regressor, ScratchDeepNet, SmallCNN, TableMLP
 from nnmodules.cli import stages
 from nnmodules.nets.configs import object_config
 
@@ -342,7 +343,8 @@ def test_a_network_whose_attributes_build_another_is_refused():
         (
             lambda: Regressor(TinyRegressionNet(784)),
             images,
-            "MNISTDataModule is a multiclass task, which a Regressor does not learn: use a Classifier",
+            "MNISTDataModule is a multiclass task, which a Regressor does not learn: use a Classifier "
+            "(e.g. MLPClassifier)",
         ),
         (
             lambda: Classifier(MLP(1, [], 2), num_classes=2),
@@ -368,8 +370,6 @@ def test_task_binary_has_two_classes_and_a_regression_task_is_not_classification
 
 
 def test_tables_of_numbers_have_an_mlp_regressor(tmp_path):
-    from nnmodules import MLPRegressor
-
     data = TabularDataModule(PEOPLE, target="income", drop=["id"], standardize_target=True, batch_size=32)
     with pytest.warns(UserWarning, match=r"^dropped 45 rows of data file .* whose target is missing$"):
         data.setup("fit")
@@ -378,3 +378,46 @@ def test_tables_of_numbers_have_an_mlp_regressor(tmp_path):
     trainer = L.Trainer(logger=False, enable_checkpointing=False, max_epochs=2, **LOGS_OFTEN)
     trainer.fit(model, data)
     assert NAMES[Regressor] <= set(trainer.callback_metrics)
+
+
+@pytest.mark.parametrize(
+    ("model", "target", "message"),
+    [
+        (
+            MLPRegressor,
+            [1, 2, 3] * 20,  # three whole numbers: classes, as the data sees them
+            "TabularDataModule is a multiclass task, which a MLPRegressor does not learn: use a Classifier (e.g. "
+            "MLPClassifier); or, if the target is a number, tell the data: --data.task regression (task='regression')",
+        ),
+        (
+            MLPClassifier,
+            [i / 7 for i in range(60)],
+            "TabularDataModule is a regression task, which a MLPClassifier does not learn: use a Regressor (e.g. "
+            "MLPRegressor); or, if the target is classes, tell the data: --data.task multiclass (task='multiclass')",
+        ),
+    ],
+    ids=["regressor-on-classes", "classifier-on-numbers"],
+)
+def test_a_model_of_another_task_is_refused_naming_both_fixes(model, target, message):
+    frame = pd.DataFrame({"a": [i % 7 for i in range(60)], "y": target})
+    trainer = L.Trainer(logger=False, enable_checkpointing=False, max_epochs=1, **LOGS_OFTEN)
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):  # failed: "layer widths must be positive"
+        trainer.fit(model(), TabularDataModule(frame, target="y", batch_size=8))
+    assert trainer.global_step == 0
+
+
+def test_a_tables_mlp_keeps_its_dropout_and_takes_its_numbers_as_the_datas_first_part():
+    facts = DataFacts(task="binary", input_shape=(5,), class_names=("no", "yes"), numeric_features=2)
+    assert facts.parts == {"numbers": 2, "others": 3}
+    model = MLPClassifier(hidden_dims=[8], dropout=0.3, embed_numbers=True)
+    model.build(facts)
+    assert isinstance(model.net, TableMLP) and model.net.numeric_features == 2
+    rates = [module.p for module in model.net.modules() if isinstance(module, nn.Dropout)]
+    assert rates and set(rates) == {0.3}  # failed: the embeddings' MLP without its dropout
+
+
+def test_an_mlps_dropout_follows_each_hidden_layer_and_one_is_refused():
+    layers = [type(layer).__name__ for layer in MLP(4, [8, 8], 2, dropout=0.5)]
+    assert layers == ["Flatten", "Linear", "ReLU", "Dropout", "Linear", "ReLU", "Dropout", "Linear"]
+    with pytest.raises(ValueError, match=re.escape("dropout must be in [0, 1), got 1.0")):
+        MLP(4, [8], 2, dropout=1.0)  # every unit dropped: the outputs would be the last bias alone

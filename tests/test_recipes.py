@@ -37,6 +37,12 @@ def test_copy_writes_the_recipe_and_its_table_and_never_over_a_file(monkeypatch,
         run_main(monkeypatch, "recipes", "--copy", "tabular_mlp", str(tmp_path))
     assert stop.value.code == 1 and "tabular_mlp.yaml" in capsys.readouterr().err
     assert (tmp_path / "tabular_mlp.yaml").read_text() == "# mine\n"
+    (tmp_path / "tabular_mlp.yaml").unlink()  # the recipe moved away, its edited example table left
+    (tmp_path / "examples" / "people.csv").write_text("mine\n")
+    with pytest.raises(SystemExit):
+        run_main(monkeypatch, "recipes", "--copy", "tabular_mlp", str(tmp_path))
+    assert "examples/people.csv" in capsys.readouterr().err and not (tmp_path / "tabular_mlp.yaml").exists()
+    assert (tmp_path / "examples" / "people.csv").read_text() == "mine\n"
 
 
 def test_a_recipe_by_name_reads_its_example_table_from_beside_it(tmp_path, monkeypatch):
@@ -80,3 +86,32 @@ def test_a_csv_logger_run_keeps_its_figures_as_png_and_says_where_it_is(mnist_di
     assert f"run folder: {run.relative_to(tmp_path)} (metrics.csv" in caplog.text
     assert "tensorboard --logdir" not in caplog.text
     assert caplog.text.count("HParams: the tab is TensorBoard's; with CSVLogger") == 1
+
+
+OWN_TABLE = "--data.csv FILE --data.target COLUMN"  # how each table recipe's comment tells how to train on yours
+
+
+@pytest.mark.parametrize("recipe", ["tabular_mlp", "tabular_scratch", "tabular_regression"])
+def test_a_table_recipes_own_table_line_trains_on_a_table_of_other_columns(recipe, tmp_path, monkeypatch, console):
+    monkeypatch.chdir(tmp_path)
+    text = (CONFIGS / f"{recipe}.yaml").read_text()
+    line = next(line for line in text.splitlines() if OWN_TABLE in line)
+    options = line[line.index(OWN_TABLE) :].split()[4:]  # what the line adds to the file and the target
+    assert options, line
+    regression = recipe == "tabular_regression"
+    rows = [f"{i % 7},{(i * 37) % 11},{(i * 3 + 1) % 5 + i / 8 if regression else i % 2}" for i in range(60)]
+    (tmp_path / "mine.csv").write_text("a,b,label\n" + "\n".join(rows) + "\n")
+    own = ["--data.csv=mine.csv", "--data.target=label", "--trainer.max_epochs=1", "--test_after_fit=false"]
+    code, output = console("fit", "--config", recipe, *own, *(option.strip("'") for option in options))
+    assert code == 0, output  # failed: "columns ['id'] (in drop) not in ...", then log1p's [income]
+    code, output = console("fit", "--config", recipe, *own)  # without the line's options: one line, the fix
+    assert code == 1 and "Leave them out (--data.drop '[]')" in output, output
+
+
+def test_a_search_recipe_is_copied_by_its_listed_name_and_tune_takes_the_copy(monkeypatch, tmp_path, capsys):
+    run_main(monkeypatch, "recipes", "--copy", "search/tabular_mlp", str(tmp_path))  # failed: "does not exist"
+    copied = tmp_path / "search" / "tabular_mlp.yaml"
+    assert copied.read_text() == (SEARCHES / "tabular_mlp.yaml").read_text()
+    assert search_file(str(copied)) == copied  # a path: read as it is
+    run_main(monkeypatch, "recipes")
+    assert "searches (tune --search NAME; recipes --copy search/NAME):" in capsys.readouterr().out

@@ -121,6 +121,8 @@ def test_a_model_told_other_target_units_than_the_data_feeds_is_refused_before_t
     with pytest.raises(ValueError, match=re.escape(message)):
         trainer.fit(MLPRegressor(target_mean=0.0, target_std=1.0), data)
     assert trainer.global_step == 0
+    with pytest.raises(ValueError, match=re.escape(f"but the model has target_std={2 * std:g}: leave them out")):
+        trainer.fit(MLPRegressor(target_std=2 * std), data)  # the mean left to the data, the deviation not
 
 
 def test_toy_figures_every_n_epochs_and_at_the_end():

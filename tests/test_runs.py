@@ -20,7 +20,7 @@ from typing import Any
 import lightning as L
 import pytest
 import torch
-from conftest import CONFIGS, EXAMPLES, QUIET, VAL_SIZE, in_another_process
+from conftest import CONFIGS, EXAMPLES, QUIET, VAL_SIZE, in_another_process, python_path
 from fsspec.implementations.local import LocalFileOpener
 from lightning.pytorch.callbacks import Checkpoint, LearningRateMonitor, ModelCheckpoint, ProgressBar, TQDMProgressBar
 from lightning.pytorch.loggers import Logger
@@ -123,6 +123,8 @@ def test_last_without_an_earlier_run_starts_a_new_one(mnist_dir, tmp_path):
     trainer = trainer_in(tmp_path, "mlp", "last", max_epochs=1)
     trainer.fit(model, data, ckpt_path="last")  # e.g. a preemptible job that always passes it
     assert trainer.global_step == 8 and Path(trainer.log_dir).name == "version_0"
+    (tmp_path / "mlp" / "version_0" / "checkpoints").rename(tmp_path / "elsewhere")  # a run with none to continue
+    assert Path(trainer_in(tmp_path, "mlp", "last").log_dir).name == "version_1"  # not into version_0
 
 
 def test_last_continues_a_run_whose_version_is_a_name(mnist_dir, tmp_path):
@@ -283,7 +285,7 @@ def test_ctrl_c_in_a_real_process_then_the_same_command_with_ckpt_path_last(mnis
     command = [sys.executable, "-m", "nnmodules", "fit", "--config", str(CONFIGS / "mnist_mlp.yaml")]
     command += [f"--data.data_dir={mnist_dir}", f"--data.val_size={VAL_SIZE}", "--data.download=false"]
     command += ["--data.batch_size=32", "--trainer.max_epochs=3", "--trainer.enable_progress_bar=false"]
-    env = {**os.environ, "PYTHONPATH": str(tmp_path), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONPATH": python_path(tmp_path), "PYTHONUNBUFFERED": "1"}
     run = subprocess.Popen(
         [*command, "--trainer.callbacks+=pause.PauseForSignal"],
         cwd=tmp_path,
@@ -381,6 +383,16 @@ def test_a_checkpoint_of_another_model_is_refused_by_name(uninterrupted):
     with pytest.raises(ValueError, match=f"^{re.escape(expected)}$"):
         MLPClassifier.load_from_checkpoint(path)
     assert type(ScratchDeepNet.load_from_checkpoint(path)) is ScratchDeepNet
+
+
+class OwnClassifier(MLPClassifier):
+    """A user's subclass: it loads the checkpoints of the class it derives from."""
+
+
+def test_a_subclass_loads_the_checkpoints_of_the_class_it_derives_from(uninterrupted):
+    _, trained, _ = uninterrupted["mlp"]
+    model = OwnClassifier.load_from_checkpoint(uninterrupted["mlp"][0].checkpoint_callback.last_model_path)
+    assert type(model) is OwnClassifier and all(torch.equal(trained[k], v) for k, v in model.state_dict().items())
 
 
 def test_a_checkpoint_whose_weights_do_not_fit_names_each_missing_and_unexpected_one(uninterrupted, tmp_path):
@@ -571,6 +583,7 @@ def test_continuing_the_last_run_looks_only_at_version_folders_in_numeric_order(
     (tmp_path / "version_11").touch()  # a file, not a run
     (tmp_path / "version_12" / "checkpoints").mkdir(parents=True)  # a run without a checkpoint to continue
     assert make_trainer(version="last", save_dir=tmp_path).log_dir == str(tmp_path / "version_10")
+    assert make_trainer(save_dir=tmp_path).log_dir == str(tmp_path / "version_13")  # after the highest, not the count
 
 
 def test_a_profiler_given_is_kept(tmp_path):
@@ -653,6 +666,8 @@ def test_with_a_logger_without_version_folders_the_run_folder_is_the_projects(tm
     assert trainer.default_root_dir == str(run) and trainer.checkpoint_callback.dirpath == str(run / "checkpoints")
     trainer = make_trainer("mine", save_dir=tmp_path, callbacks=[FolderlessCheckpoint()])
     assert trainer.default_root_dir == str(tmp_path / "mine" / "version_0")
+    own = make_trainer("own", logger=Silent(), save_dir=tmp_path, callbacks=[ModelCheckpoint(monitor="val/loss")])
+    assert own.checkpoint_callback.dirpath == str(tmp_path / "own" / "version_0" / "checkpoints")  # not the logger's
 
 
 def test_a_run_that_has_taken_its_max_steps_is_refused(tmp_path):
@@ -691,3 +706,23 @@ def test_the_projects_callbacks_can_be_left_out_or_replaced(tmp_path):
     assert [c for c in make_trainer(save_dir=tmp_path, callbacks=[mine]).callbacks if isinstance(c, RunSummary)] == [
         mine
     ]
+
+
+class ValidationsSeen(L.Callback):
+    """The validation accuracy after each validation of a fit (twice an epoch with val_check_interval=0.5)."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[int, float]] = []
+
+    def on_validation_end(self, trainer, module) -> None:
+        if not trainer.sanity_checking:
+            self.seen.append((trainer.current_epoch, float(trainer.callback_metrics["val/acc"])))
+
+
+def test_the_learning_curves_draw_an_epoch_validated_twice_once_with_its_latest_figure(mnist_dir, tmp_path):
+    model, data = build("mlp", mnist_dir)
+    curves, seen = LearningCurves(), ValidationsSeen()
+    trainer_in(tmp_path, "mlp", max_epochs=2, val_check_interval=0.5, callbacks=[seen, curves]).fit(model, data)
+    assert [epoch for epoch, _ in seen.seen] == [0, 0, 1, 1]
+    assert curves.epochs == [0, 1]  # failed: [0, 0, 1, 1]
+    assert curves.val_metric == [seen.seen[1][1], seen.seen[3][1]]  # each epoch's latest

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import runpy
 import tracemalloc
+import warnings
 
 import lightning as L
 import numpy as np
@@ -408,3 +409,40 @@ def test_one_hot_encoding_a_wide_column_peaks_near_the_array_it_makes():
         tracemalloc.stop()
     assert features.shape == (100_000, 3001) and features.dtype == np.float32
     assert peak <= 1.5 * features.nbytes, f"peak {peak / 2**20:.0f} MiB for a {features.nbytes / 2**20:.0f} MiB array"
+
+
+def interval_warnings(data: TabularDataModule, tmp_path) -> tuple[L.Trainer, list[str]]:
+    """A one-epoch fit, and Lightning's warnings that the epoch is shorter than the logging interval."""
+    trainer = L.Trainer(max_epochs=1, enable_checkpointing=False, default_root_dir=tmp_path, enable_progress_bar=False)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")  # over pyproject's filter of this very warning in tests
+        trainer.fit(MLPClassifier(hidden_dims=[4]), data)
+    return trainer, [str(w.message) for w in seen if "smaller than the logging interval" in str(w.message)]
+
+
+def test_a_batch_size_chosen_by_the_table_never_makes_lightning_warn_of_its_logging_interval(tmp_path):
+    frame = pd.DataFrame({"a": np.arange(300) % 17, "y": np.arange(300) % 2})  # 180 training rows: batches of 16
+    data = TabularDataModule(frame, target="y")
+    trainer, warned = interval_warnings(data, tmp_path)
+    assert data.batch_size == 16 and trainer.log_every_n_steps == 12  # ceil(180 / 16): the loss logged every epoch
+    assert warned == []  # failed: Lightning warned of the batch size we chose
+    trainer, warned = interval_warnings(TabularDataModule(frame, target="y", batch_size=16), tmp_path)
+    assert trainer.log_every_n_steps == 50 and len(warned) == 1  # a batch size given: Lightning's word stands
+
+
+@pytest.mark.parametrize("option", ["id_column", "split_column"])
+def test_an_id_or_split_column_not_in_the_table_is_refused_naming_it(option):
+    data = TabularDataModule(rule_table(40), target="y", **{option: "nope"})
+    with pytest.raises(ValueError, match=re.escape(f"columns ['nope'] (in {option}) not in the DataFrame")):
+        data.setup("fit")
+
+
+def test_a_log1p_column_holding_minus_one_is_refused():
+    train = pd.DataFrame({"a": [0.0, 3.0, -1.0]})
+    with pytest.raises(ValueError, match=r"log1p column 'a' has values of -1 or less \(min -1.0\)"):
+        TablePreprocessing.fit(train, ["a"], [], ["a"])
+
+
+def test_a_single_training_row_scales_to_the_middle():
+    fitted = TablePreprocessing.fit(pd.DataFrame({"a": [5.0]}), ["a"], [], [])
+    assert fitted.transform(pd.DataFrame({"a": [5.0]})).tolist() == [[0.0]]

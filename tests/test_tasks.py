@@ -15,6 +15,7 @@ from conftest import VAL_SIZE
 from test_runs import LOGS_OFTEN, Crash, CrashAtEpoch
 
 from datamodules import MNISTDataModule, ToyRegressionDataModule
+from datamodules.batches import TensorDataModule, TensorTable
 from datamodules.choices import check_choice
 from datamodules.contract import DataFacts
 from nnmodules import MLP, Classifier, MLPClassifier, Regressor, ScratchDeepNet, ToyRegressor
@@ -74,7 +75,7 @@ def test_the_scratch_nets_binary_loss_is_the_tutorials_mean_absolute_error_weigh
 def test_a_loss_that_is_not_finite_stops_training_naming_its_batch(bad):
     model = MLPClassifier(input_dim=3, hidden_dims=[], num_classes=3)
     finite = (torch.tensor(0.5), None, TARGETS, 6)
-    model._pending = [finite, (torch.tensor(bad), None, TARGETS, 7), finite]
+    model._pending = [finite, (torch.tensor(bad), None, TARGETS, 7), (torch.tensor(bad), None, TARGETS, 8), finite]
     with pytest.raises(FloatingPointError, match=rf"^the training loss became {bad} at epoch 0, batch 7: training"):
         model.update_training_metrics()
 
@@ -262,3 +263,114 @@ def test_a_choice_outside_its_literal_type_is_refused_naming_the_choices():
     with pytest.raises(ValueError, match=re.escape("colour must be 'red', 'green' or 'blue', got 'pink'")):
         check_choice("colour", "pink", Literal["red", "green", "blue"])
     check_choice("colour", "green", Literal["red", "green", "blue"])
+
+
+class InMemory(TensorDataModule):
+    """Rows of a classification in memory: the first 22 train, the last 10 validate."""
+
+    def __init__(self, inputs: torch.Tensor, targets: torch.Tensor, **loading) -> None:
+        super().__init__(**loading)
+        self.rows = inputs, targets
+
+    def setup(self, stage: str | None = None) -> None:
+        inputs, targets = self.rows
+        self.tables = {"train": TensorTable(inputs[:22], targets[:22]), "val": TensorTable(inputs[22:], targets[22:])}
+        self.facts = DataFacts(task="multiclass", input_shape=(3,), class_names=("no", "yes"))
+
+
+class StepLosses(L.Callback):
+    """Each training step's loss and batch size, as the model computed them."""
+
+    def __init__(self) -> None:
+        self.steps: list[tuple[float, int]] = []
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        self.steps.append((float(outputs["loss"]), len(batch[1])))
+
+
+def short_last_batch() -> TensorDataModule:
+    """22 training rows in batches of 8: 8, 8 and 6; 10 validation rows in batches of 4 (eval 4): 4, 4 and 2."""
+    generator = torch.Generator().manual_seed(0)
+    inputs = torch.randn(32, 3, generator=generator)
+    targets = (inputs.sum(dim=1) > 0).long()
+    return InMemory(inputs, targets, batch_size=8, eval_batch_size=4)
+
+
+def test_the_epochs_losses_weigh_each_example_once_and_log_without_validation_too(tmp_path):
+    data, steps = short_last_batch(), StepLosses()
+    L.seed_everything(0)
+    model = Classifier(MLP(3, [], 2), num_classes=2, lr=0.1, lr_schedule="constant")
+    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, callbacks=[steps], **LOGS_OFTEN)
+    trainer.fit(model, data)
+    assert [size for _, size in steps.steps] == [8, 8, 6]
+    by_hand = sum(loss * size for loss, size in steps.steps) / 22  # failed unweighted: the 6 rows counted as 8
+    assert float(trainer.callback_metrics["train/loss_epoch"]) == pytest.approx(by_hand, rel=1e-6)
+    inputs, targets = data.tables["val"].tensors
+    with torch.no_grad():
+        val_by_hand = torch.nn.functional.cross_entropy(model.eval()(inputs), targets).item()  # every row at once
+    assert float(trainer.callback_metrics["val/loss"]) == pytest.approx(val_by_hand, rel=1e-6)
+    quiet = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, limit_val_batches=0, **LOGS_OFTEN)
+    quiet.fit(Classifier(MLP(3, [], 2), num_classes=2), short_last_batch())
+    assert "train/loss_epoch" in quiet.callback_metrics  # failed: without validation, never logged
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        (lambda: MLPClassifier(input_dim=100), "the model's input_dim=100 but the data gives 784: leave input_dim out"),
+        (lambda: MLPClassifier(num_classes=3), "the model's num_classes=3 but the data gives 10: leave num_classes"),
+    ],
+    ids=["input_dim", "num_classes"],
+)
+def test_a_width_given_that_is_not_the_datas_is_refused_naming_both(model, message, mnist):
+    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, **LOGS_OFTEN)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        trainer.fit(model(), mnist)
+    assert trainer.global_step == 0
+
+
+class SanityBest(L.Callback):
+    """What the best so far holds when the sanity check ends."""
+
+    def on_sanity_check_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self.updates = module.val_acc_best.update_count
+
+
+def test_the_sanity_checks_batches_never_count_for_the_best_so_far(mnist, tmp_path):
+    sanity = SanityBest()
+    trainer = L.Trainer(max_epochs=1, default_root_dir=tmp_path, logger=False, callbacks=[sanity], **LOGS_OFTEN)
+    trainer.fit(MLPClassifier(hidden_dims=[8]), mnist)
+    assert sanity.updates == 0 and trainer.callback_metrics["val/acc_best"] == trainer.callback_metrics["val/acc"]
+
+
+def test_a_run_without_a_planned_end_trains_at_a_constant_rate(mnist, tmp_path):
+    """max_epochs=-1: Lightning's estimate of the steps is infinite; one-cycle needs an end to anneal to."""
+    trainer = L.Trainer(max_epochs=-1, max_time={"minutes": 5}, default_root_dir=tmp_path, logger=False, **LOGS_OFTEN)
+    trainer.callbacks.append(StopAfterSteps(3))
+    model = MLPClassifier(hidden_dims=[8], lr=0.01)
+    trainer.fit(model, mnist)
+    assert trainer.global_step == 3 and not trainer.lr_scheduler_configs
+    assert trainer.optimizers[0].param_groups[0]["lr"] == 0.01
+
+
+class StopAfterSteps(L.Callback):
+    def __init__(self, steps: int) -> None:
+        self.steps = steps
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args) -> None:
+        trainer.should_stop = trainer.global_step >= self.steps
+
+
+def test_task_binary_on_data_of_three_classes_is_refused_naming_the_fix(mnist_dir):
+    facts = DataFacts(task="multiclass", input_shape=(4,), class_names=("a", "b", "c"))
+    model = Classifier(MLP, task="binary")
+    with pytest.raises(ValueError, match=r"^task='binary' but the data has 3 classes: leave task out$"):
+        model.build(facts)
+
+
+def test_arguments_given_without_data_are_kept_over_the_defaults():
+    model = Regressor(MLP(2, [], 1), target_mean=3.0, target_std=2.0)  # no data: nothing to check them against
+    assert (model.target_mean, model.target_std) == (3.0, 2.0)
+    assert model.predict_step(torch.zeros(1, 2), 0).shape == (1,)
+    binary = Classifier(MLP(2, [], 1), task="binary")
+    assert (binary.task, binary.num_classes) == ("binary", 2)

@@ -6,18 +6,22 @@ import os
 import re
 import signal
 import sys
+import types
 from pathlib import Path
 
 import lightning as L
 import optuna
 import pytest
+import torch
 import yaml
 from conftest import VAL_SIZE
 from optuna.trial import TrialState
 
 from nnmodules.cli import main, stages
 from nnmodules.cli.tune import tune
-from nnmodules.cli.tune.study import _pick_up
+from nnmodules.cli.tune.report import results
+from nnmodules.cli.tune.search import read_search
+from nnmodules.cli.tune.study import Pruning, _pick_up
 
 EPOCHS = 2
 
@@ -70,6 +74,7 @@ def test_each_trial_is_a_run_of_its_own_with_the_search_values(study):
         assert (run / "checkpoints" / "last.ckpt").is_file() and list(run.glob("events.out.tfevents.*"))
         assert sorted(trial.intermediate_values) == list(range(EPOCHS))  # the pruner saw every epoch
         assert trial.value == max(trial.intermediate_values.values())  # val/acc_best: the best epoch's
+    assert len({trial.params["model.init_args.lr"] for trial in result.trials}) == 3  # each trial draws its own
     assert (folder / "lightning_logs" / "widths" / "study.db").is_file()
 
 
@@ -100,8 +105,26 @@ def test_a_study_refuses_another_search_or_other_options(study, monkeypatch):
     (folder / "other.yaml").write_text(yaml.safe_dump({"space": {"model.init_args.lr": [0.01, 0.02]}}))
     with pytest.raises(ValueError, match="holds a study of another search file"):
         tune(folder / "other.yaml", 5, args, study_name="widths")
-    with pytest.raises(ValueError, match="holds a study of other options"):
+    with pytest.raises(ValueError, match=r"holds a study of other settings \(--model.init_args.dropout 0.1 there, "):
         tune(folder / "widths.yaml", 5, [*args, "--model.dropout=0.3"])
+    with pytest.raises(ValueError, match=r"settings \(--optimizer.class_path null there, \"torch.optim.SGD\" here"):
+        tune(folder / "widths.yaml", 5, [*args, "--optimizer=SGD"])  # options the study's runs did not have
+
+
+def by_meaning(args: list[str]) -> list[str]:
+    """The same options as a person may type them another time: in another order, `--x y` for `--x=y`, no display."""
+    kept = [arg for arg in args if not arg.startswith("--trainer.enable_progress_bar")]
+    trainer_first = sorted(kept, key=lambda arg: not arg.startswith("--trainer."))  # classes still before their options
+    return [part for arg in trainer_first for part in arg.split("=", 1)]
+
+
+def test_a_study_continues_with_its_options_typed_another_way(study, monkeypatch):
+    folder, _, args = study
+    monkeypatch.chdir(folder)
+    again = by_meaning(args)
+    assert again != args and "--trainer.enable_progress_bar=false" in args
+    done = len(tune(folder / "widths.yaml", 1, args).trials)  # as many as it holds: nothing more runs
+    assert len(tune(folder / "widths.yaml", done, again).trials) == done  # failed: "a study of other options"
 
 
 def test_a_search_built_to_prune_prunes_the_hopeless_trial_after_its_first_epoch(mnist_dir, tmp_path, monkeypatch):
@@ -117,6 +140,7 @@ def test_a_search_built_to_prune_prunes_the_hopeless_trial_after_its_first_epoch
     (pruned,) = result.get_trials(states=(TrialState.PRUNED,))
     assert list(pruned.intermediate_values) == [0]  # stopped after its first epoch, of three
     assert not (tmp_path / "lightning_logs" / "prune" / pruned.user_attrs["run"] / "checkpoints" / "last.ckpt").exists()
+    assert len(tune(tmp_path / "prune.yaml", 2, fit_args(mnist_dir, "--trainer.max_epochs=3")).trials) == 2  # counted
 
 
 def test_ctrl_c_stops_the_search_and_the_same_command_continues_the_trial(mnist_dir, tmp_path, monkeypatch, capsys):
@@ -130,6 +154,10 @@ def test_ctrl_c_stops_the_search_and_the_same_command_continues_the_trial(mnist_
     assert "search stopped" in capsys.readouterr().err
 
     result = tune(search_file(tmp_path), 3, args)
+    said = capsys.readouterr().out
+    assert f"trial 1 ({Path('lightning_logs') / 'search' / 'trial_1'}): " in said
+    assert "(continued where it stopped)" in said
+    assert "trial 2 (" not in said  # failed: the continued trial was called trial 2, in trial_1's folder
     states = [trial.state for trial in result.trials]
     assert states == [TrialState.COMPLETE, TrialState.FAIL, TrialState.COMPLETE, TrialState.COMPLETE]
     continued = result.trials[2]
@@ -137,7 +165,7 @@ def test_ctrl_c_stops_the_search_and_the_same_command_continues_the_trial(mnist_
     assert continued.params == result.trials[1].params
     assert sorted(continued.intermediate_values) == list(range(EPOCHS))
     assert (run / "checkpoints" / "last.ckpt").is_file()
-    assert "study lightning_logs/search/study.db: 3 complete, 1 stopped" in capsys.readouterr().out
+    assert "study lightning_logs/search/study.db: 3 complete, 1 stopped" in said
 
 
 def test_a_trial_of_a_killed_process_is_continued():
@@ -153,6 +181,22 @@ def test_a_trial_of_a_killed_process_is_continued():
     assert states == [TrialState.FAIL, TrialState.RUNNING, TrialState.WAITING]
     assert study.trials[2].user_attrs == {"continues": 0, "run": "trial_0"}
     assert study.trials[2].system_attrs["fixed_params"] == trial.params  # its settings, when it is asked for
+    _pick_up(study)  # the next tune, before the continued trial ran: queued once, not again
+    assert [t.state for t in study.get_trials()] == states
+
+
+def test_the_best_trial_of_a_minimised_metric_is_the_lowest(tmp_path, capsys):
+    study = optuna.create_study(direction="minimize")
+    for number, value in enumerate([0.5, 0.2, 0.9]):
+        run = tmp_path / f"trial_{number}"
+        run.mkdir()
+        (run / "config.yaml").write_text(yaml.safe_dump({"model": {"init_args": {"lr": number}}}))
+        attrs = {"run": run.name, "seconds": 1.0}
+        study.add_trial(optuna.trial.create_trial(value=value, params={}, distributions={}, user_attrs=attrs))
+    results(study, "val/loss", tmp_path, test_after_fit=False)
+    best = yaml.safe_load((tmp_path / "best.yaml").read_text())
+    assert best["model"]["init_args"]["lr"] == 1 and "trial 1 (" in (tmp_path / "best.yaml").read_text()
+    assert [line.split()[0] for line in capsys.readouterr().out.splitlines()[2:5]] == ["1", "0", "2"]
 
 
 BAD_SEARCHES = [
@@ -218,3 +262,63 @@ def test_several_devices_are_refused_for_one_per_process(mnist_dir, tmp_path, mo
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ValueError, match="run one tune per device"):
         tune(search_file(tmp_path), 2, fit_args(mnist_dir, "--trainer.accelerator=cpu", "--trainer.devices=2"))
+
+
+def test_a_study_of_a_table_says_its_column_report_once(tmp_path, monkeypatch, caplog):
+    monkeypatch.chdir(tmp_path)
+    args = ["--config", "tabular_mlp", "--trainer.max_epochs=1", "--trainer.enable_progress_bar=false"]
+    with caplog.at_level("INFO"):
+        tune(search_file(tmp_path), 2, [*args, "--trainer.enable_model_summary=false"])
+    assert caplog.text.count("training rows; task binary") == 1  # failed: once per trial
+
+
+def space_of(tmp_path: Path, **space) -> list:
+    path = tmp_path / "space.yaml"
+    path.write_text(yaml.safe_dump({"space": space}))
+    return list(read_search(path).space)
+
+
+def test_a_range_is_searched_as_written_whole_numbers_as_whole_a_log_scale_as_log(tmp_path):
+    (sizes,) = space_of(tmp_path, **{"data.init_args.batch_size": {"low": 16, "high": 256}})
+    assert isinstance(sizes.distribution, optuna.distributions.IntDistribution)  # failed: floats, 48.7 rows
+    assert sizes.distribution.step == 1
+    (steps,) = space_of(tmp_path, **{"model.init_args.dropout": {"low": 0, "high": 1, "step": 0.25}})
+    assert isinstance(steps.distribution, optuna.distributions.FloatDistribution) and steps.distribution.step == 0.25
+    (rates,) = space_of(tmp_path, **{"model.init_args.lr": {"low": 1e-4, "high": 1e-1, "log": True}})
+    trial = optuna.create_study().ask()
+    value = rates.suggest(trial)
+    assert trial.distributions["model.init_args.lr"].log is True and 1e-4 <= value <= 1e-1  # failed: evenly
+
+
+def test_a_range_of_one_value_is_refused(tmp_path):
+    with pytest.raises(ValueError, match=re.escape("model.init_args.lr: low (0.1) must be below high (0.1)")):
+        space_of(tmp_path, **{"model.init_args.lr": {"low": 0.1, "high": 0.1}})
+
+
+class HopelessTrial:
+    """A trial whose pruner prunes at any epoch: what Pruning reports, and whether it stops."""
+
+    def __init__(self) -> None:
+        self.reported: list[tuple[float, int]] = []
+
+    def report(self, value: float, step: int) -> None:
+        self.reported.append((value, step))
+
+    def should_prune(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(("epoch", "pruned"), [(1, True), (2, False)], ids=["before-the-last", "the-last"])
+def test_a_trial_is_pruned_before_its_last_epoch_never_after_it(epoch, pruned):
+    trial = HopelessTrial()
+    pruning = Pruning(trial, "val/acc")
+    trainer = types.SimpleNamespace(
+        sanity_checking=False, max_epochs=3, callback_metrics={"val/acc": torch.tensor(0.5)}, is_global_zero=True
+    )
+    module = types.SimpleNamespace(current_epoch=epoch)
+    if pruned:
+        with pytest.raises(optuna.TrialPruned):
+            pruning.on_validation_end(trainer, module)
+    else:
+        pruning.on_validation_end(trainer, module)  # failed: pruned after its last epoch, its result lost
+    assert trial.reported == [(0.5, epoch)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -18,11 +19,12 @@ from datamodules.errors import UserError
 
 
 def decode_files(
-    folder: Path, names: list[str], image_size: tuple[int, int] | None, workers: int | None, fix: str
-) -> list[Tensor]:
-    """Each file's pixels, decoded in `workers` processes (None: one per CPU); files that are not images, in one error.
+    folder: Path, names: list[str], image_size: tuple[int, int] | None, workers: int | None, fix: str, skip: bool
+) -> dict[str, Tensor]:
+    """Each file's pixels by name, decoded in `workers` processes (None: one per CPU).
 
-    `fix` says what to do about those.
+    Files that are not images Pillow reads are refused in one error (`fix` says what to do about them), or with
+    `skip` left out, with a warning naming them.
     """
     workers = workers or os.cpu_count() or 1
     decode = decode_resized if image_size else decode_file
@@ -34,11 +36,14 @@ def decode_files(
     failed = [(name, result) for name, result in zip(names, results, strict=True) if isinstance(result, str)]
     if failed:
         first = "; ".join(f"{name} ({why})" for name, why in failed[:3])
-        raise UserError(
-            f"{len(failed)} of {len(names)} files under {folder} are not images Pillow reads: "
-            f"{first}{' ...' if len(failed) > 3 else ''}; {fix}"
-        )
-    return results
+        said = f"{len(failed)} of {len(names)} files under {folder} are not images Pillow reads: {first}"
+        said += " ..." if len(failed) > 3 else ""
+        if not skip:
+            raise UserError(f"{said}; {fix}, or pass skip_unreadable=True to leave them out")
+        if len(failed) == len(names):
+            raise UserError(f"{said}: none is an image")
+        warnings.warn(f"{said}: left out (skip_unreadable)", stacklevel=3)
+    return {name: result for name, result in zip(names, results, strict=True) if not isinstance(result, str)}
 
 
 def stacked(images: list[Tensor], names: list[str], size: tuple[int, int]) -> Tensor:

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 import pandas as pd
 import torch
+from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from torch import Tensor
 
 from datamodules.batches import TensorDataModule, TensorTable
@@ -24,10 +25,11 @@ Layout = Literal["auto", "classes", "train_test"]
 Channels = Literal[1, 3]  # grayscale or RGB
 SPLIT_FOLDERS = ("training", "testing")  # the train_test layout's two folders, each a folder per class
 CACHE_VERSION = 1  # part of every cache key: a change of what a cache holds invalidates the old ones
+OLD_CACHE = ".litmodules_cache"  # where 0.1.0 kept the cache: inside the image folder
 
 
 class ImageFolderDataModule(TensorDataModule):
-    """Image files in a folder per class, decoded once into one uint8 tensor and kept in a cache beside them.
+    """Image files in a folder per class, decoded once into one uint8 tensor and kept in the user's cache.
 
     Two layouts: `root/<class>/...` (torchvision's `ImageFolder`; `test_fraction` of the
     images are held out for testing) and `root/training/<class>/...` with
@@ -36,9 +38,9 @@ class ImageFolderDataModule(TensorDataModule):
     sorted. Every file in a class folder (at any depth, hidden files aside) is decoded
     with Pillow (PNG, JPEG, BMP, GIF, TIFF, WebP), in several processes with a progress bar, on
     the first setup only: the tensors are saved in `cache_dir` under a key made of the
-    files' paths, sizes and modification times (and `image_size` and `channels`), and
-    rebuilt when any of them changes. Pixels are normalised a batch at a time with the mean
-    and deviation of the training images.
+    files' paths, sizes and modification times (and `image_size`, `channels` and `skip_unreadable`), and
+    rebuilt when any of them changes. Nothing is written into `root`. Pixels are normalised a batch at a
+    time with the mean and deviation of the training images.
 
     Args:
         root: the folder of the images.
@@ -49,8 +51,11 @@ class ImageFolderDataModule(TensorDataModule):
         flatten: hand out one vector per image (for MLPs); False keeps channels x height x width.
         val_fraction: share of the training images held out for validation.
         test_fraction: share of the images held out for testing, in the "classes" layout.
-        cache_dir: where the decoded tensors are kept; None: `<root>/.litmodules_cache`, or a folder under
-            `~/.cache/litmodules` when `root` cannot be written to.
+        cache_dir: where the decoded tensors are kept; None: a folder of `root`'s own under the user's cache,
+            `$XDG_CACHE_HOME/litmodules/images/` (else `~/.cache/litmodules/images/`). A cache 0.1.0 kept in
+            `<root>/.litmodules_cache`, where other loaders took it for a class, is removed.
+        skip_unreadable: leave out files that are not images Pillow reads, with a warning naming them (as
+            torchvision's `is_valid_file`); False: they are refused.
         workers: processes that decode the images on the first setup; None: one per CPU.
         predict_dir: a folder of images (any depth, no class folders needed) for `predict`, which writes each
             file's path (`file`) with its predicted class; None: `predict` predicts the test split.
@@ -72,6 +77,7 @@ class ImageFolderDataModule(TensorDataModule):
         val_fraction: float = 0.1,
         test_fraction: float = 0.1,
         cache_dir: str | Path | None = None,
+        skip_unreadable: bool = False,
         workers: int | None = None,
         predict_dir: str | Path | None = None,
         batch_size: int = 64,
@@ -93,7 +99,7 @@ class ImageFolderDataModule(TensorDataModule):
         self.channels, self.flatten = channels, flatten
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
         self.cache_dir = None if saved.cache_dir is None else Path(saved.cache_dir)
-        self.workers = workers
+        self.workers, self.skip_unreadable = workers, skip_unreadable
         self.predict_dir = None if saved.predict_dir is None else Path(saved.predict_dir)
         self.files_of: dict[str, list[str]] = {}  # each split's files, in its rows' order
         # what the training images taught, from setup or from a checkpoint's state: classes, shape, statistics, rows
@@ -225,24 +231,37 @@ class ImageFolderDataModule(TensorDataModule):
     def _cache_path(self, files: list[tuple[str, int, int]], stats: list[tuple[int, int]]) -> Path:
         """The cache file of this set of files and settings: its name is their key."""
         stats = [(path, size, time) for (path, _, _), (size, time) in zip(files, stats, strict=True)]
-        settings = [CACHE_VERSION, self._layout(), self.image_size, self.channels]
+        settings = [CACHE_VERSION, self._layout(), self.image_size, self.channels, self.skip_unreadable]
         key = hashlib.sha256(json.dumps([settings, stats]).encode()).hexdigest()[:20]
         return self._cache_folder() / f"images-{key}.pt"
 
     def _cache_folder(self) -> Path:
+        """`cache_dir`, or this root's folder in the user's cache (see the class)."""
         if self.cache_dir is not None:
             return self.cache_dir
-        beside = self.root / ".litmodules_cache"
-        if os.access(self.root, os.W_OK):
-            return beside
-        where = hashlib.sha256(str(self.root.resolve()).encode()).hexdigest()[:16]
-        return Path.home() / ".cache" / "litmodules" / where  # a read-only data folder
+        home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        return home / "litmodules" / "images" / hashlib.sha256(str(self.root.resolve()).encode()).hexdigest()[:16]
+
+    def _remove_an_old_cache(self) -> None:
+        """0.1.0's cache inside the image folder, which other loaders take for a class folder: its files, then it."""
+        old = self.root / OLD_CACHE
+        if not old.is_dir():
+            return
+        ours = [*old.glob("images-*.pt"), *old.glob("images-*.partial")]
+        for path in ours:
+            path.unlink(missing_ok=True)
+        if not any(old.iterdir()):
+            old.rmdir()
+            rank_zero_info(
+                f"removed {old}, the image cache of litmodules 0.1.0: the cache is now {self._cache_folder()}"
+            )
 
     def _decoded(self) -> dict[str, Any]:
         """The images, labels, splits, classes and shape: from the cache, or decoded and cached."""
         if self._decoded_cache is not None:
             return self._decoded_cache
         classes, files, stats = self._files()
+        self._remove_an_old_cache()
         path = self._cache_path(files, stats)
         if path.is_file():
             decoded = torch.load(path, weights_only=True)
@@ -260,10 +279,12 @@ class ImageFolderDataModule(TensorDataModule):
 
     def _decode(self, classes: list[str], files: list[tuple[str, int, int]]) -> dict[str, Any]:
         """The class folders' images as one tensor, with their labels, splits, classes and shape."""
+        fix, every = "move them out of the class folders", [path for path, _, _ in files]
+        decoded = decode_files(self.root, every, self.image_size, self.workers, fix, self.skip_unreadable)
+        files = [file for file in files if file[0] in decoded]  # the readable ones (all, unless skip_unreadable)
         names = [path for path, _, _ in files]
-        results = decode_files(self.root, names, self.image_size, self.workers, "move them out of the class folders")
-        channels = self.channels or (3 if any(image.shape[0] >= 3 for image in results) else 1)
-        images = [with_channels(image, channels) for image in results]
+        channels = self.channels or (3 if any(image.shape[0] >= 3 for image in decoded.values()) else 1)
+        images = [with_channels(decoded[name], channels) for name in names]
         usual = Counter(tuple(image.shape[1:]) for image in images).most_common(1)[0][0]
         pixels = stacked(images, names, usual)
         return {
@@ -300,7 +321,9 @@ class ImageFolderDataModule(TensorDataModule):
         if not names:
             raise UserError(f"predict_dir {self.predict_dir} holds no image files")
         channels, height, width = self.learnt["shape"]
-        decoded = decode_files(self.predict_dir, names, self.image_size, self.workers, "move them out")
-        pixels = stacked([with_channels(image, channels) for image in decoded], names, (height, width))
+        skip = self.skip_unreadable
+        decoded = decode_files(self.predict_dir, names, self.image_size, self.workers, "move them out", skip)
+        names = [name for name in names if name in decoded]
+        pixels = stacked([with_channels(decoded[name], channels) for name in names], names, (height, width))
         self.files_of["predict"] = names
         return TensorTable(pixels.reshape(len(pixels), -1) if self.flatten else pixels, transform=normalize)

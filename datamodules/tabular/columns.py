@@ -4,7 +4,8 @@
 numeric parts), `target`, or `dropped`, and says why where it is not what pandas read:
 
 - a column of numbers but for a few words ("unknown", "n/a") is numeric, the words missing;
-- a column of text with a different value in every row is an id, dropped;
+- a column of text, or of whole numbers, with a different value in every row is an id, dropped;
+- a column of text holding numbers written with decimal commas is said to be one (pass `decimal=","`);
 - a column with one value in every row, or none in any, is dropped;
 - a column of dates or times becomes their year, month, day of week, day of year (and hour).
 
@@ -19,8 +20,10 @@ import warnings
 from collections.abc import Sequence
 
 import pandas as pd
-from pandas.api.types import is_bool_dtype, is_numeric_dtype
+from pandas.api.types import is_bool_dtype, is_integer_dtype, is_numeric_dtype
 from pandas.tseries.api import guess_datetime_format
+
+from datamodules.tabular.files import COMMA_STYLE
 
 MOSTLY = 0.9  # the share of a column's values that must be numbers (or dates) for it to be read as such
 MIN_ID_ROWS = 20  # a text column is taken for an id only with at least this many values, all different
@@ -66,6 +69,12 @@ def column_roles(
             column.role, column.why = "dropped", dropped[name]
         elif name in categorical:
             column.why = "categorical=[...]"
+        elif is_integer_dtype(values) and column.distinct == len(values) >= MIN_ID_ROWS and name not in numeric:
+            column.role, column.why = "dropped", "a different whole number in every row: an id"
+            _warn(
+                f"column {name!r} has a different whole number in every row (like {values.iloc[0]}), as an id or a "
+                "row counter has: dropped (name it in numeric=[...] to keep it)"
+            )
         elif name in numeric or (is_numeric_dtype(values) and not is_bool_dtype(values)):
             column.role, column.why = "numeric", ("numeric=[...]" if name in numeric else "")
         else:
@@ -99,6 +108,14 @@ def _guess(column: Column, present: pd.Series) -> None:
             column.date_format = date_format
             column.why = f"dates as {date_format}"
             return
+    stripped = text.str.strip()
+    if stripped.str.match(COMMA_STYLE[0]).mean() >= MOSTLY and stripped.str.contains(COMMA_STYLE[1]).any():
+        column.why = "numbers with decimal commas? pass decimal=','"
+        _warn(
+            f"column {column.name!r} holds numbers written with decimal commas (like {text.iloc[0]!r}), read as "
+            "categories: pass decimal=',' (and thousands='.' if they have them) to read them as numbers"
+        )
+        return
     if column.distinct == len(text) >= MIN_ID_ROWS:
         column.role, column.why = "dropped", "a different value in every row: an id"
         _warn(

@@ -1,7 +1,8 @@
-"""A user's table as it comes: CSV (delimiter and encoding found out), Parquet, Excel, or a DataFrame.
+"""A user's table as it comes: CSV (delimiter, encoding and number format found out), Parquet, Excel, or a DataFrame.
 
 `read_table` returns the rows as a DataFrame, or raises one `UserError` (a `MissingFileError` for a file
-that is not there) that names the file, the line where it can, and the fix.
+that is not there) that names the file, the line where it can, and the fix. It needs pandas alone: an
+exported table model carries this file, to read new rows as training read them.
 """
 
 from __future__ import annotations
@@ -9,22 +10,47 @@ from __future__ import annotations
 import codecs
 import csv
 import re
+import sys
 from pathlib import Path
 
 import pandas as pd
-from lightning.pytorch.utilities.rank_zero import rank_zero_info
 
-from datamodules.errors import MissingFileError, UserError
+try:
+    from lightning.pytorch.utilities.rank_zero import rank_zero_info
+
+    from datamodules.errors import MissingFileError, UserError
+except ImportError:  # a copy beside an exported model, where neither package is installed
+    UserError = ValueError
+    MissingFileError = FileNotFoundError
+
+    def rank_zero_info(message: str) -> None:
+        """Says `message` on stderr, as the package's logging would."""
+        print(message, file=sys.stderr)
+
 
 DELIMITERS = ",;\t|"  # the delimiters looked for, the first one when nothing tells them apart
 FALLBACK_ENCODINGS = ("cp1252", "latin-1")  # tried in turn when a file is not UTF-8; latin-1 decodes any byte
 SAMPLE_BYTES = 1 << 16  # read to find the delimiter
+NUMBER_ROWS = 2000  # rows looked at to find how a CSV writes its numbers
+# how numbers are written, a column at a time: with a decimal comma (1.234,56 or 14,23), or with commas between
+# thousands (1,234.56); the first of each pair is any number of that style, the second one only that style has
+# (groups that capture nothing: pandas warns of a pattern with match groups in `str.contains`)
+COMMA_STYLE = re.compile(r"^[+-]?(?:\d{1,3}(?:\.\d{3})+|\d+)(?:,\d+)?$"), re.compile(r",\d+$")
+GROUPED_STYLE = re.compile(r"^[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?$"), re.compile(r"^[+-]?\d{1,3}(?:,\d{3})+")
+DOTTED_THOUSANDS = re.compile(r"^[+-]?\d{1,3}(?:\.\d{3})+(?:,\d+)?$")  # 1.234 or 1.234,56
+MOSTLY = 0.9  # the share of a column's values that must follow a number format for it to count
 PARQUET = (".parquet", ".pq")
 EXCEL = (".xlsx", ".xlsm", ".xls")
 
 
 def read_table(
-    source: str | Path | pd.DataFrame, what: str, sep: str | None = None, encoding: str | None = None
+    source: str | Path | pd.DataFrame,
+    what: str,
+    sep: str | None = None,
+    encoding: str | None = None,
+    decimal: str | None = None,
+    thousands: str | None = None,
+    na_values: list[str] | None = None,
 ) -> pd.DataFrame:
     """A table's rows, with their name for messages in `attrs["name"]`.
 
@@ -34,6 +60,10 @@ def read_table(
         sep: the CSV delimiter; None: found from the file (one of `DELIMITERS`).
         encoding: the CSV encoding; None: UTF-8 (with or without a byte order mark), else cp1252, else latin-1,
             saying which.
+        decimal: a CSV's decimal mark; None: found from the file ("," where its numbers are written 14,23 and
+            it is not comma-delimited, saying so), else ".".
+        thousands: a CSV's thousands separator; None: found with `decimal` (1.234,56 or 1,234.56), else none.
+        na_values: more texts that mean a missing value, besides pandas' ("", "NA", "n/a", "NaN", ...).
     """
     if isinstance(source, pd.DataFrame):
         frame, name = source.reset_index(drop=True), "the DataFrame"  # rows by position, as in a file
@@ -47,7 +77,7 @@ def read_table(
         elif suffix in EXCEL:
             frame = _excel(path, name)
         else:
-            frame = _csv(path, name, sep, encoding)
+            frame = _csv(path, name, sep, encoding, decimal, thousands, na_values)
     if frame.columns.duplicated().any():
         repeated = sorted(set(frame.columns[frame.columns.duplicated()]))
         raise UserError(f"{name} repeats column names {repeated}: give every column its own name")
@@ -78,7 +108,15 @@ def _excel(path: Path, name: str) -> pd.DataFrame:
         raise UserError(f"{name} is not a readable Excel file ({_first_line(error)})") from error
 
 
-def _csv(path: Path, name: str, sep: str | None, encoding: str | None) -> pd.DataFrame:
+def _csv(
+    path: Path,
+    name: str,
+    sep: str | None,
+    encoding: str | None,
+    decimal: str | None,
+    thousands: str | None,
+    na_values: list[str] | None,
+) -> pd.DataFrame:
     encoding = encoding or _encoding(path, name)
     try:
         codecs.lookup(encoding)
@@ -88,7 +126,10 @@ def _csv(path: Path, name: str, sep: str | None, encoding: str | None) -> pd.Dat
         ) from None
     try:
         sep = sep or _delimiter(path, encoding)
-        frame = pd.read_csv(path, sep=sep, encoding=encoding)
+        if decimal is None:
+            decimal, thousands = _number_format(path, name, sep, encoding, thousands)
+        numbers = {"decimal": decimal, "thousands": thousands, "na_values": na_values}
+        frame = pd.read_csv(path, sep=sep, encoding=encoding, **numbers)
         header = pd.read_csv(path, sep=sep, encoding=encoding, header=None, nrows=1, dtype=str, keep_default_na=False)
     except pd.errors.EmptyDataError:
         raise UserError(f"{name} is empty: it needs a header row and data rows") from None
@@ -154,6 +195,33 @@ def _delimiter(path: Path, encoding: str) -> str:
     except csv.Error:
         header = sample.split("\n", 1)[0]
         return max(DELIMITERS, key=header.count)  # ties (none at all): the first, ","
+
+
+def _number_format(path: Path, name: str, sep: str, encoding: str, thousands: str | None) -> tuple[str, str | None]:
+    """The decimal mark and thousands separator a CSV's numbers are written with.
+
+    "," (and "." between thousands) where a column is written 14,23 or 1.234,56 and the file is not
+    comma-delimited; else "." (and "," between thousands where a column is written 1,234.56).
+    """
+    sample = pd.read_csv(path, sep=sep, encoding=encoding, dtype=str, nrows=NUMBER_ROWS, keep_default_na=True)
+    columns = [sample[name].dropna().str.strip() for name in sample.columns]
+    columns = [values for values in columns if len(values)]
+
+    def written(style: tuple[re.Pattern, re.Pattern]) -> bool:  # a column of numbers so, one at least unlike others
+        return any(
+            values.str.match(style[0]).mean() >= MOSTLY and values.str.contains(style[1]).any() for values in columns
+        )
+
+    if sep != "," and written(COMMA_STYLE):
+        dotted = any(values.str.match(DOTTED_THOUSANDS).any() for values in columns)
+        thousands = thousands or ("." if dotted else None)
+        grouped = " and . between thousands" if thousands == "." else ""
+        rank_zero_info(f"{name}: numbers written with decimal commas{grouped}: read so (pass decimal=... if not)")
+        return ",", thousands
+    if thousands is None and sep != "," and written(GROUPED_STYLE):
+        rank_zero_info(f"{name}: numbers written with , between thousands: read so (pass thousands=... if not)")
+        return ".", ","
+    return ".", thousands
 
 
 def _parser_problem(error: pd.errors.ParserError, sep: str) -> str:

@@ -51,6 +51,9 @@ class TabularDataModule(TensorDataModule):
         target: the column to predict. Rows where it is missing are dropped, with a warning.
         sep: the delimiter of CSV files (this, `test_csv`, `predict_csv`); None: found from each file.
         encoding: the encoding of CSV files; None: UTF-8, else cp1252 or latin-1, saying so.
+        decimal, thousands: how CSV files write numbers; None: found from each file (decimal commas, 14,23
+            or 1.234,56, in a file not delimited by commas; thousands written 1,234.56), saying so.
+        na_values: more texts that mean "missing" in CSV files (e.g. ["-", "?"]), besides pandas' own.
         drop: columns that are not features (names, ids).
         id_column: a column that names each row (e.g. "PassengerId"): not a feature, and copied into every
             prediction file beside the row's position, so predictions join back to the data.
@@ -82,7 +85,7 @@ class TabularDataModule(TensorDataModule):
     """
 
     paths = ("csv", "test_csv", "predict_csv")
-    plumbing = (*TensorDataModule.plumbing, "sep", "encoding", "id_column", "predict_csv")
+    plumbing = (*TensorDataModule.plumbing, "sep", "encoding", "decimal", "thousands", "id_column", "predict_csv")
 
     def __init__(
         self,
@@ -90,6 +93,9 @@ class TabularDataModule(TensorDataModule):
         target: str,
         sep: str | None = None,
         encoding: str | None = None,
+        decimal: str | None = None,
+        thousands: str | None = None,
+        na_values: list[str] | None = None,
         drop: Sequence[str] = (),
         id_column: str | None = None,
         categorical: Sequence[str] = (),
@@ -132,7 +138,8 @@ class TabularDataModule(TensorDataModule):
         self.csv = csv if isinstance(csv, pd.DataFrame) else saved.get("csv", csv)
         self.test_csv, self.predict_csv = saved.get("test_csv", test_csv), saved.get("predict_csv", predict_csv)
         self.target, self.task_option, self.id_column = target, task, id_column
-        self.sep, self.encoding = sep, encoding
+        self.reading = {"sep": sep, "encoding": encoding, "decimal": decimal, "thousands": thousands}
+        self.reading["na_values"] = None if na_values is None else list(na_values)
         self.drop, self.categorical, self.numeric, self.log1p = (
             list(drop),
             list(categorical),
@@ -146,6 +153,7 @@ class TabularDataModule(TensorDataModule):
         self.frames: dict[str, pd.DataFrame] = {}  # the raw rows of each split, once read
         self.predict_frame: pd.DataFrame | None = None  # the raw rows of predict_csv, once read
         self.fitted: dict[str, Any] | None = None  # preprocessing, task, classes, target scale, class weights
+        self.chose_batch_size = False  # by the training rows (batch_size=None): see setup
 
     # -- setup: the table read, split and fitted once; the facts; the tables a stage needs --
 
@@ -157,6 +165,10 @@ class TabularDataModule(TensorDataModule):
         splits = {"fit": ["train", "val"], "validate": ["val"], "test": ["test"], "predict": [self.predict_split]}
         for split in splits.get(stage or "fit", []):
             self.table(split)
+        if stage in ("fit", None) and self.chose_batch_size and self.trainer is not None:
+            steps = len(self.train_dataloader())
+            if self.trainer.log_every_n_steps > steps:  # the batch size chosen here makes epochs of fewer steps
+                self.trainer.log_every_n_steps = max(steps, 1)  # the loss logged every epoch, as Lightning advises
 
     def _fitted_state_in_use(self) -> None:
         """The facts of the fitted state, and the batch size it implies when none was given."""
@@ -176,6 +188,7 @@ class TabularDataModule(TensorDataModule):
         if self.batch_size is None:  # chosen by the training rows (a checkpoint of before the choice: 64), and saved
             rows = state.get("training_rows")
             self.batch_size = self.hparams["batch_size"] = 64 if rows is None else auto_batch_size(rows)
+            self.chose_batch_size = True
 
     @property
     def preprocessing(self) -> TablePreprocessing:
@@ -238,14 +251,14 @@ class TabularDataModule(TensorDataModule):
                 "TabularDataModule needs csv=... to train, validate or test; predict_csv alone works "
                 "with preprocessing loaded from a checkpoint"
             )
-        frame = read_table(self.csv, "data file", self.sep, self.encoding)
+        frame = read_table(self.csv, "data file", **self.reading)
         check_columns(frame, self.target, self._columns_named())
         frame = with_targets(frame, self.target)
         task = self.task_option or (self.fitted or {}).get("task") or detect_task(frame[self.target], warn=True)
         test_fraction = 0.0 if self.test_csv is not None else self.test_fraction
         frames = split_rows(frame, self.target, task, self.val_fraction, test_fraction, self.seed, self.split_column)
         if self.test_csv is not None:
-            frames["test"] = read_table(self.test_csv, "test_csv", self.sep, self.encoding)
+            frames["test"] = read_table(self.test_csv, "test_csv", **self.reading)
             check_columns(frames["test"], self.target, self._columns_named())
         for rows in frames.values():
             rows.attrs["task"] = task
@@ -265,7 +278,7 @@ class TabularDataModule(TensorDataModule):
     def table(self, split: str) -> TensorTable:
         if split not in self.tables:
             if split == "predict":
-                self.predict_frame = read_table(self.predict_csv, "predict_csv", self.sep, self.encoding)
+                self.predict_frame = read_table(self.predict_csv, "predict_csv", **self.reading)
                 self.tables[split] = TensorTable(torch.from_numpy(self.preprocessing.transform(self.predict_frame)))
             else:
                 rows = self._frames()[split]
@@ -292,7 +305,8 @@ class TabularDataModule(TensorDataModule):
         """What predicting new rows needs besides the model, as plain data (an export writes it as JSON)."""
         state = self.fitted
         names = ("task", "class_names", "preprocessing")
-        return {"target": self.target, "id_column": self.id_column, **{name: state[name] for name in names}}
+        known = {name: state[name] for name in names}
+        return {"target": self.target, "id_column": self.id_column, "reading": self.reading, **known}
 
     @property
     def predict_split(self) -> str:

@@ -5,6 +5,7 @@ Plain functions of a DataFrame, used by `TabularDataModule` when it reads its ta
 
 from __future__ import annotations
 
+import json
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -19,6 +20,7 @@ from datamodules.tabular.preprocess import to_numbers
 
 SPLITS = ("train", "val", "test")
 MAX_CLASSES = 20  # an integer target with more distinct values than this is taken as a number
+LISTS = ("drop", "categorical", "numeric", "log1p")  # the options that name several columns
 NOT_A_NUMBER = "a regression target must be numbers: pass task='binary' or 'multiclass' for classes, or clean the data"
 
 
@@ -92,7 +94,12 @@ def check_columns(frame: pd.DataFrame, target: str, named: dict[str, Sequence[st
         raise UserError(f"target column {target!r} not in {name}; columns are: {columns}")
     for option, names in named.items():
         if missing := [column for column in names if column not in columns]:
-            raise UserError(f"columns {missing} (in {option}) not in {name}; columns are: {columns}")
+            kept = [column for column in names if column in columns]
+            fix = f"--data.{option} '{json.dumps(kept)}'" if option in LISTS else f"another --data.{option}, or none"
+            raise UserError(
+                f"columns {missing} (in {option}) not in {name}; columns are: {columns}. Leave them out ({fix}): "
+                f"a recipe's {option} is for its example table"
+            )
     if both := sorted(set(named.get("categorical", ())) & set(named.get("numeric", ()))):
         raise UserError(f"columns {both} are in both categorical=[...] and numeric=[...]: choose one")
 

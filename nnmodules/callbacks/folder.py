@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 
 from datamodules.errors import UserError
+from datamodules.leftovers import Leftovers
 
 
 class RunFolderGuard(L.Callback):
@@ -28,12 +28,11 @@ class RunFolderGuard(L.Callback):
 
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder).absolute()
-        self.before = set(self.folder.rglob("*")) if self.folder.is_dir() else None
-        self.above = next(parent for parent in self.folder.parents if parent.is_dir())  # there before the run
+        self.leftovers = Leftovers(self.folder)  # what appears in it, until the stage starts
         self.started = False
 
     def on_fit_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        if trainer.ckpt_path is None and self.before:  # a new run (a continued one has a checkpoint)
+        if trainer.ckpt_path is None and self.leftovers.before:  # a new run (a continued one has a checkpoint)
             refuse_a_used_folder(self.folder)
 
     def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
@@ -49,20 +48,8 @@ class RunFolderGuard(L.Callback):
         self.started = True
 
     def on_exception(self, trainer: L.Trainer, module: L.LightningModule, exception: BaseException) -> Any:
-        if self.started or not trainer.is_global_zero or not self.folder.is_dir():
-            return
-        if self.before is None:  # made by this run, and the folders above it that were not there
-            shutil.rmtree(self.folder, ignore_errors=True)
-            for parent in self.folder.parents:
-                if parent == self.above or any(parent.iterdir()):
-                    break
-                parent.rmdir()
-            return
-        for path in sorted(set(self.folder.rglob("*")) - self.before, reverse=True):  # files before their folders
-            if path.is_dir():
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                path.unlink(missing_ok=True)
+        if not self.started and trainer.is_global_zero:
+            self.leftovers.remove()
 
 
 def refuse_a_used_folder(folder: Path) -> None:

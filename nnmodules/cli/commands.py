@@ -58,7 +58,8 @@ def recipes(argv: list[str]) -> None:
         width = max(map(len, [*configs, *searches]))
         lines = [f"{name:<{width}}  {about}" for name, about in configs.items()]
         searches = [f"{name:<{width}}  {about}" for name, about in searches.items()]
-        print("\n".join(["recipes (litmodules fit --config NAME):", *lines, "", "searches (tune --search NAME):"]))
+        searches_head = "searches (tune --search NAME; recipes --copy search/NAME):"
+        print("\n".join(["recipes (litmodules fit --config NAME):", *lines, "", searches_head]))
         print("\n".join(searches))
         return
     if len(options.copy) > 2:

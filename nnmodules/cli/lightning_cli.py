@@ -26,6 +26,8 @@ from lightning.pytorch.utilities.model_helpers import is_overridden
 from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_warn
 from torch.optim import Optimizer
 
+import datamodules
+import nnmodules
 from datamodules.arguments import import_class
 from datamodules.batches import TensorDataModule
 from datamodules.errors import UserError
@@ -38,6 +40,7 @@ from nnmodules.cli.recipes import ConfigOrRecipe
 from nnmodules.runs import CHECKPOINT_DEFAULTS, LOGGER_DEFAULTS, SEED, TRAINER_DEFAULTS
 from nnmodules.runs.folders import Run, last_run, new_run, numbered_runs, resumable_checkpoint, same_model_and_data
 from nnmodules.runs.loading import CheckpointRun, config_of_0_1_0
+from nnmodules.runs.quiet import evaluating_a_checkpoint
 from nnmodules.runs.quiet import install as quiet
 from nnmodules.runs.trainer import run_callbacks, trainer_arguments
 from nnmodules.tasks import read_checkpoint, record_of
@@ -70,6 +73,7 @@ class LitCLI(LightningCLI):
         **kwargs: Any,
     ) -> None:
         quiet()
+        _import_every_public_class()
         self.stage, self.checkpoint_run = stage, checkpoint
         self.typed = [arg for arg in (args or []) if isinstance(arg, str)]  # the command line, to name what it misses
         self.extra_callbacks, self.resume_hint = list(callbacks or []), resume_hint
@@ -182,6 +186,7 @@ class LitCLI(LightningCLI):
 
     def _in_the_checkpoints_run(self, config: Namespace) -> None:
         """The checkpoint's model, and its run's folder for what the stage writes (events of its own, predictions)."""
+        evaluating_a_checkpoint()
         run = self.checkpoint_run
         if _name(config.model.class_path) != _name(run.model_class):
             given, held = _name(config.model.class_path), _name(run.model_class)
@@ -269,6 +274,16 @@ def _is_a(path: Any, classes: tuple[type, ...]) -> bool:
     except (ImportError, AttributeError, ValueError):
         return False
     return isinstance(cls, type) and issubclass(cls, classes)
+
+
+def _import_every_public_class() -> None:
+    """The packages' models, networks and data modules imported (else when first used: `datamodules.lazy`).
+
+    LightningCLI knows a class by its short name (`--model MLPClassifier`), and lists it in `--help`, once imported.
+    """
+    for package in (datamodules, nnmodules):  # in the order --help lists them
+        for name in package.__all__:
+            getattr(package, name)
 
 
 def _version() -> str:

@@ -4,7 +4,8 @@
 
 A subcommand to come is one more row of `SUBCOMMANDS`: a name, a line saying what it does, and the function
 that runs it on the rest of the command line. Every one runs the same way: a user's mistake ends in one
-`error:` line (`nnmodules.cli.errors`).
+`error:` line (`nnmodules.cli.errors`). Nothing heavy is imported before `main` runs, so that Ctrl-C while a
+command starts (its imports take seconds) ends it with one line too.
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ import importlib
 import sys
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
-
-from nnmodules.cli.errors import fail, run_plainly
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,6 +31,8 @@ class Subcommand:
             found = importlib.import_module(module)
         except ImportError as error:  # an extra's subcommand without the extra (tune needs optuna)
             if error.name and not error.name.startswith("nnmodules"):
+                from nnmodules.cli.errors import fail
+
                 fail(f"this subcommand needs {error.name}: pip install 'litmodules[{EXTRAS.get(module, 'dev')}]'", 1)
             raise
         return getattr(found, name)(argv)
@@ -51,8 +52,16 @@ EXTRAS = {"nnmodules.cli.tune": "tune"}  # the extra each subcommand's module ne
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`litmodules SUBCOMMAND [OPTIONS]`: the console script (None: the command line's own options)."""
-    run(sys.argv[1:] if argv is None else argv)
+    """`litmodules SUBCOMMAND [OPTIONS]`: the console script (None: the command line's own options).
+
+    Ctrl-C before Lightning's loop runs (while importing, reading the options, building the run) ends it with one
+    line and status 130; from then on Lightning's and the fit's own handling (`callbacks.Interruption`) say it.
+    """
+    try:
+        run(sys.argv[1:] if argv is None else argv)
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted (Ctrl-C) before training started\n")
+        sys.exit(130)
 
 
 def run(argv: list[str]) -> Any:
@@ -65,6 +74,8 @@ def run(argv: list[str]) -> Any:
     if argv[0] == "--version":
         print(f"litmodules {_version()}")
         return None
+    from nnmodules.cli.errors import fail, run_plainly  # Lightning's imports: seconds, inside `main`'s handling
+
     name, rest = argv[0], argv[1:]
     if name not in SUBCOMMANDS:
         close = difflib.get_close_matches(name, SUBCOMMANDS, n=1, cutoff=0.6)

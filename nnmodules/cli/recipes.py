@@ -51,13 +51,16 @@ def search_file(value: str | Path) -> Path:
 def copy(name: str, folder: str | Path = ".") -> list[Path]:
     """Writes a recipe (and the example tables it trains on) into `folder`, for editing; returns what it wrote.
 
+    A search recipe is `search/NAME`, written as `<folder>/search/NAME.yaml` (which `--search` then takes).
+
     Raises:
         ExistingFileError: a file of that name is there already (nothing is written).
     """
-    source = _find(name, FOLDER, files=False)
+    kind, _, stem = name.rpartition("/")
+    source = _find(stem, SEARCHES, files=False) if kind == "search" else _find(name, FOLDER, files=False)
     folder = Path(folder)
     settings = yaml.safe_load(source.read_text())
-    copies = {folder / source.name: source}
+    copies = {folder / kind / source.name: source}
     copies |= {folder / value: source.parent / value for value in _files_beside(settings, source.parent)}
     if taken := [str(target) for target in copies if target.exists()]:
         raise ExistingFileError(f"{', '.join(taken)}: already there; copy into another folder, or move it away first")

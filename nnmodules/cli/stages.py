@@ -19,6 +19,7 @@ import lightning as L
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
 
 from nnmodules import metrics
+from nnmodules.callbacks.summary import shown
 from nnmodules.cli.errors import fail
 from nnmodules.cli.lightning_cli import LitCLI
 from nnmodules.runs import read_run
@@ -33,7 +34,7 @@ def fit(argv: list[str]) -> LitCLI:
         trainer, best_path = cli.trainer, "best" if best else None
         results = trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=best_path, verbose=False)
         lines = [f"{name}: {value:.4f}" for name, value in results[0].items()]
-        rank_zero_info("\n".join([*lines, f"(tested {best or 'the final weights: no checkpoint'})"]))
+        rank_zero_info("\n".join([*lines, f"(tested {shown(best) if best else 'the final weights: no checkpoint'})"]))
         record_metrics(cli.trainer, metrics.TEST, cli.trainer.ckpt_path)
     return cli
 

@@ -174,16 +174,23 @@ class ScratchDeepNet(Classifier):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
     def on_train_start(self) -> None:
-        """The cosine's length: the run's steps as now configured, re-planned after a resume with other settings."""
+        """The cosine's length and peak: the run's as now configured, re-planned after a resume with other settings."""
         super().on_train_start()
         configs = self.trainer.lr_scheduler_configs
         if not configs or not isinstance(configs[0].scheduler, torch.optim.lr_scheduler.LambdaLR):
             return
         schedule = configs[0].scheduler
         cosine, steps = schedule.lr_lambdas[0], planned_steps(self.trainer)
-        if isinstance(cosine, CosineToZero) and cosine.steps != steps:
-            before, cosine.steps = cosine.steps, steps
+        if not isinstance(cosine, CosineToZero):
+            return
+        lines, peak = [], schedule.optimizer.defaults["lr"]  # this run's step size, over the checkpoint's
+        if cosine.steps != steps:
+            lines.append(f"cosine step size re-planned for this run's settings: {cosine.steps} -> {steps} steps")
+            cosine.steps = steps
+        if schedule.base_lrs != [peak] * len(schedule.base_lrs):
+            lines.append(f"peak step size {schedule.base_lrs[0]:g} -> {peak:g}")
+            schedule.base_lrs = [peak] * len(schedule.base_lrs)
+        if lines:
             for group, base in zip(schedule.optimizer.param_groups, schedule.base_lrs, strict=True):
                 group["lr"] = base * cosine(schedule.last_epoch)
-            line = f"cosine step size re-planned for this run's settings: {before} -> {steps} steps"
-            announce(line, self.global_step)
+            announce(", ".join(lines), self.global_step)

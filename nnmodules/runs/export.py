@@ -7,8 +7,9 @@ tables hold them (MNIST: uint8 pixels, normalised inside the graph; a table: the
 preprocessed features), and gives what `predict` gives: class probabilities, or numbers
 in the target's units. Beside it, `<name>.json` (`model.onnx.json`) says what goes in and comes out; for a
 table it also holds the fitted preprocessing (medians, scales, categories, date parts,
-column order), and `preprocess.py` (the preprocessing's code) and, for ONNX, `predict.py`
-are written too, so that a CSV of new rows is predicted with numpy, pandas and
+column order) and how training read its files; `preprocess.py` (the preprocessing's code),
+`table_files.py` (the reading's) and, for ONNX, `predict.py` are written too, so that new rows
+(a CSV as training read it, Parquet, Excel, a DataFrame) are predicted with numpy, pandas and
 onnxruntime alone:
 
     from predict import predict
@@ -37,6 +38,7 @@ from datamodules.choices import check_choice
 from datamodules.contract import facts_of
 from datamodules.errors import ExistingFileError, UserError
 from datamodules.tabular import TablePreprocessing
+from datamodules.tabular.files import read_table
 
 Format = Literal["onnx", "pt2"]
 TOLERANCE = 1e-5  # the largest difference allowed between the exported model's outputs and the model's (see `agree`)
@@ -84,6 +86,7 @@ def export(
     copies = {}  # the code that predicting with a table's export needs, written beside it: its source
     if deployment is not None:
         copies[output.with_name("preprocess.py")] = Path(inspect.getfile(TablePreprocessing))
+        copies[output.with_name("table_files.py")] = Path(inspect.getfile(read_table))
         if format == "onnx":
             copies[output.with_name("predict.py")] = PREDICT_SCRIPT
     files = [output, description(output), *copies]

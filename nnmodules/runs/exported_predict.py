@@ -1,11 +1,13 @@
 """Predicts new rows of a table with an exported model: numpy, pandas and onnxruntime, no torch.
 
-Not imported by the package: `nnmodules.export` writes this file as `predict.py` beside a
-table's `model.onnx`, with `model.onnx.json` (the fitted preprocessing and what the model
-gives) and `preprocess.py` (the preprocessing's code). From that folder:
+Not imported by the package: `nnmodules.runs.export` writes this file as `predict.py` beside a
+table's `model.onnx`, with `model.onnx.json` (the fitted preprocessing, how training read its files,
+and what the model gives), `preprocess.py` (the preprocessing's code) and `table_files.py` (the
+reading's). From that folder:
 
     from predict import predict
-    predictions = predict("model.onnx", "new.csv")   # or a pandas DataFrame of rows
+    predictions = predict("model.onnx", "new.csv")   # a CSV read as training read its own, Parquet, Excel,
+                                                     # or a pandas DataFrame of rows
 
 New rows may have columns the model does not use (ignored), missing values (the
 training medians) and categories never seen (no one-hot column set).
@@ -20,6 +22,7 @@ import numpy as np
 import onnxruntime
 import pandas as pd
 from preprocess import TablePreprocessing
+from table_files import read_table
 
 
 def predict(model: str | Path, rows: str | Path | pd.DataFrame) -> pd.DataFrame:
@@ -30,7 +33,7 @@ def predict(model: str | Path, rows: str | Path | pd.DataFrame) -> pd.DataFrame:
     class's probability.
     """
     info = json.loads(Path(f"{model}.json").read_text())
-    frame = rows if isinstance(rows, pd.DataFrame) else pd.read_csv(rows)
+    frame = read_table(rows, "rows", **info["reading"])  # delimiter, encoding, decimal mark... as training's
     features = TablePreprocessing.from_state_dict(info["preprocessing"]).transform(frame)
     session = onnxruntime.InferenceSession(str(model), providers=["CPUExecutionProvider"])
     (outputs,) = session.run(None, {session.get_inputs()[0].name: features})

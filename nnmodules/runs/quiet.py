@@ -67,3 +67,13 @@ def continued_run(checkpoints: Path) -> None:
     """
     folder = re.escape(os.path.realpath(checkpoints))  # as ModelCheckpoint writes its dirpath
     warnings.filterwarnings("ignore", message=f"Checkpoint directory {folder} exists and is not empty")
+
+
+def evaluating_a_checkpoint() -> None:
+    """Quiets Lightning's advice to rebuild a checkpoint's callbacks, for validate, test and predict.
+
+    Those stages restore no callback state (a `ModelCheckpoint`'s counters serve a fit that goes on), so the
+    advice says nothing there; a fit continued from a checkpoint still gets it.
+    """
+    message = "Be aware that when using `ckpt_path`, callbacks used to create the checkpoint need to be provided"
+    warnings.filterwarnings("ignore", message=re.escape(message))

@@ -16,6 +16,7 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_warn
 from torch import nn
 
 from datamodules.arguments import plain
+from datamodules.batches import TensorDataModule
 from datamodules.contract import DataFacts
 from datamodules.errors import UserError
 from nnmodules.nets.configs import Builder, object_config, of_main, refuse_unsaveable
@@ -140,15 +141,25 @@ class BuiltForData(abc.ABC):
                 "anywhere, from the command line too"
             )
 
+    def check_task(self, facts: DataFacts, data: Any) -> None:
+        """Refuses data of another task, naming the model that learns it, and how to tell the data the other task."""
+        if facts.task in self.data_tasks:
+            return
+        other = "a Regressor (e.g. MLPRegressor)" if facts.task == "regression" else "a Classifier (e.g. MLPClassifier)"
+        message = (
+            f"{type(data).__name__} is a {facts.task} task, which a {type(self).__name__} does not learn: use {other}"
+        )
+        if isinstance(data, TensorDataModule) and "task" in data.init_args:  # the data module takes the task
+            wanted, what = ("regression", "a number") if "regression" in self.data_tasks else ("multiclass", "classes")
+            message += f"; or, if the target is {what}, tell the data: --data.task {wanted} (task='{wanted}')"
+        raise UserError(message)
+
     def check_data(self, facts: DataFacts, name: str) -> None:
-        """Refuses data of another task, and a network that does not fit the data's inputs or the task's outputs.
+        """Refuses a network that does not fit the data's inputs or the task's outputs.
 
         Two rows of zeros of the data's input shape go through the network. Sets `example_input_array`
         (TensorBoard's graph) from that shape when the model has none.
         """
-        if facts.task not in self.data_tasks:
-            other = "a Regressor (e.g. MLPRegressor)" if facts.task == "regression" else "a Classifier"
-            raise UserError(f"{name} is a {facts.task} task, which a {type(self).__name__} does not learn: use {other}")
         given = (self.net_config or {}).get("init_args", {})
         for width in INPUT_WIDTHS:  # a network built already, for inputs of another width
             known = facts.widths().get(width)

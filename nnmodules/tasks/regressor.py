@@ -77,9 +77,11 @@ class Regressor(TaskModule):
             self.target_mean = self.take("target_mean", given_mean, mean, 0.0)
             self.target_std = self.take("target_std", given_std, std, 1.0)
         except UserError:
+            given = {"target_mean": given_mean, "target_std": given_std}
+            has = ", ".join(f"{name}={value:g}" for name, value in given.items() if value is not None)
             raise UserError(
                 f"the data feeds the targets standardised (mean {mean:g}, deviation {std:g}) but the model has "
-                f"target_mean={given_mean:g}, target_std={given_std:g}: leave them out, and the data fills them"
+                f"{has}: leave them out, and the data fills them"
             ) from None
 
     def task_widths(self) -> dict[str, int]:

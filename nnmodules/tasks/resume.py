@@ -20,10 +20,9 @@ from datamodules.arguments import import_class
 from datamodules.errors import UserError
 from nnmodules._lightning import epoch_position, trainer_of
 from nnmodules.tasks.checkpoints import read_checkpoint, record_of
-from nnmodules.tasks.schedules import announce, planned_steps, replan_one_cycle
+from nnmodules.tasks.schedules import announce, apply_settings, planned_steps, replan_one_cycle
 
 EPOCH_STATE = "epoch_state"  # a mid-epoch checkpoint's running training metrics, for an exact resume
-SETTINGS = {"lr": "learning rate", "weight_decay": "weight decay"}  # what a resumed run may change, in words
 
 
 def refuse_another_model(checkpoint: dict[str, Any], path: str | Path, cls: type) -> None:
@@ -100,26 +99,23 @@ class Resumable:
                 setattr(self, name, [tuple(step) if isinstance(step, list) else step for step in state[name]])
 
     def on_train_start(self) -> None:
-        """After a resume: the restored steps to the model's device, the run's settings to the optimizer."""
+        """After a resume: the restored steps to the model's device, this run's settings to the optimizer.
+
+        Lightning restores the optimizer's state with the settings it was saved with; the settings this run
+        was configured with (the model's `lr` and `weight_decay`, or `--optimizer`'s) apply from the first
+        resumed step instead (`schedules.apply_settings`), and the default one-cycle schedule is re-planned.
+        """
         for name in self.epoch_buffers:
             setattr(self, name, move_data_to_device(getattr(self, name), self.device))
-        step, optimizer = self.trainer.global_step, self.default_optimizer
-        if not step or optimizer is None or self.trainer.optimizers[0] is not optimizer:
-            return  # a new run, or an optimizer of the command line's (--optimizer), restored as it was
+        step = self.trainer.global_step
+        if not step:
+            return  # a new run
+        optimizer = self.trainer.optimizers[0]
         schedules = [config.scheduler for config in self.trainer.lr_scheduler_configs]
-        one_cycle = schedules and isinstance(schedules[0], torch.optim.lr_scheduler.OneCycleLR)
-        if schedules and not one_cycle:
-            return  # a schedule of the model's own re-plans itself
-        changed = []
-        for setting, value in (("lr", self.lr), ("weight_decay", self.weight_decay)):
-            before = {group[setting] for group in optimizer.param_groups if setting in group}
-            if before and not (one_cycle and setting == "lr"):  # a one-cycle schedule sets the rate itself
-                for group in optimizer.param_groups:
-                    group[setting] = value
-                if before != {value}:
-                    changed.append(f"{SETTINGS[setting]} {min(before):g} -> {value:g}")
-        if one_cycle:
-            changed.append(replan_one_cycle(schedules[0], self.lr, int(planned_steps(self.trainer)), step) or "")
+        schedule = schedules[0] if schedules else None
+        changed = apply_settings(optimizer, schedule)
+        if isinstance(schedule, torch.optim.lr_scheduler.OneCycleLR) and optimizer is self.default_optimizer:
+            changed.append(replan_one_cycle(schedule, self.lr, int(planned_steps(self.trainer)), step) or "")
         announce(", ".join(line for line in changed if line), step)
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:

@@ -43,6 +43,43 @@ def planned_steps(trainer: L.Trainer) -> float:
     return min(total, trainer.max_steps) if trainer.max_steps != -1 else total
 
 
+SETTINGS = {  # an optimizer's settings a resumed run applies, in words
+    "lr": "learning rate",
+    "weight_decay": "weight decay",
+    "betas": "betas",
+    "momentum": "momentum",
+    "eps": "eps",
+}
+CYCLING = (torch.optim.lr_scheduler.OneCycleLR, torch.optim.lr_scheduler.CyclicLR)  # may set momentum each step
+
+
+def apply_settings(optimizer: torch.optim.Optimizer, schedule: object | None) -> list[str]:
+    """The settings a resumed optimizer was configured with (its `defaults`) over those its checkpoint restored.
+
+    The learning rate is a schedule's to set, where there is one; so is the momentum (Adam's first beta) of a
+    schedule that cycles it. Returns a line for each setting that changed.
+    """
+    kept = {"lr"} if schedule is not None else set()
+    if isinstance(schedule, CYCLING) and schedule.cycle_momentum:
+        kept |= {"betas", "momentum"}
+    changed = []
+    for setting, value in optimizer.defaults.items():
+        if setting not in SETTINGS or setting in kept:
+            continue
+        before = [group[setting] for group in optimizer.param_groups if setting in group]
+        for group in optimizer.param_groups:
+            group[setting] = value
+        if any(old != value for old in before):
+            changed.append(f"{SETTINGS[setting]} {_shown(before[0])} -> {_shown(value)}")
+    return changed
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, (tuple, list)):
+        return "(" + ", ".join(f"{item:g}" for item in value) + ")"
+    return f"{value:g}"
+
+
 def replan_one_cycle(
     schedule: torch.optim.lr_scheduler.OneCycleLR, max_lr: float, total_steps: int, step: int
 ) -> str | None:

@@ -125,7 +125,10 @@ class TaskModule(KeepsArguments, BuiltForData, Resumable, FastHookNames, metacla
         Evaluation metrics add up their batches in float64, where adding float32 batch sums is exact: their
         order does not matter, so under DDP (each rank a share of the batches) they equal one process's.
         """
-        facts = facts_of(self.trainer.datamodule)
+        data = self.trainer.datamodule
+        facts = facts_of(data)
+        if facts is not None:
+            self.check_task(facts, data)  # first: a model builds its network for its task
         if not self.built:
             if facts is None and not self.can_build(None):
                 raise UserError(
@@ -139,7 +142,7 @@ class TaskModule(KeepsArguments, BuiltForData, Resumable, FastHookNames, metacla
             self.record_hyperparameters()
         if facts is not None:
             self.facts = facts
-            self.check_data(facts, type(self.trainer.datamodule).__name__)
+            self.check_data(facts, type(data).__name__)
         if self.trainer.strategy.root_device.type != "mps":  # MPS has no float64
             for metric in (self.val_loss, self.test_loss, self.val_metrics, self.test_metrics):
                 metric.set_dtype(torch.float64)

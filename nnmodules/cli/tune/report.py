@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +18,34 @@ from optuna.trial import TrialState
 STUDY_FILE = "study.db"
 BEST_FILE = "best.yaml"
 SHOWN = 5  # how many of the best trials the table at the end shows
+TRIAL_RUN = "trial_{}"  # a trial's run folder, beside the study; a continued trial keeps the folder it began
 OUTCOMES = ("complete", "pruned", "failed", "stopped", "running")  # as the summary counts them
+
+
+class SaidOnce(logging.Filter):
+    """Lets each message through once: a study's trials say the same things (a table's column report, ...)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message in self.seen:
+            return False
+        self.seen.add(message)
+        return True
+
+
+@contextlib.contextmanager
+def said_once(name: str = "lightning.pytorch.utilities.rank_zero") -> Iterator[None]:
+    """Within it, Lightning's lines (and the project's, which go through Lightning's) each said once."""
+    logger, once = logging.getLogger(name), SaidOnce()
+    logger.addFilter(once)
+    try:
+        yield
+    finally:
+        logger.removeFilter(once)
 
 
 def said(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
@@ -28,7 +58,13 @@ def said(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         "failed": f"failed: {trial.user_attrs.get('failed')}",
     }.get(ended, ended)
     seconds = trial.user_attrs.get("seconds", 0.0)
-    print(f"trial {trial.number}: {line} ({epochs} epoch{'' if epochs == 1 else 's'}, {seconds:.1f} s)")
+    print(f"trial {number(trial)}: {line} ({epochs} epoch{'' if epochs == 1 else 's'}, {seconds:.1f} s)")
+
+
+def number(trial: optuna.trial.FrozenTrial | optuna.Trial) -> int:
+    """A trial's number as said, its run folder's: a trial continued after a stop keeps the number it began with."""
+    run = trial.user_attrs.get("run")
+    return int(run.removeprefix("trial_")) if run and run.removeprefix("trial_").isdigit() else trial.number
 
 
 def one_line(error: BaseException) -> str:
@@ -64,7 +100,7 @@ def results(study: optuna.Study, metric: str, folder: Path, test_after_fit: bool
         return
     done.sort(key=lambda trial: trial.value, reverse=study.direction == optuna.study.StudyDirection.MAXIMIZE)
     rows = [
-        {"trial": trial.number, metric: round(trial.value, 4), "seconds": trial.user_attrs.get("seconds")}
+        {"trial": number(trial), metric: round(trial.value, 4), "seconds": trial.user_attrs.get("seconds")}
         | {short_key(key): value for key, value in trial.params.items()}
         | {"run": trial.user_attrs["run"]}
         for trial in done[:SHOWN]
@@ -83,7 +119,7 @@ def write_best(trial: optuna.trial.FrozenTrial, metric: str, folder: Path, test_
         logger["init_args"]["version"] = None
     settings["ckpt_path"] = None  # a trial continued after a stop
     settings["test_after_fit"] = test_after_fit  # the config's own: trials never look at the test split
-    about = f"# the best trial of {folder / STUDY_FILE}: trial {trial.number} ({run}), {metric} {trial.value:.6g}\n"
+    about = f"# the best trial of {folder / STUDY_FILE}: trial {number(trial)} ({run}), {metric} {trial.value:.6g}\n"
     path = folder / BEST_FILE
     partial = path.with_suffix(f".{os.getpid()}.partial")  # written whole, then renamed: other processes may read it
     partial.write_text(f"{about}{yaml.safe_dump(settings, sort_keys=False)}")

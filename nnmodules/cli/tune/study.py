@@ -31,6 +31,7 @@ from typing import Any
 
 import lightning as L
 import optuna
+import yaml
 from jsonargparse import ArgumentError
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from optuna.trial import TrialState
@@ -42,11 +43,28 @@ from nnmodules.callbacks import RunInterrupted
 from nnmodules.cli.errors import plain_usage_error
 from nnmodules.cli.lightning_cli import LitCLI
 from nnmodules.cli.recipes import search_file
-from nnmodules.cli.tune.report import STUDY_FILE, one_line, results, said, short_key, shown
+from nnmodules.cli.tune.report import (
+    STUDY_FILE,
+    TRIAL_RUN,
+    number,
+    one_line,
+    results,
+    said,
+    said_once,
+    short_key,
+    shown,
+)
 from nnmodules.cli.tune.search import Search, read_search
 from nnmodules.tasks import TaskModule
 
-TRIAL_RUN = "trial_{}"  # a trial's run folder, beside the study
+DISPLAY = (  # how a run shows itself and where it writes: a study's trials may differ in them
+    "trainer.enable_progress_bar",
+    "trainer.enable_model_summary",
+    "trainer.default_root_dir",
+    "trainer.logger.init_args.version",
+    "checkpoint.dirpath",
+    "ckpt_path",
+)
 RESUME = "the same `litmodules tune` continues it"  # what a trial stopped by Ctrl-C says
 ONE_PROCESS = {"devices": 1}  # a trial trains in the tuning process: several GPUs serve several tune processes
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)  # what --trials counts (RUNNING: elsewhere)
@@ -97,7 +115,7 @@ def tune(
     metric, direction = _objective(settings, base.model)
     folder = _folder(base.trainer, name)
     _check_space(settings, fit_args)
-    study = _open_study(folder, name, settings, fit_args, direction)
+    study = _open_study(folder, name, settings, settings_of(base), direction)
     again = f"litmodules tune {shlex.join(command or [])}" if command is not None else "the same tune"
     left = trials - _counted(study)
     try:
@@ -105,7 +123,8 @@ def tune(
             objective = functools.partial(_run_trial, search=settings, fit_args=fit_args, folder=folder, metric=metric)
             after = functools.partial(_after_trial, search=settings, trials=trials)
             # FloatingPointError: a diverged trial is a result of its settings, not a reason to stop the search
-            study.optimize(objective, n_trials=left, catch=(FloatingPointError,), callbacks=[said, after])
+            with said_once():  # each trial reads the same table: its column report, and every other line, once
+                study.optimize(objective, n_trials=left, catch=(FloatingPointError,), callbacks=[said, after])
     except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: the trial under way is continued by the next tune
         results(study, metric, folder, base.config.get("test_after_fit", False))
         print(f"search stopped: `{again}` continues it", file=sys.stderr)
@@ -215,8 +234,33 @@ def _option(key: str, value: Any) -> str:
     return f"--{key}={json.dumps(value)}"
 
 
-def _open_study(folder: Path, name: str, search: Search, fit_args: list[str], direction: str) -> optuna.Study:
-    """The study of this folder, new or continued; the same search and options, or refused."""
+def settings_of(run: LitCLI) -> dict[str, Any]:
+    """A run's whole config by dotted key, but for `DISPLAY`: what a study's trials must share, compared by meaning.
+
+    Options in another order, `--x=1` for `--x 1`, a recipe's name for its file, a path relative to another
+    folder: the same settings.
+    """
+    flat: dict[str, Any] = {}
+
+    def walk(value: Any, key: str) -> None:
+        if isinstance(value, dict) and value:
+            for name, item in value.items():
+                walk(item, f"{key}.{name}" if key else str(name))
+        elif not key.startswith(DISPLAY):
+            flat[key] = value
+
+    walk(yaml.safe_load(run.config_text), "")
+    return flat
+
+
+def _differences(before: dict[str, Any], now: dict[str, Any]) -> str:
+    keys = [key for key in sorted({*before, *now}) if before.get(key) != now.get(key)]
+    shown = [f"--{key} {json.dumps(before.get(key))} there, {json.dumps(now.get(key))} here" for key in keys[:4]]
+    return "; ".join(shown) + (f"; and {len(keys) - 4} more" if len(keys) > 4 else "")
+
+
+def _open_study(folder: Path, name: str, search: Search, settings: dict[str, Any], direction: str) -> optuna.Study:
+    """The study of this folder, new or continued; the same search and settings, or refused naming what differs."""
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # each trial's line is printed here (`said`), not Optuna's
     folder.mkdir(parents=True, exist_ok=True)
     storage = optuna.storages.RDBStorage(
@@ -231,17 +275,21 @@ def _open_study(folder: Path, name: str, search: Search, fit_args: list[str], di
         pruner=search.make_pruner(),
         load_if_exists=True,
     )
-    remembered = {"search": search.text, "fit_args": fit_args}
     if not study.user_attrs:
-        for key, value in remembered.items():
-            study.set_user_attr(key, value)
-    for key, value in remembered.items():
-        if study.user_attrs.get(key) != value:
-            what = "another search file" if key == "search" else "other options"
-            raise UserError(
-                f"{folder / STUDY_FILE} holds a study of {what} ({study.user_attrs.get(key)}): continue it with "
-                f"the same, or name a new study with --study NAME"
-            )
+        study.set_user_attr("search", search.text)
+    if "settings" not in study.user_attrs:  # a new study, or 0.1.0's, which kept its options as typed
+        study.set_user_attr("settings", settings)
+    if study.user_attrs["search"] != search.text:
+        raise UserError(
+            f"{folder / STUDY_FILE} holds a study of another search file: continue it with the same, or name a new "
+            "study with --study NAME"
+        )
+    if study.user_attrs["settings"] != settings:
+        differences = _differences(study.user_attrs["settings"], settings)
+        raise UserError(
+            f"{folder / STUDY_FILE} holds a study of other settings ({differences}): continue it with the same, "
+            "or name a new study with --study NAME"
+        )
     trials = study.get_trials(deepcopy=False)
     study.sampler = search.make_sampler(len(trials))
     _pick_up(study)
@@ -288,8 +336,8 @@ def _run_trial(trial: optuna.Trial, search: Search, fit_args: list[str], folder:
     args = [*fit_args, *(_option(key, value) for key, value in values.items()), "--test_after_fit=false"]
     args += [f"--trainer.logger.init_args.name={folder.name}", f"--trainer.logger.init_args.version={run}"]
     chosen = ", ".join(f"{short_key(key)}={shown(value)}" for key, value in values.items())
-    again = "" if continues is None else f", continuing trial {continues}"
-    print(f"trial {trial.number} ({folder / run}): {chosen}{again}")
+    again = "" if continues is None else " (continued where it stopped)"
+    print(f"trial {number(trial)} ({folder / run}): {chosen}{again}")
     started = time.perf_counter()
     if continues is not None:  # its folder's newest checkpoint
         args.append("--ckpt_path=last")
@@ -308,5 +356,5 @@ def _run_trial(trial: optuna.Trial, search: Search, fit_args: list[str], folder:
     value = cli.trainer.callback_metrics.get(metric)
     if value is None:  # a run too short to validate
         trial.set_user_attr("failed", f"no {metric} logged")
-        raise UserError(f"trial {trial.number} logged no {metric}: does it validate? (see limit_val_batches)")
+        raise UserError(f"trial {number(trial)} logged no {metric}: does it validate? (see limit_val_batches)")
     return float(value)
