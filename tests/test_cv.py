@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from conftest import CONFIGS
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from datamodules import TabularDataModule
 from nnmodules.cli import stages
@@ -33,6 +34,8 @@ def test_each_fold_is_a_run_and_the_summary_is_their_mean_and_spread(done):
     folder, summary = done
     folds = [json.loads((folder / f"fold_{k}" / "fold.json").read_text()) for k in range(FOLDS)]
     assert summary == json.loads((folder / "cv.json").read_text())
+    events = EventAccumulator(str(folder / "summary")).Reload()  # the folds' logger: TensorBoard
+    assert events.Scalars("val/acc_mean")[0].value == pytest.approx(summary["metrics"]["val/acc"]["mean"])
     for name in ("val/loss", "val/acc", "test/loss", "test/acc"):
         split = name.split("/")[0]
         values = [fold[split][name] for fold in folds]

@@ -6,10 +6,10 @@ Fold k is `fit` with `--data.folds K --data.fold k` (the data module deals the r
 seeded folds; fold k validates), in `<save_dir>/<name>/cv_<K>/fold_<k>/` (name: the logger's). After each
 fold, its best checkpoint is validated and, where the data has test rows, tested, and it predicts its
 validation rows: `fold_<k>/fold.json` and `fold_<k>/out_of_fold.csv`. At the end: the mean and standard
-deviation over the folds of every metric, printed and written to `cv.json`, and every out-of-fold prediction
-in `out_of_fold.csv`, by row. Stopped (Ctrl-C), the same command continues: finished folds are kept, a stopped
-one goes on from its checkpoint. The folder keeps its settings (`settings.yaml`): other settings are refused,
-naming what differs.
+deviation over the folds of every metric, printed, written to `cv.json` and logged (`summary/`, with the
+folds' logger kind), and every out-of-fold prediction in `out_of_fold.csv`, by row. Stopped (Ctrl-C), the
+same command continues: finished folds are kept, a stopped one goes on from its checkpoint. The folder keeps
+its settings (`settings.yaml`): other settings are refused, naming what differs.
 """
 
 from __future__ import annotations
@@ -78,6 +78,7 @@ def cross_validate(folds: int, fit_args: list[str]) -> dict[str, Any]:
         results.append(json.loads(done.read_text()))
     summary = _summary(results)
     (folder / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
+    _log(summary, type(base.trainer.logger), folder)
     predictions = pd.concat([pd.read_csv(folder / f"fold_{k}" / PREDICTIONS) for k in range(folds)])
     predictions.sort_values("row").to_csv(folder / PREDICTIONS, index=False)
     lines = [f"{name}: {value['mean']:.4f} ± {value['std']:.4f}" for name, value in summary["metrics"].items()]
@@ -178,6 +179,14 @@ def _out_of_fold(data: Any, outputs: torch.Tensor) -> pd.DataFrame:
         return table.assign(prediction=outputs.numpy())
     table["prediction"] = [names[index] for index in outputs.argmax(dim=1).tolist()]
     return pd.concat([table, pd.DataFrame(outputs.numpy(), columns=[f"p_{name}" for name in names])], axis=1)
+
+
+def _log(summary: dict[str, Any], kind: type, folder: Path) -> None:
+    """The means and deviations as a run of the folds' logger kind, `<folder>/summary` (TensorBoard's scalars)."""
+    logger = kind(save_dir=str(folder), name="", version="summary")
+    values = {f"{name}_{stat}": value[stat] for name, value in summary["metrics"].items() for stat in ("mean", "std")}
+    logger.log_metrics(values, step=0)
+    logger.finalize("success")
 
 
 def _summary(results: list[dict[str, Any]]) -> dict[str, Any]:
