@@ -94,7 +94,9 @@ def _folder(base: LitCLI) -> Path:
         )
     logger = base.trainer.logger
     if not isinstance(logger, (TensorBoardLogger, CSVLogger)):
-        raise UserError("cv keeps each fold in a run folder of its logger: use TensorBoardLogger (the default)")
+        raise UserError(
+            "cv keeps each fold in a run folder of its logger: use TensorBoardLogger (the default) or CSVLogger"
+        )
     if base.trainer.world_size > 1:
         raise UserError("cv trains its folds in one process, one after the other: leave out --trainer.devices")
     return Path(logger.save_dir) / (logger.name or "")
