@@ -184,7 +184,7 @@ def stand_in_trainer(world_size: int = 1, others_signal: int = 0, **state) -> Si
         fit_loop=SimpleNamespace(epoch_loop=SimpleNamespace(batch_progress=batch_progress)),
         callbacks=[],
         saved=saved,
-        save_checkpoint=saved.append,
+        save_checkpoint=lambda path, weights_only=None: saved.append(path),
         **{"current_epoch": 1, "global_step": 11, **state},
     )
 
