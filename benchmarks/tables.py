@@ -1,24 +1,27 @@
-"""Tables against gradient boosting: ours, LightGBM and a linear model on every table of a folder, same splits.
+"""Tables against gradient boosting: ours, LightGBM, CatBoost and a linear model on every table, same splits.
 
     python -m benchmarks.tables --tables ../shared/data/tables [--seeds 3] [--only NAME ...]
         [--args '--trainer.max_epochs 30' ...] [--json FILE]
 
-Needs the benchmark extra: `pip install -e '.[bench]'` (LightGBM, scikit-learn).
+Needs the benchmark extra: `pip install -e '.[bench]'` (LightGBM, CatBoost, scikit-learn), imported where
+used: the summary needs none of it.
 The folder holds a `tables.json` naming each table's file, target and task. For each
 table and seed (0, 1, ...), `TabularDataModule(csv, target, seed=seed)` splits the rows
-(60% train, 20% validation, 20% test), and three models learn from the same rows:
+(60% train, 20% validation, 20% test), and four models learn from the same rows:
 
 - ours: the plain command line, `litmodules fit --model MLPClassifier` (`MLPRegressor` for a
   numeric target) `--data TabularDataModule --data.csv X --data.target Y`, with the
   project's defaults and any `--args` given; the best checkpoint by validation loss is tested;
 - LightGBM: its defaults, with the table's own columns (categories as pandas categories,
   dates as their parts), early stopping on the validation rows (50 rounds);
+- CatBoost: its defaults, with the same columns (categories as its categorical features, missing ones as a
+  category of their own), early stopping on the validation rows (50 rounds), its best iteration kept;
 - linear: scikit-learn's logistic regression or ridge regression on our preprocessed features.
 
 Each is scored on the test rows (binary: ROC AUC, multiclass: accuracy, regression: R²) and
-timed (its fit, wall clock). The summary: tables where ours is ahead of LightGBM (mean over
-seeds), the mean and worst gap (LightGBM's score minus ours: below 0 is ours ahead), and the
-median ratio of fit times.
+timed (its fit, wall clock). The summary, against each of LightGBM and CatBoost: the tables where
+ours is ahead (mean over seeds), the mean and worst gap (the anchor's score minus ours: below 0 is
+ours ahead), and the median ratio of fit times.
 """
 
 from __future__ import annotations
@@ -34,15 +37,12 @@ import time
 import warnings
 from pathlib import Path
 
-import lightgbm
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.linear_model import LogisticRegression, Ridge
-from sklearn.metrics import accuracy_score, r2_score, roc_auc_score
 
 from datamodules import TabularDataModule
-from datamodules.tabular.preprocess import TablePreprocessing, with_date_parts
+from datamodules.tabular.preprocess import MISSING, TablePreprocessing, with_date_parts
 from nnmodules.cli import LitCLI
 
 QUIET = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false", "--test_after_fit=false"]
@@ -50,6 +50,8 @@ QUIET = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=
 
 def score(task: str, targets: np.ndarray, outputs: np.ndarray) -> float:
     """Binary: ROC AUC of the positive class's probability; multiclass: accuracy; regression: R²."""
+    from sklearn.metrics import accuracy_score, r2_score, roc_auc_score  # the bench extra, imported where used
+
     if task == "binary":
         return float(roc_auc_score(targets, outputs[:, 1]))
     if task == "multiclass":
@@ -97,6 +99,8 @@ def frames(path: Path, target: str, seed: int) -> tuple[TabularDataModule, dict[
 
 def lightgbm_fit(path: Path, target: str, seed: int) -> tuple[float, float]:
     """LightGBM on the same rows: its test score and fit seconds."""
+    import lightgbm
+
     data, tables = frames(path, target, seed)
     targets = {split: data.table(split).tensors[1].numpy() for split in ("train", "val", "test")}
     if data.facts.task == "regression":
@@ -115,8 +119,32 @@ def lightgbm_fit(path: Path, target: str, seed: int) -> tuple[float, float]:
     return score(data.facts.task, targets["test"], outputs), seconds
 
 
+def catboost_fit(path: Path, target: str, seed: int) -> tuple[float, float]:
+    """CatBoost on the same rows, its defaults: its test score and fit seconds."""
+    import catboost
+
+    data, tables = frames(path, target, seed)
+    categorical = [name for name, column in tables["train"].items() if isinstance(column.dtype, pd.CategoricalDtype)]
+    for split, table in tables.items():  # CatBoost takes categories as strings; a missing one is one of them
+        tables[split] = table.assign(
+            **{name: table[name].astype(object).fillna(MISSING).astype(str) for name in categorical}
+        )
+    targets = {split: data.table(split).tensors[1].numpy() for split in ("train", "val", "test")}
+    if data.facts.task == "regression":
+        targets = {split: values * data.facts.target_std + data.facts.target_mean for split, values in targets.items()}
+    model_class = catboost.CatBoostRegressor if data.facts.task == "regression" else catboost.CatBoostClassifier
+    model = model_class(random_seed=seed, verbose=0, allow_writing_files=False, cat_features=categorical)
+    start = time.perf_counter()
+    model.fit(tables["train"], targets["train"], eval_set=(tables["val"], targets["val"]), early_stopping_rounds=50)
+    seconds = time.perf_counter() - start
+    outputs = model.predict(tables["test"]) if data.facts.task == "regression" else model.predict_proba(tables["test"])
+    return score(data.facts.task, targets["test"], outputs), seconds
+
+
 def linear_fit(path: Path, target: str, seed: int) -> tuple[float, float]:
     """The linear model on our preprocessed features: its test score and fit seconds."""
+    from sklearn.linear_model import LogisticRegression, Ridge
+
     data = TabularDataModule(path, target=target, seed=seed)
     data.setup("fit")
     data.setup("test")
@@ -155,44 +183,57 @@ def main() -> None:
         path, target = folder / listed[name]["file"], listed[name]["target"]
         for seed in range(options.seeds):
             our_score, our_seconds, task = ours(path, target, seed, options.args.split())
-            boost_score, boost_seconds = lightgbm_fit(path, target, seed)
-            linear_score, linear_seconds = linear_fit(path, target, seed)
-            row = {"table": name, "task": task, "seed": seed, "ours": our_score, "lightgbm": boost_score}
-            row |= {
-                "linear": linear_score,
-                "ours_s": our_seconds,
-                "lightgbm_s": boost_seconds,
-                "linear_s": linear_seconds,
-            }
+            row = {"table": name, "task": task, "seed": seed, "ours": our_score, "ours_s": our_seconds}
+            for model, fit in (("lightgbm", lightgbm_fit), ("catboost", catboost_fit), ("linear", linear_fit)):
+                row[model], row[f"{model}_s"] = fit(path, target, seed)
             rows.append(row)
             print(
-                f"{name:14} {task:10} seed {seed}: ours {our_score:.4f} ({our_seconds:6.1f} s)  lightgbm "
-                f"{boost_score:.4f} ({boost_seconds:5.1f} s)  linear {linear_score:.4f}",
+                f"{name:14} {task:10} seed {seed}: "
+                + "  ".join(f"{model} {row[model]:.4f} ({row[f'{model}_s']:6.1f} s)" for model in MODELS),
                 flush=True,
             )
-    summary(pd.DataFrame(rows))
+    against = summary(pd.DataFrame(rows))
     os.makedirs(os.path.dirname(os.path.abspath(options.json)), exist_ok=True)
-    Path(options.json).write_text(json.dumps({"command": options.args, "rows": rows}, indent=2))
+    Path(options.json).write_text(json.dumps({"command": options.args, "rows": rows, "against": against}, indent=2))
 
 
-def summary(rows: pd.DataFrame) -> None:
-    """Tables where ours is ahead, the mean and worst gap, the median ratio of fit times."""
+MODELS = ("ours", "lightgbm", "catboost", "linear")
+ANCHORS = {"lightgbm": "LightGBM", "catboost": "CatBoost"}  # what ours is measured against
+
+
+def summary(rows: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Prints each table's mean scores and seconds, and the comparison with each anchor; returns the latter.
+
+    Against each anchor: the tables where ours is ahead, the mean and worst gap (the anchor's score minus ours),
+    the median ratio of fit times.
+    """
     means = rows.groupby("table").mean(numeric_only=True)
-    gaps = means["lightgbm"] - means["ours"]  # below 0: ours ahead
-    ratios = means["ours_s"] / means["lightgbm_s"]
     print(
-        f"\n{'table':14} {'ours':>8} {'lightgbm':>9} {'linear':>8} {'gap':>8} {'ours s':>8} {'lgbm s':>7} {'ratio':>7}"
+        "\n"
+        + f"{'table':14}"
+        + "".join(f"{model:>10}" for model in MODELS)
+        + "".join(f"{m + ' s':>12}" for m in MODELS)
     )
     for name, row in means.iterrows():
+        scores = "".join(f"{row[model]:10.4f}" for model in MODELS)
+        print(f"{name:14}{scores}" + "".join(f"{row[f'{model}_s']:12.1f}" for model in MODELS))
+    against = {}
+    for anchor, shown in ANCHORS.items():
+        gaps = means[anchor] - means["ours"]  # below 0: ours ahead
+        ratios = means["ours_s"] / means[f"{anchor}_s"]
+        against[anchor] = {
+            "ahead": int((gaps < 0).sum()),
+            "tables": len(gaps),
+            "mean_gap": float(gaps.mean()),
+            "worst_gap": float(gaps.max()),
+            "median_time_ratio": float(statistics.median(ratios)),
+        }
         print(
-            f"{name:14} {row['ours']:8.4f} {row['lightgbm']:9.4f} {row['linear']:8.4f} {gaps[name]:+8.4f} "
-            f"{row['ours_s']:8.1f} {row['lightgbm_s']:7.1f} {ratios[name]:7.1f}"
+            f"ours ahead of {shown} on {int((gaps < 0).sum())} of {len(gaps)} tables; gap ({shown} - ours): mean "
+            f"{gaps.mean():+.4f}, worst {gaps.max():+.4f} ({gaps.idxmax()}); fit time ours / {shown}: median "
+            f"{statistics.median(ratios):.1f}x"
         )
-    print(
-        f"ours ahead of LightGBM on {int((gaps < 0).sum())} of {len(gaps)} tables; gap (LightGBM - ours): mean "
-        f"{gaps.mean():+.4f}, worst {gaps.max():+.4f} ({gaps.idxmax()}); fit time ours / LightGBM: median "
-        f"{statistics.median(ratios):.1f}x"
-    )
+    return against
 
 
 if __name__ == "__main__":

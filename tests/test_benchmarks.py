@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from contextlib import chdir
 
+import pandas as pd
 import pytest
 from conftest import fake_digits, write_idx
 
-from benchmarks import mlp, tune
+from benchmarks import mlp, tables, tune
 from benchmarks.timing import side_by_side, summary
 
 
@@ -54,3 +55,21 @@ def test_the_tune_part_runs_both_searches_of_the_mnist_search_file(mnist_of_5100
         "unpruned": 2,
     }
     assert 0 <= result["default_val_acc"] <= 1 and "pruned search: " in capsys.readouterr().out
+
+
+def test_the_tables_summary_compares_ours_with_each_anchor_by_table_means(capsys):
+    rows = []
+    for seed, (ours, lightgbm, catboost) in enumerate([(0.80, 0.78, 0.84), (0.84, 0.80, 0.82)]):  # table a
+        rows.append({"table": "a", "seed": seed, "ours": ours, "lightgbm": lightgbm, "catboost": catboost})
+    rows.append({"table": "b", "seed": 0, "ours": 0.5, "lightgbm": 0.6, "catboost": 0.7})
+    for row, seconds in zip(rows, [(4, 1, 2), (6, 1, 2), (30, 2, 10)], strict=True):
+        row |= {"linear": 0.0, "ours_s": seconds[0], "lightgbm_s": seconds[1], "catboost_s": seconds[2], "linear_s": 0}
+    against = tables.summary(pd.DataFrame(rows))
+    # a: ours 0.82, LightGBM 0.79, CatBoost 0.83; b: 0.5, 0.6, 0.7. Time ratios a 5/1, 5/2; b 30/2, 30/10
+    assert against["lightgbm"] == pytest.approx(
+        {"ahead": 1, "tables": 2, "mean_gap": (-0.03 + 0.1) / 2, "worst_gap": 0.1, "median_time_ratio": 10.0}
+    )
+    assert against["catboost"] == pytest.approx(
+        {"ahead": 0, "tables": 2, "mean_gap": (0.01 + 0.2) / 2, "worst_gap": 0.2, "median_time_ratio": 2.75}
+    )
+    assert "ours ahead of CatBoost on 0 of 2 tables" in capsys.readouterr().out

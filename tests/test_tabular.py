@@ -446,3 +446,36 @@ def test_a_log1p_column_holding_minus_one_is_refused():
 def test_a_single_training_row_scales_to_the_middle():
     fitted = TablePreprocessing.fit(pd.DataFrame({"a": [5.0]}), ["a"], [], [])
     assert fitted.transform(pd.DataFrame({"a": [5.0]})).tolist() == [[0.0]]
+
+
+@pytest.mark.parametrize("target", ["y", "x"], ids=["classes", "numbers"])
+def test_folds_validate_every_row_not_tested_once_and_keep_the_test_rows(target):
+    frame = rule_table(503)
+    plain = TabularDataModule(frame, target=target, drop=["name"], seed=3)._frames()
+    splits = [
+        TabularDataModule(frame, target=target, drop=["name"], folds=5, fold=k, seed=3)._frames() for k in range(5)
+    ]
+    validated = [set(split["val"].index) for split in splits]
+    not_tested = set(frame.index) - set(plain["test"].index)
+    assert set().union(*validated) == not_tested and sum(map(len, validated)) == len(not_tested)  # each row once
+    assert sorted(map(len, validated)) in ([80] * 5, [80, 80, 80, 80, 81], [80, 80, 80, 81, 81])  # 402 rows / 5
+    for split, val in zip(splits, validated, strict=True):
+        assert split["test"].index.equals(plain["test"].index)  # the test rows of the same seed without folds
+        assert set(split["train"].index) == not_tested - val
+    if target == "y":  # every fold holds each class in its share, to a row
+        share = frame.loc[sorted(not_tested), "y"].sum() / 5
+        assert all(abs(split["val"]["y"].sum() - share) <= 1 for split in splits)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"folds": 1}, "folds must be a whole number of at least 2, got 1"),
+        ({"folds": 5, "fold": 5}, "fold must be from 0 to 4 (folds=5), got 5"),
+        ({"fold": 2}, "fold=2 needs folds: pass folds=K (e.g. 5) as well, or run `litmodules cv`"),
+        ({"folds": 3, "split_column": "s"}, "folds and split_column='s' both say which rows validate: choose one"),
+    ],
+)
+def test_folds_that_cannot_be_are_refused(options, message):
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        TabularDataModule(rule_table(40), target="y", **options)

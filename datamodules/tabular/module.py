@@ -75,6 +75,10 @@ class TabularDataModule(TensorDataModule):
         val_fraction: share of the rows for validation.
         test_fraction: share of the rows for testing (unused with `test_csv` or `split_column`).
         split_column: a column of "train"/"val"/"test" that says where each row goes.
+        folds: cross-validation: the rows not tested dealt into this many seeded folds (stratified by class);
+            fold `fold` validates, the others train, and `val_fraction` is unused. The test rows stay those of
+            the same seed without folds. `litmodules cv` runs every fold.
+        fold: the fold that validates, from 0 to `folds` - 1.
         test_csv: a separate table to test on, instead of `test_fraction` of this one.
         predict_csv: a table without (or with) the target, for `predict`.
         batch_size: rows per training batch; None: by the training rows (`auto_batch_size`), 16 up to about
@@ -111,6 +115,8 @@ class TabularDataModule(TensorDataModule):
         val_fraction: float = 0.2,
         test_fraction: float = 0.2,
         split_column: str | None = None,
+        folds: int | None = None,
+        fold: int = 0,
         test_csv: str | Path | None = None,
         predict_csv: str | Path | None = None,
         batch_size: int | None = None,
@@ -123,6 +129,7 @@ class TabularDataModule(TensorDataModule):
                 f"val_fraction ({val_fraction}) must be above 0 and, with test_fraction ({test_fraction}), "
                 "leave some rows for training: the two must sum below 1"
             )
+        check_folds(folds, fold, split_column)
         if max_categories < 1:
             raise UserError(f"max_categories must be at least 1, got {max_categories}")
         if task is not None:
@@ -150,6 +157,7 @@ class TabularDataModule(TensorDataModule):
         self.scaling, self.standardize_target = scaling, standardize_target
         self.class_weights_option = class_weights
         self.val_fraction, self.test_fraction, self.split_column = val_fraction, test_fraction, split_column
+        self.folds, self.fold = folds, fold
         self.frames: dict[str, pd.DataFrame] = {}  # the raw rows of each split, once read
         self.predict_frame: pd.DataFrame | None = None  # the raw rows of predict_csv, once read
         self.fitted: dict[str, Any] | None = None  # preprocessing, task, classes, target scale, class weights
@@ -256,7 +264,17 @@ class TabularDataModule(TensorDataModule):
         frame = with_targets(frame, self.target)
         task = self.task_option or (self.fitted or {}).get("task") or detect_task(frame[self.target], warn=True)
         test_fraction = 0.0 if self.test_csv is not None else self.test_fraction
-        frames = split_rows(frame, self.target, task, self.val_fraction, test_fraction, self.seed, self.split_column)
+        frames = split_rows(
+            frame,
+            self.target,
+            task,
+            self.val_fraction,
+            test_fraction,
+            self.seed,
+            self.split_column,
+            self.folds,
+            self.fold,
+        )
         if self.test_csv is not None:
             frames["test"] = read_table(self.test_csv, "test_csv", **self.reading)
             check_columns(frames["test"], self.target, self._columns_named())
@@ -339,6 +357,20 @@ class TabularDataModule(TensorDataModule):
         if fitted != self.fitted:
             self.fitted, self.tables = fitted, {}
         self._fitted_state_in_use()
+
+
+def check_folds(folds: int | None, fold: int, split_column: str | None) -> None:
+    """Refuses folds that cannot be: fewer than two, a fold outside them, or folds beside a split column."""
+    if folds is None:
+        if fold != 0:
+            raise UserError(f"fold={fold} needs folds: pass folds=K (e.g. 5) as well, or run `litmodules cv`")
+        return
+    if not isinstance(folds, int) or folds < 2:
+        raise UserError(f"folds must be a whole number of at least 2, got {folds!r}")
+    if not 0 <= fold < folds:
+        raise UserError(f"fold must be from 0 to {folds - 1} (folds={folds}), got {fold}")
+    if split_column is not None:
+        raise UserError(f"folds and split_column={split_column!r} both say which rows validate: choose one")
 
 
 def auto_batch_size(rows: int) -> int:

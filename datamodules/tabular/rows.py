@@ -112,8 +112,15 @@ def split_rows(
     test_fraction: float,
     seed: int,
     split_column: str | None = None,
+    folds: int | None = None,
+    fold: int = 0,
 ) -> dict[str, pd.DataFrame]:
-    """The rows of each split: by `split_column`, or seeded shares (stratified by class for classification)."""
+    """The rows of each split: by `split_column`, or seeded shares (stratified by class for classification).
+
+    With `folds`, the rows not tested are dealt into that many folds (class by class, so each fold holds every
+    class in about its share), and fold `fold` validates: `val_fraction` is unused. The test rows are those of
+    the same seed without folds, whichever the fold.
+    """
     if split_column:
         where = frame[split_column]
         if not where.isin(SPLITS).all():
@@ -128,10 +135,18 @@ def split_rows(
             groups = list(frame.groupby(target, sort=True).indices.values())
         rng = np.random.default_rng(seed)
         parts: dict[str, list[np.ndarray]] = {split: [] for split in SPLITS}
+        dealt = 0  # rows dealt into folds so far: each class's first row goes to the next fold, not fold 0
         for rows in groups:
             rows = rng.permutation(rows)
             n_test, n_val = round(len(rows) * test_fraction), round(len(rows) * val_fraction)
             parts["test"].append(rows[:n_test])
+            if folds:
+                rest = rows[n_test:]
+                validates = (np.arange(len(rest)) + dealt) % folds == fold
+                parts["val"].append(rest[validates])
+                parts["train"].append(rest[~validates])
+                dealt += len(rest)
+                continue
             parts["val"].append(rows[n_test : n_test + n_val])
             parts["train"].append(rows[n_test + n_val :])
         frames = {split: frame.iloc[np.sort(np.concatenate(rows))] for split, rows in parts.items()}
@@ -139,8 +154,9 @@ def split_rows(
     if empty := [split for split in wanted if frames[split].empty]:
         sizes = {split: len(rows) for split, rows in frames.items()}
         raise UserError(
-            f"{len(frame)} rows are too few for the splits asked (val_fraction={val_fraction}, "
-            f"test_fraction={test_fraction}): {empty} would be empty {sizes}"
+            f"{len(frame)} rows are too few for the splits asked ("
+            f"{f'folds={folds}' if folds else f'val_fraction={val_fraction}'}, test_fraction={test_fraction}): "
+            f"{empty} would be empty {sizes}"
         )
     return {split: rows.copy() for split, rows in frames.items()}
 

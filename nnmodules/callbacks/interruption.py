@@ -104,7 +104,7 @@ class Interruption(L.Callback):
             return
         name, where = signal.Signals(signum).name, f"epoch {trainer.current_epoch}, step {trainer.global_step}"
         try:
-            trainer.save_checkpoint(self.ckpt_path)
+            trainer.save_checkpoint(self.ckpt_path, weights_only=False)  # given: Lightning logs a line when not
         except Diverged as error:  # a diverged model is not worth continuing
             raise RunInterrupted(f"{name} at {where}: nothing saved: {error}", signum) from None
         if not any(isinstance(callback, InterruptedCheckpoint) for callback in trainer.callbacks):

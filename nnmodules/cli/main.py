@@ -45,6 +45,9 @@ SUBCOMMANDS = {
     "test": Subcommand("test a checkpoint's model on its run's test split (--ckpt_path)", f"{STAGES}:test"),
     "predict": Subcommand("predict with a checkpoint's model, into a CSV file (--ckpt_path)", f"{STAGES}:predict"),
     "export": Subcommand("a checkpoint's model as ONNX or pt2, to predict without Lightning", f"{COMMANDS}:export"),
+    "cv": Subcommand(
+        "cross-validate a table's recipe: K folds, each a fit; their metrics' mean", "nnmodules.cli.cv:main"
+    ),
     "tune": Subcommand("a hyperparameter search (Optuna), each trial a fit", "nnmodules.cli.tune:main"),
     "recipes": Subcommand("list the recipes inside the package, or copy one out", f"{COMMANDS}:recipes"),
 }

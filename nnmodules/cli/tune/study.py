@@ -31,7 +31,6 @@ from typing import Any
 
 import lightning as L
 import optuna
-import yaml
 from jsonargparse import ArgumentError
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from optuna.trial import TrialState
@@ -43,6 +42,7 @@ from nnmodules.callbacks import RunInterrupted
 from nnmodules.cli.errors import plain_usage_error
 from nnmodules.cli.lightning_cli import LitCLI
 from nnmodules.cli.recipes import search_file
+from nnmodules.cli.settings import differences_of, settings_of
 from nnmodules.cli.tune.report import (
     STUDY_FILE,
     TRIAL_RUN,
@@ -57,14 +57,6 @@ from nnmodules.cli.tune.report import (
 from nnmodules.cli.tune.search import Search, read_search
 from nnmodules.tasks import TaskModule
 
-DISPLAY = (  # how a run shows itself and where it writes: a study's trials may differ in them
-    "trainer.enable_progress_bar",
-    "trainer.enable_model_summary",
-    "trainer.default_root_dir",
-    "trainer.logger.init_args.version",
-    "checkpoint.dirpath",
-    "ckpt_path",
-)
 RESUME = "the same `litmodules tune` continues it"  # what a trial stopped by Ctrl-C says
 ONE_PROCESS = {"devices": 1}  # a trial trains in the tuning process: several GPUs serve several tune processes
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)  # what --trials counts (RUNNING: elsewhere)
@@ -234,31 +226,6 @@ def _option(key: str, value: Any) -> str:
     return f"--{key}={json.dumps(value)}"
 
 
-def settings_of(run: LitCLI) -> dict[str, Any]:
-    """A run's whole config by dotted key, but for `DISPLAY`: what a study's trials must share, compared by meaning.
-
-    Options in another order, `--x=1` for `--x 1`, a recipe's name for its file, a path relative to another
-    folder: the same settings.
-    """
-    flat: dict[str, Any] = {}
-
-    def walk(value: Any, key: str) -> None:
-        if isinstance(value, dict) and value:
-            for name, item in value.items():
-                walk(item, f"{key}.{name}" if key else str(name))
-        elif not key.startswith(DISPLAY):
-            flat[key] = value
-
-    walk(yaml.safe_load(run.config_text), "")
-    return flat
-
-
-def _differences(before: dict[str, Any], now: dict[str, Any]) -> str:
-    keys = [key for key in sorted({*before, *now}) if before.get(key) != now.get(key)]
-    shown = [f"--{key} {json.dumps(before.get(key))} there, {json.dumps(now.get(key))} here" for key in keys[:4]]
-    return "; ".join(shown) + (f"; and {len(keys) - 4} more" if len(keys) > 4 else "")
-
-
 def _open_study(folder: Path, name: str, search: Search, settings: dict[str, Any], direction: str) -> optuna.Study:
     """The study of this folder, new or continued; the same search and settings, or refused naming what differs."""
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # each trial's line is printed here (`said`), not Optuna's
@@ -285,7 +252,7 @@ def _open_study(folder: Path, name: str, search: Search, settings: dict[str, Any
             "study with --study NAME"
         )
     if study.user_attrs["settings"] != settings:
-        differences = _differences(study.user_attrs["settings"], settings)
+        differences = differences_of(study.user_attrs["settings"], settings)
         raise UserError(
             f"{folder / STUDY_FILE} holds a study of other settings ({differences}): continue it with the same, "
             "or name a new study with --study NAME"
