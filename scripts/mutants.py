@@ -86,7 +86,11 @@ def stale(mutant: Mutant, root: Path = ROOT) -> str | None:
 
 def working_copy(number: int = 0) -> Path:
     """build/mutants/tree-<number>: the working tree's files (committed or not), brought up to date."""
-    copy = WORK / f"tree-{number}"
+    return copy_of_the_working_tree(WORK / f"tree-{number}")
+
+
+def copy_of_the_working_tree(copy: Path) -> Path:
+    """`copy` holding the working tree's files, committed or not (ignored ones aside): only changed ones copied."""
     listed = ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"]
     files = subprocess.run(listed, cwd=ROOT, capture_output=True, check=True).stdout.decode().split("\0")
     for name in filter(None, files):

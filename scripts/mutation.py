@@ -25,6 +25,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from mutants import copy_of_the_working_tree  # a script beside this one
+
 ROOT = Path(__file__).resolve().parents[1]
 EQUIVALENTS = ROOT / "tests" / "mutation_equivalents.txt"
 MUTMUT = [sys.executable, "-m", "mutmut"]
@@ -82,13 +84,7 @@ def working_copy(module: str, fresh: bool) -> Path:
     copy = ROOT / "build" / "mutation" / module
     if fresh:
         shutil.rmtree(copy, ignore_errors=True)
-    listed = ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"]
-    files = subprocess.run(listed, cwd=ROOT, capture_output=True, check=True).stdout.decode().split("\0")
-    for name in filter(None, files):
-        source, target = ROOT / name, copy / name
-        if source.is_file() and (not target.exists() or target.read_bytes() != source.read_bytes()):
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target)
+    copy_of_the_working_tree(copy)
     paths, tests = MODULES[module]
     settings = f"only_mutate = {paths!r}\npytest_add_cli_args_test_selection = {tests!r}\n".replace("'", '"')
     pyproject = (ROOT / "pyproject.toml").read_text().replace("[tool.mutmut]\n", "[tool.mutmut]\n" + settings)
