@@ -89,7 +89,7 @@ def test_the_same_command_continues_keeping_finished_folds(done, monkeypatch):
     ("folds", "args", "message"),
     [
         (1, ARGS, "--folds 1: cross-validation needs at least 2 folds"),
-        (3, [*ARGS, "--data.fold=1"], "cv takes no --ckpt_path, --data.fold or --data.folds"),
+        (3, [*ARGS, "--data.init_args.folds=3"], "cv takes no --ckpt_path, --data.fold or --data.folds"),
         (3, [*ARGS, "--trainer.max_epochs=2"], r"holds a cross-validation of other settings \(--trainer.max_epochs 1"),
         (2, ["--config", "mnist_mlp"], "MNISTDataModule takes no folds: cross-validation is for TabularDataModule"),
     ],

@@ -28,6 +28,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
 
+from datamodules import TabularDataModule
 from datamodules.errors import UserError
 from nnmodules import metrics
 from nnmodules.callbacks.record import earlier_name, refuse_a_finished_run
@@ -65,8 +66,6 @@ def cross_validate(folds: int, fit_args: list[str]) -> dict[str, Any]:
     """
     if folds < 2:
         raise UserError(f"--folds {folds}: cross-validation needs at least 2 folds")
-    if any(arg.split("=")[0] in ("--ckpt_path", "--data.fold", "--data.folds") for arg in fit_args):
-        raise UserError("cv takes no --ckpt_path, --data.fold or --data.folds: it runs every fold, and continues them")
     base = LitCLI(fit_args)
     folder = _folder(base) / f"cv_{folds}"
     _same_settings(folder, settings_of(base))
@@ -87,11 +86,12 @@ def cross_validate(folds: int, fit_args: list[str]) -> dict[str, Any]:
 
 
 def _folder(base: LitCLI) -> Path:
-    """`<save_dir>/<name>/`, where the folds' runs go; the data module must take folds."""
-    if "folds" not in getattr(base.datamodule, "init_args", {}):
-        raise UserError(
-            f"{type(base.datamodule).__name__} takes no folds: cross-validation is for TabularDataModule's tables"
-        )
+    """`<save_dir>/<name>/`, where the folds' runs go; the data must be a table's, its folds not chosen already."""
+    data = base.datamodule
+    if not isinstance(data, TabularDataModule):
+        raise UserError(f"{type(data).__name__} takes no folds: cross-validation is for TabularDataModule's tables")
+    if base.ckpt_path is not None or data.folds is not None:
+        raise UserError("cv takes no --ckpt_path, --data.fold or --data.folds: it runs every fold, and continues them")
     logger = base.trainer.logger
     if not isinstance(logger, (TensorBoardLogger, CSVLogger)):
         raise UserError(
