@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from conftest import fake_digits, write_idx
 
-from benchmarks import mlp, tables, tune
+from benchmarks import growth, mlp, tables, tune
 from benchmarks.timing import side_by_side, summary
 
 
@@ -73,3 +73,12 @@ def test_the_tables_summary_compares_ours_with_each_anchor_by_table_means(capsys
         {"ahead": 0, "tables": 2, "mean_gap": (0.01 + 0.2) / 2, "worst_gap": 0.2, "median_time_ratio": 2.75}
     )
     assert "ours ahead of CatBoost on 0 of 2 tables" in capsys.readouterr().out
+
+
+def test_a_grown_table_draws_its_rows_from_the_table_and_blurs_only_its_measurements(tmp_path):
+    frame = pd.DataFrame({"x": [float(i) for i in range(40)], "code": [i % 3 for i in range(40)], "c": ["a", "b"] * 20})
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    grown = growth.resampled(tmp_path / "t.csv", 1000)
+    assert len(grown) == 1000 and set(grown["c"]) == {"a", "b"} and set(grown["code"]) <= {0, 1, 2}  # as they were
+    blur = grown["x"] - grown["x"].round()
+    assert 0 < blur.abs().max() < 0.01 * frame["x"].std() * 5 and grown["x"].round().isin(frame["x"]).all()
