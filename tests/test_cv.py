@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 from conftest import CONFIGS
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from datamodules import TabularDataModule
+from nnmodules import load_run
 from nnmodules.cli import stages
 from nnmodules.cli.cv import cross_validate
 
@@ -66,6 +68,16 @@ def test_every_row_not_tested_is_predicted_once_by_the_fold_that_did_not_train_o
     probabilities = predictions[["p_0", "p_1"]].to_numpy()
     assert abs(probabilities.sum(axis=1) - 1).max() < 1e-5
     assert (predictions["prediction"] == probabilities.argmax(axis=1)).all()
+    checkpoints = [json.loads((folder / f"fold_{k}" / "fold.json").read_text())["checkpoint"] for k in (0, 1)]
+    (model, data), (other, _) = (load_run(path) for path in checkpoints)
+    data.setup("validate")  # fold 0's rows, by its own data state: predicted by fold 0's model, not another's
+    rows = predictions.set_index("row").loc[data.frames["val"].index, ["p_0", "p_1"]].to_numpy()
+    with torch.no_grad():
+        model.eval()  # no dropout, as Trainer.predict runs them
+        other.eval()
+        expected = model.predict_step(data.table("val").tensors[0], 0).numpy()
+        others = other.predict_step(data.table("val").tensors[0], 0).numpy()
+    assert abs(rows - expected).max() < 1e-5 and abs(rows - others).max() > 1e-3
 
 
 def test_the_same_command_continues_keeping_finished_folds(done, monkeypatch):

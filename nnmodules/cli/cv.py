@@ -124,8 +124,9 @@ def _run_fold(fold: int, folds: int, fit_args: list[str], folder: Path, base: Li
     name = folder.relative_to(Path(base.trainer.logger.save_dir)).as_posix()  # <name>/cv_<K>
     args += [f"--trainer.logger.init_args.name={name}", f"--trainer.logger.init_args.version={run.name}"]
     started = resumable_checkpoint(run)
-    if started is not None and _finished(started, base):
-        best = _best_of(started)
+    checkpoint = None if started is None else read_checkpoint(started)
+    if checkpoint is not None and _finished(checkpoint, started, base):
+        best = _best_of(checkpoint, started)
     else:
         if started is not None:
             args.append("--ckpt_path=last")
@@ -140,20 +141,20 @@ def _run_fold(fold: int, folds: int, fit_args: list[str], folder: Path, base: Li
     _evaluate(Path(best), run)
 
 
-def _finished(checkpoint: Path, base: LitCLI) -> bool:
+def _finished(checkpoint: dict[str, Any], path: Path, base: LitCLI) -> bool:
     """Whether a fold's checkpoint has trained as long as the run asks (stopped while it was evaluated)."""
-    try:
-        refuse_a_finished_run(read_checkpoint(checkpoint), checkpoint, base.trainer.max_epochs, base.trainer.max_steps)
+    try:  # the one test of "finished", the one `fit` refuses a checkpoint by
+        refuse_a_finished_run(checkpoint, path, base.trainer.max_epochs, base.trainer.max_steps)
     except UserError:
         return True
     return False
 
 
-def _best_of(checkpoint: Path) -> str:
-    """The best checkpoint its run's `ModelCheckpoint` had recorded by the time of `checkpoint`."""
-    states = read_checkpoint(checkpoint).get("callbacks", {})
+def _best_of(checkpoint: dict[str, Any], path: Path) -> str:
+    """The best checkpoint its run's `ModelCheckpoint` had recorded by the time of `checkpoint` (else `path`)."""
+    states = checkpoint.get("callbacks", {})
     found = [state["best_model_path"] for key, state in states.items() if key.startswith(ModelCheckpoint.__name__)]
-    return next((path for path in found if path and Path(path).is_file()), str(checkpoint))
+    return next((best for best in found if best and Path(best).is_file()), str(path))
 
 
 def _evaluate(best: Path, run: Path) -> None:
