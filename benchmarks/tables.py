@@ -97,14 +97,20 @@ def frames(path: Path, target: str, seed: int) -> tuple[TabularDataModule, dict[
     return data, tables
 
 
+def targets_of(data: TabularDataModule) -> dict[str, np.ndarray]:
+    """Each split's targets as the boosted trees learn them: classes, or numbers in the target's units."""
+    targets = {split: data.table(split).tensors[1].numpy() for split in ("train", "val", "test")}
+    if data.facts.task == "regression":
+        targets = {split: values * data.facts.target_std + data.facts.target_mean for split, values in targets.items()}
+    return targets
+
+
 def lightgbm_fit(path: Path, target: str, seed: int) -> tuple[float, float]:
     """LightGBM on the same rows: its test score and fit seconds."""
     import lightgbm
 
     data, tables = frames(path, target, seed)
-    targets = {split: data.table(split).tensors[1].numpy() for split in ("train", "val", "test")}
-    if data.facts.task == "regression":
-        targets = {split: values * data.facts.target_std + data.facts.target_mean for split, values in targets.items()}
+    targets = targets_of(data)
     model_class = lightgbm.LGBMRegressor if data.facts.task == "regression" else lightgbm.LGBMClassifier
     model = model_class(n_estimators=2000, random_state=seed, verbose=-1)
     start = time.perf_counter()
@@ -129,9 +135,7 @@ def catboost_fit(path: Path, target: str, seed: int) -> tuple[float, float]:
         tables[split] = table.assign(
             **{name: table[name].astype(object).fillna(MISSING).astype(str) for name in categorical}
         )
-    targets = {split: data.table(split).tensors[1].numpy() for split in ("train", "val", "test")}
-    if data.facts.task == "regression":
-        targets = {split: values * data.facts.target_std + data.facts.target_mean for split, values in targets.items()}
+    targets = targets_of(data)
     model_class = catboost.CatBoostRegressor if data.facts.task == "regression" else catboost.CatBoostClassifier
     model = model_class(random_seed=seed, verbose=0, allow_writing_files=False, cat_features=categorical)
     start = time.perf_counter()
