@@ -291,11 +291,22 @@ def test_an_option_typed_that_the_stage_does_not_use_is_named(tmp_path, monkeypa
     assert unused == ["--test_after_fit: not used by `litmodules test`"]  # a Trainer option is every stage's
 
 
+def wait_until_torch_is_loading(process: subprocess.Popen, timeout: float = 60.0) -> None:
+    """Waits until the process maps torch's library: it is importing Lightning, which only `main` does."""
+    maps, deadline = Path(f"/proc/{process.pid}/maps"), time.monotonic() + timeout
+    while process.poll() is None and time.monotonic() < deadline:
+        if "libtorch" in maps.read_text():
+            return
+        time.sleep(0.01)
+    raise AssertionError("the command ended, or did not import torch within a minute")
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads /proc/PID/maps (Linux)")
 @in_another_process
 def test_ctrl_c_while_the_command_starts_ends_in_one_line_and_leaves_nothing(tmp_path):
     command = [sys.executable, "-m", "nnmodules", "fit", "--config", "toy_regression"]
     started = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(1.0)  # importing torch and Lightning: seconds, the start every command has
+    wait_until_torch_is_loading(started)  # inside `main`: before it, Python itself is starting and says nothing
     started.send_signal(signal.SIGINT)
     out, err = started.communicate(timeout=60)
     assert started.returncode == 130, err[-2000:]
