@@ -12,6 +12,7 @@ EXPORTS = {
     "MLP": "nnmodules.nets",
     "ScratchNet": "nnmodules.nets",
     "SmallCNN": "nnmodules.nets",
+    "TabM": "nnmodules.nets",
     "TableMLP": "nnmodules.nets",
     "MLPClassifier": "nnmodules.presets",
     "MLPRegressor": "nnmodules.presets",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -110,9 +111,17 @@ class Classifier(TaskModule):
         width = 1 if self.task == "binary" else self.num_classes
         return f"build it with {width} output(s) (output_dim or num_classes={width}), or leave that to the data"
 
-    def forward(self, inputs: Tensor) -> Tensor:
-        outputs = super().forward(inputs)
-        return one_per_example(outputs) if self.task == "binary" else outputs
+    def shaped(self, outputs: Tensor) -> Tensor:
+        return one_per_example(outputs, self.of_members) if self.task == "binary" else outputs
+
+    def together(self, members: Tensor) -> Tensor:
+        """The scores whose probabilities are the mean of the members': log-mean-exp of their log-probabilities."""
+        log_k = math.log(self.net.k)  # the contract says k: a constant to an export, which a shape is not
+        if self.task == "binary":  # the logit of the mean probability: log p - log(1 - p)
+            positive = F.logsigmoid(members).logsumexp(dim=1) - log_k
+            negative = F.logsigmoid(-members).logsumexp(dim=1) - log_k
+            return positive - negative
+        return members.log_softmax(dim=-1).logsumexp(dim=1) - log_k
 
     def compute_loss(self, scores: Tensor, targets: Tensor) -> Tensor:
         """Cross-entropy of the scores (binary: of the logit), weighted by `class_weights`."""

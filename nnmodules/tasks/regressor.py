@@ -96,8 +96,12 @@ class Regressor(TaskModule):
     def loss_scale(self) -> float:
         return self.target_std**2
 
-    def forward(self, inputs: Tensor) -> Tensor:
-        return one_per_example(super().forward(inputs))
+    def shaped(self, outputs: Tensor) -> Tensor:
+        return one_per_example(outputs, self.of_members)
+
+    def together(self, members: Tensor) -> Tensor:
+        """The members' mean prediction."""
+        return members.mean(dim=1)
 
     def compute_loss(self, predictions: Tensor, targets: Tensor) -> Tensor:
         return F.mse_loss(predictions, targets)

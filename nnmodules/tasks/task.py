@@ -14,6 +14,9 @@ What a network gives, per batch of N examples:
 - `Classifier`, "multiclass": one score (logit) per class, shape (N, num_classes);
 - `Classifier`, "binary": one logit of class 1 per example, shape (N,) or (N, 1);
 - `Regressor`: one number per example, shape (N,) or (N, 1).
+
+A network of k members in one (`nets.Ensemble`, such as `nets.TabM`) gives that for each member, shape (N, k, ...):
+each member is trained on its own outputs, and the model answers with the members together (`together`).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from datamodules.errors import UserError
 from nnmodules import metrics
 from nnmodules._lightning import FastHookNames, is_last_batch, logs_this_step
 from nnmodules.nets.configs import builder_of
+from nnmodules.nets.ensemble import Ensemble
 from nnmodules.tasks.building import BuiltForData
 from nnmodules.tasks.checkpoints import RECORD
 from nnmodules.tasks.resume import Resumable
@@ -47,9 +51,13 @@ def inputs_of(batch: Any) -> Tensor:
     return batch[0] if isinstance(batch, (list, tuple)) else batch
 
 
-def one_per_example(outputs: Tensor) -> Tensor:
-    """(N, 1) outputs as (N,): a network's single output column is one number per example."""
-    return outputs.squeeze(1) if outputs.dim() == 2 and outputs.shape[1] == 1 else outputs
+def one_per_example(outputs: Tensor, members: bool = False) -> Tensor:
+    """(N, 1) outputs as (N,): a network's single output column is one number per example.
+
+    `members`: an ensemble network's outputs, (N, k, 1) as (N, k).
+    """
+    dims = 3 if members else 2
+    return outputs.squeeze(-1) if outputs.dim() == dims and outputs.shape[-1] == 1 else outputs
 
 
 class Diverged(UserError, FloatingPointError):
@@ -151,13 +159,28 @@ class TaskModule(KeepsArguments, BuiltForData, Resumable, FastHookNames, metacla
 
     # -- steps, metrics, logging --
 
-    def forward(self, inputs: Tensor) -> Tensor:
+    def forward(self, inputs: Tensor, members: bool = False) -> Tensor:
+        """The model's outputs (see the module); `members`: an ensemble network's members' own, (N, k, ...)."""
         if not self.built and not self.net_given:
             raise UserError(
                 f"{type(self).__name__} is built once its data is known: fit, test or predict it with a Trainer, "
                 "or give the widths it takes (input_dim, num_classes, ...)"
             )
-        return self.net(inputs)
+        outputs = self.shaped(self.net(inputs))
+        return self.together(outputs) if self.of_members and not members else outputs
+
+    @property
+    def of_members(self) -> bool:
+        """Whether the network is an ensemble, giving each example one output per member (`nets.Ensemble`)."""
+        return isinstance(self.net, Ensemble)
+
+    def shaped(self, outputs: Tensor) -> Tensor:
+        """The network's outputs in the shape the task takes them (a single column as one number per example)."""
+        return outputs
+
+    @abc.abstractmethod
+    def together(self, members: Tensor) -> Tensor:
+        """An ensemble's outputs, (N, k, ...), as the outputs of one network, (N, ...): the members' average."""
 
     @abc.abstractmethod
     def compute_loss(self, outputs: Tensor, targets: Tensor) -> Tensor:
@@ -165,8 +188,12 @@ class TaskModule(KeepsArguments, BuiltForData, Resumable, FastHookNames, metacla
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         inputs, targets = batch
-        outputs = self(inputs)
-        loss = self.compute_loss(outputs, targets)
+        outputs = self(inputs, members=True)
+        if self.of_members:  # each member learns from its own outputs (the mean of their losses), as TabM does
+            loss = self.compute_loss(outputs.flatten(0, 1), targets.repeat_interleave(outputs.shape[1]))
+            outputs = self.together(outputs.detach())
+        else:
+            loss = self.compute_loss(outputs, targets)
         self.track_training(loss, outputs, targets, batch_idx)
         return loss
 
