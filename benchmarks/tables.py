@@ -59,13 +59,19 @@ def score(task: str, targets: np.ndarray, outputs: np.ndarray) -> float:
     return float(r2_score(targets, outputs))
 
 
-def ours(path: Path, target: str, seed: int, extra: list[str]) -> tuple[float, float, str]:
-    """The plain command line's fit, then the best checkpoint's predictions on the test rows."""
+def ours(path: Path, target: str, seed: int, extra: list[str], net: str | None = None) -> tuple[float, float, str]:
+    """The plain command line's fit, then the best checkpoint's predictions on the test rows.
+
+    `net`: the task (`Classifier`, `Regressor`) over this network instead of the MLP presets.
+    """
     with tempfile.TemporaryDirectory() as folder, contextlib.chdir(folder):
         probe = TabularDataModule(path, target=target, seed=seed)
         probe.setup("fit")  # the task is the table's: known once read
-        model = "MLPRegressor" if probe.facts.task == "regression" else "MLPClassifier"
-        args = ["--model", model, "--data", "TabularDataModule", f"--data.csv={path}", f"--data.target={target}"]
+        regression = probe.facts.task == "regression"
+        model = ["--model", "MLPRegressor" if regression else "MLPClassifier"]
+        if net:
+            model = ["--model", "Regressor" if regression else "Classifier", "--model.net", net]
+        args = [*model, "--data", "TabularDataModule", f"--data.csv={path}", f"--data.target={target}"]
         cli = LitCLI([*args, f"--data.seed={seed}", f"--seed_everything={seed}", *QUIET, *extra])
         start = time.perf_counter()
         cli.trainer.fit(cli.model, cli.datamodule)
@@ -175,6 +181,7 @@ def main() -> None:
     parser.add_argument(
         "--args", default="", help="more command-line arguments for ours, e.g. '--trainer.max_epochs 30'"
     )
+    parser.add_argument("--net", help="ours: Classifier or Regressor over this network (e.g. nnmodules.TabM)")
     parser.add_argument("--json", default="lightning_logs/benchmark_tables.json")
     options = parser.parse_args()
     folder = Path(options.tables).resolve()
@@ -186,7 +193,7 @@ def main() -> None:
     for name in names:
         path, target = folder / listed[name]["file"], listed[name]["target"]
         for seed in range(options.seeds):
-            our_score, our_seconds, task = ours(path, target, seed, options.args.split())
+            our_score, our_seconds, task = ours(path, target, seed, options.args.split(), options.net)
             row = {"table": name, "task": task, "seed": seed, "ours": our_score, "ours_s": our_seconds}
             for model, fit in (("lightgbm", lightgbm_fit), ("catboost", catboost_fit), ("linear", linear_fit)):
                 row[model], row[f"{model}_s"] = fit(path, target, seed)
@@ -198,7 +205,9 @@ def main() -> None:
             )
     against = summary(pd.DataFrame(rows))
     os.makedirs(os.path.dirname(os.path.abspath(options.json)), exist_ok=True)
-    Path(options.json).write_text(json.dumps({"command": options.args, "rows": rows, "against": against}, indent=2))
+    Path(options.json).write_text(
+        json.dumps({"command": options.args, "net": options.net, "rows": rows, "against": against}, indent=2)
+    )
 
 
 MODELS = ("ours", "lightgbm", "catboost", "linear")
