@@ -19,6 +19,7 @@ EXPORTS = {
     "ScratchDeepNet": "nnmodules.presets",
     "ToyRegressor": "nnmodules.presets",
     "SEED": "nnmodules.runs",
+    "ensemble_of": "nnmodules.runs",
     "load_run": "nnmodules.runs",
     "make_trainer": "nnmodules.runs",
     "Classifier": "nnmodules.tasks",
