@@ -86,19 +86,31 @@ class TaskModule(KeepsArguments, BuiltForData, Resumable, FastHookNames, metacla
         weight_decay: L2 penalty of the default optimizer.
         lr_schedule: "one_cycle" (warm up to `lr`, then anneal to almost 0 by the last
             step of the run: `OneCycleLR`) or "constant".
+        betas: Adam's decay rates of its running means of the gradient and of its square (the one-cycle
+            schedule cycles the first from 0.95 to 0.85 and back).
     """
 
     loss_scale = 1.0  # the loss as logged (train/, val/, test/loss) is the loss trained on times this
     epoch_buffers = ("_pending",)
 
-    def __init__(self, net: Any, lr: float, weight_decay: float, lr_schedule: Schedule) -> None:
+    def __init__(
+        self,
+        net: Any,
+        lr: float,
+        weight_decay: float,
+        lr_schedule: Schedule,
+        betas: Sequence[float] = (0.9, 0.999),
+    ) -> None:
         super().__init__()
         if lr <= 0:
             raise UserError(f"lr must be positive, got {lr}")
         if weight_decay < 0:
             raise UserError(f"weight_decay must be 0 or more, got {weight_decay}")
         check_choice("lr_schedule", lr_schedule, Schedule)
+        if len(betas) != 2 or not all(0 <= beta < 1 for beta in betas):
+            raise UserError(f"betas must be two numbers in [0, 1), got {list(betas)}")
         self.lr, self.weight_decay, self.lr_schedule = lr, weight_decay, lr_schedule
+        self.betas = (float(betas[0]), float(betas[1]))
         self.facts: DataFacts | None = None  # the data's, once set up (or from a checkpoint)
         self.from_data: dict[str, Any] = {}  # the arguments the data filled
         self.builder = None if net is None else builder_of(net)  # a network to build; None: one given, or our own
@@ -300,7 +312,9 @@ class TaskModule(KeepsArguments, BuiltForData, Resumable, FastHookNames, metacla
         kernel instead of one per operation and parameter.
         """
         fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in self.parameters())
-        optimizer = torch.optim.Adam(self.parameters(), lr=self.lr, weight_decay=self.weight_decay, fused=fused or None)
+        optimizer = torch.optim.Adam(
+            self.parameters(), lr=self.lr, betas=self.betas, weight_decay=self.weight_decay, fused=fused or None
+        )
         self.default_optimizer = optimizer
         total_steps = self.trainer.estimated_stepping_batches  # a resumed run's is re-planned in on_train_start
         if self.lr_schedule == "constant" or not math.isfinite(total_steps):  # no known end: nothing to anneal to
