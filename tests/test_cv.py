@@ -123,6 +123,17 @@ def test_a_regressions_folds_as_one_model_average_in_the_targets_units(tmp_path,
     assert abs(predicted.mean() - data.facts.target_mean) < data.facts.target_std  # prices, not standardised values
 
 
+def test_without_test_rows_the_folds_are_still_one_model_that_predicts(tmp_path, monkeypatch, console):
+    monkeypatch.chdir(tmp_path)
+    summary = cross_validate(2, [*ARGS, "--data.test_fraction=0"])
+    assert "test" not in summary["metrics"] and set(summary["ensemble"]) == {"checkpoint", "members", "written"}
+    assert not list((tmp_path / "lightning_logs" / "tabular_mlp" / "cv_2" / "ensemble").glob("events.*"))  # no figure
+    table = CONFIGS / "examples" / "people.csv"
+    assert console("predict", "--ckpt_path", summary["ensemble"]["checkpoint"], f"--data.predict_csv={table}")[0] == 0
+    (written,) = (tmp_path / "lightning_logs" / "tabular_mlp" / "cv_2" / "ensemble" / "predictions").glob("*.csv")
+    assert len(pd.read_csv(written)) == len(pd.read_csv(table))
+
+
 def test_runs_that_take_other_inputs_or_learn_another_task_are_not_one_model(done, tmp_path, monkeypatch):
     _, summary = done
     monkeypatch.chdir(tmp_path)
