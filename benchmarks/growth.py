@@ -1,15 +1,16 @@
 """Time as tables grow: ours and LightGBM on one real table resampled to 10k, 100k and 1M rows.
 
     python -m benchmarks.growth --table ../shared/data/tables/fertility.csv --target morekids
-        [--rows 10000 100000 1000000] [--json FILE]
+        [--rows 10000 100000 1000000] [--args '--data.batch_size 4096'] [--json FILE]
 
 Needs the benchmark extra (LightGBM). The table's rows are drawn with replacement (seeded) to each size, its
 numeric columns given a little noise (1% of each column's deviation) so that no row is repeated exactly, and
 written as a CSV. On each, in a process of its own (its peak memory its own): ours, the plain command line with
 the project's defaults (`litmodules fit --model MLPClassifier|MLPRegressor --data TabularDataModule`), as
-`benchmarks.tables` runs it, and LightGBM with its defaults and early stopping on the same validation rows. Each
-prints its fit seconds (the fit alone, wall clock), its peak resident memory (the whole process: libraries,
-table and all), and the microseconds of fit per training row: flat or falling as rows grow is the goal.
+`benchmarks.tables` runs it (with any `--args`), and LightGBM with its defaults and early stopping on the same
+validation rows. Each prints its test score (as `benchmarks.tables` scores it), its fit seconds (the fit alone,
+wall clock), its peak resident memory (the whole process: libraries, table and all), and the microseconds of
+fit per training row: flat or falling as rows grow is the goal.
 """
 
 from __future__ import annotations
@@ -40,15 +41,16 @@ def resampled(table: Path, rows: int, seed: int = 0) -> pd.DataFrame:
     return drawn
 
 
-def one(model: str, csv: Path, target: str) -> dict[str, float]:
-    """One model's fit on one table, in this process: seconds, training rows, peak memory (MB)."""
+def one(model: str, csv: Path, target: str, args: list[str]) -> dict[str, float]:
+    """One model's fit on one table, in this process: test score, seconds, peak memory (MB)."""
     from benchmarks.tables import lightgbm_fit, ours  # the bench extra: imported where used
 
     if model == "ours":
-        _, seconds, _ = ours(csv, target, 0, [])
+        score, seconds, _ = ours(csv, target, 0, args)
     else:
-        _, seconds = lightgbm_fit(csv, target, 0)
-    return {"seconds": seconds, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+        score, seconds = lightgbm_fit(csv, target, 0)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"score": score, "seconds": seconds, "peak_mb": peak}
 
 
 def main() -> None:
@@ -57,14 +59,15 @@ def main() -> None:
     parser.add_argument("--table", required=True)
     parser.add_argument("--target", required=True)
     parser.add_argument("--rows", type=int, nargs="+", default=list(ROWS))
+    parser.add_argument("--args", default="", help="more command-line arguments for ours")
     parser.add_argument("--json", default="lightning_logs/benchmark_growth.json")
     parser.add_argument("--one", nargs=2, metavar=("MODEL", "CSV"), help=argparse.SUPPRESS)  # a child's work
     options = parser.parse_args()
     if options.one:
-        print(json.dumps(one(options.one[0], Path(options.one[1]), options.target)))
+        print(json.dumps(one(options.one[0], Path(options.one[1]), options.target, options.args.split())))
         return
     results = []
-    print(f"{'rows':>9} {'model':>9} {'fit s':>8} {'peak MB':>8} {'us/row':>7}", flush=True)
+    print(f"{'rows':>9} {'model':>9} {'score':>7} {'fit s':>8} {'peak MB':>8} {'us/row':>7}", flush=True)
     with tempfile.TemporaryDirectory() as folder:
         for rows in options.rows:
             csv = Path(folder) / f"rows_{rows}.csv"
@@ -72,18 +75,19 @@ def main() -> None:
             training = round(rows * 0.6)  # TabularDataModule's default split: 60% trains
             for model in ("ours", "lightgbm"):
                 command = [sys.executable, "-m", "benchmarks.growth", "--table", options.table]
-                command += ["--target", options.target, "--one", model, str(csv)]
+                command += ["--target", options.target, f"--args={options.args}", "--one", model, str(csv)]
                 done = subprocess.run(command, capture_output=True, text=True, check=True, cwd=folder, env=_env())
                 row = {"rows": rows, "model": model, **json.loads(done.stdout.strip().splitlines()[-1])}
                 row["us_per_training_row"] = row["seconds"] / training * 1e6
                 results.append(row)
                 print(
-                    f"{rows:9d} {model:>9} {row['seconds']:8.1f} {row['peak_mb']:8.0f} "
+                    f"{rows:9d} {model:>9} {row['score']:7.4f} {row['seconds']:8.1f} {row['peak_mb']:8.0f} "
                     f"{row['us_per_training_row']:7.1f}",
                     flush=True,
                 )
     os.makedirs(os.path.dirname(os.path.abspath(options.json)), exist_ok=True)
-    Path(options.json).write_text(json.dumps({"table": options.table, "rows": results}, indent=2))
+    measured = {"table": options.table, "args": options.args, "rows": results}
+    Path(options.json).write_text(json.dumps(measured, indent=2))
 
 
 def _env() -> dict[str, str]:

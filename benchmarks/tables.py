@@ -1,7 +1,7 @@
 """Tables against gradient boosting: ours, LightGBM, CatBoost and a linear model on every table, same splits.
 
     python -m benchmarks.tables --tables ../shared/data/tables [--seeds 3] [--only NAME ...]
-        [--args '--trainer.max_epochs 30' ...] [--json FILE]
+        [--args '--trainer.max_epochs 30' ...] [--net nnmodules.TabM] [--cv K] [--json FILE]
 
 Needs the benchmark extra: `pip install -e '.[bench]'` (LightGBM, CatBoost, scikit-learn), imported where
 used: the summary needs none of it.
@@ -11,7 +11,9 @@ table and seed (0, 1, ...), `TabularDataModule(csv, target, seed=seed)` splits t
 
 - ours: the plain command line, `litmodules fit --model MLPClassifier` (`MLPRegressor` for a
   numeric target) `--data TabularDataModule --data.csv X --data.target Y`, with the
-  project's defaults and any `--args` given; the best checkpoint by validation loss is tested;
+  project's defaults and any `--args` given; the best checkpoint by validation loss is tested
+  (`--net N`: `Classifier`/`Regressor` over network N instead; `--cv K`: `litmodules cv --folds K`
+  with the same options, its folds as one model tested on the same test rows, timed whole);
 - LightGBM: its defaults, with the table's own columns (categories as pandas categories,
   dates as their parts), early stopping on the validation rows (50 rounds);
 - CatBoost: its defaults, with the same columns (categories as its categorical features, missing ones as a
@@ -37,6 +39,7 @@ import time
 import warnings
 from pathlib import Path
 
+import lightning as L
 import numpy as np
 import pandas as pd
 import torch
@@ -44,6 +47,8 @@ import torch
 from datamodules import TabularDataModule
 from datamodules.tabular.preprocess import MISSING, TablePreprocessing, with_date_parts
 from nnmodules.cli import LitCLI
+from nnmodules.cli.cv import cross_validate
+from nnmodules.runs import load_run
 
 QUIET = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false", "--test_after_fit=false"]
 
@@ -59,19 +64,36 @@ def score(task: str, targets: np.ndarray, outputs: np.ndarray) -> float:
     return float(r2_score(targets, outputs))
 
 
-def ours(path: Path, target: str, seed: int, extra: list[str]) -> tuple[float, float, str]:
-    """The plain command line's fit, then the best checkpoint's predictions on the test rows."""
+def ours(
+    path: Path, target: str, seed: int, extra: list[str], net: str | None = None, folds: int | None = None
+) -> tuple[float, float, str]:
+    """The plain command line's fit, then the best checkpoint's predictions on the test rows.
+
+    `net`: the task (`Classifier`, `Regressor`) over this network instead of the MLP presets. `folds`:
+    `litmodules cv --folds K` instead of a fit, and the predictions of its folds as one model (the same test rows).
+    """
     with tempfile.TemporaryDirectory() as folder, contextlib.chdir(folder):
         probe = TabularDataModule(path, target=target, seed=seed)
         probe.setup("fit")  # the task is the table's: known once read
-        model = "MLPRegressor" if probe.facts.task == "regression" else "MLPClassifier"
-        args = ["--model", model, "--data", "TabularDataModule", f"--data.csv={path}", f"--data.target={target}"]
-        cli = LitCLI([*args, f"--data.seed={seed}", f"--seed_everything={seed}", *QUIET, *extra])
+        regression = probe.facts.task == "regression"
+        model = ["--model", "MLPRegressor" if regression else "MLPClassifier"]
+        if net:
+            model = ["--model", "Regressor" if regression else "Classifier", "--model.net", net]
+        args = [*model, "--data", "TabularDataModule", f"--data.csv={path}", f"--data.target={target}"]
+        args = [*args, f"--data.seed={seed}", f"--seed_everything={seed}", *QUIET, *extra]
         start = time.perf_counter()
-        cli.trainer.fit(cli.model, cli.datamodule)
-        seconds = time.perf_counter() - start
-        data = cli.datamodule
-        predictions = torch.cat(cli.trainer.predict(cli.model, datamodule=data, ckpt_path="best"))
+        if folds:
+            summary = cross_validate(folds, args)
+            seconds = time.perf_counter() - start
+            model, data = load_run(summary["ensemble"]["checkpoint"])
+            trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False)
+            predictions = torch.cat(trainer.predict(model, datamodule=data))
+        else:
+            cli = LitCLI(args)
+            cli.trainer.fit(cli.model, cli.datamodule)
+            seconds = time.perf_counter() - start
+            data = cli.datamodule
+            predictions = torch.cat(cli.trainer.predict(cli.model, datamodule=data, ckpt_path="best"))
         targets = data.table("test").tensors[1]
         if data.facts.task == "regression":
             targets = targets * data.facts.target_std + data.facts.target_mean
@@ -175,6 +197,8 @@ def main() -> None:
     parser.add_argument(
         "--args", default="", help="more command-line arguments for ours, e.g. '--trainer.max_epochs 30'"
     )
+    parser.add_argument("--net", help="ours: Classifier or Regressor over this network (e.g. nnmodules.TabM)")
+    parser.add_argument("--cv", type=int, metavar="K", help="ours: `litmodules cv --folds K`, its folds as one model")
     parser.add_argument("--json", default="lightning_logs/benchmark_tables.json")
     options = parser.parse_args()
     folder = Path(options.tables).resolve()
@@ -186,7 +210,7 @@ def main() -> None:
     for name in names:
         path, target = folder / listed[name]["file"], listed[name]["target"]
         for seed in range(options.seeds):
-            our_score, our_seconds, task = ours(path, target, seed, options.args.split())
+            our_score, our_seconds, task = ours(path, target, seed, options.args.split(), options.net, options.cv)
             row = {"table": name, "task": task, "seed": seed, "ours": our_score, "ours_s": our_seconds}
             for model, fit in (("lightgbm", lightgbm_fit), ("catboost", catboost_fit), ("linear", linear_fit)):
                 row[model], row[f"{model}_s"] = fit(path, target, seed)
@@ -198,7 +222,8 @@ def main() -> None:
             )
     against = summary(pd.DataFrame(rows))
     os.makedirs(os.path.dirname(os.path.abspath(options.json)), exist_ok=True)
-    Path(options.json).write_text(json.dumps({"command": options.args, "rows": rows, "against": against}, indent=2))
+    measured = {"command": options.args, "net": options.net, "cv": options.cv, "rows": rows, "against": against}
+    Path(options.json).write_text(json.dumps(measured, indent=2))
 
 
 MODELS = ("ours", "lightgbm", "catboost", "linear")

@@ -80,11 +80,7 @@ def read_complaint(message: str) -> Complaint:
         return Complaint("other", text=reasons[0] if "Union subtypes" in message and reasons else one_line(message))
     key, account = found.groups()
     given = re.search(r"^\s*Given value: (.*)$", account, re.MULTILINE)
-    if re.search(r"Expected a dot import path string|Expected a path but", account) and given:
-        subtypes = re.search(r"Subtypes: \[(.*)\]", account)
-        bases = re.findall(r"<class '([\w.]+)'>", subtypes.group(1)) if subtypes else []
-        return Complaint("unknown class", key, name=given.group(1), bases=bases)
-    if problem := _class_problem(account):
+    if problem := _class_problem(account):  # first: a class's own argument may be the one at fault (--model.net)
         class_path, text = problem
         if re.match(r"(module '[\w.]+' has no attribute|No module named) ", text):  # no such class
             subtypes = re.search(r"Subtypes: \[(.*)\]", account)
@@ -95,6 +91,12 @@ def read_complaint(message: str) -> Complaint:
         if option := re.match(r"Option '(\w+)' is not accepted", text):
             return Complaint("unknown argument", key, name=option.group(1), class_path=class_path)
         return Complaint("other", key, class_path=class_path, text=one_line(text))
+    if ambiguous := re.search(r"Multiple subclasses with name \w+\. Give the full class path[^\n]*", account):
+        return Complaint("other", key, text=ambiguous.group(0))
+    if re.search(r"Expected a dot import path string|Expected a path but", account) and given:
+        subtypes = re.search(r"Subtypes: \[(.*)\]", account)
+        bases = re.findall(r"<class '([\w.]+)'>", subtypes.group(1)) if subtypes else []
+        return Complaint("unknown class", key, name=given.group(1), bases=bases)
     expected = [name for name in re.findall(r"Expected an? <class '([\w.]+)'>", account) if name != "NoneType"]
     if expected and given:
         return Complaint("wrong type", key, given=given.group(1), expected=expected)

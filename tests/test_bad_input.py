@@ -244,6 +244,11 @@ CLI_ROWS = [
     pytest.param(["--trainer.epochs", "3"],
      "no option --trainer.epochs. Did you mean --trainer.min_epochs or --trainer.max_epochs?", id="unknown option"),
     pytest.param(["--trainer.max_epochs", "ten"], "--trainer.max_epochs ten: expected int", id="wrong type"),
+    pytest.param(["--model=Classifier", "--model.net=Tabmm"],
+     "--model.net Tabmm: no such class. Did you mean TabM? (Or give its import path: my_module.MyClass.)",
+     id="network typo"),  # failed: named as --model
+    pytest.param(["--model=Classifier", "--model.net=TabM"], "--model.net: Multiple subclasses with name TabM. Give "
+     "the full class path to avoid ambiguity: nnmodules.TabM, tabm.TabM.", id="network of two packages"),
     pytest.param(["--config", "{tmp}/broken.yaml"],
      'Problems parsing config: while parsing a flow sequence in "<unicode string>", line 1, column 10 did not '
      """find expected ',' or ']' in "<unicode string>", line 3, column 1""", id="config not yaml"),

@@ -13,7 +13,7 @@ from conftest import CONFIGS
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from datamodules import TabularDataModule
-from nnmodules import load_run
+from nnmodules import ensemble_of, load_run
 from nnmodules.cli import stages
 from nnmodules.cli.cv import cross_validate
 
@@ -80,6 +80,71 @@ def test_every_row_not_tested_is_predicted_once_by_the_fold_that_did_not_train_o
     assert abs(rows - expected).max() < 1e-5 and abs(rows - others).max() > 1e-3
 
 
+def predictions_of_each_fold(checkpoints: list[str]) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Each fold's model's predictions of the test rows, each from its own run's data; and the test targets."""
+    predictions = []
+    for path in checkpoints:
+        model, data = load_run(path)
+        data.setup("test")
+        inputs, targets = data.table("test").tensors
+        with torch.no_grad():
+            predictions.append(model.eval().predict_step(inputs, 0))
+    return predictions, targets
+
+
+def test_the_folds_as_one_model_answer_with_the_mean_of_the_folds_probabilities(done, tmp_path, console):
+    folder, summary = done
+    assert summary["ensemble"]["members"] == summary["checkpoints"]
+    folds, targets = predictions_of_each_fold(summary["checkpoints"])
+    expected = sum(folds) / FOLDS
+    ensemble, data = load_run(summary["ensemble"]["checkpoint"])
+    data.setup("test")
+    plain = TabularDataModule(CONFIGS / "examples" / "people.csv", target="renewed", drop=["id"])._frames()
+    assert data.frames["test"].index.equals(plain["test"].index)  # the test rows, not a fold's
+    with torch.no_grad():
+        torch.testing.assert_close(ensemble.eval().predict_step(data.table("test").tensors[0], 0), expected)
+    accuracy = float((expected.argmax(dim=1) == targets).float().mean())
+    assert summary["ensemble"]["test"]["test/acc"] == pytest.approx(accuracy)
+    assert console("predict", "--ckpt_path", summary["ensemble"]["checkpoint"])[0] == 0
+    written = pd.read_csv(folder / "ensemble" / "predictions" / "test.csv")[["p_0", "p_1"]].to_numpy()
+    assert abs(written - expected.numpy()).max() < 1e-5
+    assert console("export", "--ckpt_path", summary["ensemble"]["checkpoint"])[0] == 0  # checked against it there
+
+
+def test_a_regressions_folds_as_one_model_average_in_the_targets_units(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    summary = cross_validate(2, ["--config", "tabular_regression", *ARGS[2:]])
+    folds, _ = predictions_of_each_fold(summary["checkpoints"])
+    ensemble, data = load_run(summary["ensemble"]["checkpoint"])
+    data.setup("test")
+    with torch.no_grad():
+        predicted = ensemble.eval().predict_step(data.table("test").tensors[0], 0)
+    torch.testing.assert_close(predicted, (folds[0] + folds[1]) / 2)
+    assert abs(predicted.mean() - data.facts.target_mean) < data.facts.target_std  # prices, not standardised values
+
+
+def test_without_test_rows_the_folds_are_still_one_model_that_predicts(tmp_path, monkeypatch, console):
+    monkeypatch.chdir(tmp_path)
+    summary = cross_validate(2, [*ARGS, "--data.test_fraction=0"])
+    assert "test" not in summary["metrics"] and set(summary["ensemble"]) == {"checkpoint", "members", "written"}
+    assert not list((tmp_path / "lightning_logs" / "tabular_mlp" / "cv_2" / "ensemble").glob("events.*"))  # no figure
+    table = CONFIGS / "examples" / "people.csv"
+    assert console("predict", "--ckpt_path", summary["ensemble"]["checkpoint"], f"--data.predict_csv={table}")[0] == 0
+    (written,) = (tmp_path / "lightning_logs" / "tabular_mlp" / "cv_2" / "ensemble" / "predictions").glob("*.csv")
+    assert len(pd.read_csv(written)) == len(pd.read_csv(table))
+
+
+def test_runs_that_take_other_inputs_or_learn_another_task_are_not_one_model(done, tmp_path, monkeypatch):
+    _, summary = done
+    monkeypatch.chdir(tmp_path)
+    plain = stages.fit([*ARGS, "--test_after_fit=false"]).trainer.checkpoint_callback.last_model_path
+    with pytest.raises(ValueError, match=r"last.ckpt takes other inputs than .* \(its data preprocessed otherwise\)"):
+        ensemble_of([summary["checkpoints"][0], plain])
+    regression = stages.fit(["--config", "tabular_regression", *ARGS[2:], "--test_after_fit=false"])
+    with pytest.raises(ValueError, match=r"models of one task .* got \['MLPClassifier', 'MLPRegressor'\]"):
+        ensemble_of([plain, regression.trainer.checkpoint_callback.last_model_path])
+
+
 def test_the_same_command_continues_keeping_finished_folds(done, monkeypatch):
     folder, summary = done
     monkeypatch.chdir(folder.parents[2])
@@ -95,6 +160,9 @@ def test_the_same_command_continues_keeping_finished_folds(done, monkeypatch):
     assert {path: path.read_bytes() for path in kept} == kept and last.read_bytes() == trained  # not trained again
     assert again["metrics"]["val/acc"]["folds"][:2] == summary["metrics"]["val/acc"]["folds"][:2]
     assert (folder / "fold_2" / "fold.json").is_file() and (folder / "fold_2.1" / "config.yaml").is_file()  # kept
+    assert again["ensemble"]["members"] == again["checkpoints"]
+    assert again["ensemble"]["written"] != summary["ensemble"]["written"]  # of fold 2 as it is now, trained again
+    assert (folder / "ensemble.1" / "ensemble.json").is_file()  # the one of the folds as they were: kept
 
 
 @pytest.mark.parametrize(

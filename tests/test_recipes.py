@@ -91,7 +91,7 @@ def test_a_csv_logger_run_keeps_its_figures_as_png_and_says_where_it_is(mnist_di
 OWN_TABLE = "--data.csv FILE --data.target COLUMN"  # how each table recipe's comment tells how to train on yours
 
 
-@pytest.mark.parametrize("recipe", ["tabular_mlp", "tabular_scratch", "tabular_regression"])
+@pytest.mark.parametrize("recipe", ["tabular_mlp", "tabular_scratch", "tabular_regression", "tabular_tabm"])
 def test_a_table_recipes_own_table_line_trains_on_a_table_of_other_columns(recipe, tmp_path, monkeypatch, console):
     monkeypatch.chdir(tmp_path)
     text = (CONFIGS / f"{recipe}.yaml").read_text()

@@ -467,6 +467,18 @@ def test_folds_validate_every_row_not_tested_once_and_keep_the_test_rows(target)
         assert all(abs(split["val"]["y"].sum() - share) <= 1 for split in splits)
 
 
+def test_the_folds_share_one_preprocessing_learnt_from_every_row_not_tested():
+    frame = rule_table(300)
+    folds = [TabularDataModule(frame, target="x", drop=["name"], folds=3, fold=k, seed=3) for k in range(3)]
+    for data in folds:
+        data.setup("fit")
+    not_tested = frame.drop(index=folds[0].frames["test"].index)
+    by_hand = TablePreprocessing.fit(not_tested, ["noise", "y"], ["colour"], [])  # y: a number beside target x
+    assert all(data.fitted["preprocessing"] == by_hand.state_dict() for data in folds)  # failed: each its own rows
+    assert all(data.facts.target_mean == pytest.approx(not_tested["x"].mean()) for data in folds)
+    assert [data.facts.training_rows for data in folds] == [len(data.frames["train"]) for data in folds]
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [

@@ -54,6 +54,30 @@ def test_the_binary_loss_is_cross_entropy_of_the_logit_weighted_by_class():
     assert model.compute_loss(logits, targets).item() == pytest.approx(expected)
 
 
+def test_label_smoothing_spreads_a_share_of_each_target_over_the_classes_in_training_only():
+    model = MLPClassifier(input_dim=3, hidden_dims=[], num_classes=3, label_smoothing=0.3)
+    log_p = SCORES.log_softmax(dim=1).tolist()
+    # the target class gets 1 - 0.3 + 0.3 / 3, the others 0.3 / 3 each
+    rows = zip(log_p, TARGETS.tolist(), strict=True)
+    by_hand = -sum(sum((0.8 if c == t else 0.1) * row[c] for c in range(3)) for row, t in rows)
+    assert model.train().compute_loss(SCORES, TARGETS).item() == pytest.approx(by_hand / 4)
+    plain = cross_entropy_by_hand(SCORES, TARGETS, None)
+    assert model.eval().compute_loss(SCORES, TARGETS).item() == pytest.approx(plain)  # validation's and test's loss
+    binary = Classifier(MLP(3, [], 1), task="binary", label_smoothing=0.2).train()
+    logits, targets = torch.tensor([logit(0.9), logit(0.2)]), torch.tensor([1, 0])
+    expected = -(0.9 * math.log(0.9) + 0.1 * math.log(0.1) + 0.1 * math.log(0.2) + 0.9 * math.log(0.8)) / 2
+    assert binary.compute_loss(logits, targets).item() == pytest.approx(expected)
+
+
+def test_the_default_optimizer_takes_the_betas_given(tmp_path):
+    model = Classifier(MLP(2, [], 3), num_classes=3, betas=(0.9, 0.95), lr_schedule="constant")
+    trainer = L.Trainer(max_steps=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        default_root_dir=tmp_path, limit_val_batches=0, enable_model_summary=False)  # fmt: skip
+    rows = torch.utils.data.TensorDataset(torch.randn(8, 2), torch.randint(0, 3, (8,)))
+    trainer.fit(model, torch.utils.data.DataLoader(rows, batch_size=4), torch.utils.data.DataLoader(rows))
+    assert trainer.optimizers[0].param_groups[0]["betas"] == (0.9, 0.95)
+
+
 @pytest.mark.parametrize("weights", [None, WEIGHTS], ids=["plain", "weighted"])
 def test_the_scratch_nets_multiclass_loss_is_weighted_nll_of_its_log_probabilities(weights):
     model = ScratchDeepNet(input_dim=3, hidden_dims=[2], num_classes=3, class_weights=weights)
@@ -186,6 +210,7 @@ def test_the_task_bases_defaults_are_the_documented_ones():
         "lr": 1e-3,
         "weight_decay": 0.0,
         "lr_schedule": "one_cycle",
+        "betas": (0.9, 0.999),  # Adam's own
     }
     classifier = inspect.signature(Classifier.__init__).parameters
     assert {name: p.default for name, p in classifier.items() if name not in ("self", "net")} == {
@@ -195,6 +220,8 @@ def test_the_task_bases_defaults_are_the_documented_ones():
         "lr": 1e-3,
         "weight_decay": 0.0,
         "lr_schedule": "one_cycle",
+        "betas": (0.9, 0.999),
+        "label_smoothing": 0.0,
     }
 
 
@@ -244,6 +271,8 @@ def test_the_tasks_default_learning_rate_and_a_network_s_outputs_per_task():
         ({"lr": 0.0}, "lr must be positive, got 0.0"),
         ({"lr_schedule": "cosine"}, "lr_schedule must be 'one_cycle' or 'constant', got 'cosine'"),
         ({"weight_decay": -0.1}, "weight_decay must be 0 or more, got -0.1"),
+        ({"betas": (0.9, 1.0)}, "betas must be two numbers in [0, 1), got [0.9, 1.0]"),
+        ({"label_smoothing": 1.0}, "label_smoothing must be in [0, 1), got 1.0"),
     ],
 )
 def test_the_default_optimizers_bad_settings_are_refused_by_name(settings, message):

@@ -77,7 +77,9 @@ class TabularDataModule(TensorDataModule):
         split_column: a column of "train"/"val"/"test" that says where each row goes.
         folds: cross-validation: the rows not tested dealt into this many seeded folds (stratified by class);
             fold `fold` validates, the others train, and `val_fraction` is unused. The test rows stay those of
-            the same seed without folds. `litmodules cv` runs every fold.
+            the same seed without folds. The preprocessing is fitted on every row not tested, the same for every
+            fold, so that the folds' models take the same inputs and average into one model; of the targets,
+            it learns only their scale and classes. `litmodules cv` runs every fold.
         fold: the fold that validates, from 0 to `folds` - 1.
         test_csv: a separate table to test on, instead of `test_fraction` of this one.
         predict_csv: a table without (or with) the target, for `predict`.
@@ -168,7 +170,7 @@ class TabularDataModule(TensorDataModule):
     def setup(self, stage: str | None = None) -> None:
         """Reads, splits and fits the table (unless a checkpoint's state gave the fit), then the splits of `stage`."""
         if self.fitted is None:
-            self.fitted = self._fit(self._frames()["train"])
+            self.fitted = self._fit(self._fitting_rows())
         self._fitted_state_in_use()
         splits = {"fit": ["train", "val"], "validate": ["val"], "test": ["test"], "predict": [self.predict_split]}
         for split in splits.get(stage or "fit", []):
@@ -209,6 +211,15 @@ class TabularDataModule(TensorDataModule):
     def feature_names(self) -> list[str]:
         return self.preprocessing.feature_names
 
+    def _fitting_rows(self) -> pd.DataFrame:
+        """The rows the preprocessing learns from: the training split's; with folds, every fold's, in table order."""
+        frames = self._frames()
+        if self.folds is None:
+            return frames["train"]
+        rows = pd.concat([frames["train"], frames["val"]]).sort_index()
+        rows.attrs = dict(frames["train"].attrs)
+        return rows
+
     def _fit(self, train: pd.DataFrame) -> dict[str, Any]:
         """What is learnt from the training rows, as plain data; the columns' roles said once (rank 0)."""
         task = train.attrs["task"]
@@ -247,7 +258,7 @@ class TabularDataModule(TensorDataModule):
             "class_weights": class_weights(self.class_weights_option, train[self.target], class_names),
             "target_scale": target_scale,  # regression: models see (target - mean) / std
             "preprocessing": preprocessing.state_dict(),
-            "training_rows": len(train),  # travels with the rest: the same batch size on resume
+            "training_rows": len(self._frames()["train"]),  # travels with the rest: the same batch size on resume
         }
 
     def _frames(self) -> dict[str, pd.DataFrame]:

@@ -7,7 +7,9 @@ seeded folds; fold k validates), in `<save_dir>/<name>/cv_<K>/fold_<k>/` (name: 
 fold, its best checkpoint is validated and, where the data has test rows, tested, and it predicts its
 validation rows: `fold_<k>/fold.json` and `fold_<k>/out_of_fold.csv`. At the end: the mean and standard
 deviation over the folds of every metric, printed, written to `cv.json` and logged (`summary/`, with the
-folds' logger kind), and every out-of-fold prediction in `out_of_fold.csv`, by row. Stopped (Ctrl-C), the
+folds' logger kind), and every out-of-fold prediction in `out_of_fold.csv`, by row. The folds' best
+checkpoints then become one model (`nnmodules.runs.ensemble_of`), `ensemble/checkpoints/ensemble.ckpt`,
+tested where the data has test rows: `test`, `predict` and `export` take it as any checkpoint. Stopped (Ctrl-C), the
 same command continues: finished folds are kept, a stopped one goes on from its checkpoint. The folder keeps
 its settings (`settings.yaml`): other settings are refused, naming what differs.
 """
@@ -34,11 +36,12 @@ from nnmodules import metrics
 from nnmodules.callbacks.record import earlier_name, refuse_a_finished_run
 from nnmodules.cli.lightning_cli import LitCLI
 from nnmodules.cli.settings import differences_of, settings_of
-from nnmodules.runs import load_run
+from nnmodules.runs import ensemble_of, load_run, make_trainer
 from nnmodules.runs.folders import resumable_checkpoint
 from nnmodules.tasks import read_checkpoint
 
 RESULT, PREDICTIONS, SUMMARY, SETTINGS = "fold.json", "out_of_fold.csv", "cv.json", "settings.yaml"
+ENSEMBLE = "ensemble.json"  # the ensemble run's checkpoint and test metrics, written last
 RESUME = "the same `litmodules cv` continues it"
 EVALUATION = {"logger": False, "enable_checkpointing": False, "enable_progress_bar": False}
 
@@ -76,11 +79,15 @@ def cross_validate(folds: int, fit_args: list[str]) -> dict[str, Any]:
             _run_fold(fold, folds, fit_args, folder, base)
         results.append(json.loads(done.read_text()))
     summary = _summary(results)
-    (folder / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
     _log(summary, type(base.trainer.logger), folder)
     predictions = pd.concat([pd.read_csv(folder / f"fold_{k}" / PREDICTIONS) for k in range(folds)])
     predictions.sort_values("row").to_csv(folder / PREDICTIONS, index=False)
+    summary["ensemble"] = _ensemble(folder, summary["checkpoints"], base)
+    (folder / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
     lines = [f"{name}: {value['mean']:.4f} ± {value['std']:.4f}" for name, value in summary["metrics"].items()]
+    ensemble = summary["ensemble"]
+    lines += [f"the {folds} folds as one model: {ensemble['checkpoint']}"]
+    lines += [f"  {name}: {value:.4f}" for name, value in ensemble.get("test", {}).items()]
     rank_zero_info("\n".join([f"{folds}-fold cross-validation in {folder}:", *lines]))
     return summary
 
@@ -167,6 +174,42 @@ def _evaluate(best: Path, run: Path) -> None:
     outputs = torch.cat(trainer.predict(model, dataloaders=data.val_dataloader()))
     _out_of_fold(data, outputs).to_csv(run / PREDICTIONS, index=False)
     (run / RESULT).write_text(json.dumps(result, indent=2) + "\n")
+
+
+def _ensemble(folder: Path, checkpoints: list[str], base: LitCLI) -> dict[str, Any]:
+    """The folds' best checkpoints as one model, in the run `<folder>/ensemble/`: its checkpoint and test metrics.
+
+    Made once for these checkpoints; an earlier one of other checkpoints (a fold trained again), or stopped
+    before its end, is kept aside.
+    """
+    run = folder / "ensemble"
+    done = run / ENSEMBLE
+    written = [Path(path).stat().st_mtime_ns for path in checkpoints]  # a fold trained again: the same name, anew
+    if done.is_file() and json.loads(done.read_text())["written"] == written:
+        return json.loads(done.read_text())
+    if run.is_dir():
+        kept = earlier_name(run)
+        run.rename(kept)
+        rank_zero_info(f"the ensemble of other checkpoints, or stopped before its end, is kept as {kept.name}")
+    model, fold_data = ensemble_of(checkpoints)
+    data = type(fold_data)(**{**fold_data.hparams, "folds": None, "fold": 0})  # the test rows, not a fold's
+    data.load_state_dict(fold_data.state_dict())  # the folds' shared preprocessing
+    data.setup("test")
+    tested = len(data.frames["test"]) > 0
+    # no test rows: nothing to log; the checkpoint is written after a pass over validation rows the folds trained on
+    logger = type(base.trainer.logger)(save_dir=str(folder), name="", version=run.name) if tested else False
+    quiet = {"enable_progress_bar": False, "enable_model_summary": False}
+    trainer = make_trainer("", run.name, save_dir=folder, logger=logger, **quiet)
+    if tested:
+        result = {"test": _metrics(trainer.test(model, datamodule=data, verbose=False))}
+    else:
+        trainer.validate(model, datamodule=data, verbose=False)
+        result = {}
+    checkpoint = run / "checkpoints" / "ensemble.ckpt"
+    trainer.save_checkpoint(checkpoint, weights_only=False)  # as Lightning writes its own (and says nothing)
+    result = {"checkpoint": str(checkpoint.absolute()), "members": checkpoints, "written": written, **result}
+    done.write_text(json.dumps(result, indent=2) + "\n")
+    return result
 
 
 def _metrics(logged: list[dict[str, Any]]) -> dict[str, float]:

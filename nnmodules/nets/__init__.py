@@ -8,15 +8,19 @@ data's: a model given the network's class, or a config without them, takes them 
 
 from nnmodules.nets.cnn import SmallCNN
 from nnmodules.nets.configs import build_from_config, builder_of, object_config
+from nnmodules.nets.ensemble import Ensemble
 from nnmodules.nets.mlp import MLP, check_dropout, check_widths
 from nnmodules.nets.scratch import ScratchInit, ScratchNet
 from nnmodules.nets.table import TableMLP
+from nnmodules.nets.tabm import TabM
 
 __all__ = [
     "MLP",
+    "Ensemble",
     "ScratchInit",
     "ScratchNet",
     "SmallCNN",
+    "TabM",
     "TableMLP",
     "build_from_config",
     "check_dropout",

@@ -38,6 +38,8 @@ class MLPClassifier(Classifier):
         numeric_features: how many of the inputs are numbers to embed (they come first); None: the data's when
             embedding, else 0.
         embedding_dim, frequency_scale: the embeddings' (see `nets.TableMLP`).
+        betas: Adam's (see `Classifier`).
+        label_smoothing: in training, the share of each target spread over the classes (see `Classifier`).
     """
 
     def __init__(
@@ -54,11 +56,15 @@ class MLPClassifier(Classifier):
         numeric_features: int | None = None,
         embedding_dim: int = 16,
         frequency_scale: float = 0.1,
+        betas: Sequence[float] = (0.9, 0.999),
+        label_smoothing: float = 0.0,
     ) -> None:
         self.net_settings = mlp_settings(
             input_dim, hidden_dims, dropout, embed_numbers, numeric_features, embedding_dim, frequency_scale
         )
-        super().__init__(None, num_classes, "multiclass", class_weights, lr, weight_decay, lr_schedule)
+        super().__init__(
+            None, num_classes, "multiclass", class_weights, lr, weight_decay, lr_schedule, betas, label_smoothing
+        )
 
     def can_build(self, facts: DataFacts | None) -> bool:
         return facts is not None or (self.net_settings["input_dim"] is not None and self.num_classes is not None)
@@ -80,7 +86,7 @@ class MLPRegressor(Regressor):
         lr: peak learning rate of the default optimizer (Adam, one-cycle schedule).
         weight_decay: L2 penalty of the default optimizer.
         lr_schedule: "one_cycle" or "constant" (see `Regressor`).
-        dropout, embed_numbers, numeric_features, embedding_dim, frequency_scale: as for `MLPClassifier`.
+        dropout, embed_numbers, numeric_features, embedding_dim, frequency_scale, betas: as for `MLPClassifier`.
     """
 
     def __init__(
@@ -97,11 +103,14 @@ class MLPRegressor(Regressor):
         numeric_features: int | None = None,
         embedding_dim: int = 16,
         frequency_scale: float = 0.1,
+        betas: Sequence[float] = (0.9, 0.999),
     ) -> None:
         self.net_settings = mlp_settings(
             input_dim, hidden_dims, dropout, embed_numbers, numeric_features, embedding_dim, frequency_scale
         )
-        super().__init__(None, target_mean, target_std, lr=lr, weight_decay=weight_decay, lr_schedule=lr_schedule)
+        super().__init__(
+            None, target_mean, target_std, lr=lr, weight_decay=weight_decay, lr_schedule=lr_schedule, betas=betas
+        )
 
     def can_build(self, facts: DataFacts | None) -> bool:
         return facts is not None or self.net_settings["input_dim"] is not None

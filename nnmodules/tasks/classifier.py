@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -39,6 +40,10 @@ class Classifier(TaskModule):
         lr: peak learning rate of the default optimizer (Adam, one-cycle schedule), or its rate when "constant".
         weight_decay: L2 penalty of the default optimizer.
         lr_schedule: "one_cycle" (warm up to `lr`, then anneal to almost 0 by the run's last step) or "constant".
+        betas: Adam's (see `TaskModule`).
+        label_smoothing: the share of each example's target spread evenly over the classes (0: none), as
+            `torch.nn.functional.cross_entropy` takes it; binary: the target 1 becomes 1 - s/2 and 0 becomes s/2.
+            In training only: the validation and test losses are the plain cross-entropy.
     """
 
     data_tasks = CLASSES
@@ -52,6 +57,8 @@ class Classifier(TaskModule):
         lr: float = 1e-3,
         weight_decay: float = 0.0,
         lr_schedule: Schedule = "one_cycle",
+        betas: Sequence[float] = (0.9, 0.999),
+        label_smoothing: float = 0.0,
     ) -> None:
         if task == "regression":
             raise UserError("task='regression' is a Regressor's (e.g. MLPRegressor): a Classifier learns classes")
@@ -63,7 +70,10 @@ class Classifier(TaskModule):
             raise UserError(f"num_classes must be at least 2, got {num_classes} (a classifier needs classes)")
         if class_weights is not None and num_classes is not None and len(class_weights) != num_classes:
             raise UserError(f"class_weights needs one weight per class ({num_classes}), got {list(class_weights)}")
-        super().__init__(net, lr, weight_decay, lr_schedule)
+        if not 0 <= label_smoothing < 1:
+            raise UserError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+        super().__init__(net, lr, weight_decay, lr_schedule, betas)
+        self.label_smoothing = label_smoothing
         self.task: str | None = task
         self.num_classes: int | None = 2 if task == "binary" else num_classes
         self.weights_given = None if class_weights is None else list(class_weights)
@@ -110,16 +120,26 @@ class Classifier(TaskModule):
         width = 1 if self.task == "binary" else self.num_classes
         return f"build it with {width} output(s) (output_dim or num_classes={width}), or leave that to the data"
 
-    def forward(self, inputs: Tensor) -> Tensor:
-        outputs = super().forward(inputs)
-        return one_per_example(outputs) if self.task == "binary" else outputs
+    def shaped(self, outputs: Tensor) -> Tensor:
+        return one_per_example(outputs, self.of_members) if self.task == "binary" else outputs
+
+    def together(self, members: Tensor) -> Tensor:
+        """The scores whose probabilities are the mean of the members': log-mean-exp of their log-probabilities."""
+        log_k = math.log(self.net.k)  # the contract says k: a constant to an export, which a shape is not
+        if self.task == "binary":  # the logit of the mean probability: log p - log(1 - p)
+            positive = F.logsigmoid(members).logsumexp(dim=1) - log_k
+            negative = F.logsigmoid(-members).logsumexp(dim=1) - log_k
+            return positive - negative
+        return members.log_softmax(dim=-1).logsumexp(dim=1) - log_k
 
     def compute_loss(self, scores: Tensor, targets: Tensor) -> Tensor:
-        """Cross-entropy of the scores (binary: of the logit), weighted by `class_weights`."""
+        """Cross-entropy of the scores (binary: of the logit), weighted by `class_weights`; smoothed in training."""
+        smoothing = self.label_smoothing if self.training else 0.0
         if self.task == "binary":
             weight = None if self.class_weights is None else self.class_weights[targets]
-            return F.binary_cross_entropy_with_logits(scores, targets.to(scores.dtype), weight=weight)
-        return F.cross_entropy(scores, targets, weight=self.class_weights)
+            smoothed = targets.to(scores.dtype) * (1 - smoothing) + smoothing / 2
+            return F.binary_cross_entropy_with_logits(scores, smoothed, weight=weight)
+        return F.cross_entropy(scores, targets, weight=self.class_weights, label_smoothing=smoothing)
 
     def probabilities(self, scores: Tensor) -> Tensor:
         """Class probabilities, one row per example and one column per class."""

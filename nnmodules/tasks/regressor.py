@@ -42,6 +42,7 @@ class Regressor(TaskModule):
         lr: peak learning rate of Adam on the one-cycle schedule, its rate when "constant", or LBFGS's step.
         weight_decay: L2 penalty (Adam).
         lr_schedule: "one_cycle" or "constant" (Adam), as for `Classifier`.
+        betas: Adam's (see `TaskModule`).
     """
 
     data_tasks = ("regression",)
@@ -57,11 +58,12 @@ class Regressor(TaskModule):
         lr: float = 1e-3,
         weight_decay: float = 0.0,
         lr_schedule: Schedule = "one_cycle",
+        betas: Sequence[float] = (0.9, 0.999),
     ) -> None:
         if target_std is not None and not target_std > 0:
             raise UserError(f"target_std must be positive, got {target_std}")
         check_choice("optimizer", optimizer, Optimizer)
-        super().__init__(net, lr, weight_decay, lr_schedule)
+        super().__init__(net, lr, weight_decay, lr_schedule, betas)
         self.scale_given = (target_mean, target_std)  # None: the data's
         self.target_mean, self.target_std = target_mean or 0.0, target_std or 1.0
         self.optimizer_name = optimizer
@@ -96,8 +98,12 @@ class Regressor(TaskModule):
     def loss_scale(self) -> float:
         return self.target_std**2
 
-    def forward(self, inputs: Tensor) -> Tensor:
-        return one_per_example(super().forward(inputs))
+    def shaped(self, outputs: Tensor) -> Tensor:
+        return one_per_example(outputs, self.of_members)
+
+    def together(self, members: Tensor) -> Tensor:
+        """The members' mean prediction."""
+        return members.mean(dim=1)
 
     def compute_loss(self, predictions: Tensor, targets: Tensor) -> Tensor:
         return F.mse_loss(predictions, targets)

@@ -14,6 +14,9 @@ What a network gives, per batch of N examples:
 - `Classifier`, "multiclass": one score (logit) per class, shape (N, num_classes);
 - `Classifier`, "binary": one logit of class 1 per example, shape (N,) or (N, 1);
 - `Regressor`: one number per example, shape (N,) or (N, 1).
+
+A network of k members in one (`nets.Ensemble`, such as `nets.TabM`) gives that for each member, shape (N, k, ...):
+each member is trained on its own outputs, and the model answers with the members together (`together`).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from datamodules.errors import UserError
 from nnmodules import metrics
 from nnmodules._lightning import FastHookNames, is_last_batch, logs_this_step
 from nnmodules.nets.configs import builder_of
+from nnmodules.nets.ensemble import Ensemble
 from nnmodules.tasks.building import BuiltForData
 from nnmodules.tasks.checkpoints import RECORD
 from nnmodules.tasks.resume import Resumable
@@ -47,9 +51,13 @@ def inputs_of(batch: Any) -> Tensor:
     return batch[0] if isinstance(batch, (list, tuple)) else batch
 
 
-def one_per_example(outputs: Tensor) -> Tensor:
-    """(N, 1) outputs as (N,): a network's single output column is one number per example."""
-    return outputs.squeeze(1) if outputs.dim() == 2 and outputs.shape[1] == 1 else outputs
+def one_per_example(outputs: Tensor, members: bool = False) -> Tensor:
+    """(N, 1) outputs as (N,): a network's single output column is one number per example.
+
+    `members`: an ensemble network's outputs, (N, k, 1) as (N, k).
+    """
+    dims = 3 if members else 2
+    return outputs.squeeze(-1) if outputs.dim() == dims and outputs.shape[-1] == 1 else outputs
 
 
 class Diverged(UserError, FloatingPointError):
@@ -78,19 +86,31 @@ class TaskModule(KeepsArguments, BuiltForData, Resumable, FastHookNames, metacla
         weight_decay: L2 penalty of the default optimizer.
         lr_schedule: "one_cycle" (warm up to `lr`, then anneal to almost 0 by the last
             step of the run: `OneCycleLR`) or "constant".
+        betas: Adam's decay rates of its running means of the gradient and of its square (the one-cycle
+            schedule cycles the first from 0.95 to 0.85 and back).
     """
 
     loss_scale = 1.0  # the loss as logged (train/, val/, test/loss) is the loss trained on times this
     epoch_buffers = ("_pending",)
 
-    def __init__(self, net: Any, lr: float, weight_decay: float, lr_schedule: Schedule) -> None:
+    def __init__(
+        self,
+        net: Any,
+        lr: float,
+        weight_decay: float,
+        lr_schedule: Schedule,
+        betas: Sequence[float] = (0.9, 0.999),
+    ) -> None:
         super().__init__()
         if lr <= 0:
             raise UserError(f"lr must be positive, got {lr}")
         if weight_decay < 0:
             raise UserError(f"weight_decay must be 0 or more, got {weight_decay}")
         check_choice("lr_schedule", lr_schedule, Schedule)
+        if len(betas) != 2 or not all(0 <= beta < 1 for beta in betas):
+            raise UserError(f"betas must be two numbers in [0, 1), got {list(betas)}")
         self.lr, self.weight_decay, self.lr_schedule = lr, weight_decay, lr_schedule
+        self.betas = (float(betas[0]), float(betas[1]))
         self.facts: DataFacts | None = None  # the data's, once set up (or from a checkpoint)
         self.from_data: dict[str, Any] = {}  # the arguments the data filled
         self.builder = None if net is None else builder_of(net)  # a network to build; None: one given, or our own
@@ -151,13 +171,28 @@ class TaskModule(KeepsArguments, BuiltForData, Resumable, FastHookNames, metacla
 
     # -- steps, metrics, logging --
 
-    def forward(self, inputs: Tensor) -> Tensor:
+    def forward(self, inputs: Tensor, members: bool = False) -> Tensor:
+        """The model's outputs (see the module); `members`: an ensemble network's members' own, (N, k, ...)."""
         if not self.built and not self.net_given:
             raise UserError(
                 f"{type(self).__name__} is built once its data is known: fit, test or predict it with a Trainer, "
                 "or give the widths it takes (input_dim, num_classes, ...)"
             )
-        return self.net(inputs)
+        outputs = self.shaped(self.net(inputs))
+        return self.together(outputs) if self.of_members and not members else outputs
+
+    @property
+    def of_members(self) -> bool:
+        """Whether the network is an ensemble, giving each example one output per member (`nets.Ensemble`)."""
+        return isinstance(self.net, Ensemble)
+
+    def shaped(self, outputs: Tensor) -> Tensor:
+        """The network's outputs in the shape the task takes them (a single column as one number per example)."""
+        return outputs
+
+    @abc.abstractmethod
+    def together(self, members: Tensor) -> Tensor:
+        """An ensemble's outputs, (N, k, ...), as the outputs of one network, (N, ...): the members' average."""
 
     @abc.abstractmethod
     def compute_loss(self, outputs: Tensor, targets: Tensor) -> Tensor:
@@ -165,8 +200,12 @@ class TaskModule(KeepsArguments, BuiltForData, Resumable, FastHookNames, metacla
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         inputs, targets = batch
-        outputs = self(inputs)
-        loss = self.compute_loss(outputs, targets)
+        outputs = self(inputs, members=True)
+        if self.of_members:  # each member learns from its own outputs (the mean of their losses), as TabM does
+            loss = self.compute_loss(outputs.flatten(0, 1), targets.repeat_interleave(outputs.shape[1]))
+            outputs = self.together(outputs.detach())
+        else:
+            loss = self.compute_loss(outputs, targets)
         self.track_training(loss, outputs, targets, batch_idx)
         return loss
 
@@ -273,7 +312,9 @@ class TaskModule(KeepsArguments, BuiltForData, Resumable, FastHookNames, metacla
         kernel instead of one per operation and parameter.
         """
         fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in self.parameters())
-        optimizer = torch.optim.Adam(self.parameters(), lr=self.lr, weight_decay=self.weight_decay, fused=fused or None)
+        optimizer = torch.optim.Adam(
+            self.parameters(), lr=self.lr, betas=self.betas, weight_decay=self.weight_decay, fused=fused or None
+        )
         self.default_optimizer = optimizer
         total_steps = self.trainer.estimated_stepping_batches  # a resumed run's is re-planned in on_train_start
         if self.lr_schedule == "constant" or not math.isfinite(total_steps):  # no known end: nothing to anneal to
