@@ -15,6 +15,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from datamodules import TabularDataModule
+from datamodules.contract import DataFacts
 from nnmodules import Classifier, Regressor, TabM, load_run
 from nnmodules.nets import Ensemble
 from nnmodules.nets.configs import object_config
@@ -76,6 +77,37 @@ def test_each_member_learns_from_its_own_outputs_the_loss_is_the_mean_of_theirs(
     trainer.fit(model, batch, batch)  # not validated (limit_val_batches=0)
     # the loss of the first step, before its update: each row's target beside each member's output of that row
     torch.testing.assert_close(trainer.callback_metrics["train/loss"], sum(losses) / 2)
+
+
+class Unset(Ensemble):
+    """An ensemble that forgot its k."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = nn.Linear(2, 3)
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.layer(inputs).unsqueeze(1).expand(-1, 2, -1)
+
+
+class Miscounted(Unset):
+    """An ensemble of 2 that says 3."""
+
+    k = 3
+
+
+@pytest.mark.parametrize(
+    ("net", "message"),
+    [
+        (Unset, r"the network \(Unset\) is an Ensemble, whose k \(members per example\) is not set: set self.k"),
+        (Miscounted, r"the network \(Miscounted\) has k=3 members but gives outputs of shape \(2, 3\) per example"),
+    ],
+)
+def test_an_ensemble_that_miscounts_its_members_is_refused_before_training(net, message):
+    model = Classifier(net(), num_classes=3)
+    facts = DataFacts(task="multiclass", input_shape=(2,), class_names=("a", "b", "c"))
+    with pytest.raises(ValueError, match=message):
+        model.check_data(facts, "the data")
 
 
 def test_tabm_embeds_the_numbers_passes_the_rest_on_and_is_rebuilt_from_its_config():

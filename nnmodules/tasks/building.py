@@ -20,6 +20,7 @@ from datamodules.batches import TensorDataModule
 from datamodules.contract import DataFacts
 from datamodules.errors import UserError
 from nnmodules.nets.configs import Builder, object_config, of_main, refuse_unsaveable
+from nnmodules.nets.ensemble import Ensemble
 
 INPUT_WIDTHS = ("input_dim", "in_channels", "image_size")  # a network's widths of the data's inputs, by name
 
@@ -171,10 +172,21 @@ class BuiltForData(abc.ABC):
         example = torch.zeros(2, *facts.input_shape, device=self.device)
         if self.example_input_array is None:
             self.example_input_array = example[:1]
+        k = getattr(self.net, "k", None) if isinstance(self.net, Ensemble) else None  # the contract's one attribute
+        if isinstance(self.net, Ensemble) and not (isinstance(k, int) and k >= 1):
+            raise UserError(
+                f"the network ({type(self.net).__name__}) is an Ensemble, whose k (members per example) is not set: "
+                "set self.k in its __init__"
+            )
         was_training = self.training
         self.eval()
         try:
             with torch.no_grad():
+                if k is not None and (members := self(example, members=True)).shape[:2] != (2, k):
+                    raise UserError(
+                        f"the network ({type(self.net).__name__}) has k={k} members but gives outputs of shape "
+                        f"{tuple(members.shape[1:])} per example: an Ensemble gives (k, outputs)"
+                    )
                 outputs = self(example)
         except RuntimeError as error:
             raise UserError(
