@@ -185,8 +185,9 @@ def _ensemble(folder: Path, checkpoints: list[str], base: LitCLI) -> dict[str, A
     run = folder / "ensemble"
     done = run / ENSEMBLE
     written = [Path(path).stat().st_mtime_ns for path in checkpoints]  # a fold trained again: the same name, anew
-    if done.is_file() and json.loads(done.read_text())["written"] == written:
-        return json.loads(done.read_text())
+    made = json.loads(done.read_text()) if done.is_file() else None
+    if made is not None and made["written"] == written:
+        return made
     if run.is_dir():
         kept = earlier_name(run)
         run.rename(kept)
