@@ -103,9 +103,9 @@ def test_a_study_refuses_another_search_or_other_options(study, monkeypatch):
     folder, _, args = study
     monkeypatch.chdir(folder)
     (folder / "other.yaml").write_text(yaml.safe_dump({"space": {"model.init_args.lr": [0.01, 0.02]}}))
-    with pytest.raises(ValueError, match="holds a study of another search file"):
+    with pytest.raises(ValueError, match="holds a study widths of another search file"):
         tune(folder / "other.yaml", 5, args, study_name="widths")
-    with pytest.raises(ValueError, match=r"holds a study of other settings \(--model.init_args.dropout 0.1 there, "):
+    with pytest.raises(ValueError, match=r"a study widths of other settings \(--model.init_args.dropout 0.1 there, "):
         tune(folder / "widths.yaml", 5, [*args, "--model.dropout=0.3"])
     with pytest.raises(ValueError, match=r"settings \(--optimizer.class_path null there, \"torch.optim.SGD\" here"):
         tune(folder / "widths.yaml", 5, [*args, "--optimizer=SGD"])  # options the study's runs did not have
@@ -193,7 +193,7 @@ def test_the_best_trial_of_a_minimised_metric_is_the_lowest(tmp_path, capsys):
         (run / "config.yaml").write_text(yaml.safe_dump({"model": {"init_args": {"lr": number}}}))
         attrs = {"run": run.name, "seconds": 1.0}
         study.add_trial(optuna.trial.create_trial(value=value, params={}, distributions={}, user_attrs=attrs))
-    results(study, "val/loss", tmp_path, test_after_fit=False)
+    results(study, "val/loss", tmp_path, test_after_fit=False, where="study.db")
     best = yaml.safe_load((tmp_path / "best.yaml").read_text())
     assert best["model"]["init_args"]["lr"] == 1 and "trial 1 (" in (tmp_path / "best.yaml").read_text()
     assert [line.split()[0] for line in capsys.readouterr().out.splitlines()[2:5]] == ["1", "0", "2"]
@@ -260,7 +260,7 @@ def test_tune_without_what_to_train_or_with_a_checkpoint_is_refused(tmp_path):
 
 def test_several_devices_are_refused_for_one_per_process(mnist_dir, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(ValueError, match="run one tune per device"):
+    with pytest.raises(ValueError, match="give tune --workers 2"):
         tune(search_file(tmp_path), 2, fit_args(mnist_dir, "--trainer.accelerator=cpu", "--trainer.devices=2"))
 
 

@@ -67,7 +67,7 @@ class RunRecord(L.Callback):
             return
         path = Path(trainer.default_root_dir) / CONFIG
         text = self.config_text or FROM_PYTHON + yaml.safe_dump(self._config_of(trainer, module), sort_keys=False)
-        if path.is_file() and path.read_text() != text:  # a run continued with other settings: its earlier ones
+        if path.is_file() and _settings(path.read_text()) != _settings(text):  # continued with other settings
             kept = earlier_name(path)
             path.rename(kept)
             rank_zero_info(f"this run's settings differ from its earlier ones, which are kept in {kept}")
@@ -85,6 +85,14 @@ class RunRecord(L.Callback):
         if data is not None:
             config["data"] = {"class_path": class_path(type(data)), "init_args": plain(dict(data.hparams))}
         return config
+
+
+def _settings(config_text: str) -> Any:
+    """A run's config but for the checkpoint it started from: a run continued from its own is the same run."""
+    config = yaml.safe_load(config_text)
+    if isinstance(config, dict):
+        config.pop("ckpt_path", None)
+    return config
 
 
 def refuse_a_finished_run(checkpoint: dict[str, Any], path: Any, max_epochs: int | None, max_steps: int) -> None:

@@ -26,6 +26,8 @@ import shlex
 import socket
 import sys
 import time
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,7 @@ import lightning as L
 import optuna
 from jsonargparse import ArgumentError
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from optuna.exceptions import ExperimentalWarning, UpdateFinishedTrialError
 from optuna.trial import TrialState
 from optuna_integration import PyTorchLightningPruningCallback
 
@@ -44,7 +47,6 @@ from nnmodules.cli.lightning_cli import LitCLI
 from nnmodules.cli.recipes import search_file
 from nnmodules.cli.settings import differences_of, settings_of
 from nnmodules.cli.tune.report import (
-    STUDY_FILE,
     TRIAL_RUN,
     number,
     one_line,
@@ -55,11 +57,22 @@ from nnmodules.cli.tune.report import (
     shown,
 )
 from nnmodules.cli.tune.search import Search, read_search
+from nnmodules.cli.tune.storage import (
+    STORAGE_VARIABLE,
+    STUDY_FILE,
+    masked,
+    open_storage,
+    shown_storage,
+    storage_of,
+    study_shown,
+)
+from nnmodules.cli.tune.workers import run_workers
 from nnmodules.tasks import TaskModule
 
 RESUME = "the same `litmodules tune` continues it"  # what a trial stopped by Ctrl-C says
 ONE_PROCESS = {"devices": 1}  # a trial trains in the tuning process: several GPUs serve several tune processes
-COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)  # what --trials counts (RUNNING: elsewhere)
+POLL_S = 2  # how often a process whose trials are done looks at those under way elsewhere
+QUEUED_WHEN_STOPPED = "queued_when_stopped"  # a trial whose stop is queued by what stops it (see `_pick_up`)
 
 
 def main(argv: list[str]) -> None:
@@ -74,8 +87,26 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--search", required=True, help="the search file: its space, and optionally metric, pruner")
     parser.add_argument("--trials", required=True, type=int, help="trials in all, completed or pruned")
     parser.add_argument("--study", help="the study's name and folder under save_dir; default: the search file's name")
+    parser.add_argument(
+        "--storage",
+        help="where the study lives, as Optuna takes it: postgresql://..., mysql://..., sqlite:///..., or a journal "
+        f"file's path; default: {STORAGE_VARIABLE} if set, else {STUDY_FILE} beside the trials",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="worker processes on this machine, one per GPU (or a share of its cores)"
+    )
+    parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)  # a worker that --workers started: its number
     options, fit_args = parser.parse_known_args(argv)
-    tune(options.search, options.trials, fit_args, options.study, command=argv)
+    tune(
+        options.search,
+        options.trials,
+        fit_args,
+        options.study,
+        command=argv,
+        storage=options.storage,
+        workers=options.workers,
+        worker=options.worker,
+    )
 
 
 def tune(
@@ -84,6 +115,9 @@ def tune(
     fit_args: list[str],
     study_name: str | None = None,
     command: list[str] | None = None,
+    storage: str | None = None,
+    workers: int = 1,
+    worker: int | None = None,
 ) -> optuna.Study:
     """Runs (or continues) a study until it holds `trials` completed or pruned trials; returns it.
 
@@ -93,52 +127,108 @@ def tune(
         fit_args: `litmodules fit`'s options, the same for every trial (e.g. ["--config", "mnist_mlp"]).
         study_name: the study's name and folder; None: the search file's name.
         command: the options as typed, to say how to continue the search when it is stopped.
+        storage: where the study lives (`nnmodules.cli.tune.storage`); None: LITMODULES_STORAGE, else the
+            SQLite file beside the trials.
+        workers: processes to run the trials in, on this machine, each bound to one device (`workers`).
+        worker: set in a process that `workers` started: its number (it leaves the summary to the one that did).
     """
     if trials < 1:
         raise UserError(f"--trials {trials}: a study needs at least 1 trial")
+    if workers < 1:
+        raise UserError(f"--workers {workers}: at least 1")
     if not fit_args:
         raise UserError("tune needs what each trial trains, as `fit` does: --config CONFIG, or --model and --data")
     if fit_args[:1] == ["fit"] or any(arg.split("=")[0] == "--ckpt_path" for arg in fit_args):
         given = "fit" if fit_args[:1] == ["fit"] else "--ckpt_path"
         raise UserError(f"tune takes no {given}: it starts its trials, and continues them when run again")
+    storage = storage_of(storage)
     settings = read_search(search_file(search))  # a path, or a search recipe's name
     name = study_name or settings.path.stem
     base = _build(fit_args)
     metric, direction = _objective(settings, base.model)
     folder = _folder(base.trainer, name)
     _check_space(settings, fit_args)
-    study = _open_study(folder, name, settings, settings_of(base), direction)
-    again = f"litmodules tune {shlex.join(command or [])}" if command is not None else "the same tune"
-    left = trials - _counted(study)
+    study = _open_study(folder, name, settings, settings_of(base), direction, storage)
+    where = study_shown(storage, folder, name)
+    again = masked(f"litmodules tune {shlex.join(command)}", storage) if command is not None else "the same tune"
+    test_after_fit = base.config.get("test_after_fit", False)
+    if workers > 1:  # the trials run in the workers; this process reports the study when they end
+        worker_args = ["--search", str(settings.path), "--trials", str(trials), "--study", name, *fit_args]
+        codes = run_workers(workers, worker_args, storage)
+        results(study, metric, folder, test_after_fit, where)
+        _end_of_workers(study, trials, codes, again)
+        return study
+    objective = functools.partial(_run_trial, search=settings, fit_args=fit_args, folder=folder, metric=metric)
     try:
-        if left > 0:
-            objective = functools.partial(_run_trial, search=settings, fit_args=fit_args, folder=folder, metric=metric)
-            after = functools.partial(_after_trial, search=settings, trials=trials)
-            # FloatingPointError: a diverged trial is a result of its settings, not a reason to stop the search
-            with said_once():  # each trial reads the same table: its column report, and every other line, once
-                study.optimize(objective, n_trials=left, catch=(FloatingPointError,), callbacks=[said, after])
+        with said_once():  # each trial reads the same table: its column report, and every other line, once
+            _work(study, objective, trials)
     except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: the trial under way is continued by the next tune
-        results(study, metric, folder, base.config.get("test_after_fit", False))
-        print(f"search stopped: `{again}` continues it", file=sys.stderr)
+        _continue_own(study)
+        if worker is None:
+            results(study, metric, folder, test_after_fit, where)
+            print(f"search stopped: `{again}` continues it", file=sys.stderr)
         code = stop.__cause__.code if isinstance(stop.__cause__, RunInterrupted) else None
         raise SystemExit(code if isinstance(code, int) and code > 1 else 130) from None
-    results(study, metric, folder, base.config.get("test_after_fit", False))
+    if worker is None:
+        results(study, metric, folder, test_after_fit, where)
     return study
 
 
-def _counted(study: optuna.Study) -> int:
-    """The trials `--trials` counts: completed, pruned, and under way in other processes."""
-    return len(study.get_trials(deepcopy=False, states=COUNTED))
+def _work(study: optuna.Study, objective: Callable[[optuna.Trial], float], trials: int) -> None:
+    """Runs trials until the study holds `trials`, counting those other processes run; then waits for those.
 
-
-def _after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial, search: Search, trials: int) -> None:
-    """Ends the search at `trials`; else seeds the sampler anew for the next trial (see `Search.make_sampler`).
-
-    By the study's trials so far: a process never draws what another process sharing the study drew before it.
+    While it waits, a trial whose process died (on this machine, or with no heartbeat for `GRACE_S` on another,
+    with a database's storage) is continued here, from its checkpoint: a study ends with all its trials.
     """
+    # FloatingPointError: a diverged trial is a result of its settings, not a reason to stop the search
+    catch = (FloatingPointError,)
+    _pick_up(study)
+    if _counted(study) < trials:  # until the study holds them (`_after_trial`), or its sampler ends it (a grid's)
+        study.optimize(objective, catch=catch, callbacks=[said, functools.partial(_after_trial, trials=trials)])
+    waited = False
+    while True:
+        _pick_up(study)
+        if waiting := study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):  # a dead process's trials
+            study.optimize(objective, n_trials=len(waiting), catch=catch, callbacks=[said])
+            continue
+        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if not running:
+            return
+        if not waited:
+            numbers = ", ".join(str(number(trial)) for trial in running)
+            print(f"waiting for trial {numbers}, under way in another process (to continue it here if it dies)")
+            waited = True
+        time.sleep(POLL_S)
+
+
+def _ended(study: optuna.Study) -> int:
+    """The trials that ended by their settings: completed, pruned, or failed (diverged)."""
+    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL))
+    return sum(trial.state != TrialState.FAIL or "failed" in trial.user_attrs for trial in trials)
+
+
+def _counted(study: optuna.Study) -> int:
+    """The trials `--trials` counts: those that ended by their settings, and those under way in other processes."""
+    return _ended(study) + len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+
+
+def _after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial, trials: int) -> None:
+    """Before the next trial: a dead process's trial queued to be continued first; the search ended at `trials`."""
+    _pick_up(study)
     if _counted(study) >= trials:
         study.stop()
-    study.sampler = search.make_sampler(len(study.get_trials(deepcopy=False)))
+
+
+def _end_of_workers(study: optuna.Study, trials: int, codes: list[int], again: str) -> None:
+    """After the workers: a study that holds its trials ends well, a worker killed on the way or not.
+
+    One left short (stopped by Ctrl-C, or by a worker's error, said above) says how to continue it.
+    """
+    done = _ended(study)
+    if done >= trials:
+        return
+    print(f"search stopped with {done} of {trials} trials: `{again}` continues it", file=sys.stderr)
+    raise SystemExit(130 if 130 in codes else max([code for code in codes if code > 0] or [1]))
 
 
 class Pruning(PyTorchLightningPruningCallback):
@@ -178,19 +268,22 @@ def _objective(search: Search, model: L.LightningModule) -> tuple[str, str]:
 
 
 def _folder(trainer: L.Trainer, name: str) -> Path:
-    """Where the study and its runs go: `<save_dir>/<name>/`, checked to hold nothing else of a study's."""
+    """Where the study's runs go: `<save_dir>/<name>/`."""
     logger = trainer.logger
     if not isinstance(logger, (TensorBoardLogger, CSVLogger)):
         raise UserError("tune keeps each trial in a run folder of its logger: use TensorBoardLogger (the default)")
     if trainer.world_size > 1:
         raise UserError(
             f"tune trains each trial in its own process, not on {trainer.world_size} devices: to search on several, "
-            f"run one tune per device with the same options (CUDA_VISIBLE_DEVICES=<k> litmodules tune ...)"
+            f"give tune --workers {trainer.world_size} (a worker per device)"
         )
-    folder = Path(logger.save_dir) / name
-    if not (folder / STUDY_FILE).is_file() and any(folder.glob(TRIAL_RUN.format("*"))):
-        raise UserError(f"{folder} holds trial runs but no {STUDY_FILE}: name another study with --study NAME")
-    return folder
+    return Path(logger.save_dir) / name
+
+
+def _check_new(folder: Path, where: str) -> None:
+    """A new study's folder holds no other study's trial runs."""
+    if any(folder.glob(TRIAL_RUN.format("*"))):
+        raise UserError(f"{folder} holds trial runs of a study that {where} is not: name another with --study NAME")
 
 
 def _check_space(search: Search, fit_args: list[str]) -> None:
@@ -226,19 +319,22 @@ def _option(key: str, value: Any) -> str:
     return f"--{key}={json.dumps(value)}"
 
 
-def _open_study(folder: Path, name: str, search: Search, settings: dict[str, Any], direction: str) -> optuna.Study:
+def _open_study(
+    folder: Path, name: str, search: Search, settings: dict[str, Any], direction: str, storage: str | None
+) -> optuna.Study:
     """The study of this folder, new or continued; the same search and settings, or refused naming what differs."""
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # each trial's line is printed here (`said`), not Optuna's
-    folder.mkdir(parents=True, exist_ok=True)
-    storage = optuna.storages.RDBStorage(
-        f"sqlite:///{folder / STUDY_FILE}",
-        engine_kwargs={"connect_args": {"timeout": 60}},  # others may be writing
-    )
+    where = study_shown(storage, folder, name)
+    if storage is None and not (folder / STUDY_FILE).is_file():
+        _check_new(folder, where)  # before the file is made
+    opened = open_storage(storage, folder, on_dead_trial=continue_later)
+    if storage is not None and name not in optuna.get_all_study_names(opened):
+        _check_new(folder, where)
     study = optuna.create_study(
-        storage=storage,
+        storage=opened,
         study_name=name,
         direction=direction,
-        sampler=search.make_sampler(0),
+        sampler=search.per_trial_sampler(),
         pruner=search.make_pruner(),
         load_if_exists=True,
     )
@@ -248,37 +344,70 @@ def _open_study(folder: Path, name: str, search: Search, settings: dict[str, Any
         study.set_user_attr("settings", settings)
     if study.user_attrs["search"] != search.text:
         raise UserError(
-            f"{folder / STUDY_FILE} holds a study of another search file: continue it with the same, or name a new "
-            "study with --study NAME"
+            f"{shown_storage(storage, folder)} holds a study {name} of another search file: continue it with the same, "
+            "or name a new study with --study NAME"
         )
     if study.user_attrs["settings"] != settings:
         differences = differences_of(study.user_attrs["settings"], settings)
         raise UserError(
-            f"{folder / STUDY_FILE} holds a study of other settings ({differences}): continue it with the same, "
-            "or name a new study with --study NAME"
+            f"{shown_storage(storage, folder)} holds a study {name} of other settings ({differences}): continue it "
+            "with the same, or name a new study with --study NAME"
         )
-    trials = study.get_trials(deepcopy=False)
-    study.sampler = search.make_sampler(len(trials))
-    _pick_up(study)
     return study
 
 
 def _pick_up(study: optuna.Study) -> None:
-    """Trials stopped before their end (Ctrl-C, a killed process) are queued to be continued from their checkpoints."""
+    """Trials whose process is gone from this machine are failed and queued to be continued from their checkpoints.
+
+    Failing a trial succeeds in one process only (the storage refuses to end an ended trial): the one that queues
+    it. So does Optuna's heartbeat, for processes on other machines (`storage.open_storage`).
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)  # Optuna's heartbeat, experimental since Optuna 2.9
+        optuna.storages.fail_stale_trials(study)  # its callback is `continue_later`; nothing without a heartbeat
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if not _alive(trial.user_attrs):
-            study.tell(trial.number, state=TrialState.FAIL)
+        if not _alive(trial.user_attrs) and _claimed(study, trial):
+            continue_later(study, trial)
+    # a trial stopped by 0.2.0, which left queueing it to the next tune (since then, who stops a trial queues it)
     trials = study.get_trials(deepcopy=False)
     continued = {trial.user_attrs.get("continues") for trial in trials}
     for trial in trials:
-        stopped = trial.state == TrialState.FAIL and "run" in trial.user_attrs and "failed" not in trial.user_attrs
-        if stopped and trial.number not in continued:
-            user_attrs = {"continues": trial.number, "run": trial.user_attrs["run"]}
-            study.enqueue_trial(trial.params, user_attrs=user_attrs)
+        stopped = trial.state == TrialState.FAIL and QUEUED_WHEN_STOPPED not in trial.user_attrs
+        if stopped and trial.number not in continued and not _alive(trial.user_attrs):
+            continue_later(study, trial)
+
+
+def _claimed(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+    """Whether this process ended a running trial (as failed), rather than its own process or another's."""
+    try:
+        study.tell(trial.number, state=TrialState.FAIL)
+    except (ValueError, UpdateFinishedTrialError):  # ended meanwhile, by its process or another
+        return False
+    return True
+
+
+def continue_later(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    """Queues a trial stopped before its end to be continued in its folder, with its values, from its checkpoint.
+
+    Not one that failed by its settings (`failed`), nor one stopped before it had a folder.
+    """
+    if "run" in trial.user_attrs and "failed" not in trial.user_attrs:
+        user_attrs = {"continues": trial.number, "run": trial.user_attrs["run"]}
+        study.enqueue_trial(trial.params, user_attrs=user_attrs)
+
+
+def _continue_own(study: optuna.Study) -> None:
+    """The trial this process stopped (Ctrl-C), queued to be continued: by this process alone, so once."""
+    trials = study.get_trials(deepcopy=False)
+    continued = {trial.user_attrs.get("continues") for trial in trials}
+    for trial in trials:
+        ours = trial.user_attrs.get("pid") == os.getpid() and trial.user_attrs.get("host") == socket.gethostname()
+        if trial.state == TrialState.FAIL and ours and trial.number not in continued:
+            continue_later(study, trial)
 
 
 def _alive(user_attrs: dict[str, Any]) -> bool:
-    """Whether the process that ran a trial still runs (one on another machine is taken to)."""
+    """Whether the process that ran a trial still runs (one on another machine is taken to: see `_pick_up`)."""
     if user_attrs.get("host") != socket.gethostname() or "pid" not in user_attrs:
         return True
     try:
@@ -295,15 +424,23 @@ def _run_trial(trial: optuna.Trial, search: Search, fit_args: list[str], folder:
     values = search.suggest(trial)
     run = trial.user_attrs.get("run") or TRIAL_RUN.format(trial.number)
     continues = trial.user_attrs.get("continues")
-    if continues is not None:  # the pruner sees the epochs before the stop, as if the trial had not stopped
+    again = ""
+    if continues is not None and not any((folder / run / "checkpoints").glob("*.ckpt")):
+        # stopped before its first checkpoint: its values again, in a folder of its own (the stopped one is kept)
+        again, run = (
+            f" (trial {number(trial)} again: it stopped before its first checkpoint)",
+            TRIAL_RUN.format(trial.number),
+        )
+        continues = None
+    elif continues is not None:  # the pruner sees the epochs before the stop, as if the trial had not stopped
         for step, value in trial.study.trials[continues].intermediate_values.items():
             trial.report(value, step)
-    for key, value in {"run": run, "host": socket.gethostname(), "pid": os.getpid()}.items():
+        again = " (continued where it stopped)"
+    for key, value in {"run": run, "host": socket.gethostname(), "pid": os.getpid(), QUEUED_WHEN_STOPPED: True}.items():
         trial.set_user_attr(key, value)
     args = [*fit_args, *(_option(key, value) for key, value in values.items()), "--test_after_fit=false"]
     args += [f"--trainer.logger.init_args.name={folder.name}", f"--trainer.logger.init_args.version={run}"]
     chosen = ", ".join(f"{short_key(key)}={shown(value)}" for key, value in values.items())
-    again = "" if continues is None else " (continued where it stopped)"
     print(f"trial {number(trial)} ({folder / run}): {chosen}{again}")
     started = time.perf_counter()
     if continues is not None:  # its folder's newest checkpoint
