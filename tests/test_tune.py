@@ -83,9 +83,13 @@ def test_best_yaml_trains_the_best_trial_again_to_the_same_figure(study, monkeyp
     monkeypatch.chdir(folder)
     best = folder / "lightning_logs" / "widths" / "best.yaml"
     assert f"trial {result.best_trial.number}" in best.read_text().splitlines()[0]
+    trial_checkpoints = folder / "lightning_logs" / "widths" / f"trial_{result.best_trial.number}" / "checkpoints"
+    before = sorted(trial_checkpoints.iterdir())
     cli = stages.fit(["--config", str(best)])
     assert cli.trainer.callback_metrics["val/acc_best"].item() == result.best_value
     assert cli.trainer.logger.log_dir.endswith("widths/version_0")  # a new run, beside the trials
+    assert cli.trainer.checkpoint_callback.dirpath.endswith("widths/version_0/checkpoints")
+    assert sorted(trial_checkpoints.iterdir()) == before  # failed: saved into the trial's folder, as config.yaml said
 
 
 def test_the_same_command_again_runs_only_what_is_missing(study, monkeypatch, capsys):
