@@ -13,9 +13,12 @@ from pathlib import Path
 import torch
 
 import benchmarks
-from benchmarks import accuracy, cnn, export, images, mlp, overhead, scratch, summaries, tabular, toy, tune
+from benchmarks import accuracy, cnn, export, images, mlp, overhead, scratch, summaries, tabular, toy, tune, workers
 
-PARTS = ("mlp", "accuracy", "scratch", "toy", "overhead", "tabular", "summaries", "cnn", "export", "images", "tune")
+PARTS = (
+    *("mlp", "accuracy", "scratch", "toy", "overhead", "tabular", "summaries", "cnn", "export", "images"),
+    *("tune", "workers"),
+)
 
 
 def main() -> None:
@@ -48,6 +51,7 @@ def main() -> None:
         "export": lambda: export.run(data_dir, args.tables),
         "images": lambda: images.run(data_dir, args.repeats, args.png_dir),
         "tune": lambda: tune.run(data_dir, args.trials, args.epochs),
+        "workers": lambda: workers.run(data_dir, repeats=args.repeats),
     }
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
     print(f"machine: {machine}; torch threads: {torch.get_num_threads()}")

@@ -126,7 +126,9 @@ def hold(marker: Path, epoch: int, seconds: float = 600) -> str:
 
 
 @in_another_process
-def test_two_workers_one_killed_mid_trial_end_the_study_with_every_trial_once(storage, mnist_dir, tmp_path):
+def test_two_workers_one_killed_mid_trial_end_the_study_with_every_trial_once(
+    storage, mnist_dir, tmp_path, monkeypatch
+):
     marker = tmp_path / "held"
     args = [*worker_args(mnist_dir, tmp_path, hold(marker, epoch=1)), "--trials=4", "--workers=2"]
     process = start([*args, "--storage", storage], tmp_path)
@@ -150,6 +152,7 @@ def test_two_workers_one_killed_mid_trial_end_the_study_with_every_trial_once(st
     run = tmp_path / "lightning_logs" / tmp_path.name / continued.user_attrs["run"]
     assert not (run / "config.1.yaml").exists()  # continued from its own checkpoint: the same settings
     again = ["--config", str(run / "config.yaml"), "--ckpt_path=null", "--trainer.logger.init_args.version=again"]
+    monkeypatch.chdir(tmp_path)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as the workers ran: 1 thread each on 2 cores
     try:
@@ -168,7 +171,7 @@ def test_two_workers_one_killed_mid_trial_end_the_study_with_every_trial_once(st
 @in_another_process
 def test_a_worker_killed_before_its_first_checkpoint_leaves_its_values_to_a_new_run(mnist_dir, tmp_path):
     marker, journal = tmp_path / "held", tmp_path / "search.journal"
-    args = [*worker_args(mnist_dir, tmp_path, hold(marker, epoch=0)), "--trials=2", "--workers=2"]
+    args = [*worker_args(mnist_dir, tmp_path, hold(marker, epoch=0)), "--trials=4", "--workers=2"]
     process = start([*args, f"--storage={journal}"], tmp_path)
     os.kill(held_pid(marker, process), signal.SIGKILL)
     said, _ = process.communicate(timeout=300)

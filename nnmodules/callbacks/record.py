@@ -23,6 +23,15 @@ from datamodules.errors import UserError
 from nnmodules._lightning import epochs_done
 from nnmodules.tasks.checkpoints import RECORD
 
+DISPLAY = (  # how a run shows itself and where it writes: the runs of a study or of folds may differ in them
+    "trainer.enable_progress_bar",
+    "trainer.enable_model_summary",
+    "trainer.default_root_dir",
+    "trainer.logger.init_args.version",
+    "checkpoint.dirpath",
+    "ckpt_path",
+)
+
 CONFIG = "config.yaml"
 FROM_PYTHON = "# a run trained from Python: its model and data, as `litmodules fit --config` takes them\n"
 
@@ -67,7 +76,9 @@ class RunRecord(L.Callback):
             return
         path = Path(trainer.default_root_dir) / CONFIG
         text = self.config_text or FROM_PYTHON + yaml.safe_dump(self._config_of(trainer, module), sort_keys=False)
-        if path.is_file() and _settings(path.read_text()) != _settings(text):  # continued with other settings
+        if path.is_file() and settings_by_key(path.read_text()) != settings_by_key(
+            text
+        ):  # continued with other settings
             kept = earlier_name(path)
             path.rename(kept)
             rank_zero_info(f"this run's settings differ from its earlier ones, which are kept in {kept}")
@@ -87,12 +98,23 @@ class RunRecord(L.Callback):
         return config
 
 
-def _settings(config_text: str) -> Any:
-    """A run's config but for the checkpoint it started from: a run continued from its own is the same run."""
-    config = yaml.safe_load(config_text)
-    if isinstance(config, dict):
-        config.pop("ckpt_path", None)
-    return config
+def settings_by_key(config_text: str) -> dict[str, Any]:
+    """A run's config (its config.yaml's text) by dotted key, but for `DISPLAY`: its settings, compared by meaning.
+
+    A run continued from its own checkpoint, or with its progress bar off, is the same run; so are a study's trials
+    with their own folders.
+    """
+    flat: dict[str, Any] = {}
+
+    def walk(value: Any, key: str) -> None:
+        if isinstance(value, dict) and value:
+            for name, item in value.items():
+                walk(item, f"{key}.{name}" if key else str(name))
+        elif not key.startswith(DISPLAY):
+            flat[key] = value
+
+    walk(yaml.safe_load(config_text), "")
+    return flat
 
 
 def refuse_a_finished_run(checkpoint: dict[str, Any], path: Any, max_epochs: int | None, max_steps: int) -> None:

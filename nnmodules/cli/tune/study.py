@@ -66,7 +66,7 @@ from nnmodules.cli.tune.storage import (
     storage_of,
     study_shown,
 )
-from nnmodules.cli.tune.workers import run_workers
+from nnmodules.cli.tune.workers import QUIET, Workers
 from nnmodules.tasks import TaskModule
 
 RESUME = "the same `litmodules tune` continues it"  # what a trial stopped by Ctrl-C says
@@ -147,31 +147,48 @@ def tune(
     base = _build(fit_args)
     metric, direction = _objective(settings, base.model)
     folder = _folder(base.trainer, name)
-    _check_space(settings, fit_args)
+    if worker is None:  # a worker that --workers started: the command that started it checked the space
+        _check_space(settings, fit_args)
     study = _open_study(folder, name, settings, settings_of(base), direction, storage)
     where = study_shown(storage, folder, name)
     again = masked(f"litmodules tune {shlex.join(command)}", storage) if command is not None else "the same tune"
     test_after_fit = base.config.get("test_after_fit", False)
-    if workers > 1:  # the trials run in the workers; this process reports the study when they end
-        worker_args = ["--search", str(settings.path), "--trials", str(trials), "--study", name, *fit_args]
-        codes = run_workers(workers, worker_args, storage)
-        results(study, metric, folder, test_after_fit, where)
-        _end_of_workers(study, trials, codes, again)
-        return study
+    others = None
+    if workers > 1:  # this process is worker 0: the others start as it begins its first trial
+        same = ["--search", str(settings.path), "--trials", str(trials), "--study", name, *fit_args]
+        others = Workers(workers, same, storage)
+        fit_args = [*fit_args, *QUIET]
     objective = functools.partial(_run_trial, search=settings, fit_args=fit_args, folder=folder, metric=metric)
     try:
         with said_once():  # each trial reads the same table: its column report, and every other line, once
             _work(study, objective, trials)
     except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: the trial under way is continued by the next tune
         _continue_own(study)
+        _stopped(others)
         if worker is None:
             results(study, metric, folder, test_after_fit, where)
             print(f"search stopped: `{again}` continues it", file=sys.stderr)
         code = stop.__cause__.code if isinstance(stop.__cause__, RunInterrupted) else None
         raise SystemExit(code if isinstance(code, int) and code > 1 else 130) from None
+    codes = [] if others is None else others.wait()
     if worker is None:
         results(study, metric, folder, test_after_fit, where)
+    if _ended(study) < trials and any(codes):  # a worker's error, said in its lines, left the study short
+        print(f"search stopped with {_ended(study)} of {trials} trials: `{again}` continues it", file=sys.stderr)
+        raise SystemExit(max(codes))
     return study
+
+
+def _stopped(others: Workers | None) -> None:
+    """The other workers stopped as this process was (Ctrl-C), and waited for; a second Ctrl-C passed on too."""
+    if others is None:
+        return
+    others.stop()
+    try:
+        others.wait()
+    except KeyboardInterrupt:  # they stop at once, as a tune does on its second
+        others.stop()
+        others.wait()
 
 
 def _work(study: optuna.Study, objective: Callable[[optuna.Trial], float], trials: int) -> None:
@@ -217,18 +234,6 @@ def _after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial, trials: i
     _pick_up(study)
     if _counted(study) >= trials:
         study.stop()
-
-
-def _end_of_workers(study: optuna.Study, trials: int, codes: list[int], again: str) -> None:
-    """After the workers: a study that holds its trials ends well, a worker killed on the way or not.
-
-    One left short (stopped by Ctrl-C, or by a worker's error, said above) says how to continue it.
-    """
-    done = _ended(study)
-    if done >= trials:
-        return
-    print(f"search stopped with {done} of {trials} trials: `{again}` continues it", file=sys.stderr)
-    raise SystemExit(130 if 130 in codes else max([code for code in codes if code > 0] or [1]))
 
 
 class Pruning(PyTorchLightningPruningCallback):

@@ -1,30 +1,28 @@
 """`litmodules tune --workers N`: N processes on this machine drawing trials from one study, each bound to one device.
 
-On a machine with GPUs each worker sees one of them (`CUDA_VISIBLE_DEVICES`); without, each gets an equal share of
-the CPU cores as its threads. Every worker is an ordinary `litmodules tune` of the same options (`--worker K`), so
-the same command on another machine, with the same `--storage`, adds its workers to the study. The storage reaches
-the workers through the environment (`LITMODULES_STORAGE`), not their command lines, which other users may read.
-Their lines come through this process, each after `[worker K]`.
+This process is worker 0 and starts the others; each gets one GPU (`CUDA_VISIBLE_DEVICES`; this process takes the
+first it sees) or, on a machine without, an equal share of the CPU cores as its threads. Every other worker is an
+ordinary `litmodules tune` of the same options (`--worker K`), so the same command on another machine, with the same
+`--storage`, adds its workers to the study. The storage reaches the workers through the environment
+(`LITMODULES_STORAGE`), not their command lines, which other users may read. Their lines come through this process,
+each after `[worker K]`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Iterator
 from typing import IO
+
+import torch
 
 from datamodules.errors import UserError
 from nnmodules.cli.tune.storage import STORAGE_VARIABLE
 
-QUIET = ["--trainer.enable_progress_bar=false"]  # several bars on one terminal would be unreadable
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # what stops a worker's trial to be continued, as it stops a fit
-REAP_S = 0.5  # how often this process looks for workers that ended
+QUIET = ["--trainer.enable_progress_bar=false"]  # every worker's: several bars on one terminal would be unreadable
 THREADS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")  # a CPU worker's share of the cores, as torch reads it
 
 
@@ -44,8 +42,6 @@ def devices_for(count: int) -> list[dict[str, str]]:
 
 
 def _visible_gpus() -> list[str]:
-    import torch
-
     if not torch.cuda.is_available():
         return []
     given = os.environ.get("CUDA_VISIBLE_DEVICES")
@@ -54,64 +50,54 @@ def _visible_gpus() -> list[str]:
     return [str(index) for index in range(torch.cuda.device_count())]
 
 
-def run_workers(count: int, argv: list[str], storage: str | None) -> list[int]:
-    """Runs `litmodules tune ARGV` in `count` worker processes until all end; returns their exit statuses.
+class Workers:
+    """Workers 1 to N-1 of a search, started; this process, worker 0, runs trials beside them.
 
-    Ctrl-C (or SIGTERM) goes on to the workers: they stop their trials, as `tune` does, to be continued; a worker
-    killed on the way is said, and its trial is continued by the others.
+    Each is reaped as it ends (a dead worker's pid must be gone for the others to see it, `study._alive`), and one
+    killed on the way is said: its trial goes to a worker that runs on.
     """
-    environments = devices_for(count)
-    processes, relays = [], []
-    for index, devices in enumerate(environments):
-        env = {**os.environ, **devices, "PYTHONUNBUFFERED": "1"}
-        if storage is not None:
-            env[STORAGE_VARIABLE] = storage
-        command = [sys.executable, "-m", "nnmodules", "tune", *argv, *QUIET, "--worker", str(index)]
-        pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
-        # a session of its own: a Ctrl-C reaches it once, from here, as the one Ctrl-C a single tune gets
-        process = subprocess.Popen(command, env=env, start_new_session=True, **pipes)
-        processes.append(process)
-        shown = devices.get("CUDA_VISIBLE_DEVICES", f"{devices[THREADS[0]]} CPU threads")
-        print(f"[worker {index}] pid {process.pid}, {'GPU ' if 'CUDA_VISIBLE_DEVICES' in devices else ''}{shown}")
-        for source, target in ((process.stdout, sys.stdout), (process.stderr, sys.stderr)):
-            relay = threading.Thread(target=_relay, args=(source, target, f"[worker {index}] "), daemon=True)
-            relay.start()
-            relays.append(relay)
-    with _forwarded(STOP_SIGNALS, processes):
-        # each reaped as it ends (polled, every one): a dead worker's pid must be gone for the others to see it
-        while [process.poll() for process in processes].count(None):
-            time.sleep(REAP_S)
-        codes = [process.returncode for process in processes]
-    for relay in relays:
-        relay.join()
-    for index, code in enumerate(codes):
-        if code < 0 and code != -signal.SIGINT:
-            print(f"[worker {index}] ended by signal {-code}: its trial goes to a worker that runs on", file=sys.stderr)
-    return [128 - code if code < 0 else code for code in codes]
 
+    def __init__(self, count: int, argv: list[str], storage: str | None) -> None:
+        environments = devices_for(count)
+        if "CUDA_VISIBLE_DEVICES" not in environments[0]:  # worker 0's share of the cores; its GPU: the first
+            torch.set_num_threads(int(environments[0][THREADS[0]]))
+        self.processes: list[subprocess.Popen[str]] = []
+        self.relays: list[threading.Thread] = []
+        for index, devices in enumerate(environments[1:], start=1):
+            env = {**os.environ, **devices, "PYTHONUNBUFFERED": "1"}
+            if storage is not None:
+                env[STORAGE_VARIABLE] = storage
+            command = [sys.executable, "-m", "nnmodules", "tune", *argv, *QUIET, "--worker", str(index)]
+            pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+            # a session of its own: a Ctrl-C reaches it once, from this process, as the one Ctrl-C a tune gets
+            process = subprocess.Popen(command, env=env, start_new_session=True, **pipes)
+            self.processes.append(process)
+            device = f"GPU {devices['CUDA_VISIBLE_DEVICES']}" if "CUDA_VISIBLE_DEVICES" in devices else "CPU"
+            print(f"[worker {index}] started: pid {process.pid}, {device}, {devices[THREADS[0]]} threads")
+            for source, target in ((process.stdout, sys.stdout), (process.stderr, sys.stderr)):
+                relay = threading.Thread(target=self._relay, args=(process, source, target, index), daemon=True)
+                relay.start()
+                self.relays.append(relay)
 
-@contextlib.contextmanager
-def _forwarded(signals: tuple[int, ...], processes: list[subprocess.Popen[str]]) -> Iterator[None]:
-    """Within it, these signals go on to the running processes (the main thread's handlers; elsewhere as they are)."""
-
-    def forward(signum: int, frame: object) -> None:
-        for process in processes:
+    def stop(self) -> None:
+        """Ctrl-C to each worker still running: it stops its trial, to be continued, as a tune does."""
+        for process in self.processes:
             if process.poll() is None:
-                process.send_signal(signum)
+                process.send_signal(signal.SIGINT)
 
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {number: signal.signal(number, forward) for number in signals}
-    try:
-        yield
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
+    def wait(self) -> list[int]:
+        """Waits for every worker to end; their exit statuses (a signal's as the shell gives it: 128 + number)."""
+        codes = [process.wait() for process in self.processes]
+        for relay in self.relays:
+            relay.join()
+        return [128 - code if code < 0 else code for code in codes]
 
-
-def _relay(source: IO[str], target: IO[str], prefix: str) -> None:
-    """Each line a worker writes, after its prefix (whole lines: workers' lines never mix)."""
-    for line in source:
-        target.write(f"{prefix}{line}")
-        target.flush()
+    @staticmethod
+    def _relay(process: subprocess.Popen[str], source: IO[str], target: IO[str], index: int) -> None:
+        """Each line a worker writes, after its prefix (whole lines: workers' lines never mix); then its end."""
+        for line in source:
+            target.write(f"[worker {index}] {line}")
+            target.flush()
+        code = process.wait()  # reaped as it ends
+        if target is sys.stderr and code < 0 and code != -signal.SIGINT:
+            print(f"[worker {index}] ended by signal {-code}: its trial goes to a worker that runs on", file=target)
