@@ -262,12 +262,6 @@ def test_tune_without_what_to_train_or_with_a_checkpoint_is_refused(tmp_path):
         tune(search_file(tmp_path), 2, ["--config=c.yaml", "--ckpt_path=last"])
 
 
-def test_several_devices_are_refused_for_one_per_process(mnist_dir, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(ValueError, match="give tune --workers 2"):
-        tune(search_file(tmp_path), 2, fit_args(mnist_dir, "--trainer.accelerator=cpu", "--trainer.devices=2"))
-
-
 def test_a_study_of_a_table_says_its_column_report_once(tmp_path, monkeypatch, caplog):
     monkeypatch.chdir(tmp_path)
     args = ["--config", "tabular_mlp", "--trainer.max_epochs=1", "--trainer.enable_progress_bar=false"]
@@ -317,7 +311,11 @@ def test_a_trial_is_pruned_before_its_last_epoch_never_after_it(epoch, pruned):
     trial = HopelessTrial()
     pruning = Pruning(trial, "val/acc")
     trainer = types.SimpleNamespace(
-        sanity_checking=False, max_epochs=3, callback_metrics={"val/acc": torch.tensor(0.5)}, is_global_zero=True
+        sanity_checking=False,
+        max_epochs=3,
+        callback_metrics={"val/acc": torch.tensor(0.5)},
+        is_global_zero=True,
+        world_size=1,
     )
     module = types.SimpleNamespace(current_epoch=epoch)
     if pruned:

@@ -104,13 +104,13 @@ def worker_args(mnist_dir: Path, folder: Path, *more: str) -> list[str]:
 
 
 def start(args: list[str], folder: Path) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": python_path(TESTS)}  # the workers import tune_holds
+    env = {**os.environ, "PYTHONPATH": python_path(TESTS)}  # the workers import tune_callbacks
     command = [sys.executable, "-m", "nnmodules", *args]
     return subprocess.Popen(command, cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def held_pid(marker: Path, process: subprocess.Popen[str], seconds: float = 240) -> int:
-    """The pid that `tune_holds.HoldOnce` wrote, once a worker holds in its trial."""
+    """The pid that `tune_callbacks.HoldOnce` wrote, once a worker holds in its trial."""
     ends = time.monotonic() + seconds
     while time.monotonic() < ends and process.poll() is None:
         if marker.is_file() and marker.read_text():
@@ -121,7 +121,7 @@ def held_pid(marker: Path, process: subprocess.Popen[str], seconds: float = 240)
 
 def hold(marker: Path, epoch: int, seconds: float = 600) -> str:
     settings = {"marker": str(marker), "epoch": epoch, "seconds": seconds}
-    spec = {"class_path": "tune_holds.HoldOnce", "init_args": settings}
+    spec = {"class_path": "tune_callbacks.HoldOnce", "init_args": settings}
     return f"--trainer.callbacks+={json.dumps(spec)}"
 
 
@@ -209,6 +209,33 @@ def test_ctrl_c_stops_every_worker_and_the_same_command_ends_the_study(postgres,
     assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 3
 
 
+@in_another_process
+def test_a_trial_on_two_processes_trains_its_values_on_both_and_prunes_on_both(mnist_dir, tmp_path):
+    space = {"model.init_args.lr": [0.01, 1e-9]}  # 1e-9: chance accuracy, pruned after its first epoch
+    sampler = {"class_path": "GridSampler", "init_args": {"search_space": space}}
+    pruner = {"class_path": "ThresholdPruner", "init_args": {"lower": 0.3}}
+    (tmp_path / "grid.yaml").write_text(yaml.safe_dump({"space": space, "sampler": sampler, "pruner": pruner}))
+    record = json.dumps({"class_path": "tune_callbacks.RecordValues", "init_args": {"folder": str(tmp_path)}})
+    ddp = ["--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.strategy=ddp"]
+    args = worker_args(mnist_dir, tmp_path, f"--trainer.callbacks+={record}", *ddp)
+    args[args.index("--search") + 1] = str(tmp_path / "grid.yaml")
+    process = start([*args, "--trials=2"], tmp_path)
+    said, _ = process.communicate(timeout=300)
+    assert process.returncode == 0, said
+
+    study = optuna.load_study(
+        study_name=tmp_path.name, storage=f"sqlite:///{tmp_path}/lightning_logs/{tmp_path.name}/study.db"
+    )
+    assert len(study.trials) == 2  # failed: the other rank asked the study for trials of its own
+    states = {trial.params["model.init_args.lr"]: trial.state for trial in study.trials}
+    assert states == {0.01: TrialState.COMPLETE, 1e-9: TrialState.PRUNED}
+    for trial in study.trials:
+        ranks = [json.loads((tmp_path / f"{trial.user_attrs['run']}.{rank}.json").read_text()) for rank in (0, 1)]
+        assert ranks == [{"lr": trial.params["model.init_args.lr"], "world_size": 2}] * 2  # both ranks, its values
+    (pruned,) = study.get_trials(states=(TrialState.PRUNED,))
+    assert list(pruned.intermediate_values) == [0]  # both ranks stopped after its first epoch, of three
+
+
 def test_a_storage_is_shown_with_its_passwords_masked():
     url = "postgresql://bob:p%40ss@db.example:5432/studies?sslmode=require&password=other"
     shown = storages.shown_storage(url, Path("runs"))
@@ -269,10 +296,11 @@ def test_a_dead_trial_is_claimed_by_one_process_only(tmp_path):
 
 
 def test_workers_take_one_gpu_each_or_a_share_of_the_cores(monkeypatch):
-    monkeypatch.setattr(workers, "_visible_gpus", lambda: ["2", "5"])
-    assert [env["CUDA_VISIBLE_DEVICES"] for env in workers.devices_for(2)] == ["2", "5"]
-    with pytest.raises(UserError, match="--workers 3: this machine shows 2 GPUs, and a worker takes one"):
-        workers.devices_for(3)
+    monkeypatch.setattr(workers, "_visible_gpus", lambda: ["2", "5", "6", "7"])
+    assert [env["CUDA_VISIBLE_DEVICES"] for env in workers.devices_for(4)] == ["2", "5", "6", "7"]
+    assert [env["CUDA_VISIBLE_DEVICES"] for env in workers.devices_for(2, per_worker=2)] == ["2,5", "6,7"]
+    with pytest.raises(UserError, match="--workers 3: this machine shows 4 GPUs, and a worker takes 2 \\(2 a trial\\)"):
+        workers.devices_for(3, per_worker=2)
     monkeypatch.setattr(workers, "_visible_gpus", list)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)))
     assert [env["OMP_NUM_THREADS"] for env in workers.devices_for(3)] == ["2", "2", "2"]

@@ -76,9 +76,8 @@ class RunRecord(L.Callback):
             return
         path = Path(trainer.default_root_dir) / CONFIG
         text = self.config_text or FROM_PYTHON + yaml.safe_dump(self._config_of(trainer, module), sort_keys=False)
-        if path.is_file() and settings_by_key(path.read_text()) != settings_by_key(
-            text
-        ):  # continued with other settings
+        earlier = settings_by_key(path.read_text()) if path.is_file() else None
+        if earlier is not None and earlier != settings_by_key(text):  # continued with other settings
             kept = earlier_name(path)
             path.rename(kept)
             rank_zero_info(f"this run's settings differ from its earlier ones, which are kept in {kept}")

@@ -27,17 +27,17 @@ import socket
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import optuna
+import torch
 from jsonargparse import ArgumentError
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from optuna.exceptions import ExperimentalWarning, UpdateFinishedTrialError
 from optuna.trial import TrialState
-from optuna_integration import PyTorchLightningPruningCallback
 
 from datamodules.errors import UserError
 from nnmodules import metrics
@@ -72,6 +72,7 @@ from nnmodules.tasks import TaskModule
 RESUME = "the same `litmodules tune` continues it"  # what a trial stopped by Ctrl-C says
 ONE_PROCESS = {"devices": 1}  # a trial trains in the tuning process: several GPUs serve several tune processes
 POLL_S = 2  # how often a process whose trials are done looks at those under way elsewhere
+RANK_TRIAL = "LITMODULES_RANK_TRIAL"  # a trial's options and metric, for the other ranks of its DDP (JSON)
 QUEUED_WHEN_STOPPED = "queued_when_stopped"  # a trial whose stop is queued by what stops it (see `_pick_up`)
 
 
@@ -132,15 +133,10 @@ def tune(
         workers: processes to run the trials in, on this machine, each bound to one device (`workers`).
         worker: set in a process that `workers` started: its number (it leaves the summary to the one that did).
     """
-    if trials < 1:
-        raise UserError(f"--trials {trials}: a study needs at least 1 trial")
-    if workers < 1:
-        raise UserError(f"--workers {workers}: at least 1")
-    if not fit_args:
-        raise UserError("tune needs what each trial trains, as `fit` does: --config CONFIG, or --model and --data")
-    if fit_args[:1] == ["fit"] or any(arg.split("=")[0] == "--ckpt_path" for arg in fit_args):
-        given = "fit" if fit_args[:1] == ["fit"] else "--ckpt_path"
-        raise UserError(f"tune takes no {given}: it starts its trials, and continues them when run again")
+    if (given := os.environ.get(RANK_TRIAL)) is not None and os.environ.get("LOCAL_RANK", "0") != "0":
+        _train_a_rank(**json.loads(given))  # this process is another rank of a trial's DDP: that trial alone
+        raise SystemExit(0)
+    _refuse_arguments(trials, workers, fit_args)
     storage = storage_of(storage)
     settings = read_search(search_file(search))  # a path, or a search recipe's name
     name = study_name or settings.path.stem
@@ -156,7 +152,7 @@ def tune(
     others = None
     if workers > 1:  # this process is worker 0: the others start as it begins its first trial
         same = ["--search", str(settings.path), "--trials", str(trials), "--study", name, *fit_args]
-        others = Workers(workers, same, storage)
+        others = Workers(workers, same, storage, base.trainer.num_devices)
         fit_args = [*fit_args, *QUIET]
     objective = functools.partial(_run_trial, search=settings, fit_args=fit_args, folder=folder, metric=metric)
     try:
@@ -177,6 +173,18 @@ def tune(
         print(f"search stopped with {_ended(study)} of {trials} trials: `{again}` continues it", file=sys.stderr)
         raise SystemExit(max(codes))
     return study
+
+
+def _refuse_arguments(trials: int, workers: int, fit_args: list[str]) -> None:
+    if trials < 1:
+        raise UserError(f"--trials {trials}: a study needs at least 1 trial")
+    if workers < 1:
+        raise UserError(f"--workers {workers}: at least 1")
+    if not fit_args:
+        raise UserError("tune needs what each trial trains, as `fit` does: --config CONFIG, or --model and --data")
+    if fit_args[:1] == ["fit"] or any(arg.split("=")[0] == "--ckpt_path" for arg in fit_args):
+        given = "fit" if fit_args[:1] == ["fit"] else "--ckpt_path"
+        raise UserError(f"tune takes no {given}: it starts its trials, and continues them when run again")
 
 
 def _stopped(others: Workers | None) -> None:
@@ -236,12 +244,18 @@ def _after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial, trials: i
         study.stop()
 
 
-class Pruning(PyTorchLightningPruningCallback):
-    """Optuna's Lightning pruning callback: reports `monitor` after each validation and stops a trial it prunes.
+class Pruning(L.Callback):
+    """Reports `monitor` to the trial after each validation and stops a trial its pruner prunes.
 
     A metric the runs do not log stops the search at the first validation, naming those they log. After the last
     epoch the metric is reported and nothing is pruned: stopping then would save nothing and lose a finished result.
+    Under DDP only rank 0 holds the trial (`trial` None elsewhere): it reports and decides, and every rank stops
+    with it (one broadcast after each validation). Optuna's own callback (optuna-integration) wants the trial in
+    every rank, and a database for it.
     """
+
+    def __init__(self, trial: optuna.Trial | None, monitor: str) -> None:
+        self.trial, self.monitor = trial, monitor
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking:
@@ -249,10 +263,15 @@ class Pruning(PyTorchLightningPruningCallback):
         if self.monitor not in trainer.callback_metrics:
             logged = ", ".join(sorted(trainer.callback_metrics))
             raise UserError(f"the runs log no metric {self.monitor} to optimise: set `metric:` to one of {logged}")
-        if trainer.max_epochs is not None and pl_module.current_epoch + 1 >= trainer.max_epochs:
-            self._trial.report(float(trainer.callback_metrics[self.monitor]), step=pl_module.current_epoch)
-            return
-        super().on_validation_end(trainer, pl_module)
+        epoch, pruned = pl_module.current_epoch, False
+        if self.trial is not None and trainer.is_global_zero:
+            self.trial.report(float(trainer.callback_metrics[self.monitor]), step=epoch)
+            last = trainer.max_epochs is not None and epoch + 1 >= trainer.max_epochs
+            pruned = not last and self.trial.should_prune()
+        if trainer.world_size > 1:
+            pruned = trainer.strategy.broadcast(pruned)
+        if pruned:
+            raise optuna.TrialPruned(f"pruned after epoch {epoch}")
 
 
 def _build(fit_args: list[str], exit_on_error: bool = True) -> LitCLI:
@@ -277,11 +296,6 @@ def _folder(trainer: L.Trainer, name: str) -> Path:
     logger = trainer.logger
     if not isinstance(logger, (TensorBoardLogger, CSVLogger)):
         raise UserError("tune keeps each trial in a run folder of its logger: use TensorBoardLogger (the default)")
-    if trainer.world_size > 1:
-        raise UserError(
-            f"tune trains each trial in its own process, not on {trainer.world_size} devices: to search on several, "
-            f"give tune --workers {trainer.world_size} (a worker per device)"
-        )
     return Path(logger.save_dir) / name
 
 
@@ -424,6 +438,36 @@ def _alive(user_attrs: dict[str, Any]) -> bool:
     return True
 
 
+@contextlib.contextmanager
+def _given_to_other_ranks(args: list[str], metric: str) -> Iterator[None]:
+    """Within it, a trial's options are in the environment of the processes DDP starts for its other ranks.
+
+    Lightning starts them by running this command again; they train this trial (`_train_a_rank`) rather than ask
+    the study for one of their own, so every rank trains the same values. After it, the environment and the
+    process group are as before: the next trial's DDP starts its own.
+    """
+    before = dict(os.environ)
+    os.environ[RANK_TRIAL] = json.dumps({"args": args, "metric": metric})
+    try:
+        yield
+    finally:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+        os.environ.clear()
+        os.environ.update(before)
+
+
+def _train_a_rank(args: list[str], metric: str) -> None:
+    """Another rank of a trial under DDP: the trial's options as rank 0 gave them; rank 0 reports and prunes."""
+    cli = LitCLI(args, trainer_defaults=ONE_PROCESS, callbacks=[Pruning(None, metric)], resume_hint=RESUME)
+    try:
+        cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.ckpt_path)
+    except optuna.TrialPruned:
+        pass
+    except RunInterrupted as stop:  # rank 0 says how to continue
+        raise SystemExit(stop.code) from None
+
+
 def _run_trial(trial: optuna.Trial, search: Search, fit_args: list[str], folder: Path, metric: str) -> float:
     """One trial: a `litmodules fit` run of the search's values, in its folder; its `metric`."""
     values = search.suggest(trial)
@@ -451,8 +495,9 @@ def _run_trial(trial: optuna.Trial, search: Search, fit_args: list[str], folder:
     if continues is not None:  # its folder's newest checkpoint
         args.append("--ckpt_path=last")
     try:
-        cli = LitCLI(args, trainer_defaults=ONE_PROCESS, callbacks=[Pruning(trial, metric)], resume_hint=RESUME)
-        cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.ckpt_path)
+        with _given_to_other_ranks(args, metric):
+            cli = LitCLI(args, trainer_defaults=ONE_PROCESS, callbacks=[Pruning(trial, metric)], resume_hint=RESUME)
+            cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.ckpt_path)
     except optuna.TrialPruned:
         raise
     except RunInterrupted as stop:  # Ctrl-C (or SIGTERM) as `fit` ends on it: the trial's checkpoint is kept

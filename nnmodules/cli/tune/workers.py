@@ -26,18 +26,28 @@ QUIET = ["--trainer.enable_progress_bar=false"]  # every worker's: several bars 
 THREADS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")  # a CPU worker's share of the cores, as torch reads it
 
 
-def devices_for(count: int) -> list[dict[str, str]]:
-    """Each worker's environment: its GPU and its share of the cores; more workers than devices are refused."""
+def devices_for(count: int, per_worker: int = 1) -> list[dict[str, str]]:
+    """Each worker's environment: its GPUs (`per_worker`: a trial's devices) and its share of the cores.
+
+    More workers than the devices allow are refused.
+    """
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     gpus = _visible_gpus()
-    if gpus and count > len(gpus):
-        raise UserError(f"--workers {count}: this machine shows {len(gpus)} GPUs, and a worker takes one")
-    if not gpus and count > cores:
-        raise UserError(f"--workers {count}: this machine has {cores} CPU cores and no GPU: at most {cores} workers")
-    share = str(max(1, cores // count))
+    each = "" if per_worker == 1 else f" ({per_worker} a trial)"
+    if gpus and count * per_worker > len(gpus):
+        raise UserError(
+            f"--workers {count}: this machine shows {len(gpus)} GPUs, and a worker takes {per_worker}{each}"
+        )
+    if not gpus and count * per_worker > cores:
+        most = cores // per_worker
+        raise UserError(
+            f"--workers {count}: this machine has {cores} CPU cores and no GPU: at most {most} workers{each}"
+        )
+    share = str(max(1, cores // (count * per_worker)))
     threads = {name: share for name in THREADS}
     if gpus:
-        return [{"CUDA_VISIBLE_DEVICES": gpu, **threads} for gpu in gpus[:count]]
+        groups = [gpus[k * per_worker : (k + 1) * per_worker] for k in range(count)]
+        return [{"CUDA_VISIBLE_DEVICES": ",".join(group), **threads} for group in groups]
     return [dict(threads) for _ in range(count)]
 
 
@@ -57,8 +67,8 @@ class Workers:
     killed on the way is said: its trial goes to a worker that runs on.
     """
 
-    def __init__(self, count: int, argv: list[str], storage: str | None) -> None:
-        environments = devices_for(count)
+    def __init__(self, count: int, argv: list[str], storage: str | None, per_worker: int = 1) -> None:
+        environments = devices_for(count, per_worker)
         if "CUDA_VISIBLE_DEVICES" not in environments[0]:  # worker 0's share of the cores; its GPU: the first
             torch.set_num_threads(int(environments[0][THREADS[0]]))
         self.processes: list[subprocess.Popen[str]] = []

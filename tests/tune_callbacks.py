@@ -1,10 +1,12 @@
-"""A callback for the tests of `tune --workers`, in a module of its own: the workers import it by its path."""
+"""Callbacks for the tests of `tune --workers` and DDP trials, in a module of their own: workers import them."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
+from pathlib import Path
 
 import lightning as L
 
@@ -34,3 +36,14 @@ class HoldOnce(L.Callback):
         os.write(held, str(os.getpid()).encode())
         os.close(held)
         time.sleep(self.seconds)
+
+
+class RecordValues(L.Callback):
+    """Each rank of each trial writes the learning rate it trains with to `<folder>/<run>.<rank>.json`."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+
+    def on_fit_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        path = Path(self.folder) / f"{trainer.logger.version}.{trainer.global_rank}.json"
+        path.write_text(json.dumps({"lr": module.hparams["lr"], "world_size": trainer.world_size}))
