@@ -4,12 +4,16 @@ The search recipe mnist_mlp over the mnist_mlp recipe, `--trials` trials (12 unl
 `--batches` training batches (100 unless told); each way `--repeats` times, alternating, each a fresh study in a
 folder of its own, timed whole (the command from its start to its end, as a user waits for it). Then the best trial
 of the last two-worker study trained again with `litmodules fit --config <its config.yaml>`, on one thread as its
-worker trained it: its `val/acc_best` beside the trial's.
+worker trained it: its `val/acc_best` beside the trial's. Last, the two-worker search once more, its worker 1
+killed (SIGKILL) at a random moment (seeded by `--seed`, printed): the study's trials by state, whether every
+completed or pruned trial has a run folder of its own, and whether `best.yaml` is the best trial's.
 """
 
 from __future__ import annotations
 
 import os
+import random
+import signal
 import statistics
 import subprocess
 import sys
@@ -25,7 +29,7 @@ QUIET = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=
 WAYS = {"one process, 2 threads": [], "2 workers, 1 thread each": ["--workers", "2"]}
 
 
-def run(data_dir: str, trials: int = 12, repeats: int = 3, batches: int = 100) -> dict:
+def run(data_dir: str, trials: int = 12, repeats: int = 3, batches: int = 100, seed: int = 0) -> dict:
     """Both ways, alternating, then the best trial trained again, as the module docstring says."""
     fit_args = ["--config", "mnist_mlp", *mnist_args(data_dir, epochs=1), f"--trainer.limit_train_batches={batches}"]
     seconds: dict[str, list[float]] = {way: [] for way in WAYS}
@@ -45,6 +49,9 @@ def run(data_dir: str, trials: int = 12, repeats: int = 3, batches: int = 100) -
         best = study.best_trial
         config = folder / "lightning_logs" / "mnist_mlp" / best.user_attrs["run"] / "config.yaml"
         again = _litmodules(["fit", "--config", str(config), "--trainer.logger.init_args.version=again"], folder, 1)
+        killed = _killed_at_random(
+            fit_args, trials, Path(scratch) / "killed", random.Random(seed), statistics.median(seconds[list(WAYS)[1]])
+        )
     refit = float(next(line for line in again.splitlines() if line.startswith("val/acc_best:")).split()[-1])
     medians = {way: statistics.median(times) for way, times in seconds.items()}
     one, two = medians.values()
@@ -54,7 +61,42 @@ def run(data_dir: str, trials: int = 12, repeats: int = 3, batches: int = 100) -
     print(f"2 workers: {100 * two / one:.1f}% of one process's time (target: at most 70%)")
     print(f"trial {best.number} ({best.user_attrs['run']}): val/acc_best {best.value:.4f}; its config.yaml trained")
     print(f"again with fit: {refit:.4f} ({'the same' if refit == round(best.value, 4) else 'NOT the same'})")
-    return {"seconds": seconds, "medians": medians, "share": two / one, "best": best.value, "refit": refit}
+    print(
+        f"worker 1 killed after {killed['after']:.1f} s (seed {seed}): the study holds {killed['states']}; "
+        f"runs of their own: {killed['runs_of_their_own']}; best.yaml is the best trial's: {killed['best_yaml']}"
+    )
+    result = {"seconds": seconds, "medians": medians, "share": two / one, "best": best.value, "refit": refit}
+    return {**result, "killed": killed}
+
+
+def _killed_at_random(fit_args: list[str], trials: int, folder: Path, chance: random.Random, seconds: float) -> dict:
+    """The two-worker search with its worker 1 killed between its start and the search's usual end; the study."""
+    folder.mkdir()
+    command = ["tune", "--search", "mnist_mlp", "--trials", str(trials), *fit_args, *QUIET, "--workers", "2"]
+    litmodules = [sys.executable, "-m", "nnmodules", *command]
+    process = subprocess.Popen(litmodules, cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    started = time.perf_counter()
+    assert process.stdout is not None
+    line = next(line for line in process.stdout if "[worker 1] started: pid" in line)
+    pid = int(line.split("pid ")[1].split(",")[0])
+    moment = chance.uniform(time.perf_counter() - started, 0.9 * seconds)
+    time.sleep(max(0.0, moment - (time.perf_counter() - started)))
+    os.kill(pid, signal.SIGKILL)
+    said = process.communicate()[0]
+    if process.returncode:
+        raise RuntimeError(f"the search with a worker killed ended with {process.returncode}: {said}")
+    study = optuna.load_study(study_name="mnist_mlp", storage=f"sqlite:///{folder}/lightning_logs/mnist_mlp/study.db")
+    ended = [trial for trial in study.trials if trial.state.name in ("COMPLETE", "PRUNED")]
+    states = {
+        state: sum(trial.state.name == state for trial in study.trials) for state in ("COMPLETE", "PRUNED", "FAIL")
+    }
+    best = (folder / "lightning_logs" / "mnist_mlp" / "best.yaml").read_text().splitlines()[0]
+    return {
+        "after": moment,
+        "states": states,
+        "runs_of_their_own": len({trial.user_attrs["run"] for trial in ended}) == len(ended) == trials,
+        "best_yaml": f"/{study.best_trial.user_attrs['run']}), " in best,
+    }
 
 
 def _litmodules(command: list[str], folder: Path, threads: int | None = None) -> str:

@@ -30,8 +30,9 @@ from datamodules.errors import UserError
 from nnmodules.cli import stages
 from nnmodules.cli.tune import storage as storages
 from nnmodules.cli.tune import workers
+from nnmodules.cli.tune.liveness import ALIVE_AT, alive, beating, claimed
 from nnmodules.cli.tune.search import read_search
-from nnmodules.cli.tune.study import _claimed, tune
+from nnmodules.cli.tune.study import tune
 
 TESTS = Path(__file__).parent
 PG_BINS = sorted(Path("/usr/lib/postgresql").glob("*/bin"))  # Debian's layout, where PATH does not have them
@@ -123,6 +124,106 @@ def hold(marker: Path, epoch: int, seconds: float = 600) -> str:
     settings = {"marker": str(marker), "epoch": epoch, "seconds": seconds}
     spec = {"class_path": "tune_callbacks.HoldOnce", "init_args": settings}
     return f"--trainer.callbacks+={json.dumps(spec)}"
+
+
+def test_a_storage_is_shown_with_its_passwords_masked():
+    url = "postgresql://bob:p%40ss@db.example:5432/studies?sslmode=require&password=other"
+    shown = storages.shown_storage(url, Path("runs"))
+    assert shown == "postgresql://bob:***@db.example:5432/studies?sslmode=require&password=***"
+    assert storages.masked(f"tune --storage {url} --trials 3", url) == f"tune --storage {shown} --trials 3"
+    assert storages.masked("connecting as bob with p@ss failed", url) == "connecting as bob with *** failed"
+    assert storages.shown_storage(None, Path("runs") / "s") == str(Path("runs") / "s" / "study.db")
+    assert storages.shown_storage("/shared/s.journal", Path()) == "/shared/s.journal"
+
+
+def test_the_storage_comes_from_the_environment_where_the_command_names_none(monkeypatch):
+    monkeypatch.setenv("LITMODULES_STORAGE", "postgresql://bob@db/studies")
+    assert storages.storage_of(None) == "postgresql://bob@db/studies"
+    assert storages.storage_of("x.journal") == "x.journal"
+    monkeypatch.delenv("LITMODULES_STORAGE")
+    assert storages.storage_of(None) is None
+
+
+def test_a_database_without_its_driver_or_unknown_is_one_line(tmp_path):
+    with pytest.raises(UserError, match=r"^--storage mysql://bob:\*\*\*@db/studies: needs MySQLdb: pip install mysql"):
+        storages.open_storage("mysql://bob:pw@db/studies", tmp_path, on_dead_trial=print)
+    with pytest.raises(UserError, match=r"^--storage nodb://x does not open: .*nodb"):
+        storages.open_storage("nodb://x", tmp_path, on_dead_trial=print)
+
+
+def test_a_wrong_password_is_one_line_that_shows_none(postgres, tmp_path):
+    wrong = postgres.replace(urllib.parse.urlsplit(postgres).password, "not-the-password")
+    with pytest.raises(UserError) as refused:
+        storages.open_storage(wrong, tmp_path, on_dead_trial=print)
+    message = str(refused.value)
+    assert message.startswith(f"--storage {storages.shown_storage(wrong, tmp_path)} does not open: ")
+    assert "password authentication failed" in message and "not-the-password" not in message
+    assert "\n" not in message
+
+
+def test_two_processes_sharing_a_study_never_draw_the_same_values(tmp_path):
+    path = tmp_path / "search.yaml"
+    path.write_text(yaml.safe_dump({"space": {"x": {"low": 0.0, "high": 1.0}}}))
+    search, url = read_search(path), f"sqlite:///{tmp_path / 'study.db'}"
+    first, second = (optuna.create_study(storage=url, study_name="s", load_if_exists=True) for _ in range(2))
+    for study in (first, second):
+        study.sampler = search.per_trial_sampler()  # each process's own, seeded alike
+    asked = [first.ask(), second.ask(), first.ask()]  # as two workers that started together ask
+    values = [trial.suggest_float("x", 0.0, 1.0) for trial in asked]
+    assert len(set(values)) == 3
+    alone = optuna.create_study(sampler=search.make_sampler(1))  # trial 1, as one process alone draws it
+    assert alone.ask().suggest_float("x", 0.0, 1.0) == values[1]
+
+
+def test_a_dead_trial_is_claimed_by_one_process_only(tmp_path):
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    study = optuna.create_study(storage=url, study_name="s")
+    study.ask()
+    (running,) = study.get_trials()  # as each of two processes read it, before either failed it
+    assert claimed(study, running) is True
+    assert claimed(optuna.load_study(study_name="s", storage=url), running) is False  # failed already
+    assert study.get_trials()[0].state == TrialState.FAIL
+
+
+def test_a_trial_of_another_machine_is_dead_when_it_stops_beating(monkeypatch):
+    now = time.time()
+    elsewhere = {"host": "another-machine", "pid": os.getpid()}  # its pid means nothing here
+    assert alive(elsewhere)  # no heartbeat of ours (a database's study): taken to run, Optuna watches it
+    assert alive({**elsewhere, ALIVE_AT: now - storages.GRACE_S + 5})
+    assert not alive({**elsewhere, ALIVE_AT: now - storages.GRACE_S - 5})
+    here = {"host": socket.gethostname(), "pid": 2**22 + 1, ALIVE_AT: now}  # above pid_max: gone
+    assert not alive(here)  # its process is gone, whatever it last said
+
+
+def test_a_running_trial_of_a_journal_beats(tmp_path):
+    study = optuna.create_study(storage=JournalStorage(JournalFileBackend(str(tmp_path / "s.journal"))))
+    trial = study.ask()
+    with beating(trial, every=0.05):
+        first = study.trials[0].user_attrs[ALIVE_AT]
+        time.sleep(0.3)
+        assert study.trials[0].user_attrs[ALIVE_AT] > first  # failed: said once, then dead to the others
+    last = study.trials[0].user_attrs[ALIVE_AT]
+    time.sleep(0.2)
+    assert study.trials[0].user_attrs[ALIVE_AT] == last  # stopped with the trial
+
+
+def test_workers_take_one_gpu_each_or_a_share_of_the_cores(monkeypatch):
+    monkeypatch.setattr(workers, "_visible_gpus", lambda: ["2", "5", "6", "7"])
+    assert [env["CUDA_VISIBLE_DEVICES"] for env in workers.devices_for(4)] == ["2", "5", "6", "7"]
+    assert [env["CUDA_VISIBLE_DEVICES"] for env in workers.devices_for(2, per_worker=2)] == ["2,5", "6,7"]
+    with pytest.raises(UserError, match="--workers 3: this machine shows 4 GPUs, and a worker takes 2 \\(2 a trial\\)"):
+        workers.devices_for(3, per_worker=2)
+    monkeypatch.setattr(workers, "_visible_gpus", list)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)))
+    assert [env["OMP_NUM_THREADS"] for env in workers.devices_for(3)] == ["2", "2", "2"]
+    assert "CUDA_VISIBLE_DEVICES" not in workers.devices_for(1)[0]
+    with pytest.raises(UserError, match="--workers 9: this machine has 8 CPU cores and no GPU: at most 8 workers"):
+        workers.devices_for(9)
+
+
+def test_workers_below_one_are_refused(tmp_path):
+    with pytest.raises(UserError, match="--workers 0: at least 1"):
+        tune(tmp_path / "search.yaml", 2, ["--config", "mnist_mlp"], workers=0)
 
 
 @in_another_process
@@ -234,81 +335,3 @@ def test_a_trial_on_two_processes_trains_its_values_on_both_and_prunes_on_both(m
         assert ranks == [{"lr": trial.params["model.init_args.lr"], "world_size": 2}] * 2  # both ranks, its values
     (pruned,) = study.get_trials(states=(TrialState.PRUNED,))
     assert list(pruned.intermediate_values) == [0]  # both ranks stopped after its first epoch, of three
-
-
-def test_a_storage_is_shown_with_its_passwords_masked():
-    url = "postgresql://bob:p%40ss@db.example:5432/studies?sslmode=require&password=other"
-    shown = storages.shown_storage(url, Path("runs"))
-    assert shown == "postgresql://bob:***@db.example:5432/studies?sslmode=require&password=***"
-    assert storages.masked(f"tune --storage {url} --trials 3", url) == f"tune --storage {shown} --trials 3"
-    assert storages.masked("connecting as bob with p@ss failed", url) == "connecting as bob with *** failed"
-    assert storages.shown_storage(None, Path("runs") / "s") == str(Path("runs") / "s" / "study.db")
-    assert storages.shown_storage("/shared/s.journal", Path()) == "/shared/s.journal"
-
-
-def test_the_storage_comes_from_the_environment_where_the_command_names_none(monkeypatch):
-    monkeypatch.setenv("LITMODULES_STORAGE", "postgresql://bob@db/studies")
-    assert storages.storage_of(None) == "postgresql://bob@db/studies"
-    assert storages.storage_of("x.journal") == "x.journal"
-    monkeypatch.delenv("LITMODULES_STORAGE")
-    assert storages.storage_of(None) is None
-
-
-def test_a_database_without_its_driver_or_unknown_is_one_line(tmp_path):
-    with pytest.raises(UserError, match=r"^--storage mysql://bob:\*\*\*@db/studies: needs MySQLdb: pip install mysql"):
-        storages.open_storage("mysql://bob:pw@db/studies", tmp_path, on_dead_trial=print)
-    with pytest.raises(UserError, match=r"^--storage nodb://x does not open: .*nodb"):
-        storages.open_storage("nodb://x", tmp_path, on_dead_trial=print)
-
-
-def test_a_wrong_password_is_one_line_that_shows_none(postgres, tmp_path):
-    wrong = postgres.replace(urllib.parse.urlsplit(postgres).password, "not-the-password")
-    with pytest.raises(UserError) as refused:
-        storages.open_storage(wrong, tmp_path, on_dead_trial=print)
-    message = str(refused.value)
-    assert message.startswith(f"--storage {storages.shown_storage(wrong, tmp_path)} does not open: ")
-    assert "password authentication failed" in message and "not-the-password" not in message
-    assert "\n" not in message
-
-
-def test_two_processes_sharing_a_study_never_draw_the_same_values(tmp_path):
-    path = tmp_path / "search.yaml"
-    path.write_text(yaml.safe_dump({"space": {"x": {"low": 0.0, "high": 1.0}}}))
-    search, url = read_search(path), f"sqlite:///{tmp_path / 'study.db'}"
-    first, second = (optuna.create_study(storage=url, study_name="s", load_if_exists=True) for _ in range(2))
-    for study in (first, second):
-        study.sampler = search.per_trial_sampler()  # each process's own, seeded alike
-    asked = [first.ask(), second.ask(), first.ask()]  # as two workers that started together ask
-    values = [trial.suggest_float("x", 0.0, 1.0) for trial in asked]
-    assert len(set(values)) == 3
-    alone = optuna.create_study(sampler=search.make_sampler(1))  # trial 1, as one process alone draws it
-    assert alone.ask().suggest_float("x", 0.0, 1.0) == values[1]
-
-
-def test_a_dead_trial_is_claimed_by_one_process_only(tmp_path):
-    url = f"sqlite:///{tmp_path / 'study.db'}"
-    study = optuna.create_study(storage=url, study_name="s")
-    study.ask()
-    (running,) = study.get_trials()  # as each of two processes read it, before either failed it
-    assert _claimed(study, running) is True
-    assert _claimed(optuna.load_study(study_name="s", storage=url), running) is False  # failed already
-    assert study.get_trials()[0].state == TrialState.FAIL
-
-
-def test_workers_take_one_gpu_each_or_a_share_of_the_cores(monkeypatch):
-    monkeypatch.setattr(workers, "_visible_gpus", lambda: ["2", "5", "6", "7"])
-    assert [env["CUDA_VISIBLE_DEVICES"] for env in workers.devices_for(4)] == ["2", "5", "6", "7"]
-    assert [env["CUDA_VISIBLE_DEVICES"] for env in workers.devices_for(2, per_worker=2)] == ["2,5", "6,7"]
-    with pytest.raises(UserError, match="--workers 3: this machine shows 4 GPUs, and a worker takes 2 \\(2 a trial\\)"):
-        workers.devices_for(3, per_worker=2)
-    monkeypatch.setattr(workers, "_visible_gpus", list)
-    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)))
-    assert [env["OMP_NUM_THREADS"] for env in workers.devices_for(3)] == ["2", "2", "2"]
-    assert "CUDA_VISIBLE_DEVICES" not in workers.devices_for(1)[0]
-    with pytest.raises(UserError, match="--workers 9: this machine has 8 CPU cores and no GPU: at most 8 workers"):
-        workers.devices_for(9)
-
-
-def test_workers_below_one_are_refused(tmp_path):
-    with pytest.raises(UserError, match="--workers 0: at least 1"):
-        tune(tmp_path / "search.yaml", 2, ["--config", "mnist_mlp"], workers=0)

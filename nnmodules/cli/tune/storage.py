@@ -45,6 +45,11 @@ def storage_of(given: str | None) -> str | None:
     return given or os.environ.get(STORAGE_VARIABLE) or None
 
 
+def has_heartbeat(storage: str | None) -> bool:
+    """Whether the storage has Optuna's heartbeat: a database's (the default file's too), not a journal file's."""
+    return storage is None or "://" in storage
+
+
 def study_shown(storage: str | None, folder: Path, name: str) -> str:
     """A study as lines name it: the default file's path, or its name in its storage (`shown_storage`)."""
     return str(folder / STUDY_FILE) if storage is None else f"{name} in {shown_storage(storage, folder)}"

@@ -36,7 +36,7 @@ import optuna
 import torch
 from jsonargparse import ArgumentError
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
-from optuna.exceptions import ExperimentalWarning, UpdateFinishedTrialError
+from optuna.exceptions import ExperimentalWarning
 from optuna.trial import TrialState
 
 from datamodules.errors import UserError
@@ -46,6 +46,7 @@ from nnmodules.cli.errors import plain_usage_error
 from nnmodules.cli.lightning_cli import LitCLI
 from nnmodules.cli.recipes import search_file
 from nnmodules.cli.settings import differences_of, settings_of
+from nnmodules.cli.tune.liveness import alive, beating, claimed
 from nnmodules.cli.tune.report import (
     TRIAL_RUN,
     number,
@@ -60,6 +61,7 @@ from nnmodules.cli.tune.search import Search, read_search
 from nnmodules.cli.tune.storage import (
     STORAGE_VARIABLE,
     STUDY_FILE,
+    has_heartbeat,
     masked,
     open_storage,
     shown_storage,
@@ -154,10 +156,14 @@ def tune(
         same = ["--search", str(settings.path), "--trials", str(trials), "--study", name, *fit_args]
         others = Workers(workers, same, storage, base.trainer.num_devices)
         fit_args = [*fit_args, *QUIET]
-    objective = functools.partial(_run_trial, search=settings, fit_args=fit_args, folder=folder, metric=metric)
+    beats = not has_heartbeat(storage)
+    objective = functools.partial(
+        _run_trial, search=settings, fit_args=fit_args, folder=folder, metric=metric, beats=beats
+    )
     try:
         with said_once():  # each trial reads the same table: its column report, and every other line, once
             _work(study, objective, trials)
+        codes = [] if others is None else others.wait()
     except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: the trial under way is continued by the next tune
         _continue_own(study)
         _stopped(others)
@@ -166,7 +172,6 @@ def tune(
             print(f"search stopped: `{again}` continues it", file=sys.stderr)
         code = stop.__cause__.code if isinstance(stop.__cause__, RunInterrupted) else None
         raise SystemExit(code if isinstance(code, int) and code > 1 else 130) from None
-    codes = [] if others is None else others.wait()
     if worker is None:
         results(study, metric, folder, test_after_fit, where)
     if _ended(study) < trials and any(codes):  # a worker's error, said in its lines, left the study short
@@ -376,33 +381,24 @@ def _open_study(
 
 
 def _pick_up(study: optuna.Study) -> None:
-    """Trials whose process is gone from this machine are failed and queued to be continued from their checkpoints.
+    """Trials whose process is gone (`liveness.alive`) are failed and queued to be continued from their checkpoints.
 
     Failing a trial succeeds in one process only (the storage refuses to end an ended trial): the one that queues
-    it. So does Optuna's heartbeat, for processes on other machines (`storage.open_storage`).
+    it. So does Optuna's heartbeat, for a database's trials on other machines (`storage.open_storage`).
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExperimentalWarning)  # Optuna's heartbeat, experimental since Optuna 2.9
         optuna.storages.fail_stale_trials(study)  # its callback is `continue_later`; nothing without a heartbeat
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if not _alive(trial.user_attrs) and _claimed(study, trial):
+        if not alive(trial.user_attrs) and claimed(study, trial):
             continue_later(study, trial)
     # a trial stopped by 0.2.0, which left queueing it to the next tune (since then, who stops a trial queues it)
     trials = study.get_trials(deepcopy=False)
     continued = {trial.user_attrs.get("continues") for trial in trials}
     for trial in trials:
         stopped = trial.state == TrialState.FAIL and QUEUED_WHEN_STOPPED not in trial.user_attrs
-        if stopped and trial.number not in continued and not _alive(trial.user_attrs):
+        if stopped and trial.number not in continued and not alive(trial.user_attrs):
             continue_later(study, trial)
-
-
-def _claimed(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
-    """Whether this process ended a running trial (as failed), rather than its own process or another's."""
-    try:
-        study.tell(trial.number, state=TrialState.FAIL)
-    except (ValueError, UpdateFinishedTrialError):  # ended meanwhile, by its process or another
-        return False
-    return True
 
 
 def continue_later(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
@@ -423,19 +419,6 @@ def _continue_own(study: optuna.Study) -> None:
         ours = trial.user_attrs.get("pid") == os.getpid() and trial.user_attrs.get("host") == socket.gethostname()
         if trial.state == TrialState.FAIL and ours and trial.number not in continued:
             continue_later(study, trial)
-
-
-def _alive(user_attrs: dict[str, Any]) -> bool:
-    """Whether the process that ran a trial still runs (one on another machine is taken to: see `_pick_up`)."""
-    if user_attrs.get("host") != socket.gethostname() or "pid" not in user_attrs:
-        return True
-    try:
-        os.kill(user_attrs["pid"], 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return True
 
 
 @contextlib.contextmanager
@@ -468,8 +451,13 @@ def _train_a_rank(args: list[str], metric: str) -> None:
         raise SystemExit(stop.code) from None
 
 
-def _run_trial(trial: optuna.Trial, search: Search, fit_args: list[str], folder: Path, metric: str) -> float:
-    """One trial: a `litmodules fit` run of the search's values, in its folder; its `metric`."""
+def _run_trial(
+    trial: optuna.Trial, search: Search, fit_args: list[str], folder: Path, metric: str, beats: bool
+) -> float:
+    """One trial: a `litmodules fit` run of the search's values, in its folder; its `metric`.
+
+    `beats`: the trial says it is alive while it runs (`liveness.beating`), for a storage without Optuna's heartbeat.
+    """
     values = search.suggest(trial)
     run = trial.user_attrs.get("run") or TRIAL_RUN.format(trial.number)
     continues = trial.user_attrs.get("continues")
@@ -495,7 +483,7 @@ def _run_trial(trial: optuna.Trial, search: Search, fit_args: list[str], folder:
     if continues is not None:  # its folder's newest checkpoint
         args.append("--ckpt_path=last")
     try:
-        with _given_to_other_ranks(args, metric):
+        with _given_to_other_ranks(args, metric), beating(trial) if beats else contextlib.nullcontext():
             cli = LitCLI(args, trainer_defaults=ONE_PROCESS, callbacks=[Pruning(trial, metric)], resume_hint=RESUME)
             cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.ckpt_path)
     except optuna.TrialPruned:

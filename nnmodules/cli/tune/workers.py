@@ -63,12 +63,13 @@ def _visible_gpus() -> list[str]:
 class Workers:
     """Workers 1 to N-1 of a search, started; this process, worker 0, runs trials beside them.
 
-    Each is reaped as it ends (a dead worker's pid must be gone for the others to see it, `study._alive`), and one
+    Each is reaped as it ends (a dead worker's pid must be gone for the others to see it, `liveness.alive`), and one
     killed on the way is said: its trial goes to a worker that runs on.
     """
 
     def __init__(self, count: int, argv: list[str], storage: str | None, per_worker: int = 1) -> None:
         environments = devices_for(count, per_worker)
+        self.threads = torch.get_num_threads()  # this process's own, given back when the workers end
         if "CUDA_VISIBLE_DEVICES" not in environments[0]:  # worker 0's share of the cores; its GPU: the first
             torch.set_num_threads(int(environments[0][THREADS[0]]))
         self.processes: list[subprocess.Popen[str]] = []
@@ -100,6 +101,7 @@ class Workers:
         codes = [process.wait() for process in self.processes]
         for relay in self.relays:
             relay.join()
+        torch.set_num_threads(self.threads)
         return [128 - code if code < 0 else code for code in codes]
 
     @staticmethod
