@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import sys
 import types
 from pathlib import Path
@@ -187,6 +188,28 @@ def test_a_trial_of_a_killed_process_is_continued():
     assert study.trials[2].system_attrs["fixed_params"] == trial.params  # its settings, when it is asked for
     _pick_up(study)  # the next tune, before the continued trial ran: queued once, not again
     assert [t.state for t in study.get_trials()] == states
+
+
+def test_a_trial_killed_after_its_last_checkpoint_ends_with_what_it_reported(mnist_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = fit_args(mnist_dir)
+    (done,) = tune(search_file(tmp_path), 1, args).trials
+    last = tmp_path / "lightning_logs" / "search" / "trial_0" / "checkpoints" / "last.ckpt"
+    written = last.stat().st_mtime_ns
+    study = optuna.load_study(study_name="search", storage="sqlite:///lightning_logs/search/study.db")
+    dead = {"run": "trial_0", "host": socket.gethostname(), "pid": 2**22 + 1, "queued_when_stopped": True}
+    killed = optuna.trial.create_trial(  # as a worker killed after its last checkpoint, before it told the study
+        state=TrialState.RUNNING,
+        params=done.params,
+        distributions=done.distributions,
+        intermediate_values={0: 0.25, 1: 0.5},
+        user_attrs=dead,
+    )
+    study.add_trial(killed)
+    result = tune(search_file(tmp_path), 2, args)
+    assert [trial.state for trial in result.trials] == [TrialState.COMPLETE, TrialState.FAIL, TrialState.COMPLETE]
+    assert result.trials[2].value == 0.5  # its last epoch's; failed: "nothing is left to train", the search ended
+    assert last.stat().st_mtime_ns == written  # nothing trained again
 
 
 def test_the_best_trial_of_a_minimised_metric_is_the_lowest(tmp_path, capsys):

@@ -116,6 +116,10 @@ def settings_by_key(config_text: str) -> dict[str, Any]:
     return flat
 
 
+class FinishedRunError(UserError):
+    """A run continued from a checkpoint that has trained as long as the run asks: nothing is left to train."""
+
+
 def refuse_a_finished_run(checkpoint: dict[str, Any], path: Any, max_epochs: int | None, max_steps: int) -> None:
     """A checkpoint that has trained as long as the run asks is refused before anything is written."""
     epochs, steps = epochs_done(checkpoint), checkpoint["global_step"]
@@ -123,7 +127,7 @@ def refuse_a_finished_run(checkpoint: dict[str, Any], path: Any, max_epochs: int
     if by_epochs or (max_steps != -1 and steps >= max_steps):
         limit = f"max_epochs={max_epochs}" if by_epochs else f"max_steps={max_steps}"
         longer = f"--trainer.max_epochs {2 * epochs}" if by_epochs else f"--trainer.max_steps {2 * steps}"
-        raise UserError(
+        raise FinishedRunError(
             f"{path} has trained {epochs} epoch(s) ({steps} steps), as many as {limit} asks: nothing is left "
             f"to train. To train longer, ask for more ({longer} with --ckpt_path); to evaluate it, "
             f"`litmodules test --ckpt_path {path}`"

@@ -42,6 +42,7 @@ from optuna.trial import TrialState
 from datamodules.errors import UserError
 from nnmodules import metrics
 from nnmodules.callbacks import RunInterrupted
+from nnmodules.callbacks.record import FinishedRunError
 from nnmodules.cli.errors import plain_usage_error
 from nnmodules.cli.lightning_cli import LitCLI
 from nnmodules.cli.recipes import search_file
@@ -451,6 +452,25 @@ def _train_a_rank(args: list[str], metric: str) -> None:
         raise SystemExit(stop.code) from None
 
 
+def _goes_on(trial: optuna.Trial, folder: Path) -> tuple[str, int | None, str]:
+    """Where a trial trains: its run folder, the trial it continues (None: none, or from the start), a note to say.
+
+    A trial continued after a stop goes on from its folder's newest checkpoint, the pruner seeing the epochs before
+    the stop as if it had not stopped; one stopped before its first checkpoint trains its values again in a folder
+    of its own, the stopped one kept.
+    """
+    run = trial.user_attrs.get("run") or TRIAL_RUN.format(trial.number)
+    continues = trial.user_attrs.get("continues")
+    if continues is None:
+        return run, None, ""
+    if not any((folder / run / "checkpoints").glob("*.ckpt")):
+        note = f" (trial {number(trial)} again: it stopped before its first checkpoint)"
+        return TRIAL_RUN.format(trial.number), None, note
+    for step, value in trial.study.trials[continues].intermediate_values.items():
+        trial.report(value, step)
+    return run, continues, " (continued where it stopped)"
+
+
 def _run_trial(
     trial: optuna.Trial, search: Search, fit_args: list[str], folder: Path, metric: str, beats: bool
 ) -> float:
@@ -459,20 +479,7 @@ def _run_trial(
     `beats`: the trial says it is alive while it runs (`liveness.beating`), for a storage without Optuna's heartbeat.
     """
     values = search.suggest(trial)
-    run = trial.user_attrs.get("run") or TRIAL_RUN.format(trial.number)
-    continues = trial.user_attrs.get("continues")
-    again = ""
-    if continues is not None and not any((folder / run / "checkpoints").glob("*.ckpt")):
-        # stopped before its first checkpoint: its values again, in a folder of its own (the stopped one is kept)
-        again, run = (
-            f" (trial {number(trial)} again: it stopped before its first checkpoint)",
-            TRIAL_RUN.format(trial.number),
-        )
-        continues = None
-    elif continues is not None:  # the pruner sees the epochs before the stop, as if the trial had not stopped
-        for step, value in trial.study.trials[continues].intermediate_values.items():
-            trial.report(value, step)
-        again = " (continued where it stopped)"
+    run, continues, again = _goes_on(trial, folder)
     for key, value in {"run": run, "host": socket.gethostname(), "pid": os.getpid(), QUEUED_WHEN_STOPPED: True}.items():
         trial.set_user_attr(key, value)
     args = [*fit_args, *(_option(key, value) for key, value in values.items()), "--test_after_fit=false"]
@@ -490,6 +497,12 @@ def _run_trial(
         raise
     except RunInterrupted as stop:  # Ctrl-C (or SIGTERM) as `fit` ends on it: the trial's checkpoint is kept
         raise KeyboardInterrupt from stop  # Optuna records a stopped trial and ends the search
+    except FinishedRunError:
+        stopped = trial.study.trials[continues].intermediate_values if continues is not None else {}
+        if not stopped:
+            raise
+        # stopped after its last checkpoint, before the study heard: its result is what its last epoch reported
+        return stopped[max(stopped)]
     except Exception as error:
         trial.set_user_attr("failed", one_line(error))
         raise
