@@ -5,8 +5,9 @@ The search recipe mnist_mlp over the mnist_mlp recipe, `--trials` trials (12 unl
 folder of its own, timed whole (the command from its start to its end, as a user waits for it). Then the best trial
 of the last two-worker study trained again with `litmodules fit --config <its config.yaml>`, on one thread as its
 worker trained it: its `val/acc_best` beside the trial's. Last, the two-worker search once more, its worker 1
-killed (SIGKILL) at a random moment before 70% of its usual time (seeded, printed): the study's trials by state, whether every
-completed or pruned trial has a run folder of its own, and whether `best.yaml` is the best trial's.
+killed (SIGKILL) at a random moment before 70% of its usual time (seeded, printed): the study's trials by
+state, whether every completed or pruned trial has a run folder of its own, whether `best.yaml` is the best
+trial's.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""`litmodules tune`: a hyperparameter search by Optuna, each trial an ordinary `fit` run.
+"""A hyperparameter search by Optuna, each trial an ordinary `fit` run (`litmodules tune`: `command.main`).
 
     litmodules tune --config mnist_mlp --search mnist_mlp --trials 20
 
@@ -16,7 +16,6 @@ best trial's config, which `litmodules fit --config` trains again to the same fi
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import functools
 import io
@@ -60,7 +59,6 @@ from nnmodules.cli.tune.report import (
 )
 from nnmodules.cli.tune.search import Search, read_search
 from nnmodules.cli.tune.storage import (
-    STORAGE_VARIABLE,
     STUDY_FILE,
     has_heartbeat,
     masked,
@@ -69,7 +67,7 @@ from nnmodules.cli.tune.storage import (
     storage_of,
     study_shown,
 )
-from nnmodules.cli.tune.workers import QUIET, Workers
+from nnmodules.cli.tune.workers import QUIET, Workers, wait_for_word
 from nnmodules.tasks import TaskModule
 
 RESUME = "the same `litmodules tune` continues it"  # what a trial stopped by Ctrl-C says
@@ -77,40 +75,6 @@ ONE_PROCESS = {"devices": 1}  # a trial trains in the tuning process: several GP
 POLL_S = 2  # how often a process whose trials are done looks at those under way elsewhere
 RANK_TRIAL = "LITMODULES_RANK_TRIAL"  # a trial's options and metric, for the other ranks of its DDP (JSON)
 QUEUED_WHEN_STOPPED = "queued_when_stopped"  # a trial whose stop is queued by what stops it (see `_pick_up`)
-
-
-def main(argv: list[str]) -> None:
-    """`litmodules tune ...`: the options below; every other option is `litmodules fit`'s, for every trial."""
-    parser = argparse.ArgumentParser(
-        prog="litmodules tune",
-        description="A hyperparameter search (Optuna): each trial a `litmodules fit` run with the search's values.",
-        epilog="Every other option is passed to each trial's `litmodules fit` (--config, --model..., --data..., "
-        "--trainer...). The same command again continues the study. docs/tune.md",
-        allow_abbrev=False,
-    )
-    parser.add_argument("--search", required=True, help="the search file: its space, and optionally metric, pruner")
-    parser.add_argument("--trials", required=True, type=int, help="trials in all, completed or pruned")
-    parser.add_argument("--study", help="the study's name and folder under save_dir; default: the search file's name")
-    parser.add_argument(
-        "--storage",
-        help="where the study lives, as Optuna takes it: postgresql://..., mysql://..., sqlite:///..., or a journal "
-        f"file's path; default: {STORAGE_VARIABLE} if set, else {STUDY_FILE} beside the trials",
-    )
-    parser.add_argument(
-        "--workers", type=int, default=1, help="worker processes on this machine, one per GPU (or a share of its cores)"
-    )
-    parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)  # a worker that --workers started: its number
-    options, fit_args = parser.parse_known_args(argv)
-    tune(
-        options.search,
-        options.trials,
-        fit_args,
-        options.study,
-        command=argv,
-        storage=options.storage,
-        workers=options.workers,
-        worker=options.worker,
-    )
 
 
 def tune(
@@ -122,6 +86,7 @@ def tune(
     storage: str | None = None,
     workers: int = 1,
     worker: int | None = None,
+    others: Workers | None = None,
 ) -> optuna.Study:
     """Runs (or continues) a study until it holds `trials` completed or pruned trials; returns it.
 
@@ -135,27 +100,34 @@ def tune(
             SQLite file beside the trials.
         workers: processes to run the trials in, on this machine, each bound to one device (`workers`).
         worker: set in a process that `workers` started: its number (it leaves the summary to the one that did).
+        others: the other workers, started already (by the command line, as it starts): they wait for this
+            process's checks, and are stopped if they fail.
     """
     if (given := os.environ.get(RANK_TRIAL)) is not None and os.environ.get("LOCAL_RANK", "0") != "0":
         _train_a_rank(**json.loads(given))  # this process is another rank of a trial's DDP: that trial alone
         raise SystemExit(0)
-    _refuse_arguments(trials, workers, fit_args)
-    storage = storage_of(storage)
-    settings = read_search(search_file(search))  # a path, or a search recipe's name
-    name = study_name or settings.path.stem
-    base = _build(fit_args)
-    metric, direction = _objective(settings, base.model)
-    folder = _folder(base.trainer, name)
-    if worker is None:  # a worker that --workers started: the command that started it checked the space
-        _check_space(settings, fit_args)
-    study = _open_study(folder, name, settings, settings_of(base), direction, storage)
+    try:
+        _refuse_arguments(trials, workers, fit_args)
+        storage = storage_of(storage)
+        settings = read_search(search_file(search))  # a path, or a search recipe's name
+        name = study_name or settings.path.stem
+        base = _build(fit_args)
+        metric, direction = _objective(settings, base.model)
+        folder = _folder(base.trainer, name)
+        if worker is None:  # a worker that --workers started: the command that started it checked the space
+            _check_space(settings, fit_args)
+        else:
+            wait_for_word()  # ... and says when the study may be opened
+        study = _open_study(folder, name, settings, settings_of(base), direction, storage)
+    except BaseException:  # a mistake is said once, by this process: the others go without a word
+        if others is not None:
+            others.discard()
+        raise
     where = study_shown(storage, folder, name)
     again = masked(f"litmodules tune {shlex.join(command)}", storage) if command is not None else "the same tune"
     test_after_fit = base.config.get("test_after_fit", False)
-    others = None
-    if workers > 1:  # this process is worker 0: the others start as it begins its first trial
-        same = ["--search", str(settings.path), "--trials", str(trials), "--study", name, *fit_args]
-        others = Workers(workers, same, storage, base.trainer.num_devices)
+    if workers > 1:  # this process is worker 0
+        others = _the_others(others, workers, settings, trials, name, fit_args, storage, base.trainer.num_devices)
         fit_args = [*fit_args, *QUIET]
     beats = not has_heartbeat(storage)
     objective = functools.partial(
@@ -179,6 +151,27 @@ def tune(
         print(f"search stopped with {_ended(study)} of {trials} trials: `{again}` continues it", file=sys.stderr)
         raise SystemExit(max(codes))
     return study
+
+
+def _the_others(
+    started: Workers | None,
+    workers: int,
+    search: Search,
+    trials: int,
+    name: str,
+    fit_args: list[str],
+    storage: str | None,
+    devices: int,
+) -> Workers:
+    """The other workers, told to go: those started already, or started now (again, if a trial takes more devices)."""
+    if started is not None and started.per_worker != devices:
+        started.discard()
+        started = None
+    if started is None:
+        same = ["--search", str(search.path), "--trials", str(trials), "--study", name, *fit_args]
+        started = Workers(workers, same, storage, devices)
+    started.go()
+    return started
 
 
 def _refuse_arguments(trials: int, workers: int, fit_args: list[str]) -> None:

@@ -10,6 +10,7 @@ each after `[worker K]`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -23,6 +24,7 @@ from datamodules.errors import UserError
 from nnmodules.cli.tune.storage import STORAGE_VARIABLE
 
 QUIET = ["--trainer.enable_progress_bar=false"]  # every worker's: several bars on one terminal would be unreadable
+WAIT, GO = "LITMODULES_WAIT_FOR_WORD", "go"  # a worker waits for this line on its stdin before it opens the study
 THREADS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")  # a CPU worker's share of the cores, as torch reads it
 
 
@@ -60,35 +62,66 @@ def _visible_gpus() -> list[str]:
     return [str(index) for index in range(torch.cuda.device_count())]
 
 
+def wait_for_word() -> None:
+    """In a worker that `Workers` started: waits until the process that started it has checked the search."""
+    if os.environ.get(WAIT) and sys.stdin.readline().strip() != GO:
+        raise SystemExit(0)  # its checks failed (it said so), or it is gone
+
+
 class Workers:
     """Workers 1 to N-1 of a search, started; this process, worker 0, runs trials beside them.
 
-    Each is reaped as it ends (a dead worker's pid must be gone for the others to see it, `liveness.alive`), and one
-    killed on the way is said: its trial goes to a worker that runs on.
+    They start at once and wait for `go` (this process's checks passed) before they open the study; their lines are
+    held until then, and dropped if `discard` stops them instead. Each is reaped as it ends (a dead worker's pid
+    must be gone for the others to see it, `liveness.alive`), and one killed on the way is said: its trial goes to
+    a worker that runs on.
     """
 
     def __init__(self, count: int, argv: list[str], storage: str | None, per_worker: int = 1) -> None:
         environments = devices_for(count, per_worker)
+        self.per_worker = per_worker
+        self.said = threading.Event()  # their lines may be said (set by go), or dropped (set by discard)
+        self.dropped = False
+        self.started: list[str] = []  # a line for each, said when they go
         self.threads = torch.get_num_threads()  # this process's own, given back when the workers end
         if "CUDA_VISIBLE_DEVICES" not in environments[0]:  # worker 0's share of the cores; its GPU: the first
             torch.set_num_threads(int(environments[0][THREADS[0]]))
         self.processes: list[subprocess.Popen[str]] = []
         self.relays: list[threading.Thread] = []
         for index, devices in enumerate(environments[1:], start=1):
-            env = {**os.environ, **devices, "PYTHONUNBUFFERED": "1"}
+            env = {**os.environ, **devices, "PYTHONUNBUFFERED": "1", WAIT: "1"}
             if storage is not None:
                 env[STORAGE_VARIABLE] = storage
             command = [sys.executable, "-m", "nnmodules", "tune", *argv, *QUIET, "--worker", str(index)]
-            pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+            pipes = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
             # a session of its own: a Ctrl-C reaches it once, from this process, as the one Ctrl-C a tune gets
             process = subprocess.Popen(command, env=env, start_new_session=True, **pipes)
             self.processes.append(process)
             device = f"GPU {devices['CUDA_VISIBLE_DEVICES']}" if "CUDA_VISIBLE_DEVICES" in devices else "CPU"
-            print(f"[worker {index}] started: pid {process.pid}, {device}, {devices[THREADS[0]]} threads")
+            self.started.append(f"[worker {index}] started: pid {process.pid}, {device}, {devices[THREADS[0]]} threads")
             for source, target in ((process.stdout, sys.stdout), (process.stderr, sys.stderr)):
                 relay = threading.Thread(target=self._relay, args=(process, source, target, index), daemon=True)
                 relay.start()
                 self.relays.append(relay)
+
+    def go(self) -> None:
+        """The search is checked: the workers open the study, and their lines are said."""
+        for line in self.started:
+            print(line)
+        for process in self.processes:
+            with contextlib.suppress(BrokenPipeError):  # one that died already: reaped, and said, as any
+                assert process.stdin is not None
+                process.stdin.write(f"{GO}\n")
+                process.stdin.close()
+        self.said.set()
+
+    def discard(self) -> None:
+        """The search is refused (this process says why): the workers stop, their lines unsaid."""
+        self.dropped = True
+        for process in self.processes:
+            process.kill()
+        self.said.set()
+        self.wait()
 
     def stop(self) -> None:
         """Ctrl-C to each worker still running: it stops its trial, to be continued, as a tune does."""
@@ -104,12 +137,13 @@ class Workers:
         torch.set_num_threads(self.threads)
         return [128 - code if code < 0 else code for code in codes]
 
-    @staticmethod
-    def _relay(process: subprocess.Popen[str], source: IO[str], target: IO[str], index: int) -> None:
+    def _relay(self, process: subprocess.Popen[str], source: IO[str], target: IO[str], index: int) -> None:
         """Each line a worker writes, after its prefix (whole lines: workers' lines never mix); then its end."""
         for line in source:
-            target.write(f"[worker {index}] {line}")
-            target.flush()
+            self.said.wait()
+            if not self.dropped:
+                target.write(f"[worker {index}] {line}")
+                target.flush()
         code = process.wait()  # reaped as it ends
-        if target is sys.stderr and code < 0 and code != -signal.SIGINT:
+        if target is sys.stderr and code < 0 and code != -signal.SIGINT and not self.dropped:
             print(f"[worker {index}] ended by signal {-code}: its trial goes to a worker that runs on", file=target)
