@@ -34,6 +34,7 @@ def run(data_dir: str, trials: int = 12, repeats: int = 3, batches: int = 100, s
     """Both ways, alternating, then the best trial trained again, as the module docstring says."""
     fit_args = ["--config", "mnist_mlp", *mnist_args(data_dir, epochs=1), f"--trainer.limit_train_batches={batches}"]
     seconds: dict[str, list[float]] = {way: [] for way in WAYS}
+    trial_seconds: dict[str, list[float]] = {way: [] for way in WAYS}  # each trial's own, as its line says
     with tempfile.TemporaryDirectory() as scratch:
         for repeat in range(repeats):
             for way, more in WAYS.items():
@@ -43,11 +44,9 @@ def run(data_dir: str, trials: int = 12, repeats: int = 3, batches: int = 100, s
                 started = time.perf_counter()
                 _litmodules(command, folder)
                 seconds[way].append(time.perf_counter() - started)
+                trial_seconds[way] += [trial.user_attrs["seconds"] for trial in _study(folder).trials]
                 print(f"repeat {repeat}: {way}: {seconds[way][-1]:.1f} s", flush=True)
-        study = optuna.load_study(
-            study_name="mnist_mlp", storage=f"sqlite:///{folder}/lightning_logs/mnist_mlp/study.db"
-        )
-        best = study.best_trial
+        best = _study(folder).best_trial
         config = folder / "lightning_logs" / "mnist_mlp" / best.user_attrs["run"] / "config.yaml"
         again = _litmodules(["fit", "--config", str(config), "--trainer.logger.init_args.version=again"], folder, 1)
         killed = _killed_at_random(
@@ -60,13 +59,16 @@ def run(data_dir: str, trials: int = 12, repeats: int = 3, batches: int = 100, s
     for way, times in seconds.items():
         print(f"{way:<26} median {medians[way]:6.1f} s   ({', '.join(f'{t:.1f}' for t in times)})")
     print(f"2 workers: {100 * two / one:.1f}% of one process's time (target: at most 70%)")
+    each = {way: statistics.median(times) for way, times in trial_seconds.items()}
+    print(f"a trial's own seconds, median: {', '.join(f'{way}: {value:.2f}' for way, value in each.items())}")
     print(f"trial {best.number} ({best.user_attrs['run']}): val/acc_best {best.value:.4f}; its config.yaml trained")
     print(f"again with fit: {refit:.4f} ({'the same' if refit == round(best.value, 4) else 'NOT the same'})")
     print(
         f"worker 1 killed after {killed['after']:.1f} s (seed {seed}): the study holds {killed['states']}; "
         f"runs of their own: {killed['runs_of_their_own']}; best.yaml is the best trial's: {killed['best_yaml']}"
     )
-    result = {"seconds": seconds, "medians": medians, "share": two / one, "best": best.value, "refit": refit}
+    result = {"seconds": seconds, "medians": medians, "share": two / one, "trial_seconds": each}
+    result |= {"best": best.value, "refit": refit}
     return {**result, "killed": killed}
 
 
@@ -86,7 +88,7 @@ def _killed_at_random(fit_args: list[str], trials: int, folder: Path, chance: ra
     said = process.communicate()[0]
     if process.returncode:
         raise RuntimeError(f"the search with a worker killed ended with {process.returncode}: {said}")
-    study = optuna.load_study(study_name="mnist_mlp", storage=f"sqlite:///{folder}/lightning_logs/mnist_mlp/study.db")
+    study = _study(folder)
     ended = [trial for trial in study.trials if trial.state.name in ("COMPLETE", "PRUNED")]
     states = {
         state: sum(trial.state.name == state for trial in study.trials) for state in ("COMPLETE", "PRUNED", "FAIL")
@@ -98,6 +100,11 @@ def _killed_at_random(fit_args: list[str], trials: int, folder: Path, chance: ra
         "runs_of_their_own": len({trial.user_attrs["run"] for trial in ended}) == len(ended) == trials,
         "best_yaml": f"/{study.best_trial.user_attrs['run']}), " in best,
     }
+
+
+def _study(folder: Path) -> optuna.Study:
+    """The search recipe's study in `folder`."""
+    return optuna.load_study(study_name="mnist_mlp", storage=f"sqlite:///{folder}/lightning_logs/mnist_mlp/study.db")
 
 
 def _litmodules(command: list[str], folder: Path, threads: int | None = None) -> str:

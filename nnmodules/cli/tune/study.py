@@ -72,7 +72,7 @@ from nnmodules.tasks import TaskModule
 
 RESUME = "the same `litmodules tune` continues it"  # what a trial stopped by Ctrl-C says
 ONE_PROCESS = {"devices": 1}  # a trial trains in the tuning process: several GPUs serve several tune processes
-POLL_S = 2  # how often a process whose trials are done looks at those under way elsewhere
+POLL_S = 0.5  # how often a process whose trials are done looks at those under way elsewhere (a read)
 RANK_TRIAL = "LITMODULES_RANK_TRIAL"  # a trial's options and metric, for the other ranks of its DDP (JSON)
 QUEUED_WHEN_STOPPED = "queued_when_stopped"  # a trial whose stop is queued by what stops it (see `_pick_up`)
 
