@@ -13,9 +13,12 @@ from pathlib import Path
 import torch
 
 import benchmarks
-from benchmarks import accuracy, cnn, export, images, mlp, overhead, scratch, summaries, tabular, toy, tune
+from benchmarks import accuracy, cnn, export, images, mlp, overhead, scratch, summaries, tabular, toy, tune, workers
 
-PARTS = ("mlp", "accuracy", "scratch", "toy", "overhead", "tabular", "summaries", "cnn", "export", "images", "tune")
+PARTS = (
+    *("mlp", "accuracy", "scratch", "toy", "overhead", "tabular", "summaries", "cnn", "export", "images"),
+    *("tune", "workers"),
+)
 
 
 def main() -> None:
@@ -32,6 +35,7 @@ def main() -> None:
     parser.add_argument("--png-dir", help="where the images part keeps its MNIST PNG tree (default: a temporary one)")
     parser.add_argument("--trials", type=int, default=20, help="of each search of the tune part")
     parser.add_argument("--epochs", type=int, default=3, help="of each trial of the tune part, and of its config")
+    parser.add_argument("--batches", type=int, default=100, help="training batches of each trial of the workers part")
     parser.add_argument("--json", default="lightning_logs/benchmark.json", help="where to write the results")
     args = parser.parse_args()
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # each fit's reports: the parts print theirs
@@ -48,6 +52,7 @@ def main() -> None:
         "export": lambda: export.run(data_dir, args.tables),
         "images": lambda: images.run(data_dir, args.repeats, args.png_dir),
         "tune": lambda: tune.run(data_dir, args.trials, args.epochs),
+        "workers": lambda: workers.run(data_dir, repeats=args.repeats, batches=args.batches),
     }
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
     print(f"machine: {machine}; torch threads: {torch.get_num_threads()}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import sys
 import types
 from pathlib import Path
@@ -83,9 +84,13 @@ def test_best_yaml_trains_the_best_trial_again_to_the_same_figure(study, monkeyp
     monkeypatch.chdir(folder)
     best = folder / "lightning_logs" / "widths" / "best.yaml"
     assert f"trial {result.best_trial.number}" in best.read_text().splitlines()[0]
+    trial_checkpoints = folder / "lightning_logs" / "widths" / f"trial_{result.best_trial.number}" / "checkpoints"
+    before = sorted(trial_checkpoints.iterdir())
     cli = stages.fit(["--config", str(best)])
     assert cli.trainer.callback_metrics["val/acc_best"].item() == result.best_value
     assert cli.trainer.logger.log_dir.endswith("widths/version_0")  # a new run, beside the trials
+    assert cli.trainer.checkpoint_callback.dirpath.endswith("widths/version_0/checkpoints")
+    assert sorted(trial_checkpoints.iterdir()) == before  # failed: saved into the trial's folder, as config.yaml said
 
 
 def test_the_same_command_again_runs_only_what_is_missing(study, monkeypatch, capsys):
@@ -103,9 +108,9 @@ def test_a_study_refuses_another_search_or_other_options(study, monkeypatch):
     folder, _, args = study
     monkeypatch.chdir(folder)
     (folder / "other.yaml").write_text(yaml.safe_dump({"space": {"model.init_args.lr": [0.01, 0.02]}}))
-    with pytest.raises(ValueError, match="holds a study of another search file"):
+    with pytest.raises(ValueError, match="holds a study widths of another search file"):
         tune(folder / "other.yaml", 5, args, study_name="widths")
-    with pytest.raises(ValueError, match=r"holds a study of other settings \(--model.init_args.dropout 0.1 there, "):
+    with pytest.raises(ValueError, match=r"a study widths of other settings \(--model.init_args.dropout 0.1 there, "):
         tune(folder / "widths.yaml", 5, [*args, "--model.dropout=0.3"])
     with pytest.raises(ValueError, match=r"settings \(--optimizer.class_path null there, \"torch.optim.SGD\" here"):
         tune(folder / "widths.yaml", 5, [*args, "--optimizer=SGD"])  # options the study's runs did not have
@@ -185,6 +190,28 @@ def test_a_trial_of_a_killed_process_is_continued():
     assert [t.state for t in study.get_trials()] == states
 
 
+def test_a_trial_killed_after_its_last_checkpoint_ends_with_what_it_reported(mnist_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = fit_args(mnist_dir)
+    (done,) = tune(search_file(tmp_path), 1, args).trials
+    last = tmp_path / "lightning_logs" / "search" / "trial_0" / "checkpoints" / "last.ckpt"
+    written = last.stat().st_mtime_ns
+    study = optuna.load_study(study_name="search", storage="sqlite:///lightning_logs/search/study.db")
+    dead = {"run": "trial_0", "host": socket.gethostname(), "pid": 2**22 + 1, "queued_when_stopped": True}
+    killed = optuna.trial.create_trial(  # as a worker killed after its last checkpoint, before it told the study
+        state=TrialState.RUNNING,
+        params=done.params,
+        distributions=done.distributions,
+        intermediate_values={0: 0.25, 1: 0.5},
+        user_attrs=dead,
+    )
+    study.add_trial(killed)
+    result = tune(search_file(tmp_path), 2, args)
+    assert [trial.state for trial in result.trials] == [TrialState.COMPLETE, TrialState.FAIL, TrialState.COMPLETE]
+    assert result.trials[2].value == 0.5  # its last epoch's; failed: "nothing is left to train", the search ended
+    assert last.stat().st_mtime_ns == written  # nothing trained again
+
+
 def test_the_best_trial_of_a_minimised_metric_is_the_lowest(tmp_path, capsys):
     study = optuna.create_study(direction="minimize")
     for number, value in enumerate([0.5, 0.2, 0.9]):
@@ -193,7 +220,7 @@ def test_the_best_trial_of_a_minimised_metric_is_the_lowest(tmp_path, capsys):
         (run / "config.yaml").write_text(yaml.safe_dump({"model": {"init_args": {"lr": number}}}))
         attrs = {"run": run.name, "seconds": 1.0}
         study.add_trial(optuna.trial.create_trial(value=value, params={}, distributions={}, user_attrs=attrs))
-    results(study, "val/loss", tmp_path, test_after_fit=False)
+    results(study, "val/loss", tmp_path, test_after_fit=False, where="study.db")
     best = yaml.safe_load((tmp_path / "best.yaml").read_text())
     assert best["model"]["init_args"]["lr"] == 1 and "trial 1 (" in (tmp_path / "best.yaml").read_text()
     assert [line.split()[0] for line in capsys.readouterr().out.splitlines()[2:5]] == ["1", "0", "2"]
@@ -258,12 +285,6 @@ def test_tune_without_what_to_train_or_with_a_checkpoint_is_refused(tmp_path):
         tune(search_file(tmp_path), 2, ["--config=c.yaml", "--ckpt_path=last"])
 
 
-def test_several_devices_are_refused_for_one_per_process(mnist_dir, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(ValueError, match="run one tune per device"):
-        tune(search_file(tmp_path), 2, fit_args(mnist_dir, "--trainer.accelerator=cpu", "--trainer.devices=2"))
-
-
 def test_a_study_of_a_table_says_its_column_report_once(tmp_path, monkeypatch, caplog):
     monkeypatch.chdir(tmp_path)
     args = ["--config", "tabular_mlp", "--trainer.max_epochs=1", "--trainer.enable_progress_bar=false"]
@@ -313,7 +334,11 @@ def test_a_trial_is_pruned_before_its_last_epoch_never_after_it(epoch, pruned):
     trial = HopelessTrial()
     pruning = Pruning(trial, "val/acc")
     trainer = types.SimpleNamespace(
-        sanity_checking=False, max_epochs=3, callback_metrics={"val/acc": torch.tensor(0.5)}, is_global_zero=True
+        sanity_checking=False,
+        max_epochs=3,
+        callback_metrics={"val/acc": torch.tensor(0.5)},
+        is_global_zero=True,
+        world_size=1,
     )
     module = types.SimpleNamespace(current_epoch=epoch)
     if pruned:

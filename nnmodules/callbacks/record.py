@@ -23,6 +23,15 @@ from datamodules.errors import UserError
 from nnmodules._lightning import epochs_done
 from nnmodules.tasks.checkpoints import RECORD
 
+DISPLAY = (  # how a run shows itself and where it writes: the runs of a study or of folds may differ in them
+    "trainer.enable_progress_bar",
+    "trainer.enable_model_summary",
+    "trainer.default_root_dir",
+    "trainer.logger.init_args.version",
+    "checkpoint.dirpath",
+    "ckpt_path",
+)
+
 CONFIG = "config.yaml"
 FROM_PYTHON = "# a run trained from Python: its model and data, as `litmodules fit --config` takes them\n"
 
@@ -67,7 +76,8 @@ class RunRecord(L.Callback):
             return
         path = Path(trainer.default_root_dir) / CONFIG
         text = self.config_text or FROM_PYTHON + yaml.safe_dump(self._config_of(trainer, module), sort_keys=False)
-        if path.is_file() and path.read_text() != text:  # a run continued with other settings: its earlier ones
+        earlier = settings_by_key(path.read_text()) if path.is_file() else None
+        if earlier is not None and earlier != settings_by_key(text):  # continued with other settings
             kept = earlier_name(path)
             path.rename(kept)
             rank_zero_info(f"this run's settings differ from its earlier ones, which are kept in {kept}")
@@ -87,6 +97,29 @@ class RunRecord(L.Callback):
         return config
 
 
+def settings_by_key(config_text: str) -> dict[str, Any]:
+    """A run's config (its config.yaml's text) by dotted key, but for `DISPLAY`: its settings, compared by meaning.
+
+    A run continued from its own checkpoint, or with its progress bar off, is the same run; so are a study's trials
+    with their own folders.
+    """
+    flat: dict[str, Any] = {}
+
+    def walk(value: Any, key: str) -> None:
+        if isinstance(value, dict) and value:
+            for name, item in value.items():
+                walk(item, f"{key}.{name}" if key else str(name))
+        elif not key.startswith(DISPLAY):
+            flat[key] = value
+
+    walk(yaml.safe_load(config_text), "")
+    return flat
+
+
+class FinishedRunError(UserError):
+    """A run continued from a checkpoint that has trained as long as the run asks: nothing is left to train."""
+
+
 def refuse_a_finished_run(checkpoint: dict[str, Any], path: Any, max_epochs: int | None, max_steps: int) -> None:
     """A checkpoint that has trained as long as the run asks is refused before anything is written."""
     epochs, steps = epochs_done(checkpoint), checkpoint["global_step"]
@@ -94,7 +127,7 @@ def refuse_a_finished_run(checkpoint: dict[str, Any], path: Any, max_epochs: int
     if by_epochs or (max_steps != -1 and steps >= max_steps):
         limit = f"max_epochs={max_epochs}" if by_epochs else f"max_steps={max_steps}"
         longer = f"--trainer.max_epochs {2 * epochs}" if by_epochs else f"--trainer.max_steps {2 * steps}"
-        raise UserError(
+        raise FinishedRunError(
             f"{path} has trained {epochs} epoch(s) ({steps} steps), as many as {limit} asks: nothing is left "
             f"to train. To train longer, ask for more ({longer} with --ckpt_path); to evaluate it, "
             f"`litmodules test --ckpt_path {path}`"

@@ -130,7 +130,12 @@ class LitCLI(LightningCLI):
         else:
             self._in_the_checkpoints_run(config)
         config.trainer.default_root_dir = str(self.run_folder)
+        derived = self.stage == "fit" and config.checkpoint.dirpath == str(self.run_folder / "checkpoints")
+        if derived:  # config.yaml says what was given: trained again elsewhere, a run saves into its own folder
+            config.checkpoint.dirpath = None
         self.config_text = self.parser.dump(config, skip_unset=False)
+        if derived:
+            config.checkpoint.dirpath = str(self.run_folder / "checkpoints")
 
     def _fit_in_its_run(self, config: Namespace) -> None:
         """The run's folder: new, named, continued from a checkpoint, or `last`: the newest of this model and data."""

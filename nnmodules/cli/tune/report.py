@@ -15,7 +15,6 @@ import pandas as pd
 import yaml
 from optuna.trial import TrialState
 
-STUDY_FILE = "study.db"
 BEST_FILE = "best.yaml"
 SHOWN = 5  # how many of the best trials the table at the end shows
 TRIAL_RUN = "trial_{}"  # a trial's run folder, beside the study; a continued trial keeps the folder it began
@@ -89,12 +88,12 @@ def short_key(key: str) -> str:
     return key.replace(".init_args.", ".")
 
 
-def results(study: optuna.Study, metric: str, folder: Path, test_after_fit: bool) -> None:
-    """Prints the best trials and the count of each outcome; writes best.yaml."""
+def results(study: optuna.Study, metric: str, folder: Path, test_after_fit: bool, where: str) -> None:
+    """Prints the best trials and the count of each outcome; writes best.yaml. `where`: the study, as lines name it."""
     trials = study.get_trials(deepcopy=False)
     outcomes = [outcome(trial) for trial in trials]
     counts = ", ".join(f"{outcomes.count(outcome)} {outcome}" for outcome in OUTCOMES if outcome in outcomes)
-    print(f"study {folder / STUDY_FILE}: {counts}")
+    print(f"study {where}: {counts}")
     done = [trial for trial in trials if trial.state == TrialState.COMPLETE]
     if not done:
         return
@@ -106,11 +105,11 @@ def results(study: optuna.Study, metric: str, folder: Path, test_after_fit: bool
         for trial in done[:SHOWN]
     ]
     print(pd.DataFrame(rows).to_string(index=False))
-    best = write_best(done[0], metric, folder, test_after_fit)
+    best = write_best(done[0], metric, folder, test_after_fit, where)
     print(f"the best trial's config: {best} (litmodules fit --config {best} trains it again)")
 
 
-def write_best(trial: optuna.trial.FrozenTrial, metric: str, folder: Path, test_after_fit: bool) -> Path:
+def write_best(trial: optuna.trial.FrozenTrial, metric: str, folder: Path, test_after_fit: bool, where: str) -> Path:
     """`best.yaml`: the trial's own config.yaml, as a new run in the study's folder (logger version unset)."""
     run = folder / trial.user_attrs["run"]
     settings = yaml.safe_load((run / "config.yaml").read_text())
@@ -119,7 +118,7 @@ def write_best(trial: optuna.trial.FrozenTrial, metric: str, folder: Path, test_
         logger["init_args"]["version"] = None
     settings["ckpt_path"] = None  # a trial continued after a stop
     settings["test_after_fit"] = test_after_fit  # the config's own: trials never look at the test split
-    about = f"# the best trial of {folder / STUDY_FILE}: trial {number(trial)} ({run}), {metric} {trial.value:.6g}\n"
+    about = f"# the best trial of {where}: trial {number(trial)} ({run}), {metric} {trial.value:.6g}\n"
     path = folder / BEST_FILE
     partial = path.with_suffix(f".{os.getpid()}.partial")  # written whole, then renamed: other processes may read it
     partial.write_text(f"{about}{yaml.safe_dump(settings, sort_keys=False)}")

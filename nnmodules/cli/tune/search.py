@@ -24,6 +24,7 @@ import difflib
 import inspect
 import json
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from typing import Any
 import optuna
 import yaml
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import FrozenTrial, TrialState
 
 from datamodules.errors import MissingFileError, UserError
 from nnmodules.runs import SEED
@@ -87,16 +89,59 @@ class Search:
         """The search file's pruner."""
         return _build(optuna.pruners, "pruner", self.pruner, self.path)
 
-    def make_sampler(self, trials_so_far: int) -> optuna.samplers.BaseSampler:
-        """The search file's sampler, seeded with its seed plus the study's trials so far.
+    def make_sampler(self, trial_number: int) -> optuna.samplers.BaseSampler:
+        """The search file's sampler, seeded with its seed plus the number of the trial it samples.
 
-        A search continued later does not draw its first random points again.
+        A search continued later does not draw its first random points again, and two processes sharing a study
+        never draw the same: a study numbers each trial once.
         """
         settings = dict(self.sampler)
         init_args = dict(settings.get("init_args") or {})
         if "seed" in inspect.signature(_class(optuna.samplers, "sampler", settings, self.path)).parameters:
-            init_args["seed"] = (init_args.get("seed") or SEED) + trials_so_far
+            init_args["seed"] = (init_args.get("seed") or SEED) + trial_number
         return _build(optuna.samplers, "sampler", {**settings, "init_args": init_args}, self.path)
+
+    def per_trial_sampler(self) -> SeededPerTrial:
+        """The search file's sampler, seeded anew for each trial by its number (`make_sampler`)."""
+        return SeededPerTrial(self.make_sampler)
+
+
+class SeededPerTrial(optuna.samplers.BaseSampler):
+    """A sampler made anew for each trial, seeded by the trial's number, when the trial is created.
+
+    Optuna calls `before_trial` once a trial has its number and before anything is sampled for it; the rest is
+    the made sampler's. Seeding by the number rather than by the trials a process has seen keeps two workers that
+    start together from drawing the same values.
+    """
+
+    def __init__(self, make: Callable[[int], optuna.samplers.BaseSampler]) -> None:
+        self._make = make
+        self._sampler = make(0)
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self._sampler = self._make(trial.number)
+        self._sampler.before_trial(study, trial)
+
+    def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
+        return self._sampler.infer_relative_search_space(study, trial)
+
+    def sample_relative(
+        self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        return self._sampler.sample_relative(study, trial, search_space)
+
+    def sample_independent(
+        self, study: optuna.Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution
+    ) -> Any:
+        return self._sampler.sample_independent(study, trial, param_name, param_distribution)
+
+    def after_trial(
+        self, study: optuna.Study, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None
+    ) -> None:
+        self._sampler.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        self._sampler.reseed_rng()
 
 
 def read_search(path: str | Path) -> Search:

@@ -1,4 +1,4 @@
-"""`litmodules tune`: a hyperparameter search by Optuna, each trial an ordinary `fit` run.
+"""A hyperparameter search by Optuna, each trial an ordinary `fit` run (`litmodules tune`: `command.main`).
 
     litmodules tune --config mnist_mlp --search mnist_mlp --trials 20
 
@@ -16,7 +16,6 @@ best trial's config, which `litmodules fit --config` trains again to the same fi
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import functools
 import io
@@ -26,25 +25,29 @@ import shlex
 import socket
 import sys
 import time
+import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import optuna
+import torch
 from jsonargparse import ArgumentError
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from optuna.exceptions import ExperimentalWarning
 from optuna.trial import TrialState
-from optuna_integration import PyTorchLightningPruningCallback
 
 from datamodules.errors import UserError
 from nnmodules import metrics
 from nnmodules.callbacks import RunInterrupted
+from nnmodules.callbacks.record import FinishedRunError
 from nnmodules.cli.errors import plain_usage_error
 from nnmodules.cli.lightning_cli import LitCLI
 from nnmodules.cli.recipes import search_file
 from nnmodules.cli.settings import differences_of, settings_of
+from nnmodules.cli.tune.liveness import alive, beating, claimed
 from nnmodules.cli.tune.report import (
-    STUDY_FILE,
     TRIAL_RUN,
     number,
     one_line,
@@ -55,27 +58,23 @@ from nnmodules.cli.tune.report import (
     shown,
 )
 from nnmodules.cli.tune.search import Search, read_search
+from nnmodules.cli.tune.storage import (
+    STUDY_FILE,
+    has_heartbeat,
+    masked,
+    open_storage,
+    shown_storage,
+    storage_of,
+    study_shown,
+)
+from nnmodules.cli.tune.workers import QUIET, Workers, wait_for_word
 from nnmodules.tasks import TaskModule
 
 RESUME = "the same `litmodules tune` continues it"  # what a trial stopped by Ctrl-C says
 ONE_PROCESS = {"devices": 1}  # a trial trains in the tuning process: several GPUs serve several tune processes
-COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)  # what --trials counts (RUNNING: elsewhere)
-
-
-def main(argv: list[str]) -> None:
-    """`litmodules tune ...`: the options below; every other option is `litmodules fit`'s, for every trial."""
-    parser = argparse.ArgumentParser(
-        prog="litmodules tune",
-        description="A hyperparameter search (Optuna): each trial a `litmodules fit` run with the search's values.",
-        epilog="Every other option is passed to each trial's `litmodules fit` (--config, --model..., --data..., "
-        "--trainer...). The same command again continues the study. docs/tune.md",
-        allow_abbrev=False,
-    )
-    parser.add_argument("--search", required=True, help="the search file: its space, and optionally metric, pruner")
-    parser.add_argument("--trials", required=True, type=int, help="trials in all, completed or pruned")
-    parser.add_argument("--study", help="the study's name and folder under save_dir; default: the search file's name")
-    options, fit_args = parser.parse_known_args(argv)
-    tune(options.search, options.trials, fit_args, options.study, command=argv)
+POLL_S = 0.5  # how often a process whose trials are done looks at those under way elsewhere (a read)
+RANK_TRIAL = "LITMODULES_RANK_TRIAL"  # a trial's options and metric, for the other ranks of its DDP (JSON)
+QUEUED_WHEN_STOPPED = "queued_when_stopped"  # a trial whose stop is queued by what stops it (see `_pick_up`)
 
 
 def tune(
@@ -84,6 +83,10 @@ def tune(
     fit_args: list[str],
     study_name: str | None = None,
     command: list[str] | None = None,
+    storage: str | None = None,
+    workers: int = 1,
+    worker: int | None = None,
+    others: Workers | None = None,
 ) -> optuna.Study:
     """Runs (or continues) a study until it holds `trials` completed or pruned trials; returns it.
 
@@ -93,60 +96,165 @@ def tune(
         fit_args: `litmodules fit`'s options, the same for every trial (e.g. ["--config", "mnist_mlp"]).
         study_name: the study's name and folder; None: the search file's name.
         command: the options as typed, to say how to continue the search when it is stopped.
+        storage: where the study lives (`nnmodules.cli.tune.storage`); None: LITMODULES_STORAGE, else the
+            SQLite file beside the trials.
+        workers: processes to run the trials in, on this machine, each bound to one device (`workers`).
+        worker: set in a process that `workers` started: its number (it leaves the summary to the one that did).
+        others: the other workers, started already (by the command line, as it starts): they wait for this
+            process's checks, and are stopped if they fail.
     """
+    if (given := os.environ.get(RANK_TRIAL)) is not None and os.environ.get("LOCAL_RANK", "0") != "0":
+        _train_a_rank(**json.loads(given))  # this process is another rank of a trial's DDP: that trial alone
+        raise SystemExit(0)
+    try:
+        _refuse_arguments(trials, workers, fit_args)
+        storage = storage_of(storage)
+        settings = read_search(search_file(search))  # a path, or a search recipe's name
+        name = study_name or settings.path.stem
+        base = _build(fit_args)
+        metric, direction = _objective(settings, base.model)
+        folder = _folder(base.trainer, name)
+        if worker is None:  # a worker that --workers started: the command that started it checked the space
+            _check_space(settings, fit_args)
+        else:
+            wait_for_word()  # ... and says when the study may be opened
+        study = _open_study(folder, name, settings, settings_of(base), direction, storage)
+    except BaseException:  # a mistake is said once, by this process: the others go without a word
+        if others is not None:
+            others.discard()
+        raise
+    where = study_shown(storage, folder, name)
+    again = masked(f"litmodules tune {shlex.join(command)}", storage) if command is not None else "the same tune"
+    test_after_fit = base.config.get("test_after_fit", False)
+    if workers > 1:  # this process is worker 0
+        others = _the_others(others, workers, settings, trials, name, fit_args, storage, base.trainer.num_devices)
+        fit_args = [*fit_args, *QUIET]
+    beats = not has_heartbeat(storage)
+    objective = functools.partial(
+        _run_trial, search=settings, fit_args=fit_args, folder=folder, metric=metric, beats=beats
+    )
+    try:
+        with said_once():  # each trial reads the same table: its column report, and every other line, once
+            _work(study, objective, trials)
+        codes = [] if others is None else others.wait()
+    except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: the trial under way is continued by the next tune
+        _continue_own(study)
+        _stopped(others)
+        if worker is None:
+            results(study, metric, folder, test_after_fit, where)
+            print(f"search stopped: `{again}` continues it", file=sys.stderr)
+        code = stop.__cause__.code if isinstance(stop.__cause__, RunInterrupted) else None
+        raise SystemExit(code if isinstance(code, int) and code > 1 else 130) from None
+    if worker is None:
+        results(study, metric, folder, test_after_fit, where)
+    if _ended(study) < trials and any(codes):  # a worker's error, said in its lines, left the study short
+        print(f"search stopped with {_ended(study)} of {trials} trials: `{again}` continues it", file=sys.stderr)
+        raise SystemExit(max(codes))
+    return study
+
+
+def _the_others(
+    started: Workers | None,
+    workers: int,
+    search: Search,
+    trials: int,
+    name: str,
+    fit_args: list[str],
+    storage: str | None,
+    devices: int,
+) -> Workers:
+    """The other workers, told to go: those started already, or started now (again, if a trial takes more devices)."""
+    if started is not None and started.per_worker != devices:
+        started.discard()
+        started = None
+    if started is None:
+        same = ["--search", str(search.path), "--trials", str(trials), "--study", name, *fit_args]
+        started = Workers(workers, same, storage, devices)
+    started.go()
+    return started
+
+
+def _refuse_arguments(trials: int, workers: int, fit_args: list[str]) -> None:
     if trials < 1:
         raise UserError(f"--trials {trials}: a study needs at least 1 trial")
+    if workers < 1:
+        raise UserError(f"--workers {workers}: at least 1")
     if not fit_args:
         raise UserError("tune needs what each trial trains, as `fit` does: --config CONFIG, or --model and --data")
     if fit_args[:1] == ["fit"] or any(arg.split("=")[0] == "--ckpt_path" for arg in fit_args):
         given = "fit" if fit_args[:1] == ["fit"] else "--ckpt_path"
         raise UserError(f"tune takes no {given}: it starts its trials, and continues them when run again")
-    settings = read_search(search_file(search))  # a path, or a search recipe's name
-    name = study_name or settings.path.stem
-    base = _build(fit_args)
-    metric, direction = _objective(settings, base.model)
-    folder = _folder(base.trainer, name)
-    _check_space(settings, fit_args)
-    study = _open_study(folder, name, settings, settings_of(base), direction)
-    again = f"litmodules tune {shlex.join(command or [])}" if command is not None else "the same tune"
-    left = trials - _counted(study)
+
+
+def _stopped(others: Workers | None) -> None:
+    """The other workers stopped as this process was (Ctrl-C), and waited for; a second Ctrl-C passed on too."""
+    if others is None:
+        return
+    others.stop()
     try:
-        if left > 0:
-            objective = functools.partial(_run_trial, search=settings, fit_args=fit_args, folder=folder, metric=metric)
-            after = functools.partial(_after_trial, search=settings, trials=trials)
-            # FloatingPointError: a diverged trial is a result of its settings, not a reason to stop the search
-            with said_once():  # each trial reads the same table: its column report, and every other line, once
-                study.optimize(objective, n_trials=left, catch=(FloatingPointError,), callbacks=[said, after])
-    except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: the trial under way is continued by the next tune
-        results(study, metric, folder, base.config.get("test_after_fit", False))
-        print(f"search stopped: `{again}` continues it", file=sys.stderr)
-        code = stop.__cause__.code if isinstance(stop.__cause__, RunInterrupted) else None
-        raise SystemExit(code if isinstance(code, int) and code > 1 else 130) from None
-    results(study, metric, folder, base.config.get("test_after_fit", False))
-    return study
+        others.wait()
+    except KeyboardInterrupt:  # they stop at once, as a tune does on its second
+        others.stop()
+        others.wait()
+
+
+def _work(study: optuna.Study, objective: Callable[[optuna.Trial], float], trials: int) -> None:
+    """Runs trials until the study holds `trials`, counting those other processes run; then waits for those.
+
+    While it waits, a trial whose process died (on this machine, or with no heartbeat for `GRACE_S` on another,
+    with a database's storage) is continued here, from its checkpoint: a study ends with all its trials.
+    """
+    # FloatingPointError: a diverged trial is a result of its settings, not a reason to stop the search
+    catch = (FloatingPointError,)
+    _pick_up(study)
+    if _counted(study) < trials:  # until the study holds them (`_after_trial`), or its sampler ends it (a grid's)
+        study.optimize(objective, catch=catch, callbacks=[said, functools.partial(_after_trial, trials=trials)])
+    waited = False
+    while True:
+        _pick_up(study)
+        if waiting := study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):  # a dead process's trials
+            study.optimize(objective, n_trials=len(waiting), catch=catch, callbacks=[said])
+            continue
+        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if not running:
+            return
+        if not waited:
+            numbers = ", ".join(str(number(trial)) for trial in running)
+            print(f"waiting for trial {numbers}, under way in another process (to continue it here if it dies)")
+            waited = True
+        time.sleep(POLL_S)
+
+
+def _ended(study: optuna.Study) -> int:
+    """The trials that ended by their settings: completed, pruned, or failed (diverged)."""
+    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL))
+    return sum(trial.state != TrialState.FAIL or "failed" in trial.user_attrs for trial in trials)
 
 
 def _counted(study: optuna.Study) -> int:
-    """The trials `--trials` counts: completed, pruned, and under way in other processes."""
-    return len(study.get_trials(deepcopy=False, states=COUNTED))
+    """The trials `--trials` counts: those that ended by their settings, and those under way in other processes."""
+    return _ended(study) + len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
 
 
-def _after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial, search: Search, trials: int) -> None:
-    """Ends the search at `trials`; else seeds the sampler anew for the next trial (see `Search.make_sampler`).
-
-    By the study's trials so far: a process never draws what another process sharing the study drew before it.
-    """
+def _after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial, trials: int) -> None:
+    """Before the next trial: a dead process's trial queued to be continued first; the search ended at `trials`."""
+    _pick_up(study)
     if _counted(study) >= trials:
         study.stop()
-    study.sampler = search.make_sampler(len(study.get_trials(deepcopy=False)))
 
 
-class Pruning(PyTorchLightningPruningCallback):
-    """Optuna's Lightning pruning callback: reports `monitor` after each validation and stops a trial it prunes.
+class Pruning(L.Callback):
+    """Reports `monitor` to the trial after each validation and stops a trial its pruner prunes.
 
     A metric the runs do not log stops the search at the first validation, naming those they log. After the last
     epoch the metric is reported and nothing is pruned: stopping then would save nothing and lose a finished result.
+    Under DDP only rank 0 holds the trial (`trial` None elsewhere): it reports and decides, and every rank stops
+    with it (one broadcast after each validation). Optuna's own callback (optuna-integration) wants the trial in
+    every rank, and a database for it.
     """
+
+    def __init__(self, trial: optuna.Trial | None, monitor: str) -> None:
+        self.trial, self.monitor = trial, monitor
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking:
@@ -154,10 +262,15 @@ class Pruning(PyTorchLightningPruningCallback):
         if self.monitor not in trainer.callback_metrics:
             logged = ", ".join(sorted(trainer.callback_metrics))
             raise UserError(f"the runs log no metric {self.monitor} to optimise: set `metric:` to one of {logged}")
-        if trainer.max_epochs is not None and pl_module.current_epoch + 1 >= trainer.max_epochs:
-            self._trial.report(float(trainer.callback_metrics[self.monitor]), step=pl_module.current_epoch)
-            return
-        super().on_validation_end(trainer, pl_module)
+        epoch, pruned = pl_module.current_epoch, False
+        if self.trial is not None and trainer.is_global_zero:
+            self.trial.report(float(trainer.callback_metrics[self.monitor]), step=epoch)
+            last = trainer.max_epochs is not None and epoch + 1 >= trainer.max_epochs
+            pruned = not last and self.trial.should_prune()
+        if trainer.world_size > 1:
+            pruned = trainer.strategy.broadcast(pruned)
+        if pruned:
+            raise optuna.TrialPruned(f"pruned after epoch {epoch}")
 
 
 def _build(fit_args: list[str], exit_on_error: bool = True) -> LitCLI:
@@ -178,19 +291,17 @@ def _objective(search: Search, model: L.LightningModule) -> tuple[str, str]:
 
 
 def _folder(trainer: L.Trainer, name: str) -> Path:
-    """Where the study and its runs go: `<save_dir>/<name>/`, checked to hold nothing else of a study's."""
+    """Where the study's runs go: `<save_dir>/<name>/`."""
     logger = trainer.logger
     if not isinstance(logger, (TensorBoardLogger, CSVLogger)):
         raise UserError("tune keeps each trial in a run folder of its logger: use TensorBoardLogger (the default)")
-    if trainer.world_size > 1:
-        raise UserError(
-            f"tune trains each trial in its own process, not on {trainer.world_size} devices: to search on several, "
-            f"run one tune per device with the same options (CUDA_VISIBLE_DEVICES=<k> litmodules tune ...)"
-        )
-    folder = Path(logger.save_dir) / name
-    if not (folder / STUDY_FILE).is_file() and any(folder.glob(TRIAL_RUN.format("*"))):
-        raise UserError(f"{folder} holds trial runs but no {STUDY_FILE}: name another study with --study NAME")
-    return folder
+    return Path(logger.save_dir) / name
+
+
+def _check_new(folder: Path, where: str) -> None:
+    """A new study's folder holds no other study's trial runs."""
+    if any(folder.glob(TRIAL_RUN.format("*"))):
+        raise UserError(f"{folder} holds trial runs of a study that {where} is not: name another with --study NAME")
 
 
 def _check_space(search: Search, fit_args: list[str]) -> None:
@@ -226,19 +337,22 @@ def _option(key: str, value: Any) -> str:
     return f"--{key}={json.dumps(value)}"
 
 
-def _open_study(folder: Path, name: str, search: Search, settings: dict[str, Any], direction: str) -> optuna.Study:
+def _open_study(
+    folder: Path, name: str, search: Search, settings: dict[str, Any], direction: str, storage: str | None
+) -> optuna.Study:
     """The study of this folder, new or continued; the same search and settings, or refused naming what differs."""
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # each trial's line is printed here (`said`), not Optuna's
-    folder.mkdir(parents=True, exist_ok=True)
-    storage = optuna.storages.RDBStorage(
-        f"sqlite:///{folder / STUDY_FILE}",
-        engine_kwargs={"connect_args": {"timeout": 60}},  # others may be writing
-    )
+    where = study_shown(storage, folder, name)
+    if storage is None and not (folder / STUDY_FILE).is_file():
+        _check_new(folder, where)  # before the file is made
+    opened = open_storage(storage, folder, on_dead_trial=continue_later)
+    if storage is not None and name not in optuna.get_all_study_names(opened):
+        _check_new(folder, where)
     study = optuna.create_study(
-        storage=storage,
+        storage=opened,
         study_name=name,
         direction=direction,
-        sampler=search.make_sampler(0),
+        sampler=search.per_trial_sampler(),
         pruner=search.make_pruner(),
         load_if_exists=True,
     )
@@ -248,73 +362,140 @@ def _open_study(folder: Path, name: str, search: Search, settings: dict[str, Any
         study.set_user_attr("settings", settings)
     if study.user_attrs["search"] != search.text:
         raise UserError(
-            f"{folder / STUDY_FILE} holds a study of another search file: continue it with the same, or name a new "
-            "study with --study NAME"
+            f"{shown_storage(storage, folder)} holds a study {name} of another search file: continue it with the same, "
+            "or name a new study with --study NAME"
         )
     if study.user_attrs["settings"] != settings:
         differences = differences_of(study.user_attrs["settings"], settings)
         raise UserError(
-            f"{folder / STUDY_FILE} holds a study of other settings ({differences}): continue it with the same, "
-            "or name a new study with --study NAME"
+            f"{shown_storage(storage, folder)} holds a study {name} of other settings ({differences}): continue it "
+            "with the same, or name a new study with --study NAME"
         )
-    trials = study.get_trials(deepcopy=False)
-    study.sampler = search.make_sampler(len(trials))
-    _pick_up(study)
     return study
 
 
 def _pick_up(study: optuna.Study) -> None:
-    """Trials stopped before their end (Ctrl-C, a killed process) are queued to be continued from their checkpoints."""
+    """Trials whose process is gone (`liveness.alive`) are failed and queued to be continued from their checkpoints.
+
+    Failing a trial succeeds in one process only (the storage refuses to end an ended trial): the one that queues
+    it. So does Optuna's heartbeat, for a database's trials on other machines (`storage.open_storage`).
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)  # Optuna's heartbeat, experimental since Optuna 2.9
+        optuna.storages.fail_stale_trials(study)  # its callback is `continue_later`; nothing without a heartbeat
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if not _alive(trial.user_attrs):
-            study.tell(trial.number, state=TrialState.FAIL)
+        if not alive(trial.user_attrs) and claimed(study, trial):
+            continue_later(study, trial)
+    # a trial stopped by 0.2.0, which left queueing it to the next tune (since then, who stops a trial queues it)
     trials = study.get_trials(deepcopy=False)
     continued = {trial.user_attrs.get("continues") for trial in trials}
     for trial in trials:
-        stopped = trial.state == TrialState.FAIL and "run" in trial.user_attrs and "failed" not in trial.user_attrs
-        if stopped and trial.number not in continued:
-            user_attrs = {"continues": trial.number, "run": trial.user_attrs["run"]}
-            study.enqueue_trial(trial.params, user_attrs=user_attrs)
+        stopped = trial.state == TrialState.FAIL and QUEUED_WHEN_STOPPED not in trial.user_attrs
+        if stopped and trial.number not in continued and not alive(trial.user_attrs):
+            continue_later(study, trial)
 
 
-def _alive(user_attrs: dict[str, Any]) -> bool:
-    """Whether the process that ran a trial still runs (one on another machine is taken to)."""
-    if user_attrs.get("host") != socket.gethostname() or "pid" not in user_attrs:
-        return True
+def continue_later(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    """Queues a trial stopped before its end to be continued in its folder, with its values, from its checkpoint.
+
+    Not one that failed by its settings (`failed`), nor one stopped before it had a folder.
+    """
+    if "run" in trial.user_attrs and "failed" not in trial.user_attrs:
+        user_attrs = {"continues": trial.number, "run": trial.user_attrs["run"]}
+        study.enqueue_trial(trial.params, user_attrs=user_attrs)
+
+
+def _continue_own(study: optuna.Study) -> None:
+    """The trial this process stopped (Ctrl-C), queued to be continued: by this process alone, so once."""
+    trials = study.get_trials(deepcopy=False)
+    continued = {trial.user_attrs.get("continues") for trial in trials}
+    for trial in trials:
+        ours = trial.user_attrs.get("pid") == os.getpid() and trial.user_attrs.get("host") == socket.gethostname()
+        if trial.state == TrialState.FAIL and ours and trial.number not in continued:
+            continue_later(study, trial)
+
+
+@contextlib.contextmanager
+def _given_to_other_ranks(args: list[str], metric: str) -> Iterator[None]:
+    """Within it, a trial's options are in the environment of the processes DDP starts for its other ranks.
+
+    Lightning starts them by running this command again; they train this trial (`_train_a_rank`) rather than ask
+    the study for one of their own, so every rank trains the same values. After it, the environment and the
+    process group are as before: the next trial's DDP starts its own.
+    """
+    before = dict(os.environ)
+    os.environ[RANK_TRIAL] = json.dumps({"args": args, "metric": metric})
     try:
-        os.kill(user_attrs["pid"], 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
+        yield
+    finally:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+        os.environ.clear()
+        os.environ.update(before)
+
+
+def _train_a_rank(args: list[str], metric: str) -> None:
+    """Another rank of a trial under DDP: the trial's options as rank 0 gave them; rank 0 reports and prunes."""
+    cli = LitCLI(args, trainer_defaults=ONE_PROCESS, callbacks=[Pruning(None, metric)], resume_hint=RESUME)
+    try:
+        cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.ckpt_path)
+    except optuna.TrialPruned:
         pass
-    return True
+    except RunInterrupted as stop:  # rank 0 says how to continue
+        raise SystemExit(stop.code) from None
 
 
-def _run_trial(trial: optuna.Trial, search: Search, fit_args: list[str], folder: Path, metric: str) -> float:
-    """One trial: a `litmodules fit` run of the search's values, in its folder; its `metric`."""
-    values = search.suggest(trial)
+def _goes_on(trial: optuna.Trial, folder: Path) -> tuple[str, int | None, str]:
+    """Where a trial trains: its run folder, the trial it continues (None: none, or from the start), a note to say.
+
+    A trial continued after a stop goes on from its folder's newest checkpoint, the pruner seeing the epochs before
+    the stop as if it had not stopped; one stopped before its first checkpoint trains its values again in a folder
+    of its own, the stopped one kept.
+    """
     run = trial.user_attrs.get("run") or TRIAL_RUN.format(trial.number)
     continues = trial.user_attrs.get("continues")
-    if continues is not None:  # the pruner sees the epochs before the stop, as if the trial had not stopped
-        for step, value in trial.study.trials[continues].intermediate_values.items():
-            trial.report(value, step)
-    for key, value in {"run": run, "host": socket.gethostname(), "pid": os.getpid()}.items():
+    if continues is None:
+        return run, None, ""
+    if not any((folder / run / "checkpoints").glob("*.ckpt")):
+        note = f" (trial {number(trial)} again: it stopped before its first checkpoint)"
+        return TRIAL_RUN.format(trial.number), None, note
+    for step, value in trial.study.trials[continues].intermediate_values.items():
+        trial.report(value, step)
+    return run, continues, " (continued where it stopped)"
+
+
+def _run_trial(
+    trial: optuna.Trial, search: Search, fit_args: list[str], folder: Path, metric: str, beats: bool
+) -> float:
+    """One trial: a `litmodules fit` run of the search's values, in its folder; its `metric`.
+
+    `beats`: the trial says it is alive while it runs (`liveness.beating`), for a storage without Optuna's heartbeat.
+    """
+    values = search.suggest(trial)
+    run, continues, again = _goes_on(trial, folder)
+    for key, value in {"run": run, "host": socket.gethostname(), "pid": os.getpid(), QUEUED_WHEN_STOPPED: True}.items():
         trial.set_user_attr(key, value)
     args = [*fit_args, *(_option(key, value) for key, value in values.items()), "--test_after_fit=false"]
     args += [f"--trainer.logger.init_args.name={folder.name}", f"--trainer.logger.init_args.version={run}"]
     chosen = ", ".join(f"{short_key(key)}={shown(value)}" for key, value in values.items())
-    again = "" if continues is None else " (continued where it stopped)"
     print(f"trial {number(trial)} ({folder / run}): {chosen}{again}")
     started = time.perf_counter()
     if continues is not None:  # its folder's newest checkpoint
         args.append("--ckpt_path=last")
     try:
-        cli = LitCLI(args, trainer_defaults=ONE_PROCESS, callbacks=[Pruning(trial, metric)], resume_hint=RESUME)
-        cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.ckpt_path)
+        with _given_to_other_ranks(args, metric), beating(trial) if beats else contextlib.nullcontext():
+            cli = LitCLI(args, trainer_defaults=ONE_PROCESS, callbacks=[Pruning(trial, metric)], resume_hint=RESUME)
+            cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.ckpt_path)
     except optuna.TrialPruned:
         raise
     except RunInterrupted as stop:  # Ctrl-C (or SIGTERM) as `fit` ends on it: the trial's checkpoint is kept
         raise KeyboardInterrupt from stop  # Optuna records a stopped trial and ends the search
+    except FinishedRunError:
+        stopped = trial.study.trials[continues].intermediate_values if continues is not None else {}
+        if not stopped:
+            raise
+        # stopped after its last checkpoint, before the study heard: its result is what its last epoch reported
+        return stopped[max(stopped)]
     except Exception as error:
         trial.set_user_attr("failed", one_line(error))
         raise
