@@ -3,15 +3,17 @@
     litmodules tune --config mnist_mlp --search mnist_mlp --trials 20
 
 The study is `<save_dir>/<study>/study.db` (SQLite; `<study>` is the search file's name
-unless `--study` names it), beside its trials' runs `<save_dir>/<study>/trial_<n>/`, each
-with its config, checkpoints and TensorBoard events (HParams compares them). Every trial
-is the config with the search's values (`nnmodules.search`), trained in one process,
-reporting its metric after each validation to the pruner (`Pruning`). Running the same
-command again continues the study up to `--trials` trials, completed or pruned; a trial
-stopped by Ctrl-C or a killed process is continued from its newest checkpoint in its own
-folder. Several processes may run one study at once (one per GPU, say). At the end, and
-on Ctrl-C, the best trials are printed and `<save_dir>/<study>/best.yaml` written: the
-best trial's config, which `litmodules fit --config` trains again to the same figures.
+unless `--study` names it), or any storage `--storage` names (`storage`), beside its trials'
+runs `<save_dir>/<study>/trial_<n>/`, each with its config, checkpoints and TensorBoard
+events (HParams compares them). Every trial is the config with the search's values
+(`search`), reporting its metric after each validation to the pruner (`Pruning`), on one
+device or several (DDP: its other ranks train its values). Running the same command again
+continues the study up to `--trials` trials, completed, pruned or diverged; a trial stopped
+by Ctrl-C or whose process died is continued from its newest checkpoint in its own folder
+(`liveness`). Several processes, on one machine or many, may run one study at once
+(`--workers`: `workers`). At the end, and on Ctrl-C, the best trials are printed and
+`<save_dir>/<study>/best.yaml` written: the best trial's config, which `litmodules fit
+--config` trains again to the same figures.
 """
 
 from __future__ import annotations
