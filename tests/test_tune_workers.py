@@ -291,23 +291,25 @@ def test_ctrl_c_stops_every_worker_and_the_same_command_ends_the_study(postgres,
     marker = tmp_path / "held"
     args = [*worker_args(mnist_dir, tmp_path, hold(marker, epoch=1, seconds=3)), "--trials=3", "--workers=2"]
     process = start([*args, "--storage", postgres], tmp_path)
-    held_pid(marker, process)  # a worker in epoch 1 of its trial: Ctrl-C stops it after the step under way
+    held = held_pid(marker, process)  # a worker in epoch 1 of its trial: Ctrl-C stops it after the step under way
     process.send_signal(signal.SIGINT)  # to the command alone, which passes it on to its workers
     said, _ = process.communicate(timeout=120)
     assert process.returncode == 130, said
     password = urllib.parse.urlsplit(postgres).password
     assert f"--storage {postgres.replace(password, '***')}` continues it" in said and password not in said
     stopped = optuna.load_study(study_name=tmp_path.name, storage=postgres).get_trials(states=(TrialState.FAIL,))
-    assert len(stopped) == 1 and stopped[0].user_attrs["run"]  # the held one: its interrupted.ckpt kept
-    run = tmp_path / "lightning_logs" / tmp_path.name / stopped[0].user_attrs["run"]
+    (interrupted,) = [trial for trial in stopped if trial.user_attrs["pid"] == held]  # and worker 0's, if in one
+    run = tmp_path / "lightning_logs" / tmp_path.name / interrupted.user_attrs["run"]
     assert (run / "checkpoints" / "interrupted.ckpt").is_file()
 
     again = start([*args, "--storage", postgres], tmp_path)
     said, _ = again.communicate(timeout=300)
     assert again.returncode == 0, said
-    assert f"trial {stopped[0].number} ({Path('lightning_logs') / tmp_path.name / run.name}): " in said
+    assert f"trial {interrupted.number} ({Path('lightning_logs') / tmp_path.name / run.name}): " in said
     study = optuna.load_study(study_name=tmp_path.name, storage=postgres)
     assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 3
+    continued = {trial.user_attrs.get("continues") for trial in study.trials}
+    assert {trial.number for trial in stopped} <= continued  # every stopped trial, continued
 
 
 @in_another_process

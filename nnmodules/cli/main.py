@@ -20,25 +20,39 @@ from typing import Any
 
 @dataclasses.dataclass(frozen=True)
 class Subcommand:
-    """A subcommand: what it does, in a line, and the function that runs it (`module:function`, imported to run)."""
+    """A subcommand: what it does, in a line, and the function that runs it (`module:function`, imported to run).
+
+    `starts`, if given, is a light function (`module:function`) run on the options before Lightning is imported,
+    to start what should not wait for it (tune's workers); what it returns is the function's second argument.
+    """
 
     about: str
     function: str
+    starts: str | None = None
 
-    def run(self, argv: list[str]) -> Any:
-        module, _, name = self.function.partition(":")
-        try:
-            found = importlib.import_module(module)
-        except ImportError as error:  # an extra's subcommand without the extra (tune needs optuna)
-            if error.name and not error.name.startswith("nnmodules"):
-                from nnmodules.cli.errors import fail
+    def start(self, argv: list[str]) -> Any:
+        return None if self.starts is None else _function(self.starts)(argv)
 
-                fail(f"this subcommand needs {error.name}: pip install 'litmodules[{EXTRAS.get(module, 'dev')}]'", 1)
-            raise
-        return getattr(found, name)(argv)
+    def run(self, argv: list[str], started: Any = None) -> Any:
+        function = _function(self.function)
+        return function(argv) if started is None else function(argv, started)
 
 
-STAGES, COMMANDS = "nnmodules.cli.stages", "nnmodules.cli.commands"
+def _function(path: str) -> Any:
+    """The function `module:function`; a missing extra (tune needs optuna) in one line."""
+    module, _, name = path.partition(":")
+    try:
+        found = importlib.import_module(module)
+    except ImportError as error:
+        if error.name and not error.name.startswith("nnmodules"):
+            from nnmodules.cli.errors import fail
+
+            fail(f"this subcommand needs {error.name}: pip install 'litmodules[{EXTRAS.get(module, 'dev')}]'", 1)
+        raise
+    return getattr(found, name)
+
+
+STAGES, COMMANDS, TUNE = "nnmodules.cli.stages", "nnmodules.cli.commands", "nnmodules.cli.tune.command"
 SUBCOMMANDS = {
     "fit": Subcommand("train a model on data: a recipe (--config mnist_mlp) or options", f"{STAGES}:fit"),
     "validate": Subcommand("validate a checkpoint's model on its run's data (--ckpt_path)", f"{STAGES}:validate"),
@@ -48,10 +62,13 @@ SUBCOMMANDS = {
     "cv": Subcommand(
         "cross-validate a table's recipe: K folds, each a fit; their metrics' mean", "nnmodules.cli.cv:main"
     ),
-    "tune": Subcommand("a hyperparameter search (Optuna), each trial a fit", "nnmodules.cli.tune:main"),
+    "tune": Subcommand("a hyperparameter search (Optuna), each trial a fit", f"{TUNE}:main", starts=f"{TUNE}:start"),
     "recipes": Subcommand("list the recipes inside the package, or copy one out", f"{COMMANDS}:recipes"),
 }
-EXTRAS = {"nnmodules.cli.tune": "tune"}  # the extra each subcommand's module needs beyond the package's own
+EXTRAS = {
+    "nnmodules.cli.tune": "tune",
+    "nnmodules.cli.tune.command": "tune",
+}  # the extra each subcommand's module needs beyond the package's own
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -77,14 +94,15 @@ def run(argv: list[str]) -> Any:
     if argv[0] == "--version":
         print(f"litmodules {_version()}")
         return None
+    name, rest = argv[0], argv[1:]
+    started = SUBCOMMANDS[name].start(rest) if name in SUBCOMMANDS else None
     from nnmodules.cli.errors import fail, run_plainly  # Lightning's imports: seconds, inside `main`'s handling
 
-    name, rest = argv[0], argv[1:]
     if name not in SUBCOMMANDS:
         close = difflib.get_close_matches(name, SUBCOMMANDS, n=1, cutoff=0.6)
         guess = f" Did you mean {close[0]}?" if close else ""
         fail(f"no subcommand {name!r}.{guess} Subcommands: {', '.join(SUBCOMMANDS)} (litmodules --help)", 2)
-    return run_plainly(lambda: SUBCOMMANDS[name].run(rest))
+    return run_plainly(lambda: SUBCOMMANDS[name].run(rest, started))
 
 
 def usage() -> str:

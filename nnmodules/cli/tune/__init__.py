@@ -5,6 +5,10 @@
 
 from datamodules.lazy import lazy_exports
 
-EXPORTS = {"main": "nnmodules.cli.tune.command", "tune": "nnmodules.cli.tune.study"}
+EXPORTS = {
+    "main": "nnmodules.cli.tune.command",
+    "start": "nnmodules.cli.tune.command",
+    "tune": "nnmodules.cli.tune.study",
+}
 __getattr__, __dir__ = lazy_exports(__name__, EXPORTS)
 __all__ = ["main", "tune"]
