@@ -18,11 +18,12 @@ import yaml
 from conftest import VAL_SIZE
 from optuna.trial import TrialState
 
+from nnmodules.callbacks import RunInterrupted
 from nnmodules.cli import main, stages
 from nnmodules.cli.tune import tune
 from nnmodules.cli.tune.report import results
 from nnmodules.cli.tune.search import read_search
-from nnmodules.cli.tune.study import Pruning, _pick_up
+from nnmodules.cli.tune.study import Pruning, _interruption, _pick_up
 
 EPOCHS = 2
 
@@ -210,6 +211,23 @@ def test_a_trial_killed_after_its_last_checkpoint_ends_with_what_it_reported(mni
     assert [trial.state for trial in result.trials] == [TrialState.COMPLETE, TrialState.FAIL, TrialState.COMPLETE]
     assert result.trials[2].value == 0.5  # its last epoch's; failed: "nothing is left to train", the search ended
     assert last.stat().st_mtime_ns == written  # nothing trained again
+
+
+def test_an_error_raised_while_a_ctrl_c_is_handled_stops_the_search_as_the_ctrl_c_does():
+    def optuna_writing_a_trial_end():
+        try:
+            raise KeyboardInterrupt  # Ctrl-C in the middle of the write
+        finally:
+            raise UnboundLocalError("cannot access local variable 'updated_state'")  # what Optuna 5.1 then raises
+
+    with pytest.raises(UnboundLocalError) as raised:
+        optuna_writing_a_trial_end()
+    assert _interruption(raised.value) == 130
+    assert _interruption(ValueError("a bug of ours")) is None  # keeps its traceback
+    try:
+        raise KeyboardInterrupt from RunInterrupted("stopped", signal.SIGTERM)
+    except KeyboardInterrupt as stop:
+        assert _interruption(stop) == 143
 
 
 def test_the_best_trial_of_a_minimised_metric_is_the_lowest(tmp_path, capsys):

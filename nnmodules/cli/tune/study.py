@@ -139,20 +139,26 @@ def tune(
         with said_once():  # each trial reads the same table: its column report, and every other line, once
             _work(study, objective, trials)
         codes = [] if others is None else others.wait()
-    except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: the trial under way is continued by the next tune
+    except BaseException as stop:  # Ctrl-C or SIGTERM: the trial under way is continued by the next tune
+        if (code := _interruption(stop)) is None:
+            raise
         _continue_own(study)
         _stopped(others)
         if worker is None:
             results(study, metric, folder, test_after_fit, where)
             print(f"search stopped: `{again}` continues it", file=sys.stderr)
-        code = stop.__cause__.code if isinstance(stop.__cause__, RunInterrupted) else None
-        raise SystemExit(code if isinstance(code, int) and code > 1 else 130) from None
+        raise SystemExit(code) from None
     if worker is None:
         results(study, metric, folder, test_after_fit, where)
-    if _ended(study) < trials and any(codes):  # a worker's error, said in its lines, left the study short
+    _short(study, trials, codes, again)
+    return study
+
+
+def _short(study: optuna.Study, trials: int, codes: list[int], again: str) -> None:
+    """A study left short by a worker's error (said in its lines) ends the command with that worker's status."""
+    if _ended(study) < trials and any(codes):
         print(f"search stopped with {_ended(study)} of {trials} trials: `{again}` continues it", file=sys.stderr)
         raise SystemExit(max(codes))
-    return study
 
 
 def _the_others(
@@ -174,6 +180,21 @@ def _the_others(
         started = Workers(workers, same, storage, devices)
     started.go()
     return started
+
+
+def _interruption(error: BaseException) -> int | None:
+    """The exit status of a search stopped by Ctrl-C (130) or SIGTERM (143); None for any other error.
+
+    A KeyboardInterrupt, or an error raised while one was handled: Ctrl-C while Optuna writes a trial's end ends in
+    an UnboundLocalError of Optuna's (its trial is then continued as a stopped one).
+    """
+    seen: BaseException | None = error
+    while seen is not None and not isinstance(seen, KeyboardInterrupt):
+        seen = seen.__context__
+    if seen is None:
+        return None
+    code = seen.__cause__.code if isinstance(seen.__cause__, RunInterrupted) else None
+    return code if isinstance(code, int) and code > 1 else 130
 
 
 def _refuse_arguments(trials: int, workers: int, fit_args: list[str]) -> None:
