@@ -73,7 +73,7 @@ from nnmodules.cli.tune.workers import QUIET, Workers, wait_for_word
 from nnmodules.tasks import TaskModule
 
 RESUME = "the same `litmodules tune` continues it"  # what a trial stopped by Ctrl-C says
-ONE_PROCESS = {"devices": 1}  # a trial trains in the tuning process: several GPUs serve several tune processes
+ONE_PROCESS = {"devices": 1}  # a trial's devices unless the config says more (then DDP: `_given_to_other_ranks`)
 POLL_S = 0.5  # how often a process whose trials are done looks at those under way elsewhere (a read)
 RANK_TRIAL = "LITMODULES_RANK_TRIAL"  # a trial's options and metric, for the other ranks of its DDP (JSON)
 QUEUED_WHEN_STOPPED = "queued_when_stopped"  # a trial whose stop is queued by what stops it (see `_pick_up`)
@@ -90,7 +90,7 @@ def tune(
     worker: int | None = None,
     others: Workers | None = None,
 ) -> optuna.Study:
-    """Runs (or continues) a study until it holds `trials` completed or pruned trials; returns it.
+    """Runs (or continues) a study until it holds `trials` completed, pruned or diverged trials; returns it.
 
     Args:
         search: the search file (`nnmodules.search`).
